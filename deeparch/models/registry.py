@@ -1,0 +1,111 @@
+"""Register, list and create architectures by name (after timm's `register_model`/`create_model`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from torch import nn
+
+from deeparch.config import FieldSpec, field_specs, make_config
+from deeparch.datainfo import DataInfo
+from deeparch.errors import UnknownNameError
+
+# What an architecture trains on; the training engine has one task per name.
+#   classify:   model(x) -> logits (N, num_classes), or (N, 1) for a binary logistic regression
+#   sequence:   classify over a sequence; the model also offers embed(x) and
+#               classify_embedded(e, return_hidden=False), see models/rnn.py
+#   reconstruct: autoencoders: encode(x) -> code, decode(code) -> x in [0, 1], penalty(code),
+#               noise_std (0 unless denoising)
+#   denoise:    U-Nets: model(noisy) -> clean estimate, same shape; noise_std on the model
+#   vae:        model(x) -> (recon, mu, logvar); encode(x) -> (mu, logvar); decode(z); latent_dim; beta
+#   gan:        model.generator(z[, labels]) -> images in [-1, 1]; model.discriminator(x[, labels])
+#               -> logits (N,); latent_dim; conditional; num_classes; sample_noise(n, generator)
+TASKS = ("classify", "sequence", "reconstruct", "denoise", "vae", "gan")
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    name: str
+    family: str  # the module it lives in: mlp, cnn, rnn, autoencoder, vae, gan, unet
+    task: str
+    config_cls: type
+    builder: Callable[[Any, DataInfo], nn.Module]
+    data_kinds: tuple[str, ...]  # which DataInfo.kind it accepts
+    default_dataset: str
+    description: str
+    # Shape checks before building: raise ConfigError naming the field (kernel too large, ...).
+    check: Callable[[Any, DataInfo], None] | None = None
+    # Datasets it is meant for beyond the kind rule (None: every dataset of an accepted kind).
+    datasets: tuple[str, ...] | None = None
+
+    def fields(self) -> list[FieldSpec]:
+        return field_specs(self.config_cls)
+
+
+_REGISTRY: dict[str, ArchSpec] = {}
+
+
+def register(spec: ArchSpec) -> ArchSpec:
+    if spec.name in _REGISTRY:
+        raise ValueError(f"architecture {spec.name!r} is registered twice")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def _ensure_loaded() -> None:
+    # Importing the package registers every family (each module calls register at import).
+    import deeparch.models  # noqa: F401
+
+
+def list_archs() -> list[str]:
+    _ensure_loaded()
+    return list(_REGISTRY)
+
+
+def get_arch(name: str) -> ArchSpec:
+    _ensure_loaded()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownNameError("architecture", name, list(_REGISTRY)) from None
+
+
+def build_config(name: str, overrides: dict[str, Any] | None = None) -> Any:
+    """The validated config of an architecture: defaults plus overrides (strings allowed)."""
+    return make_config(get_arch(name).config_cls, overrides)
+
+
+def create_model(
+    name: str, overrides: dict[str, Any] | None = None, info: DataInfo | None = None
+) -> tuple[nn.Module, Any]:
+    """Build an architecture for a dataset. Returns (model, config).
+
+    Shapes are checked before anything is built, so a bad combination is a ConfigError.
+    Without `info` the architecture's default dataset is described without loading it.
+    """
+    spec = get_arch(name)
+    config = make_config(spec.config_cls, overrides)
+    if info is None:
+        from deeparch.data import dataset_info
+
+        info = dataset_info(spec.default_dataset)
+    check_compatible(spec, info)
+    if spec.check is not None:
+        spec.check(config, info)
+    model = spec.builder(config, info)
+    return model, config
+
+
+def check_compatible(spec: ArchSpec, info: DataInfo) -> None:
+    from deeparch.errors import ConfigError
+
+    if info.kind not in spec.data_kinds or (
+        spec.datasets is not None and info.name not in spec.datasets
+    ):
+        raise ConfigError(
+            "dataset",
+            info.name,
+            f"{spec.name} trains on {' or '.join(spec.data_kinds)} data"
+            + (f" ({', '.join(spec.datasets)})" if spec.datasets else ""),
+        )
