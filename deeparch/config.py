@@ -100,7 +100,7 @@ def field_specs(config_cls: type) -> list[FieldSpec]:
 
 
 def _field_type(f: dataclasses.Field) -> type:
-    # Annotations are strings under `from __future__ import annotations`; the default tells the type.
+    # Annotations are strings under `from __future__ import annotations`: the default tells.
     default = f.default
     if isinstance(default, bool):
         return bool
@@ -114,7 +114,7 @@ def _field_type(f: dataclasses.Field) -> type:
 
 
 def coerce(spec: FieldSpec, value: Any) -> Any:
-    """Turn a value (possibly a CLI or query-string text) into the field's type, or raise ConfigError."""
+    """Turn a value (maybe CLI or query-string text) into the field's type, or raise ConfigError."""
     try:
         if spec.type is bool:
             if isinstance(value, str):
@@ -171,7 +171,7 @@ def check_value(spec: FieldSpec, value: Any) -> None:
 
 
 def make_config(config_cls: type, overrides: dict[str, Any] | None = None) -> Any:
-    """Build a validated config from defaults plus overrides (values may be strings from a CLI)."""
+    """Build a validated config from defaults plus overrides (strings from a CLI are fine)."""
     overrides = dict(overrides or {})
     specs = {s.name: s for s in field_specs(config_cls)}
     unknown = sorted(set(overrides) - set(specs))

@@ -1,9 +1,10 @@
-"""Register, list and create architectures by name (after timm's `register_model`/`create_model`)."""
+"""Register, list and create architectures by name (after timm's register_model, create_model)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from torch import nn
 
@@ -15,10 +16,12 @@ from deeparch.errors import UnknownNameError
 #   classify:   model(x) -> logits (N, num_classes), or (N, 1) for a binary logistic regression
 #   sequence:   classify over a sequence; the model also offers embed(x) and
 #               classify_embedded(e, return_hidden=False), see models/rnn.py
-#   reconstruct: autoencoders: encode(x) -> code, decode(code) -> x in [0, 1], penalty(code),
+#   reconstruct: autoencoders: encode(x) -> code, decode(code) -> x in [0, 1],
+#               penalty(code),
 #               noise_std (0 unless denoising)
 #   denoise:    U-Nets: model(noisy) -> clean estimate, same shape; noise_std on the model
-#   vae:        model(x) -> (recon, mu, logvar); encode(x) -> (mu, logvar); decode(z); latent_dim; beta
+#   vae:        model(x) -> (recon, mu, logvar); encode(x) -> (mu, logvar); decode(z);
+#               latent_dim; beta
 #   gan:        model.generator(z[, labels]) -> images in [-1, 1]; model.discriminator(x[, labels])
 #               -> logits (N,); latent_dim; conditional; num_classes; sample_noise(n, generator)
 TASKS = ("classify", "sequence", "reconstruct", "denoise", "vae", "gan")

@@ -1,1 +1,243 @@
-"""(being written) the rnn family."""
+"""Recurrent sequence classifiers (Elman RNN, LSTM, GRU) and the shared sequence-task front end."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from deeparch.config import hp
+from deeparch.datainfo import DataInfo
+from deeparch.errors import ConfigError
+from deeparch.models.registry import ArchSpec, register
+
+SEQUENCE_KINDS = ("sequence", "tokens")
+READOUTS = ("last", "mean")
+
+
+def embedding_dim_field() -> int:
+    """The `embedding_dim` hyperparameter every sequence family declares."""
+    return hp(
+        16,
+        "size of the learned vector per token (token datasets only; float sequences go in as they are)",
+        min=2,
+        max=256,
+        step=2,
+    )
+
+
+def readout_field(default: str = "last") -> str:
+    """The `readout` hyperparameter: which summary of the hidden states the classifier sees."""
+    return hp(
+        default,
+        "last: classify from the final hidden state; mean: from the average over all time steps",
+        choices=READOUTS,
+    )
+
+
+def dropout_field() -> float:
+    """The `dropout` hyperparameter: dropout between stacked layers only."""
+    return hp(
+        0.0,
+        "dropout on the outputs of every layer except the last (needs num_layers >= 2)",
+        min=0.0,
+        max=0.9,
+        step=0.05,
+    )
+
+
+def sequence_length(info: DataInfo) -> int:
+    """Number of time steps T of a sequence (T, F) or token (T,) dataset."""
+    return int(info.input_shape[0])
+
+
+def check_sequence_data(info: DataInfo) -> None:
+    """Raise ConfigError when a dataset cannot feed a sequence model."""
+    if info.kind not in SEQUENCE_KINDS:
+        raise ConfigError("dataset", info.name, "a sequence or token dataset")
+    if info.kind == "tokens" and info.vocab_size < 1:
+        raise ConfigError("dataset", info.name, "a token dataset with vocab_size >= 1")
+
+
+def check_layer_dropout(dropout: float, num_layers: int) -> None:
+    """Dropout between layers does nothing with a single layer: say so instead of ignoring it."""
+    if dropout > 0 and num_layers < 2:
+        raise ConfigError(
+            "dropout",
+            dropout,
+            "0 when num_layers is 1",
+            "dropout acts between stacked layers; raise num_layers to 2 or set dropout to 0",
+        )
+
+
+class SequenceClassifier(nn.Module):
+    """Base class for the `sequence` task: embed(x) -> e (N,T,E); classify_embedded(e) -> logits.
+
+    Subclasses build `self.head` and implement `hidden_states(e) -> (N, T, H)`.
+    forward(x) == classify_embedded(embed(x)), so the engine can take d loss / d e[:, t].
+    """
+
+    def __init__(self, info: DataInfo, embedding_dim: int, readout: str) -> None:
+        super().__init__()
+        self.readout = readout
+        self.num_classes = info.num_classes
+        if info.kind == "tokens":
+            # The "Embedding front end": a lookup table instead of a one-hot Linear.
+            self.embedding = nn.Embedding(info.vocab_size, embedding_dim)
+            self.input_size = embedding_dim
+        else:
+            # Identity (no module) so gradients and hidden traces refer to the true input.
+            self.embedding = None
+            self.input_size = int(info.input_shape[-1])
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Tokens (N,T) long -> (N,T,E) float; float sequences (N,T,F) pass through unchanged."""
+        if self.embedding is None:
+            return x if x.is_floating_point() else x.float()
+        return self.embedding(x)
+
+    def hidden_states(self, e: torch.Tensor) -> torch.Tensor:
+        """The per-step hidden states (N, T, H) the readout summarises."""
+        raise NotImplementedError("each sequence family defines hidden_states")
+
+    def summarize(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Reduce (N, T, H) to (N, H) according to `readout`."""
+        if self.readout == "mean":
+            return hidden.mean(dim=1)
+        return hidden[:, -1]
+
+    def classify_embedded(
+        self, e: torch.Tensor, return_hidden: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Logits (N, num_classes) from embedded input (N,T,E); with hidden (N,T,H) when asked."""
+        hidden = self.hidden_states(e)
+        logits = self.head(self.summarize(hidden))
+        if return_hidden:
+            return logits, hidden
+        return logits
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classify_embedded(self.embed(x))
+
+
+# --------------------------------------------------------------------------------------------
+# RNN / LSTM / GRU
+
+
+CELL_MODULES = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+
+@dataclass(frozen=True)
+class RecurrentConfig:
+    """One config for the three recurrent cells; each registered name fixes `cell`."""
+
+    cell: str = hp("lstm", "the recurrent cell; fixed by the architecture name", choices=("lstm",))
+    hidden_size: int = hp(64, "size of the hidden state h_t per direction", min=1, max=512, step=1)
+    num_layers: int = hp(1, "stacked recurrent layers; layer 2 reads layer 1's outputs", min=1, max=4)
+    bidirectional: bool = hp(
+        False, "also run a second RNN from the last step to the first and concatenate both"
+    )
+    dropout: float = dropout_field()
+    embedding_dim: int = embedding_dim_field()
+    readout: str = readout_field()
+
+
+@dataclass(frozen=True)
+class LSTMConfig(RecurrentConfig):
+    cell: str = hp("lstm", "the recurrent cell; fixed by the architecture name", choices=("lstm",))
+
+
+@dataclass(frozen=True)
+class GRUConfig(RecurrentConfig):
+    cell: str = hp("gru", "the recurrent cell; fixed by the architecture name", choices=("gru",))
+
+
+@dataclass(frozen=True)
+class ElmanConfig(RecurrentConfig):
+    cell: str = hp("rnn", "the recurrent cell; fixed by the architecture name", choices=("rnn",))
+    nonlinearity: str = hp(
+        "tanh",
+        "tanh keeps h_t bounded (no explosion); relu lets gradients pass but can blow up",
+        choices=("tanh", "relu"),
+    )
+
+
+class RecurrentClassifier(SequenceClassifier):
+    """A stacked (optionally bidirectional) nn.RNN/LSTM/GRU with a linear head."""
+
+    def __init__(self, config: RecurrentConfig, info: DataInfo) -> None:
+        super().__init__(info, config.embedding_dim, config.readout)
+        self.cell = config.cell
+        self.hidden_size = config.hidden_size
+        self.num_directions = 2 if config.bidirectional else 1
+        extra = {"nonlinearity": config.nonlinearity} if config.cell == "rnn" else {}
+        self.rnn = CELL_MODULES[config.cell](
+            input_size=self.input_size,
+            hidden_size=config.hidden_size,
+            num_layers=config.num_layers,
+            batch_first=True,  # (N, T, F) in and out, like the data
+            dropout=config.dropout,
+            bidirectional=config.bidirectional,
+            **extra,
+        )
+        self.head = nn.Linear(config.hidden_size * self.num_directions, info.num_classes)
+
+    def hidden_states(self, e: torch.Tensor) -> torch.Tensor:
+        # outputs: (N, T, H * directions), the top layer's h_t at every step. The LSTM's second
+        # state (the cell c_t) is returned separately and not used by the classifier.
+        outputs, _ = self.rnn(e)
+        return outputs
+
+    def summarize(self, hidden: torch.Tensor) -> torch.Tensor:
+        if self.readout == "last" and self.num_directions == 2:
+            # The backward direction finishes at t = 0, so its final state sits at index 0.
+            forward_final = hidden[:, -1, : self.hidden_size]
+            backward_final = hidden[:, 0, self.hidden_size :]
+            return torch.cat([forward_final, backward_final], dim=1)  # (N, 2H)
+        return super().summarize(hidden)
+
+
+def check_recurrent(config: RecurrentConfig, info: DataInfo) -> None:
+    check_sequence_data(info)
+    check_layer_dropout(config.dropout, config.num_layers)
+
+
+def build_recurrent(config: RecurrentConfig, info: DataInfo) -> RecurrentClassifier:
+    return RecurrentClassifier(config, info)
+
+
+_RECURRENT = {
+    "rnn": (
+        ElmanConfig,
+        "Elman RNN: one hidden state h_t = act(W x_t + U h_(t-1) + b) updated step by step. "
+        "The simplest recurrence; long sequences show vanishing (tanh) or exploding (relu) "
+        "gradients, which the gradient-per-step plot makes visible.",
+    ),
+    "lstm": (
+        LSTMConfig,
+        "LSTM: keeps two states, a cell c_t that is only scaled and added to, and an output "
+        "h_t = o_t * tanh(c_t). Input, forget and output gates decide what to write, keep and "
+        "show, so gradients survive many more steps than in a plain RNN.",
+    ),
+    "gru": (
+        GRUConfig,
+        "GRU: a lighter gated RNN with one state and two gates (reset, update); the update gate "
+        "mixes the old state with a candidate. Three weight blocks instead of the LSTM's four.",
+    ),
+}
+
+for _name, (_config_cls, _description) in _RECURRENT.items():
+    register(
+        ArchSpec(
+            name=_name,
+            family="rnn",
+            task="sequence",
+            config_cls=_config_cls,
+            builder=build_recurrent,
+            data_kinds=SEQUENCE_KINDS,
+            default_dataset="mnist1d",
+            description=_description,
+            check=check_recurrent,
+        )
+    )
