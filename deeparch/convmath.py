@@ -1,4 +1,4 @@
-"""Convolution and pooling arithmetic: output sizes and receptive fields, without building layers."""
+"""Convolution and pooling arithmetic: output sizes and receptive fields, without any layers."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def pool_output_size(
     dilation: int = 1,
     ceil_mode: bool = False,
 ) -> int:
-    """Length of one spatial axis after MaxPool/AvgPool; stride defaults to the kernel, as in PyTorch.
+    """Length of one spatial axis after MaxPool/AvgPool; stride defaults to the kernel (PyTorch).
 
     With ceil_mode the last window may start in the padding on the right only if it starts inside
     the input or the left padding (PyTorch drops a window that would start past them).
