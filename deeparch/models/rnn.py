@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -16,18 +18,18 @@ SEQUENCE_KINDS = ("sequence", "tokens")
 READOUTS = ("last", "mean")
 
 
-def embedding_dim_field() -> int:
+def embedding_dim_field() -> Any:
     """The `embedding_dim` hyperparameter every sequence family declares."""
     return hp(
         16,
-        "size of the learned vector per token (token datasets only; float sequences go in as they are)",
+        "size of the learned vector per token (token datasets only; float sequences pass as is)",
         min=2,
         max=256,
         step=2,
     )
 
 
-def readout_field(default: str = "last") -> str:
+def readout_field(default: str = "last") -> Any:
     """The `readout` hyperparameter: which summary of the hidden states the classifier sees."""
     return hp(
         default,
@@ -36,7 +38,7 @@ def readout_field(default: str = "last") -> str:
     )
 
 
-def dropout_field() -> float:
+def dropout_field() -> Any:
     """The `dropout` hyperparameter: dropout between stacked layers only."""
     return hp(
         0.0,
@@ -71,7 +73,7 @@ def check_layer_dropout(dropout: float, num_layers: int) -> None:
         )
 
 
-class SequenceClassifier(nn.Module):
+class SequenceClassifier(nn.Module, ABC):
     """Base class for the `sequence` task: embed(x) -> e (N,T,E); classify_embedded(e) -> logits.
 
     Subclasses build `self.head` and implement `hidden_states(e) -> (N, T, H)`.
@@ -97,9 +99,9 @@ class SequenceClassifier(nn.Module):
             return x if x.is_floating_point() else x.float()
         return self.embedding(x)
 
+    @abstractmethod
     def hidden_states(self, e: torch.Tensor) -> torch.Tensor:
         """The per-step hidden states (N, T, H) the readout summarises."""
-        raise NotImplementedError("each sequence family defines hidden_states")
 
     def summarize(self, hidden: torch.Tensor) -> torch.Tensor:
         """Reduce (N, T, H) to (N, H) according to `readout`."""
@@ -134,7 +136,9 @@ class RecurrentConfig:
 
     cell: str = hp("lstm", "the recurrent cell; fixed by the architecture name", choices=("lstm",))
     hidden_size: int = hp(64, "size of the hidden state h_t per direction", min=1, max=512, step=1)
-    num_layers: int = hp(1, "stacked recurrent layers; layer 2 reads layer 1's outputs", min=1, max=4)
+    num_layers: int = hp(
+        1, "stacked recurrent layers; layer 2 reads layer 1's outputs", min=1, max=4
+    )
     bidirectional: bool = hp(
         False, "also run a second RNN from the last step to the first and concatenate both"
     )
