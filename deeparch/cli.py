@@ -129,7 +129,8 @@ def _summary_text(table: Any) -> str:
     lines.append(_columns(headers, rows, {3, 4}))
     lines.append("")
     if table.has_parts:
-        parts = "; ".join(f"{part} {count:,}" for part, count in table.subtotals.items())
+        # Parts without parameters (flatten, pooling) would only add noise to this line.
+        parts = "; ".join(f"{part} {count:,}" for part, count in table.subtotals.items() if count)
         lines.append(f"parameters per part: {parts}")
     lines.append(
         f"total parameters: {table.total_params:,} (trainable {table.trainable_params:,}); "

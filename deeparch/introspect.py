@@ -273,6 +273,18 @@ def layer_table(
     )
 
 
+def _part(model: nn.Module, name: str) -> str:
+    """The part a layer belongs to: its top-level child, or the group the model names for it.
+
+    A model may set `inspector_parts` ({child: part}) so that, e.g., a VAE's mu and logvar
+    heads count towards its encoder.
+    """
+    if not name:
+        return ROOT_LABEL
+    top = name.split(".")[0]
+    return getattr(model, "inspector_parts", {}).get(top, top)
+
+
 def _rows(model: nn.Module, seen: dict[str, _Seen]) -> list[LayerRow]:
     modules = dict(model.named_modules())
     ran = sorted(seen, key=lambda name: seen[name].order)
@@ -307,7 +319,7 @@ def _rows(model: nn.Module, seen: dict[str, _Seen]) -> list[LayerRow]:
                 trainable=trainable,
                 mult_adds=round(record.mult_adds) if record else 0,
                 formula=formula,
-                part=name.split(".")[0] if name else ROOT_LABEL,
+                part=_part(model, name),
                 depth=name.count(".") + 1 if name else 0,
                 detail=_detail(module, record),
             )

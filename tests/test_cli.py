@@ -116,6 +116,12 @@ def test_list_table(capsys):
         (["summary", "cnn", "--set", "kernel_size"], ["key=value"]),
         (["summary", "cnn", "--set", "no_such_field=1"], ["no_such_field", "known field"]),
         (["summary", "cnn", "--dataset", "moons"], ["dataset='moons'", "image"]),
+        (["summary", "lstm", "--dataset", "mnist"], ["dataset='mnist'", "sequence or tokens"]),
+        (["summary", "cnn", "--set", "kernel_size=11"], ["kernel_size=11", "at most 9", "9x9"]),
+        (["summary", "cnn", "--set", "pooled_blocks=5"], ["pooled_blocks=5", "at most 3"]),
+        (["summary", "cnn", "--dataset", "digits"], ["pooled_blocks=2", "at most 1", "0 pixels"]),
+        (["summary", "conv_vae", "--set", "latent_dim=0"], ["latent_dim=0", "from 2"]),
+        (["summary", "mlp", "--set", "hidden_sizes=0"], ["hidden_sizes", "from 1"]),
         (["summary", "torchvision:no_such_net"], ["unknown torchvision model", "resnet18"]),
         (["summary", "cnn", "--format", "xml"], ["invalid choice", "xml"]),
         (["no_such_command"], ["invalid choice"]),
@@ -167,3 +173,15 @@ def test_python_dash_m_summary_reports_the_seed_convnet():
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["total_params"] == 93_322
+
+
+def test_part_line_shows_vae_encoder_and_decoder_and_skips_empty_parts(capsys):
+    code, out, _ = run(capsys, "summary", "vae")
+    assert code == 0
+    # 784-400-20: encoder 784x400+400 plus the mu and logvar heads 2x(400x20+20); decoder mirrored.
+    encoder = 784 * 400 + 400 + 2 * (400 * 20 + 20)
+    decoder = 20 * 400 + 400 + 400 * 784 + 784
+    assert f"parameters per part: encoder {encoder:,}; decoder {decoder:,}\n" in out
+    assert f"total parameters: {encoder + decoder:,} " in out
+    _, out, _ = run(capsys, "summary", "mlp")
+    assert "parameters per part: layers 512,800; output 1,010\n" in out  # no "flatten 0"

@@ -172,6 +172,36 @@ def test_gan_parts_run_separately():
     assert len(table.input_shapes) == 2
 
 
+@pytest.mark.parametrize("arch", ["vae", "conv_vae"])
+def test_vae_parts_are_encoder_and_decoder(arch):
+    # The mu and logvar heads read the encoder's features, so they count towards the encoder.
+    table = summarize(arch)
+    model, _ = create_model(arch, None, dataset_info_for(arch))
+    assert list(table.subtotals) == ["encoder", "decoder"]
+    heads = numel(model.mu) + numel(model.logvar)
+    assert table.subtotals["encoder"] == numel(model.encoder) + heads
+    assert table.subtotals["decoder"] == numel(model.decoder)
+    assert {row.name: row.part for row in table.rows}["mu"] == "encoder"
+
+
+def test_model_can_group_children_into_parts():
+    class TwoHeads(nn.Module):
+        inspector_parts = {"head_a": "heads", "head_b": "heads"}
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = nn.Linear(4, 3)
+            self.head_a = nn.Linear(3, 2)
+            self.head_b = nn.Linear(3, 1)
+
+        def forward(self, x):
+            features = self.body(x)
+            return self.head_a(features), self.head_b(features)
+
+    table = layer_table(TwoHeads(), torch.zeros(1, 4))
+    assert table.subtotals == {"body": 4 * 3 + 3, "heads": 3 * 2 + 2 + 3 * 1 + 1}
+
+
 def test_token_input_uses_an_embedding():
     if "lstm" not in list_archs():
         pytest.skip("the rnn family is not registered")

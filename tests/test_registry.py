@@ -4,10 +4,10 @@ import math
 
 import pytest
 import torch
-from deeparch.data import dataset_info, list_datasets, load_dataset
 
 from deeparch.config import check_value, field_specs
-from deeparch.errors import ConfigError, UnknownNameError
+from deeparch.data import dataset_info, list_datasets, load_dataset
+from deeparch.errors import ConfigError, DeeparchError, UnknownNameError
 from deeparch.models.registry import TASKS, create_model, get_arch, list_archs
 
 ARCHS = list_archs()
@@ -15,6 +15,7 @@ BATCH = 8
 
 
 def test_the_syllabus_is_registered():
+    # fmt: off
     expected = {
         "mlp", "logistic_regression", "softmax_regression", "mlp_conv1d",
         "cnn", "alexnet", "resnet", "plainnet",
@@ -22,6 +23,7 @@ def test_the_syllabus_is_registered():
         "autoencoder", "conv_autoencoder", "denoising_autoencoder", "sparse_autoencoder",
         "linear_autoencoder", "vae", "conv_vae", "dcgan", "mlp_gan", "cgan", "unet1d", "unet2d",
     }
+    # fmt: on
     assert expected <= set(ARCHS)
 
 
@@ -107,3 +109,49 @@ def test_integer_fields_reject_values_below_their_bounds(name):
                 create_model(name, {field.name: int(field.min) - 1})
             assert caught.value.field == field.name
             assert str(int(field.min) - 1) in str(caught.value)
+
+
+def _zero_batch(info, n=2):
+    # Token datasets feed class indices (long); every other kind feeds floats.
+    dtype = torch.long if info.kind == "tokens" else torch.float32
+    return torch.zeros((n, *info.input_shape), dtype=dtype)
+
+
+@pytest.mark.parametrize("dataset", list_datasets())
+@pytest.mark.parametrize("name", ARCHS)
+def test_every_architecture_either_fits_a_dataset_or_says_why(name, dataset):
+    # Described with dataset_info only: nothing is loaded, so torchvision sets need no files.
+    spec = get_arch(name)
+    info = dataset_info(dataset)
+    try:
+        model, _ = create_model(name, info=info)
+    except DeeparchError as refused:
+        message = str(refused)
+        assert message and "Traceback" not in message
+        if info.kind not in spec.data_kinds:
+            assert isinstance(refused, ConfigError) and refused.field == "dataset"
+        return
+    assert info.kind in spec.data_kinds  # a model is only built for a kind it accepts
+    model.eval()
+    x = _zero_batch(info)
+    with torch.no_grad():
+        if spec.task == "gan":
+            labels = torch.zeros(2, dtype=torch.long)
+            args = (labels,) if model.conditional else ()
+            assert model.generator(model.sample_noise(2), *args).shape == x.shape
+            assert model.discriminator(x, *args).shape == (2,)
+        elif spec.task in ("classify", "sequence"):
+            assert model(x).shape in ((2, info.num_classes), (2, 1))
+        elif spec.task == "vae":
+            recon, mu, _ = model(x)
+            assert recon.shape == x.shape and mu.shape == (2, model.latent_dim)
+        elif spec.task == "reconstruct":
+            assert model.decode(model.encode(x)).shape == x.shape
+        else:
+            assert model(x).shape == x.shape
+
+
+def test_every_kind_has_an_architecture_that_accepts_it():
+    kinds = {dataset_info(name).kind for name in list_datasets()}
+    accepted = {kind for name in ARCHS for kind in get_arch(name).data_kinds}
+    assert kinds <= accepted

@@ -111,7 +111,7 @@ def cnn_feature_shapes(config: CNNConfig, info: DataInfo) -> list[tuple[str, tup
                 raise ConfigError(
                     "pooled_blocks",
                     config.pooled_blocks,
-                    f"below {block}: pool{block} has no room",
+                    f"at most {block - 1} for this input: pool{block} has no room",
                     f"{config.pool_size}x{config.pool_size} pooling after conv{block} meets a "
                     f"{h}x{w} feature map and would leave 0 pixels; lower pooled_blocks or "
                     "pool_size, or add padding",

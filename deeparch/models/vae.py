@@ -58,6 +58,9 @@ class VariationalAutoencoder(nn.Module):
     reconstructions shown to a student are deterministic.
     """
 
+    # The inspector counts the mu and logvar heads as part of the encoder (they read its features).
+    inspector_parts = {"mu": "encoder", "logvar": "encoder"}
+
     def __init__(
         self,
         encoder: nn.Module,
