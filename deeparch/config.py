@@ -182,7 +182,12 @@ def make_config(config_cls: type, overrides: dict[str, Any] | None = None) -> An
     values = {}
     for name, spec in specs.items():
         value = coerce(spec, overrides[name]) if name in overrides else spec.default
-        check_value(spec, value)
+        try:
+            check_value(spec, value)
+        except ConfigError as error:
+            # Quote what the student typed ("0"), not its parsed form ((0,)).
+            given = overrides.get(name, value)
+            raise ConfigError(spec.name, given, error.allowed, error.hint) from None
         values[name] = value
     return config_cls(**values)
 
