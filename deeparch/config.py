@@ -185,8 +185,8 @@ def make_config(config_cls: type, overrides: dict[str, Any] | None = None) -> An
         try:
             check_value(spec, value)
         except ConfigError as error:
-            # Quote what the student typed ("0"), not its parsed form ((0,)).
-            given = overrides.get(name, value)
+            # For a list quote what the student typed ("500,0"), not its parsed form ((500, 0)).
+            given = overrides.get(name, value) if spec.type is tuple else value
             raise ConfigError(spec.name, given, error.allowed, error.hint) from None
         values[name] = value
     return config_cls(**values)
