@@ -1,0 +1,81 @@
+"""Preparing a job in the submitting thread: data, model from the seed, task, optimizers, and one
+dry-run batch, so a mistake is a ConfigError message rather than a traceback inside a thread."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+
+from deeparch.data import load_dataset
+from deeparch.errors import ConfigError, DeeparchError
+from deeparch.job import Prepared
+from deeparch.metrics_log import GLOBAL_RNG_LOCK
+from deeparch.models import create_model, get_arch
+from deeparch.optim import choose_device, make_optimizer
+from deeparch.tasks import make_task
+
+
+def prepare(config: Any, dry_run: bool = True) -> Prepared:
+    """Load the data, build model, task and optimizers, and check one batch runs."""
+    config.validate()
+    spec = get_arch(config.arch)
+    dataset_name = config.dataset or spec.default_dataset
+    device = choose_device(config.device)
+    data = load_dataset(dataset_name)
+    # The initial weights come from the seed. Building draws from the global generator, so no job
+    # may step meanwhile (dropout would draw from it too), and the caller's state is restored.
+    with GLOBAL_RNG_LOCK.exclusive(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(config.seed))
+        model, arch_config = create_model(config.arch, config.arch_config, data.info)
+    template = copy.deepcopy(model).eval()
+    model = model.to(device)
+    task = make_task(spec.task, model, data.info, config, device)
+    optimizers = {
+        name: make_optimizer(config.optimizer, groups, float(config.lr), float(config.weight_decay))
+        for name, groups in task.param_groups().items()
+    }
+    task.set_optimizers(optimizers)
+    x_val, y_val = data.x_val.to(device), data.y_val.to(device)
+    prepared = Prepared(
+        config=config,
+        dataset_name=dataset_name,
+        info=data.info,
+        arch_config=arch_config,
+        task_name=spec.task,
+        device=device,
+        model=model,
+        template=template,
+        task=task,
+        x_train=data.x_train,
+        y_train=data.y_train,
+        x_val=x_val,
+        y_val=y_val,
+    )
+    if dry_run:
+        check_one_batch(prepared)
+    return prepared
+
+
+def check_one_batch(prepared: Prepared) -> None:
+    """Run one batch forward so a shape mismatch is a ConfigError before the thread starts."""
+    size = min(int(prepared.config.batch_size), len(prepared.x_train))
+    batch = (
+        prepared.x_train[:size].to(prepared.device),
+        prepared.y_train[:size].to(prepared.device),
+    )
+    try:
+        with GLOBAL_RNG_LOCK.exclusive(), torch.random.fork_rng(devices=[]):
+            prepared.task.dry_run(batch)
+    except DeeparchError:
+        raise
+    except (RuntimeError, ValueError, IndexError, TypeError) as error:
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ConfigError(
+            "arch_config",
+            prepared.config.arch_config,
+            f"settings whose shapes fit dataset {prepared.dataset_name} "
+            f"(input {tuple(prepared.info.input_shape)})",
+            f"one batch failed: {first_line}",
+        ) from error

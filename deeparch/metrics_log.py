@@ -1,0 +1,137 @@
+"""A lock-guarded log a training thread appends to and any reader copies at any moment, and the
+lock that keeps jobs' use of PyTorch's global generator apart from model building."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+# Snapshots are kept over time so a reader can scroll back; past this many, every other older one
+# is dropped, so the history still spans the whole run in bounded memory.
+MAX_SNAPSHOTS = 120
+
+
+def freeze_payload(payload: Any) -> Any:
+    """Make numpy arrays in a payload read-only, so sharing them between readers is safe."""
+    if isinstance(payload, np.ndarray):
+        payload.setflags(write=False)
+    elif isinstance(payload, dict):
+        for value in payload.values():
+            freeze_payload(value)
+    return payload
+
+
+class SharedExclusiveLock:
+    """Many holders at once in `shared()`, or one alone in `exclusive()` (a readers-writer lock).
+
+    Training steps hold it shared; building a model holds it exclusively, because both seed and
+    draw from PyTorch's process-wide default generator.
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._shared_holders = 0
+        self._exclusive_held = False
+        self._exclusive_waiting = 0
+
+    @contextlib.contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._condition:
+            while self._exclusive_held or self._exclusive_waiting:
+                self._condition.wait()
+            self._shared_holders += 1
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._shared_holders -= 1
+                if self._shared_holders == 0:
+                    self._condition.notify_all()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._condition:
+            self._exclusive_waiting += 1
+            while self._exclusive_held or self._shared_holders:
+                self._condition.wait()
+            self._exclusive_waiting -= 1
+            self._exclusive_held = True
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._exclusive_held = False
+                self._condition.notify_all()
+
+
+# Guards PyTorch's global generators between jobs' steps and model building (see above).
+GLOBAL_RNG_LOCK = SharedExclusiveLock()
+
+
+class MetricsLog:
+    """Per-step loss terms, per-epoch metrics, task snapshots and progress counters.
+
+    The writer holds the lock only to append; `copy()` holds it only to copy the outer lists.
+    Entries are never mutated after they are appended, so readers may share them.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._losses: dict[str, list[list[float]]] = {}
+        self._epoch_metrics: list[dict[str, float]] = []
+        self._snapshots: list[dict[str, Any]] = []
+        self._counters: dict[str, Any] = {}
+
+    def add_losses(self, step: int, losses: dict[str, float]) -> None:
+        with self._lock:
+            for term, value in losses.items():
+                self._losses.setdefault(term, []).append([step, value])
+
+    def add_epoch(self, metrics: dict[str, float]) -> None:
+        with self._lock:
+            self._epoch_metrics.append(dict(metrics))
+
+    def add_snapshot(self, snapshot: dict[str, Any]) -> None:
+        freeze_payload(snapshot)
+        with self._lock:
+            self._snapshots.append(snapshot)
+            if len(self._snapshots) > MAX_SNAPSHOTS:
+                older, recent = self._snapshots[:-1], self._snapshots[-1:]
+                self._snapshots = older[::2] + recent
+
+    def update(self, **counters: Any) -> None:
+        with self._lock:
+            self._counters.update(counters)
+
+    def counter(self, name: str, default: Any = None) -> Any:
+        with self._lock:
+            return self._counters.get(name, default)
+
+    def copy(self) -> dict[str, Any]:
+        """losses, epoch_metrics, snapshots and the counters, as new containers."""
+        with self._lock:
+            losses = {term: list(points) for term, points in self._losses.items()}
+            epoch_metrics = list(self._epoch_metrics)
+            snapshots = list(self._snapshots)
+            counters = dict(self._counters)
+        return {
+            **counters,
+            "losses": losses,
+            "epoch_metrics": [dict(m) for m in epoch_metrics],
+            "snapshots": snapshots,
+        }
+
+    def history(self) -> dict[str, Any]:
+        """What a checkpoint keeps: loss curves and epoch metrics (snapshots are too large)."""
+        copied = self.copy()
+        return {"losses": copied["losses"], "epoch_metrics": copied["epoch_metrics"]}
+
+    def restore(self, history: dict[str, Any]) -> None:
+        """Continue a log from a checkpoint's history."""
+        with self._lock:
+            self._losses = {t: [list(p) for p in pts] for t, pts in history["losses"].items()}
+            self._epoch_metrics = [dict(m) for m in history["epoch_metrics"]]

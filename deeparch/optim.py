@@ -1,0 +1,67 @@
+"""Optimizers by name and the choice of device: the one place these names are spelled out."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+
+from deeparch.errors import ConfigError, UnknownNameError
+
+logger = logging.getLogger(__name__)
+
+# name -> (class, fixed keyword arguments). SGD gets classical momentum 0.9 (Sutskever et al. 2013);
+# the others keep PyTorch's defaults, which are the published ones.
+OPTIMIZERS: dict[str, tuple[Callable[..., torch.optim.Optimizer], dict[str, Any]]] = {
+    "sgd": (torch.optim.SGD, {"momentum": 0.9}),
+    "adam": (torch.optim.Adam, {}),
+    "adamw": (torch.optim.AdamW, {}),
+    "rmsprop": (torch.optim.RMSprop, {}),
+    "adagrad": (torch.optim.Adagrad, {}),
+}
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+
+
+def make_optimizer(
+    name: str, params: Iterable[Any], lr: float, weight_decay: float = 0.0
+) -> torch.optim.Optimizer:
+    """An optimizer by name over parameters or parameter groups."""
+    try:
+        optimizer_cls, fixed_kwargs = OPTIMIZERS[name]
+    except KeyError:
+        raise UnknownNameError("optimizer", name, list(OPTIMIZERS)) from None
+    return optimizer_cls(params, lr=lr, weight_decay=weight_decay, **fixed_kwargs)
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def choose_device(name: str = "auto") -> torch.device:
+    """The device to train on: `auto` takes CUDA, then Apple's MPS, then the CPU."""
+    if name not in DEVICE_CHOICES:
+        raise ConfigError("device", name, "one of " + ", ".join(DEVICE_CHOICES))
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device", name, "auto or cpu", "no CUDA GPU is visible to PyTorch here")
+    if name == "mps" and not _mps_available():
+        raise ConfigError("device", name, "auto or cpu", "Apple's MPS backend is missing here")
+    return torch.device(name)
+
+
+def default_max_running() -> int:
+    """How many jobs may train at once: one per GPU, else one per two CPU cores."""
+    if torch.cuda.is_available():
+        return max(1, torch.cuda.device_count())
+    import os
+
+    return max(1, (os.cpu_count() or 2) // 2)

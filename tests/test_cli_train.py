@@ -1,0 +1,156 @@
+"""`python -m deeparch train / evaluate / bench`, run in-process through cli.main."""
+
+import json
+import pickle
+
+import pytest
+
+from deeparch import cli
+from deeparch.tasks import ClassifyTask
+
+SMALL_MLP = ["--set", "hidden_sizes=32", "--batch-size", "32"]
+
+
+def run(capsys, *argv):
+    code = cli.main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def last_json_line(out: str) -> dict:
+    lines = [line for line in out.splitlines() if line.strip()]
+    return json.loads(lines[-1])
+
+
+@pytest.mark.slow
+def test_train_mlp_on_bundled_mnist_reaches_85_percent(capsys, tmp_path):
+    code, out, err = run(capsys, "train", "mlp", "--epochs", "2", "--out", str(tmp_path))
+    assert code == 0, err
+    result = last_json_line(out)
+    assert result["state"] == "finished" and result["dataset"] == "mnist"  # the default dataset
+    assert result["epoch"] == 2 and result["step"] == 124  # 4000 // 64 = 62 steps per epoch
+    assert result["val_accuracy"] >= 0.85
+    assert "step 124/124" in err  # the progress bar went to stderr
+    assert result["checkpoint"] == str(tmp_path / "mlp-mnist.safetensors")
+    assert (tmp_path / "mlp-mnist.json").exists()
+
+    code, out, _ = run(capsys, "evaluate", result["checkpoint"])
+    assert code == 0
+    evaluated = json.loads(out)
+    assert evaluated["val_accuracy"] == pytest.approx(result["val_accuracy"])
+    assert evaluated["val_loss"] == pytest.approx(result["val_loss"])
+
+
+def test_set_reaches_both_the_architecture_and_training(capsys, tmp_path):
+    code, out, err = run(
+        capsys, "train", "mlp", *SMALL_MLP, "--max-steps", "5", "--set", "l1=1e-4",
+        "--optimizer", "sgd", "--seed", "3", "--out", str(tmp_path),
+    )  # fmt: skip
+    assert code == 0, err
+    described = json.loads((tmp_path / "mlp-mnist.json").read_text())
+    config = described["train_config"]
+    assert config["arch_config"] == {"hidden_sizes": [32]}
+    assert (config["l1"], config["optimizer"], config["seed"], config["max_steps"]) == (
+        1e-4, "sgd", 3, 5,
+    )  # fmt: skip
+    assert "l1" in described["history"]["losses"]
+    assert last_json_line(out)["step"] == 5
+
+
+def test_resume_continues_from_a_checkpoint(capsys, tmp_path):
+    code, out, _ = run(
+        capsys, "train", "mlp", *SMALL_MLP, "--max-steps", "10", "--out", str(tmp_path)
+    )
+    assert code == 0
+    checkpoint = last_json_line(out)["checkpoint"]
+    code, out, err = run(
+        capsys, "train", "mlp", "--resume", checkpoint, "--max-steps", "20", "--out", str(tmp_path)
+    )
+    assert code == 0, err
+    assert last_json_line(out)["step"] == 20
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "no_such_arch"],
+        ["train", "mlp", "--set", "no_such_field=1"],
+        ["train", "mlp", "--set", "hidden_sizes"],
+        ["train", "mlp", "--lr", "-1"],
+        ["train", "mlp", "--dataset", "mnist1d"],
+        ["train", "mlp", "--optimizer", "lbfgs"],
+        ["evaluate", "no/such/checkpoint.safetensors"],
+    ],
+)
+def test_bad_input_exits_2_with_one_line(capsys, argv):
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1 and err.startswith("deeparch: error:")
+
+
+def test_a_pickled_checkpoint_exits_2_and_never_runs(capsys, tmp_path):
+    marker = tmp_path / "pwned"
+
+    class CreatesMarker:
+        def __reduce__(self):
+            return (marker.touch, ())
+
+    evil = tmp_path / "model.pt"
+    evil.write_bytes(pickle.dumps(CreatesMarker()))
+    code, _, err = run(capsys, "evaluate", str(evil))
+    assert code == 2 and "pickled PyTorch file" in err
+    code, _, err = run(capsys, "train", "mlp", "--resume", str(evil))
+    assert code == 2 and "pickled PyTorch file" in err
+    assert not marker.exists()
+
+
+def test_divergence_exits_3_with_the_reason(capsys, tmp_path):
+    code, out, err = run(
+        capsys, "train", "unet1d", "--optimizer", "sgd", "--lr", "10", "--max-steps", "30",
+        "--out", str(tmp_path),
+    )  # fmt: skip
+    assert code == 3
+    result = last_json_line(out)
+    assert result["state"] == "diverged" and result["checkpoint"] is None
+    assert "deeparch: diverged: loss became NaN at step" in err
+    assert "try a learning rate below 10" in err
+
+
+def test_a_failed_job_exits_1_with_the_reason(capsys, tmp_path, monkeypatch):
+    def broken(self, batch):
+        raise RuntimeError("simulated failure inside the training thread")
+
+    monkeypatch.setattr(ClassifyTask, "train_step", broken)
+    code, out, err = run(capsys, "train", "mlp", *SMALL_MLP, "--out", str(tmp_path))
+    assert code == 1
+    assert last_json_line(out)["state"] == "failed"
+    assert "simulated failure inside the training thread" in err
+    assert not (tmp_path / "mlp-mnist.safetensors").exists()
+
+
+def test_bench_prints_samples_per_second_for_each_way(capsys, monkeypatch):
+    import deeparch.bench as bench
+
+    calls = []
+
+    def fake_run(archs, steps, batch_size, threads, repeats):
+        calls.append((archs, steps, batch_size, threads, repeats))
+        way = {"engine": 950.0, "engine_in_steps": 990.0, "plain": 1000.0, "dataloader": 400.0}
+        return {"mlp": {**way, "engine_vs_plain": 0.95, "engine_vs_dataloader": 2.375}}
+
+    monkeypatch.setattr(bench, "run_bench", fake_run)
+    code, out, _ = run(capsys, "bench", "--steps", "7", "--archs", "mlp", "--repeats", "1")
+    assert code == 0
+    assert calls == [(["mlp"], 7, 64, 2, 1)]
+    assert "0.95" in out and "2.38" in out
+    assert last_json_line(out)["mlp"]["plain"] == 1000.0
+
+
+def test_bench_loops_measure_real_steps():
+    from deeparch.bench import dataloader_loop, engine_run, plain_loop
+
+    assert plain_loop("mlp", 3, 16) > 0
+    assert dataloader_loop("mlp", 3, 16) > 0
+    engine = engine_run("mlp", 3, 16)
+    assert engine["overall"] > 0 and engine["in_steps"] > 0
