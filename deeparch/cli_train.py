@@ -60,6 +60,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument("--repeats", type=int, default=3, help="rounds; the best of each is kept")
     bench.set_defaults(func=bench_command)
 
+    # Imported here: the exploration benchmark pulls in plotly, which `train` does not need.
+    from deeparch.bench_explore import add_command as add_bench_explore
+
+    add_bench_explore(subparsers)
+
 
 def _json_ready(value: Any) -> Any:
     """Non-finite floats become null, so the line stays valid JSON."""

@@ -1,0 +1,166 @@
+"""Sequence models side by side: hidden states over time, gradient per time step, training speed."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from deeparch.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+# The cell types compared (seed 003: vanishing gradients, tanh vs relu; seed 002: QRNN speed).
+CELL_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "rnn (tanh)": ("rnn", {"nonlinearity": "tanh"}),
+    "rnn (relu)": ("rnn", {"nonlinearity": "relu"}),
+    "lstm": ("lstm", {}),
+    "gru": ("gru", {}),
+    "qrnn": ("qrnn", {}),
+    "tcn": ("tcn", {}),
+}
+SEQUENCE_DATASETS = ("mnist1d", "mnist_rows")
+
+
+@dataclass
+class SpeedResult:
+    """Training throughput of one cell type measured on this machine."""
+
+    label: str
+    parameters: int
+    steps: int
+    batch_size: int
+    seconds: float
+    samples_per_s: float
+
+
+def hidden_trace(model: nn.Module, x: torch.Tensor) -> np.ndarray:
+    """Hidden states of one sequence over time: x (T, F) or tokens (T,) -> (T, H)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            _logits, hidden = model.classify_embedded(
+                model.embed(x.unsqueeze(0)), return_hidden=True
+            )
+    finally:
+        model.train(was_training)
+    return hidden[0].cpu().float().numpy()  # (1, T, H) -> (T, H)
+
+
+def gradient_norm_per_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+    """Mean over the batch of || d loss / d e[:, t] || for each time step t: (T,).
+
+    e = model.embed(x) is the input the recurrence sees at step t; a plain RNN's norms shrink
+    towards the first steps (vanishing gradient) while gated cells keep them up.
+    """
+    was_training = model.training
+    model.eval()  # no dropout: the same example gives the same gradient
+    try:
+        embedded = model.embed(x).detach().requires_grad_(True)  # (N, T, E)
+        logits = model.classify_embedded(embedded)
+        # Summed (not averaged) over the batch so each example's gradient keeps its own scale.
+        loss = nn.functional.cross_entropy(logits, y, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, embedded)
+    finally:
+        model.train(was_training)
+    return grad.norm(dim=2).mean(dim=0).cpu().numpy()  # (N, T, E) -> (N, T) -> (T,)
+
+
+def build_sequence_model(label: str, dataset: str, seed: int = 0) -> nn.Module:
+    """A fresh model of one cell variant for a dataset, with its default hyperparameters."""
+    from deeparch.data import dataset_info
+    from deeparch.models import create_model
+
+    if label not in CELL_VARIANTS:
+        raise ConfigError("cell", label, "one of " + ", ".join(CELL_VARIANTS))
+    arch, overrides = CELL_VARIANTS[label]
+    torch.manual_seed(seed)
+    model, _config = create_model(arch, overrides, dataset_info(dataset))
+    return model
+
+
+def train_steps(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    steps: int,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    seed: int = 0,
+) -> list[float]:
+    """A short plain training loop (Adam, cross-entropy) on random batches; returns the losses."""
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    losses = []
+    for _ in range(steps):
+        index = torch.randint(0, len(x), (batch_size,), generator=generator)
+        loss = nn.functional.cross_entropy(model(x[index]), y[index])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    model.eval()
+    return losses
+
+
+def compare_gradient_norms(
+    dataset: str = "mnist1d",
+    labels: tuple[str, ...] = tuple(CELL_VARIANTS),
+    train_steps_first: int = 0,
+    examples: int = 64,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Gradient norm per time step (T,) per cell variant, at initialisation or after training.
+
+    Every variant sees the same validation examples and the same random batches.
+    """
+    from deeparch.data import load_dataset
+
+    if not 0 <= train_steps_first <= 2000:
+        raise ConfigError("train_steps", train_steps_first, "an integer from 0 to 2000")
+    data = load_dataset(dataset)
+    x_val, y_val = data.x_val[:examples], data.y_val[:examples]
+    norms = {}
+    for label in labels:
+        model = build_sequence_model(label, dataset, seed)
+        if train_steps_first:
+            train_steps(model, data.x_train, data.y_train, train_steps_first, seed=seed)
+        norms[label] = gradient_norm_per_step(model, x_val, y_val)
+    return norms
+
+
+def measure_training_speed(
+    label: str,
+    dataset: str = "mnist1d",
+    steps: int = 20,
+    batch_size: int = 64,
+    seed: int = 0,
+) -> SpeedResult:
+    """Samples per second of `steps` training steps of one cell variant, after 2 warm-up steps."""
+    from deeparch.data import load_dataset
+
+    if not 1 <= steps <= 500:
+        raise ConfigError("steps", steps, "an integer from 1 to 500")
+    data = load_dataset(dataset)
+    model = build_sequence_model(label, dataset, seed)
+    train_steps(model, data.x_train, data.y_train, 2, batch_size, seed=seed)  # warm-up
+    start = time.perf_counter()
+    train_steps(model, data.x_train, data.y_train, steps, batch_size, seed=seed)
+    seconds = time.perf_counter() - start
+    samples_per_s = steps * batch_size / max(seconds, 1e-9)
+    logger.info("%s on %s: %.0f samples/s", label, dataset, samples_per_s)
+    return SpeedResult(
+        label=label,
+        parameters=sum(p.numel() for p in model.parameters()),
+        steps=steps,
+        batch_size=batch_size,
+        seconds=seconds,
+        samples_per_s=samples_per_s,
+    )
