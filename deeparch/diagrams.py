@@ -1,0 +1,347 @@
+"""Draw one small SVG per architecture family into assets/ (run: python -m deeparch.diagrams)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+WIDTH, HEIGHT = 360, 200
+BLUE, ORANGE, GREEN, RED, TEAL, PURPLE, GREY = (
+    "#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#888888",
+)  # fmt: skip
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+
+
+class Drawing:
+    """A tiny SVG canvas: boxes, arrows and labels, enough for a block diagram."""
+
+    def __init__(self, title: str) -> None:
+        self.items: list[str] = []
+        self.text(WIDTH / 2, 18, title, size=13, weight="bold")
+
+    def box(self, x: float, y: float, w: float, h: float, colour: str, label: str = "") -> None:
+        self.items.append(
+            f'<rect x="{x}" y="{y}" width="{w}" height="{h}" rx="4" fill="{colour}" '
+            f'fill-opacity="0.25" stroke="{colour}" stroke-width="1.5"/>'
+        )
+        if label:
+            self.text(x + w / 2, y + h / 2 + 4, label, size=10)
+
+    def trapezoid(self, x: float, y: float, w: float, h_left: float, h_right: float, colour: str,
+                  label: str = "") -> None:  # fmt: skip
+        """A layer that narrows (encoder) or widens (decoder) from left to right."""
+        mid = y + max(h_left, h_right) / 2
+        points = [
+            (x, mid - h_left / 2), (x + w, mid - h_right / 2),
+            (x + w, mid + h_right / 2), (x, mid + h_left / 2),
+        ]  # fmt: skip
+        coords = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
+        self.items.append(
+            f'<polygon points="{coords}" fill="{colour}" fill-opacity="0.25" '
+            f'stroke="{colour}" stroke-width="1.5"/>'
+        )
+        if label:
+            self.text(x + w / 2, mid + 4, label, size=10)
+
+    def circle(self, x: float, y: float, r: float, colour: str) -> None:
+        self.items.append(
+            f'<circle cx="{x}" cy="{y}" r="{r}" fill="{colour}" fill-opacity="0.35" '
+            f'stroke="{colour}" stroke-width="1.2"/>'
+        )
+
+    def line(self, x1: float, y1: float, x2: float, y2: float, colour: str = GREY,
+             width: float = 1.0, arrow: bool = False, dashed: bool = False) -> None:  # fmt: skip
+        extra = ' marker-end="url(#arrow)"' if arrow else ""
+        extra += ' stroke-dasharray="4 3"' if dashed else ""
+        self.items.append(
+            f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" stroke="{colour}" '
+            f'stroke-width="{width}"{extra}/>'
+        )
+
+    def path(self, d: str, colour: str = GREY, arrow: bool = True, dashed: bool = False) -> None:
+        extra = ' marker-end="url(#arrow)"' if arrow else ""
+        extra += ' stroke-dasharray="4 3"' if dashed else ""
+        self.items.append(
+            f'<path d="{d}" fill="none" stroke="{colour}" stroke-width="1.3"{extra}/>'
+        )
+
+    def text(self, x: float, y: float, text: str, size: int = 10, weight: str = "normal",
+             colour: str = "#333") -> None:  # fmt: skip
+        safe = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        self.items.append(
+            f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" font-weight="{weight}" '
+            f'fill="{colour}" text-anchor="middle" font-family="sans-serif">{safe}</text>'
+        )
+
+    def svg(self) -> str:
+        marker = (
+            '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" '
+            'markerHeight="6" orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" '
+            f'fill="{GREY}"/></marker></defs>'
+        )
+        body = "\n  ".join(self.items)
+        return (
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
+            f'viewBox="0 0 {WIDTH} {HEIGHT}">\n  {marker}\n  '
+            f'<rect width="{WIDTH}" height="{HEIGHT}" fill="#ffffff"/>\n  {body}\n</svg>\n'
+        )
+
+
+def chain(d: Drawing, xs: list[float], y: float) -> None:
+    """Arrows between consecutive x positions at height y."""
+    for x1, x2 in zip(xs[:-1], xs[1:]):
+        d.line(x1, y, x2, y, arrow=True)
+
+
+def draw_mlp() -> str:
+    d = Drawing("MLP: fully connected layers")
+    layers = [(40, 6, BLUE, "784"), (130, 5, ORANGE, "500"), (220, 4, ORANGE, "200"),
+              (310, 3, GREEN, "10")]  # fmt: skip
+    positions = []
+    for x, count, _colour, label in layers:
+        ys = [55 + i * (110 / max(count - 1, 1)) for i in range(count)]
+        positions.append([(x, y) for y in ys])
+        d.text(x, 190, label)
+    for left, right in zip(positions[:-1], positions[1:]):
+        for x1, y1 in left:
+            for x2, y2 in right:
+                d.line(x1, y1, x2, y2, width=0.5)
+    for (_, _count, colour, _), column in zip(layers, positions):
+        for x, y in column:
+            d.circle(x, y, 8, colour)
+    return d.svg()
+
+
+def draw_cnn() -> str:
+    d = Drawing("CNN: conv + pool, then dense")
+    d.box(12, 60, 50, 50, BLUE, "28×28")
+    for i in range(3):
+        d.box(90 + i * 6, 55 + i * 6, 40, 40, ORANGE)
+    d.text(118, 130, "conv 3×3")
+    for i in range(4):
+        d.box(165 + i * 5, 70 + i * 5, 24, 24, TEAL)
+    d.text(190, 130, "max-pool")
+    d.box(240, 45, 18, 100, PURPLE)
+    d.text(249, 160, "flatten")
+    d.box(290, 75, 55, 40, GREEN, "dense 10")
+    chain(d, [62, 88], 85)
+    chain(d, [142, 163], 85)
+    chain(d, [210, 238], 90)
+    chain(d, [258, 288], 95)
+    return d.svg()
+
+
+def draw_resnet() -> str:
+    d = Drawing("ResNet: residual blocks, y = F(x) + x")
+    d.box(20, 80, 60, 36, BLUE, "x")
+    d.box(120, 80, 70, 36, ORANGE, "conv-BN-ReLU")
+    d.box(210, 80, 60, 36, ORANGE, "conv-BN")
+    d.circle(300, 98, 12, GREEN)
+    d.text(300, 102, "+", size=14, weight="bold")
+    d.text(340, 102, "ReLU")
+    chain(d, [80, 118], 98)
+    chain(d, [190, 208], 98)
+    chain(d, [270, 286], 98)
+    d.path("M 50 80 C 50 40, 300 40, 300 84", colour=GREEN)
+    d.text(175, 48, "identity shortcut", colour=GREEN)
+    return d.svg()
+
+
+def draw_rnn() -> str:
+    d = Drawing("RNN / LSTM / GRU unrolled in time")
+    for t in range(4):
+        x = 30 + t * 82
+        d.box(x, 80, 56, 36, ORANGE, f"cell t{t + 1}")
+        d.box(x + 13, 150, 30, 24, BLUE, f"x{t + 1}")
+        d.line(x + 28, 150, x + 28, 118, arrow=True)
+        if t < 3:
+            d.line(x + 56, 98, x + 80, 98, arrow=True)
+    d.text(300, 70, "h_t")
+    d.box(290, 30, 50, 24, GREEN, "logits")
+    d.line(314, 80, 314, 56, arrow=True)
+    return d.svg()
+
+
+def draw_qrnn() -> str:
+    d = Drawing("QRNN: conv gates + recurrent pooling")
+    d.box(20, 150, 320, 24, BLUE, "sequence x1 ... xT")
+    d.box(20, 100, 320, 28, ORANGE, "causal conv1d → candidate z, forget f, output o")
+    for t in range(5):
+        x = 45 + t * 64
+        d.circle(x, 60, 12, GREEN)
+        if t < 4:
+            d.line(x + 12, 60, x + 52, 60, arrow=True)
+    d.text(180, 38, "h_t = f ⊙ h_(t-1) + (1 − f) ⊙ z   (fo-pooling)")
+    d.line(180, 150, 180, 130, arrow=True)
+    d.line(180, 100, 180, 74, arrow=True)
+    return d.svg()
+
+
+def draw_tcn() -> str:
+    d = Drawing("TCN: dilated causal convolutions")
+    levels = [(165, 1, BLUE), (120, 1, ORANGE), (75, 2, ORANGE), (40, 4, GREEN)]
+    xs = [25 + i * 21 for i in range(14)]
+    for level, (y, dilation, colour) in enumerate(levels):
+        for x in xs:
+            d.circle(x, y, 4, colour)
+        if level > 0:
+            below_y = levels[level - 1][0]
+            for i in range(len(xs)):
+                if i - dilation >= 0:
+                    d.line(xs[i - dilation], below_y, xs[i], y, width=0.6)
+                d.line(xs[i], below_y, xs[i], y, width=0.6)
+    for (y, _dilation, _), name in zip(levels, ["input", "d=1", "d=2", "d=4"]):
+        d.text(345, y + 4, name)
+    return d.svg()
+
+
+def draw_unet() -> str:
+    d = Drawing("U-Net: encoder, decoder, skip connections")
+    levels = [(20, 35, 60), (65, 80, 44), (110, 120, 30)]  # (x, top, height) going down
+    for x, top, height in levels:
+        mirror = 340 - x - 30
+        d.box(x, top, 30, height, BLUE)
+        d.box(mirror, top, 30, height, GREEN)
+        d.path(f"M {x + 30} {top + 8} L {mirror} {top + 8}", colour=TEAL, dashed=True)
+    d.box(155, 158, 50, 24, PURPLE, "bottleneck")
+    d.path("M 125 150 L 153 168", colour=GREY)
+    d.path("M 205 168 L 233 150", colour=GREY)
+    d.text(60, 192, "down: conv + pool")
+    d.text(300, 192, "up: transposed conv")
+    d.text(180, 30, "skips: concatenate", colour=TEAL)
+    return d.svg()
+
+
+def draw_autoencoder() -> str:
+    d = Drawing("Autoencoder: x → code → x̂")
+    d.trapezoid(30, 40, 110, 120, 30, BLUE, "encoder")
+    d.box(160, 82, 40, 36, PURPLE, "code")
+    d.trapezoid(220, 40, 110, 30, 120, GREEN, "decoder")
+    d.text(30, 180, "784")
+    d.text(180, 140, "12")
+    d.text(330, 180, "784")
+    chain(d, [140, 158], 100)
+    chain(d, [200, 218], 100)
+    return d.svg()
+
+
+def draw_vae() -> str:
+    d = Drawing("VAE: z = μ + σ·ε, loss = BCE + β·KL")
+    d.trapezoid(15, 40, 90, 120, 40, BLUE, "encoder")
+    d.box(120, 58, 44, 26, ORANGE, "μ")
+    d.box(120, 116, 44, 26, ORANGE, "log σ²")
+    d.box(190, 85, 40, 30, PURPLE, "z")
+    d.text(210, 150, "ε ~ N(0, I)")
+    d.trapezoid(250, 40, 95, 40, 120, GREEN, "decoder")
+    d.line(105, 90, 118, 72, arrow=True)
+    d.line(105, 110, 118, 128, arrow=True)
+    d.line(164, 72, 188, 95, arrow=True)
+    d.line(164, 128, 188, 106, arrow=True)
+    d.line(230, 100, 248, 100, arrow=True)
+    return d.svg()
+
+
+def draw_gan() -> str:
+    d = Drawing("GAN: generator vs discriminator")
+    d.box(15, 50, 40, 30, PURPLE, "z")
+    d.trapezoid(70, 35, 80, 30, 70, GREEN, "G")
+    d.box(170, 50, 50, 36, BLUE, "fake")
+    d.box(170, 120, 50, 36, BLUE, "real")
+    d.trapezoid(240, 60, 70, 90, 30, ORANGE, "D")
+    d.text(335, 110, "real?")
+    chain(d, [55, 68], 65)
+    chain(d, [150, 168], 68)
+    d.line(220, 68, 238, 95, arrow=True)
+    d.line(220, 138, 238, 115, arrow=True)
+    d.line(310, 105, 320, 105, arrow=True)
+    return d.svg()
+
+
+def _single_layer(title: str, outputs: int, output_label: str) -> str:
+    d = Drawing(title)
+    inputs = [55 + i * 22 for i in range(6)]
+    outs = [100 - (outputs - 1) * 15 + i * 30 for i in range(outputs)]
+    for y1 in inputs:
+        for y2 in outs:
+            d.line(80, y1, 250, y2, width=0.6)
+    for y in inputs:
+        d.circle(80, y, 8, BLUE)
+    for y in outs:
+        d.circle(250, y, 10, GREEN)
+    d.text(80, 190, "inputs x")
+    d.text(250, 190, "z = Wx + b")
+    d.text(320, 104, output_label)
+    return d.svg()
+
+
+def draw_logistic_regression() -> str:
+    return _single_layer("Logistic regression: one unit", 1, "sigmoid")
+
+
+def draw_softmax_regression() -> str:
+    return _single_layer("Softmax regression: one layer", 4, "softmax")
+
+
+def draw_plainnet() -> str:
+    d = Drawing("Plain net: the ResNet without shortcuts")
+    d.box(20, 80, 60, 36, BLUE, "x")
+    d.box(120, 80, 70, 36, ORANGE, "conv-BN-ReLU")
+    d.box(210, 80, 60, 36, ORANGE, "conv-BN")
+    d.box(290, 80, 50, 36, GREEN, "ReLU")
+    chain(d, [80, 118], 98)
+    chain(d, [190, 208], 98)
+    chain(d, [270, 288], 98)
+    d.path("M 50 80 C 50 40, 300 40, 300 78", colour=RED, dashed=True, arrow=False)
+    d.text(175, 48, "no identity shortcut: deep stacks train worse", colour=RED)
+    return d.svg()
+
+
+def draw_denoising_autoencoder() -> str:
+    d = Drawing("Denoising AE: noisy x → code → clean x")
+    d.box(10, 75, 34, 50, GREY, "x+ε")
+    d.trapezoid(55, 40, 95, 120, 30, BLUE, "encoder")
+    d.box(160, 82, 40, 36, PURPLE, "code")
+    d.trapezoid(210, 40, 95, 30, 120, GREEN, "decoder")
+    d.box(315, 75, 34, 50, GREEN, "x̂")
+    chain(d, [44, 53], 100)
+    chain(d, [150, 158], 100)
+    chain(d, [200, 208], 100)
+    chain(d, [305, 313], 100)
+    d.text(180, 185, "loss: x̂ against the clean x")
+    return d.svg()
+
+
+DRAWERS: dict[str, Callable[[], str]] = {
+    "mlp": draw_mlp, "cnn": draw_cnn, "resnet": draw_resnet, "rnn": draw_rnn,
+    "qrnn": draw_qrnn, "tcn": draw_tcn, "unet": draw_unet, "autoencoder": draw_autoencoder,
+    "vae": draw_vae, "gan": draw_gan,
+    # Architectures that look unlike the rest of their family get a drawing of their own.
+    "logistic_regression": draw_logistic_regression, "softmax_regression": draw_softmax_regression,
+    "plainnet": draw_plainnet, "denoising_autoencoder": draw_denoising_autoencoder,
+}  # fmt: skip
+
+
+def asset_path(family: str, assets_dir: Path = ASSETS_DIR) -> Path:
+    """Where the drawing of a family lives."""
+    return assets_dir / f"{family}.svg"
+
+
+def write_all(assets_dir: Path = ASSETS_DIR) -> list[Path]:
+    """Write every family's drawing; returns the paths written."""
+    assets_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for family, draw in DRAWERS.items():
+        path = asset_path(family, assets_dir)
+        path.write_text(draw(), encoding="utf-8")
+        written.append(path)
+        logger.info("wrote %s", path)
+    return written
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
+    write_all(Path(sys.argv[1]) if len(sys.argv) > 1 else ASSETS_DIR)

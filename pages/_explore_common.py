@@ -1,0 +1,135 @@
+"""What the five exploration pages share: picking the job to show, cached model copies and data."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import streamlit as st
+
+from deeparch import explore
+from deeparch.errors import DeeparchError
+from pages._shared import (
+    ACTIVE_STATES,
+    current_job,
+    manager,
+    remember_job,
+    session_jobs,
+    session_owner,
+)
+
+
+def choose_job(view: str, prefix: str) -> Any | None:
+    """The job the view shows: the session's current job if it fits, else the newest that fits.
+
+    With several candidates the user picks; with none, the page says what to do and offers a
+    button that starts a suitable model with good defaults.
+    """
+    spec = explore.view_spec(view)
+    jobs = explore.suitable_jobs(view, session_jobs())
+    current = current_job()
+    if current is not None and any(job.id == current.id for job in jobs):
+        jobs = [current] + [job for job in jobs if job.id != current.id]
+    if not jobs:
+        show_starter(view, prefix, spec)
+        return None
+    if len(jobs) == 1:
+        job = jobs[0]
+        st.caption(f"Showing {job.id}: {job.arch} on {job.dataset}")
+        return job
+    labels = {job.id: explore.job_label(job) for job in jobs}
+    chosen = st.selectbox(
+        "Run to explore",
+        list(labels),
+        format_func=labels.get,
+        key=f"{prefix}_job",
+        help="this session's runs and loaded checkpoints that this view can show",
+    )
+    return next(job for job in jobs if job.id == chosen)
+
+
+def show_starter(view: str, prefix: str, spec: explore.ViewSpec) -> None:
+    """Nothing to show yet: say what to do and offer to start a suitable model."""
+    starter = spec.starter
+    st.info(
+        f"{spec.hint} Nothing of that kind in this session yet: train one on the Train page, "
+        f"load a checkpoint there, or start {starter['arch']} on {starter['dataset']} here."
+    )
+    if st.button(
+        f"Train {starter['arch']} on {starter['dataset']} ({starter['epochs']} epochs)",
+        key=f"{prefix}_start",
+        type="primary",
+    ):
+        try:
+            job = manager().submit(explore.starter_config(view), owner=session_owner())
+        except DeeparchError as error:
+            st.error(str(error))
+            return
+        remember_job(job)
+        st.rerun()
+
+
+def is_active(job: Any) -> bool:
+    return job.state in ACTIVE_STATES
+
+
+def show_live(job: Any, view: Callable[[Any], None]) -> None:
+    """Draw a job's view in a fragment that re-runs every second while the job trains."""
+    live = is_active(job)
+
+    def live_view() -> None:
+        status_line(job, live)
+        view(job)
+
+    st.fragment(live_view, run_every=1.0 if live else None)()
+
+
+@st.cache_resource(max_entries=6, show_spinner=False)
+def model_at(job_id: str, step: int) -> Any:
+    """A CPU copy of a job's model at a training step (cached: moving a slider re-uses it)."""
+    return manager().get(job_id).model_copy()
+
+
+def job_model(job: Any) -> tuple[Any, int]:
+    """(model copy, step) of a job; the copy is taken once per step and shared by the widgets."""
+    step = int(job.snapshot()["step"])
+    return model_at(job.id, step), step
+
+
+@st.cache_resource(show_spinner="Loading data ...")
+def dataset(name: str) -> Any:
+    """A dataset's tensors (deeparch caches them in-process as well)."""
+    from deeparch.data import load_dataset
+
+    return load_dataset(name)
+
+
+def status_line(job: Any, live: bool) -> None:
+    """One caption with the job's state and step, and its reason when it failed or diverged.
+
+    `live`: the fragment calling this re-runs every second; once the job is done, one full rerun
+    redraws the page without the timer.
+    """
+    snap = job.snapshot()
+    if live and not is_active(job):
+        st.rerun()
+    text = f"{snap['state']} · step {snap['step']}/{snap.get('total_steps', 0)}"
+    st.caption(text)
+    if snap.get("reason") and snap["state"] in ("failed", "diverged"):
+        st.warning(snap["reason"])
+
+
+def time_slider(steps: list[int], key: str) -> int:
+    """A slider over snapshot steps that follows the newest one until the user scrolls back."""
+    follow_key = f"{key}_follow"
+    if follow_key not in st.session_state:
+        st.session_state[follow_key] = True
+    if st.session_state[follow_key] or st.session_state.get(key) not in steps:
+        st.session_state[key] = steps[-1]
+
+    def scrolled() -> None:
+        st.session_state[follow_key] = st.session_state[key] == steps[-1]
+
+    return st.select_slider(
+        "training step (scroll back in time)", steps, key=key, on_change=scrolled
+    )

@@ -1,0 +1,269 @@
+"""Widgets every page shares: config forms generated from field_specs, the session and its jobs."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import streamlit as st
+
+from deeparch.config import FieldSpec, check_value, coerce, field_specs, make_config
+from deeparch.errors import ConfigError
+
+ACTIVE_STATES = ("queued", "running", "paused")
+FINAL_STATES = ("finished", "stopped", "failed", "diverged")
+OWNER_KEY = "deeparch_owner"
+CURRENT_JOB_KEY = "deeparch_current_job"
+LOADED_JOBS_KEY = "deeparch_loaded_jobs"
+SLIDER_MAX_STEPS = 64  # an int field with at most this many values gets a slider
+SIDEBAR_REFRESH_S = 2.0  # the job list; the Train page itself refreshes its charts faster
+
+
+# ---------------------------------------------------------------- session and jobs
+def manager() -> Any:
+    from deeparch.training import get_manager
+
+    return get_manager()
+
+
+def restore_session() -> str:
+    """The session's owner id; a reload with ?job=<id> in the URL finds its jobs again."""
+    if OWNER_KEY not in st.session_state:
+        owner = uuid.uuid4().hex
+        job_id = st.query_params.get("job")
+        job = _get_job(job_id) if job_id else None
+        if job is not None:
+            owner = getattr(job, "owner", None) or owner
+            st.session_state[CURRENT_JOB_KEY] = job.id
+        st.session_state[OWNER_KEY] = owner
+    if LOADED_JOBS_KEY not in st.session_state:
+        st.session_state[LOADED_JOBS_KEY] = []
+    current = st.session_state.get(CURRENT_JOB_KEY)
+    if current and st.query_params.get("job") != current:
+        st.query_params["job"] = current  # query params are cleared on a page switch
+    return st.session_state[OWNER_KEY]
+
+
+def session_owner() -> str:
+    return restore_session()
+
+
+def _get_job(job_id: str | None) -> Any:
+    if not job_id:
+        return None
+    try:
+        return manager().get(job_id)
+    except (KeyError, LookupError, ValueError):
+        return None
+
+
+def remember_job(job: Any) -> None:
+    """Make a job the page's current one (also in the URL, so a reload finds it)."""
+    st.session_state[CURRENT_JOB_KEY] = job.id
+    st.query_params["job"] = job.id
+
+
+def current_job() -> Any:
+    return _get_job(st.session_state.get(CURRENT_JOB_KEY))
+
+
+def remember_loaded(job: Any) -> None:
+    loaded = st.session_state.setdefault(LOADED_JOBS_KEY, [])
+    if job.id not in loaded:
+        loaded.append(job.id)
+
+
+def session_jobs(include_loaded: bool = True) -> list[Any]:
+    """This session's jobs (newest first), plus the checkpoints it loaded."""
+    jobs = list(manager().jobs(owner=session_owner()))
+    if include_loaded:
+        known = {job.id for job in jobs}
+        for job_id in st.session_state.get(LOADED_JOBS_KEY, []):
+            job = _get_job(job_id)
+            if job is not None and job.id not in known:
+                jobs.append(job)
+    return list(reversed(jobs))
+
+
+def run_label(snap: Mapping[str, Any]) -> str:
+    """A short name for a run: architecture, dataset and the last characters of its id."""
+    return f"{snap.get('arch')} on {snap.get('dataset')} · {str(snap.get('id'))[-6:]}"
+
+
+def progress_fraction(snap: Mapping[str, Any]) -> float:
+    total = snap.get("total_steps") or 0
+    return min(1.0, (snap.get("step") or 0) / total) if total else 0.0
+
+
+def job_sidebar() -> None:
+    """The running and queued jobs of this session, with pause and stop; on every page."""
+    active = any(job.state in ACTIVE_STATES for job in session_jobs(include_loaded=False))
+    st.fragment(_job_panel, run_every=SIDEBAR_REFRESH_S if active else None)()
+
+
+def _job_panel() -> None:
+    st.subheader("Your jobs")
+    jobs = session_jobs(include_loaded=False)
+    if not jobs:
+        st.caption("No training jobs yet: start one on the Train page.")
+        return
+    shown = [job for job in jobs if job.state in ACTIVE_STATES][:4] or jobs[:1]
+    for job in shown:
+        snap = job.snapshot(owner=session_owner())  # reading as the owner keeps the job alive
+        with st.container(border=True):
+            st.markdown(f"**{snap['arch']}** on {snap['dataset']} · _{snap['state']}_")
+            queue_position = snap.get("queue_position")
+            text = f"step {snap.get('step', 0)}/{snap.get('total_steps', 0)}"
+            if snap["state"] == "queued" and queue_position:
+                text = f"queued, position {queue_position}"
+            st.progress(progress_fraction(snap), text=text)
+            if job.state in ACTIVE_STATES:
+                pause_col, stop_col = st.columns(2)
+                paused = job.state == "paused"
+                if pause_col.button(
+                    "Resume" if paused else "Pause", key=f"side_pause_{job.id}", width="stretch"
+                ):
+                    job.resume() if paused else job.pause()
+                    st.rerun(scope="fragment")
+                if stop_col.button("Stop", key=f"side_stop_{job.id}", width="stretch"):
+                    job.stop()
+                    st.rerun(scope="fragment")
+    finished = len(jobs) - len([j for j in jobs if j.state in ACTIVE_STATES])
+    if finished:
+        st.caption(f"{finished} finished run(s): see Compare.")
+
+
+# ---------------------------------------------------------------- config forms
+def widget_key(prefix: str, name: str) -> str:
+    return f"{prefix}_{name}"
+
+
+def display_value(spec: FieldSpec, value: Any) -> Any:
+    """A typed config value as the widget for its field holds it (tuples as "500,200,100")."""
+    if spec.type is tuple:
+        return ",".join(str(v) for v in value)
+    if spec.type is float:
+        return float(value)
+    return value
+
+
+def seed_values(specs: Iterable[FieldSpec], prefix: str, values: Mapping[str, Any]) -> list[str]:
+    """Put values (from a share link) into the form's widgets; returns the messages of bad ones."""
+    problems = []
+    for spec in specs:
+        if spec.name not in values:
+            continue
+        try:
+            typed = coerce(spec, values[spec.name])
+            check_value(spec, typed)
+        except ConfigError as error:
+            problems.append(str(error))
+            continue
+        st.session_state[widget_key(prefix, spec.name)] = display_value(spec, typed)
+    return problems
+
+
+def field_widget(spec: FieldSpec, key: str) -> Any:
+    """One widget for one hyperparameter, chosen from its type and bounds."""
+    if key not in st.session_state:
+        st.session_state[key] = display_value(spec, spec.default)
+    label, help_text = spec.name, f"{spec.help} Allowed: {spec.allowed()}."
+    if spec.choices is not None:
+        return st.selectbox(label, spec.choices, key=key, help=help_text)
+    if spec.type is bool:
+        return st.toggle(label, key=key, help=help_text)
+    if spec.type is int:
+        step = int(spec.step or 1)
+        low = int(spec.min) if spec.min is not None else None
+        high = int(spec.max) if spec.max is not None else None
+        if low is not None and high is not None and (high - low) / step <= SLIDER_MAX_STEPS:
+            return st.slider(label, low, high, step=step, key=key, help=help_text)
+        return st.number_input(label, low, high, step=step, key=key, help=help_text)
+    if spec.type is float:
+        low = float(spec.min) if spec.min is not None else None
+        high = float(spec.max) if spec.max is not None else None
+        if spec.log:
+            # A learning rate spans decades: show it in scientific notation, step by its smallest.
+            step = float(spec.step or (spec.default / 10 if spec.default else spec.min or 1e-4))
+            return st.number_input(
+                label, low, high, step=step, format="%.2e", key=key, help=help_text
+            )
+        step = float(spec.step or 0.01)
+        return st.number_input(label, low, high, step=step, format="%g", key=key, help=help_text)
+    placeholder = "e.g. 500,200,100" if spec.type is tuple else None
+    return st.text_input(label, key=key, help=help_text, placeholder=placeholder)
+
+
+def config_form(
+    specs: Iterable[FieldSpec], prefix: str, columns: int = 2, exclude: Iterable[str] = ()
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Widgets for every field; returns (raw values by field, an error slot under each widget)."""
+    excluded = set(exclude)
+    specs = [spec for spec in specs if spec.name not in excluded]
+    raw: dict[str, Any] = {}
+    slots: dict[str, Any] = {}
+    cols = st.columns(columns)
+    for index, spec in enumerate(specs):
+        with cols[index % columns]:
+            raw[spec.name] = field_widget(spec, widget_key(prefix, spec.name))
+            slots[spec.name] = st.empty()
+    return raw, slots
+
+
+def typed_overrides(
+    specs: Iterable[FieldSpec], raw: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, ConfigError]]:
+    """Coerce and bound-check each widget value; returns (typed values, errors by field)."""
+    values: dict[str, Any] = {}
+    errors: dict[str, ConfigError] = {}
+    for spec in specs:
+        if spec.name not in raw:
+            continue
+        try:
+            typed = coerce(spec, raw[spec.name])
+            check_value(spec, typed)
+            values[spec.name] = typed
+        except ConfigError as error:
+            errors[spec.name] = error
+    return values, errors
+
+
+def show_errors(errors: Mapping[str, ConfigError], slots: Mapping[str, Any]) -> None:
+    """Each error under its widget; an error about a field without a widget at the top."""
+    for field, error in errors.items():
+        slot = slots.get(field)
+        if slot is not None:
+            slot.error(str(error))
+        else:
+            st.error(str(error))
+
+
+def validate_config(config_cls: type, values: Mapping[str, Any]) -> Any:
+    """The config dataclass from typed values (raises ConfigError)."""
+    return make_config(config_cls, dict(values))
+
+
+def specs_of(config_cls: type) -> list[FieldSpec]:
+    return field_specs(config_cls)
+
+
+# ---------------------------------------------------------------- datasets
+def compatible_datasets(arch_spec: Any) -> list[str]:
+    """Datasets an architecture can train on (read from their DataInfo, without loading them)."""
+    from deeparch.data import dataset_info, list_datasets
+
+    names = []
+    for name in list_datasets():
+        if arch_spec.datasets is not None and name not in arch_spec.datasets:
+            continue
+        try:
+            kind = dataset_info(name).kind
+        except Exception:  # noqa: BLE001  (an optional dataset that cannot describe itself)
+            continue
+        if kind in arch_spec.data_kinds:
+            names.append(name)
+    if arch_spec.default_dataset in names:
+        names.remove(arch_spec.default_dataset)
+        names.insert(0, arch_spec.default_dataset)
+    return names

@@ -1,0 +1,95 @@
+"""Autoencoders: reconstructions through training, denoising, and PCA vs autoencoders."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from deeparch import explore
+from deeparch import explore_autoencoders as ae
+from deeparch import explore_figures as figs
+from pages._explore_common import choose_job, dataset, show_live, time_slider
+
+P = "ae"  # widget key prefix of this page
+COMPARE_DATASETS = ("mnist", "digits")
+TRAIN_LIMIT = 4000  # training images for the comparison (all of bundled mnist's training split)
+
+
+@st.cache_data(max_entries=32, show_spinner="Fitting PCA and training both autoencoders ...")
+def comparison_cached(dataset_name: str, code_size: int, steps: int) -> ae.ReconstructionComparison:
+    data = dataset(dataset_name)
+    return ae.compare_reconstruction(
+        data.x_train[:TRAIN_LIMIT], data.x_val, data.info, code_size, steps
+    )
+
+
+def job_section(job) -> None:
+    snap = job.snapshot()
+    snapshots = [s for s in snap["snapshots"] if "reconstructions" in s]
+    if not snapshots:
+        st.info("Reconstructions appear after the first snapshot of training.")
+        return
+    steps = explore.snapshot_steps(snapshots)
+    chosen = time_slider(steps, f"{P}_time")
+    shown = snapshots[steps.index(chosen)]
+    originals, inputs = shown["originals"], shown["inputs"]
+    columns = len(originals)
+    noisy = not np.array_equal(originals, inputs)
+    rows = [("input with noise", inputs)] if noisy else []
+    rows += [
+        ("output", shown["reconstructions"]),
+        ("clean target" if noisy else "original", originals),
+    ]
+    for title, images in rows:
+        st.plotly_chart(
+            figs.image_grid_figure(images, columns, f"{title} (step {chosen})", 150),
+            key=f"{P}_row_{title}",
+        )
+
+
+def comparison_section() -> None:
+    st.subheader("PCA vs a linear and a nonlinear autoencoder")
+    st.write(
+        "With the same code size, PCA finds the best linear subspace; a linear autoencoder "
+        "trained with squared error can at best match it; a nonlinear one can follow a curved "
+        "manifold and do better (seed 003)."
+    )
+    data_col, code_col, steps_col = st.columns(3)
+    dataset_name = data_col.selectbox("dataset", COMPARE_DATASETS, key=f"{P}_dataset")
+    code_size = code_col.slider("code size", 1, 64, 8, key=f"{P}_code_size")
+    steps = steps_col.select_slider(
+        "training steps of each autoencoder", [100, 300, 1000, 3000], 300, key=f"{P}_steps"
+    )
+    if st.button("Compare", key=f"{P}_compare"):
+        st.session_state[f"{P}_compared"] = (dataset_name, code_size, steps)
+    request = st.session_state.get(f"{P}_compared")
+    if not request:
+        return
+    result = comparison_cached(*request)
+    st.plotly_chart(
+        figs.bar_figure(
+            result.errors,
+            "validation MSE per pixel",
+            f"{request[0]}, code size {request[1]}, {request[2]} training steps",
+        ),
+        key=f"{P}_errors",
+    )
+    count = len(result.originals)
+    st.plotly_chart(
+        figs.image_grid_figure(result.originals, count, "originals", 130), key=f"{P}_orig"
+    )
+    for method, images in result.reconstructions.items():
+        st.plotly_chart(
+            figs.image_grid_figure(images, count, method, 130), key=f"{P}_recon_{method}"
+        )
+
+
+st.title("Autoencoders")
+st.write(
+    "An autoencoder squeezes each input through a small code and rebuilds it; a denoising one "
+    "rebuilds the clean image from a noisy one."
+)
+job = choose_job("autoencoders", P)
+if job is not None:
+    show_live(job, job_section)
+comparison_section()

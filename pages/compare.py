@@ -1,0 +1,77 @@
+"""Compare: the session's runs and loaded checkpoints, curves overlaid, settings side by side."""
+
+import pandas as pd
+import streamlit as st
+
+from deeparch import viz
+from pages._shared import run_label, session_jobs
+
+MAX_DEFAULT_RUNS = 4
+
+
+def settings_column(snap: dict) -> dict:
+    """One run's final metrics, then its settings, as flat name -> value pairs."""
+    config = dict(snap.get("config") or {})
+    arch_config = config.pop("arch_config", {}) or {}
+    column = {"arch": snap.get("arch"), "dataset": snap.get("dataset"), "state": snap.get("state")}
+    column["steps"] = snap.get("step")
+    final = (snap.get("epoch_metrics") or [{}])[-1]
+    column.update({f"final {k}": v for k, v in final.items() if k not in ("epoch", "step")})
+    column.update({f"{snap.get('arch')}.{k}": v for k, v in arch_config.items()})
+    column.update({k: v for k, v in config.items() if k not in ("arch", "dataset")})
+    return {k: _text(v) for k, v in column.items()}
+
+
+def _text(value: object) -> str:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value))
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+st.title("Compare runs")
+jobs = session_jobs(include_loaded=True)
+if not jobs:
+    st.info("No runs yet. Train something on the Train page, or load a checkpoint there.")
+    st.stop()
+
+snaps = {run_label(snap): snap for snap in (job.snapshot() for job in jobs)}
+labels = list(snaps)
+if "compare_runs" not in st.session_state:
+    st.session_state["compare_runs"] = labels[:MAX_DEFAULT_RUNS]
+st.session_state["compare_runs"] = [r for r in st.session_state["compare_runs"] if r in snaps]
+chosen = st.multiselect("runs", labels, key="compare_runs")
+if not chosen:
+    st.info("Pick at least one run.")
+    st.stop()
+
+picked = {label: snaps[label] for label in chosen}
+terms = list(dict.fromkeys(t for s in picked.values() for t in s.get("losses", {})))
+metrics = list(
+    dict.fromkeys(
+        k
+        for s in picked.values()
+        for row in s.get("epoch_metrics", [])
+        for k in row
+        if k != "epoch"
+    )
+)
+curves = st.columns(2)
+with curves[0]:
+    if terms:
+        term = st.selectbox("loss term", terms, key="compare_term")
+        runs = {label: s.get("losses", {}) for label, s in picked.items()}
+        st.plotly_chart(viz.compare_figure(runs, term), key="compare_loss_chart")
+with curves[1]:
+    if metrics:
+        default = metrics.index("val_accuracy") if "val_accuracy" in metrics else 0
+        metric = st.selectbox("epoch metric", metrics, index=default, key="compare_metric")
+        rows = {label: s.get("epoch_metrics", []) for label, s in picked.items()}
+        st.plotly_chart(viz.compare_epoch_figure(rows, metric), key="compare_epoch_chart")
+
+table = pd.DataFrame({label: settings_column(s) for label, s in picked.items()})
+only_different = st.toggle("only settings that differ", key="compare_only_different")
+if only_different and len(chosen) > 1:
+    table = table[table.astype(str).nunique(axis=1) > 1]
+st.dataframe(table, width="stretch", key="compare_table", height=35 * (len(table) + 1) + 3)

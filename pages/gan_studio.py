@@ -1,0 +1,134 @@
+"""GAN studio: fixed-noise samples through training, the losses, D(x) vs D(G(z)), noise walks."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from deeparch import explore
+from deeparch import explore_figures as figs
+from deeparch import explore_latent as latent
+from pages._explore_common import (
+    choose_job,
+    dataset,
+    job_model,
+    model_at,
+    show_live,
+    time_slider,
+)
+
+P = "gan"  # widget key prefix of this page
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def class_samples_cached(job_id: str, step: int, class_index: int, seed: int) -> np.ndarray:
+    return latent.samples_of_class(model_at(job_id, step), class_index, 16, seed)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def noise_walk_cached(
+    job_id: str, step: int, seed_from: int, seed_to: int, steps: int, class_index: int
+) -> np.ndarray:
+    return latent.interpolate_noise(model_at(job_id, step), seed_from, seed_to, steps, class_index)
+
+
+def samples_through_training(snap: dict) -> None:
+    snapshots = [s for s in snap["snapshots"] if "grid" in s]
+    if not snapshots:
+        st.info("The first sample grid appears after the first snapshot of training.")
+        return
+    steps = explore.snapshot_steps(snapshots)
+    chosen = time_slider(steps, f"{P}_time")
+    shown = snapshots[steps.index(chosen)]
+    title = (
+        f"fixed noise at step {chosen}: D(x) = {shown['d_real']:.2f}, "
+        f"D(G(z)) = {shown['d_fake']:.2f}"
+    )
+    st.plotly_chart(figs.image_grid_figure(shown["grid"], 8, title, 260), key=f"{P}_grid")
+
+
+def training_curves(snap: dict) -> None:
+    loss_col, d_col = st.columns(2)
+    curves, x_values = {}, None
+    for term, name in (("d_loss", "discriminator loss"), ("g_loss", "generator loss")):
+        steps, values = explore.loss_curve(snap, term)
+        if len(values):
+            curves[name], x_values = explore.smooth(values), steps
+    with loss_col:
+        st.plotly_chart(
+            figs.curves_figure(
+                curves, "step", "loss (moving average)", "losses", x_values=x_values
+            ),
+            key=f"{P}_losses",
+        )
+    curves = {}
+    for term, name in (("d_x", "D(x), real images"), ("d_g_z", "D(G(z)), fakes")):
+        steps, values = explore.loss_curve(snap, term)
+        if len(values):
+            curves[name], x_values = explore.smooth(values), steps
+    with d_col:
+        st.plotly_chart(
+            figs.curves_figure(
+                curves,
+                "step",
+                "mean sigmoid output",
+                "the discriminator's verdicts",
+                x_values=x_values,
+                hline=0.5,
+            ),
+            key=f"{P}_verdicts",
+        )
+    st.caption(
+        "At the equilibrium both verdicts sit at 0.5: the discriminator cannot tell real from "
+        "fake. In practice they swing around it; convergence is often fleeting (seed 004)."
+    )
+
+
+def class_picker(job, step: int, class_names) -> int:
+    st.subheader("Samples of one class")
+    class_col, seed_col = st.columns(2)
+    names = list(class_names) or [str(i) for i in range(10)]
+    class_index = class_col.selectbox(
+        "class", range(len(names)), format_func=lambda i: names[i], key=f"{P}_class"
+    )
+    seed = seed_col.number_input("noise seed", 0, 10_000, 0, key=f"{P}_seed")
+    images = class_samples_cached(job.id, step, int(class_index), int(seed))
+    st.plotly_chart(
+        figs.image_grid_figure(images, 8, f"16 samples of class {names[class_index]}", 240),
+        key=f"{P}_class_samples",
+    )
+    return int(class_index)
+
+
+def noise_walk(job, step: int, class_index: int) -> None:
+    st.subheader("Walk between two noise vectors")
+    a_col, b_col, n_col = st.columns(3)
+    seed_from = a_col.number_input("from seed", 0, 10_000, 1, key=f"{P}_walk_from")
+    seed_to = b_col.number_input("to seed", 0, 10_000, 2, key=f"{P}_walk_to")
+    steps = n_col.slider("steps", 3, 20, 10, key=f"{P}_walk_steps")
+    strip = noise_walk_cached(job.id, step, int(seed_from), int(seed_to), steps, class_index)
+    st.plotly_chart(
+        figs.image_grid_figure(strip, steps, "G((1 - lambda) z_a + lambda z_b)", 160),
+        key=f"{P}_walk",
+    )
+
+
+st.title("GAN studio")
+st.write(
+    "A generator learns to turn noise into images while a discriminator learns to tell them from "
+    "real ones. Watch the same noise vectors become digits, and the two players' scores."
+)
+job = choose_job("gan", P)
+if job is not None:
+
+    def gan_view(job) -> None:
+        snap = job.snapshot()
+        samples_through_training(snap)
+        training_curves(snap)
+        model, step = job_model(job)
+        class_index = 0
+        if getattr(model, "conditional", False):
+            class_index = class_picker(job, step, dataset(snap["dataset"]).info.class_names)
+        noise_walk(job, step, class_index)
+
+    show_live(job, gan_view)

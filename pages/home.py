@@ -1,0 +1,68 @@
+"""Home: the gallery of every registered architecture, each a card with a drawing and buttons."""
+
+from pathlib import Path
+
+import streamlit as st
+
+from deeparch.diagrams import asset_path
+from deeparch.errors import DeeparchError
+from deeparch.models import create_model, get_arch, list_archs
+
+CARDS_PER_ROW = 3
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+
+
+@st.cache_data(show_spinner=False)
+def default_parameter_count(arch: str) -> int | None:
+    """Parameters of an architecture at its defaults, on its default dataset (None if it fails)."""
+    try:
+        model, _ = create_model(arch)
+    except (DeeparchError, RuntimeError):
+        return None
+    return sum(p.numel() for p in model.parameters())
+
+
+def drawing_for(arch: str, family: str) -> Path | None:
+    """The drawing of an architecture: its own if there is one, else its family's."""
+    for name in (arch, family):
+        path = asset_path(name, ASSETS_DIR)
+        if path.exists():
+            return path
+    return None
+
+
+def card(arch: str) -> None:
+    spec = get_arch(arch)
+    with st.container(border=True):
+        st.markdown(f"#### {arch}")
+        st.caption(f"family **{spec.family}** · task **{spec.task}** · data {spec.default_dataset}")
+        drawing = drawing_for(arch, spec.family)
+        if drawing is not None:
+            st.image(str(drawing), width="stretch")
+        # The first sentence is the one-line summary; the whole description is in the tooltip.
+        summary = spec.description.split(". ")[0].rstrip(".") + "."
+        st.markdown(summary, help=spec.description)
+        count = default_parameter_count(arch)
+        st.markdown(f"**{count:,}** parameters at defaults" if count is not None else "")
+        inspect_col, train_col = st.columns(2)
+        if inspect_col.button("Inspect", key=f"home_inspect_{arch}", width="stretch"):
+            st.switch_page("pages/inspect.py", query_params={"arch": arch})
+        if train_col.button("Train", key=f"home_train_{arch}", type="primary", width="stretch"):
+            st.switch_page("pages/train.py", query_params={"arch": arch})
+
+
+st.title("deeparch: deep architectures you can open up")
+st.write(
+    "Pick an architecture: **Inspect** shows every layer, its parameter count and the code that "
+    "builds it; **Train** fits it on real data while you watch the loss fall. Your running jobs "
+    "stay in the sidebar on every page."
+)
+archs = list_archs()
+families = list(dict.fromkeys(get_arch(a).family for a in archs))
+chosen = st.pills("Families", families, selection_mode="multi", key="home_families")
+shown = [a for a in archs if not chosen or get_arch(a).family in chosen]
+for start in range(0, len(shown), CARDS_PER_ROW):
+    columns = st.columns(CARDS_PER_ROW)
+    for column, arch in zip(columns, shown[start : start + CARDS_PER_ROW]):
+        with column:
+            card(arch)

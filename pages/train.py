@@ -1,0 +1,286 @@
+"""Train: pick data and hyperparameters, start a job, watch its curves live, save or load it."""
+
+import io
+import tempfile
+import zipfile
+from pathlib import Path
+from urllib.parse import urlencode
+
+import streamlit as st
+
+from deeparch import viz
+from deeparch.errors import ConfigError, DeeparchError
+from deeparch.models import get_arch, list_archs
+from deeparch.training import TrainConfig
+from pages._shared import (
+    ACTIVE_STATES,
+    FINAL_STATES,
+    compatible_datasets,
+    config_form,
+    current_job,
+    manager,
+    progress_fraction,
+    remember_job,
+    remember_loaded,
+    seed_values,
+    session_owner,
+    show_errors,
+    specs_of,
+    typed_overrides,
+)
+
+# TrainConfig fields the page sets itself rather than through a widget.
+NOT_WIDGETS = ("arch", "dataset", "arch_config")
+TRAIN_PREFIX = "train_cfg"
+UPLOAD_DIR_KEY = "train_upload_dir"
+# Seconds between chart refreshes while a job runs: each refresh costs the browser a redraw, and
+# the browser shares the CPU with training.
+LIVE_REFRESH_S = 1.0
+
+
+def train_specs() -> list:
+    return [s for s in specs_of(TrainConfig) if s.name not in NOT_WIDGETS]
+
+
+def apply_share_link() -> None:
+    """Fill the widgets from the URL once per distinct link (?arch=mlp&lr=0.01&...)."""
+    params = st.query_params.to_dict()
+    params.pop("job", None)
+    signature = urlencode(sorted(params.items()))
+    if not params or st.session_state.get("train_applied_link") == signature:
+        return
+    st.session_state["train_applied_link"] = signature
+    if params.get("arch") not in list_archs():
+        return
+    arch = params["arch"]
+    st.session_state["train_arch"] = arch
+    if params.get("dataset"):
+        st.session_state[f"train_dataset_{arch}"] = params["dataset"]
+    arch_specs = specs_of(get_arch(arch).config_cls)
+    arch_names = {s.name for s in arch_specs}
+    # A training field named like an architecture field travels as train.<name>.
+    train_values = {
+        s.name: params.get(f"train.{s.name}", params.get(s.name))
+        for s in train_specs()
+        if f"train.{s.name}" in params or (s.name in params and s.name not in arch_names)
+    }
+    problems = seed_values(arch_specs, f"train_{arch}", params)
+    problems += seed_values(train_specs(), TRAIN_PREFIX, train_values)
+    for problem in problems:
+        st.warning(f"The link's value was not used: {problem}")
+
+
+def share_link(arch: str, dataset: str, arch_values: dict, train_values: dict) -> str:
+    """A URL whose query reopens this configuration (only values that differ from defaults)."""
+    arch_specs = specs_of(get_arch(arch).config_cls)
+    params = {"arch": arch, "dataset": dataset}
+    for spec in arch_specs:
+        if arch_values.get(spec.name, spec.default) != spec.default:
+            params[spec.name] = _text(arch_values[spec.name])
+    arch_names = {s.name for s in arch_specs}
+    for spec in train_specs():
+        if train_values.get(spec.name, spec.default) != spec.default:
+            key = f"train.{spec.name}" if spec.name in arch_names else spec.name
+            params[key] = _text(train_values[spec.name])
+    base = (st.context.url or "").split("?")[0]
+    return f"{base}?{urlencode(params, safe=',')}"
+
+
+def _text(value: object) -> str:
+    return ",".join(str(v) for v in value) if isinstance(value, tuple) else str(value)
+
+
+def start_job(arch: str, dataset: str, arch_values: dict, train_values: dict, slots: dict) -> None:
+    config = {**train_values, "arch": arch, "dataset": dataset, "arch_config": arch_values}
+    try:
+        job = manager().submit(TrainConfig.from_dict(config), owner=session_owner())
+    except ConfigError as error:
+        show_errors({error.field: error}, slots)
+        return
+    except DeeparchError as error:
+        st.error(str(error))
+        return
+    except RuntimeError as error:  # a combination no check foresaw: say so, never a traceback
+        st.error(f"{arch} cannot train with these settings: {error}")
+        return
+    remember_job(job)
+    st.session_state["train_last_state"] = job.state
+    st.rerun()  # the sidebar, drawn before this page, shows the new job from the next run on
+
+
+def job_controls(job) -> None:
+    state = job.state
+    pause_col, step_col, stop_col, _ = st.columns([1, 1, 1, 3])
+    if state == "paused":
+        if pause_col.button("Resume", key="train_resume", width="stretch"):
+            job.resume()
+    elif pause_col.button(
+        "Pause", key="train_pause", width="stretch", disabled=state not in ACTIVE_STATES
+    ):
+        job.pause()
+    if step_col.button(
+        "Step",
+        key="train_step",
+        width="stretch",
+        disabled=state != "paused",
+        help="Train one batch while paused",
+    ):
+        job.step()
+    if stop_col.button(
+        "Stop", key="train_stop", width="stretch", disabled=state not in ACTIVE_STATES
+    ):
+        job.stop()
+
+
+def live_panel() -> None:
+    """Progress, speed and the live curves of the current job; reruns on its own while it trains."""
+    job = current_job()
+    if job is None:
+        st.info("Press **Start** to train with the settings above.")
+        return
+    job_controls(job)
+    snap = job.snapshot(owner=session_owner())  # reading as the owner keeps the job alive
+    state = snap["state"]
+    epoch = f"epoch {snap.get('epoch', 0)}/{snap.get('epochs', 0)}"
+    text = f"{epoch} · step {snap.get('step', 0)}/{snap.get('total_steps', 0)}"
+    if state == "queued":
+        text = f"queued (position {snap.get('queue_position')}): another job is training"
+    st.progress(progress_fraction(snap), text=f"{state} · {text}")
+    numbers = st.columns(5)
+    numbers[0].metric("state", state)
+    numbers[1].metric("samples/s", f"{snap.get('samples_per_s') or 0:,.0f}")
+    eta = snap.get("eta_s")
+    numbers[2].metric("ETA", f"{eta:.0f} s" if eta is not None and state in ACTIVE_STATES else "—")
+    numbers[3].metric("elapsed", f"{snap.get('elapsed_s') or 0:.1f} s")
+    numbers[4].metric("device", str(snap.get("device", "?")))
+    if state in ("failed", "diverged"):
+        st.error(f"The run {state}: {snap.get('reason') or 'no reason given'}")
+    elif state == "stopped" and snap.get("reason"):
+        st.warning(snap["reason"])
+    charts = st.columns(2)
+    charts[0].plotly_chart(viz.loss_figure(snap.get("losses", {})), key="train_loss_chart")
+    if snap.get("epoch_metrics"):
+        charts[1].plotly_chart(
+            viz.epoch_metrics_figure(snap["epoch_metrics"]), key="train_epoch_chart"
+        )
+    else:
+        charts[1].caption("Validation metrics appear at the end of each epoch.")
+    previous = st.session_state.get("train_last_state")
+    st.session_state["train_last_state"] = state
+    if previous is not None and previous != state:
+        st.rerun()  # the whole page: the checkpoint buttons and the sidebar follow the new state
+
+
+def checkpoint_zip(job) -> bytes:
+    """The job's checkpoint (.safetensors + .json) as one zip, saved once per step."""
+    cached = st.session_state.get("train_ckpt")
+    step = job.snapshot().get("step")
+    if cached and cached[0] == (job.id, step):
+        return cached[1]
+    with tempfile.TemporaryDirectory() as folder:
+        weights = Path(
+            job.save_checkpoint(Path(folder) / f"{job.snapshot()['arch']}-{job.id[-6:]}")
+        )
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(weights.parent.iterdir()):
+                if path.stem == weights.stem:
+                    archive.write(path, path.name)
+    st.session_state["train_ckpt"] = ((job.id, step), buffer.getvalue())
+    return buffer.getvalue()
+
+
+def load_upload(uploaded) -> None:
+    """Validate an uploaded checkpoint (.safetensors or a .zip of one) and load it as a run."""
+    if UPLOAD_DIR_KEY not in st.session_state:
+        st.session_state[UPLOAD_DIR_KEY] = tempfile.mkdtemp(prefix="deeparch-upload-")
+    folder = Path(st.session_state[UPLOAD_DIR_KEY]) / Path(uploaded.name).stem
+    folder.mkdir(parents=True, exist_ok=True)
+    data = uploaded.getvalue()
+    try:
+        if uploaded.name.endswith(".zip"):
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                names = [n for n in archive.namelist() if n.endswith((".safetensors", ".json"))]
+                weights = [n for n in names if n.endswith(".safetensors")]
+                if len(weights) != 1:
+                    raise DeeparchError("the zip must hold exactly one .safetensors file")
+                for name in names:
+                    (folder / Path(name).name).write_bytes(archive.read(name))
+                path = folder / Path(weights[0]).name
+        else:
+            path = folder / Path(uploaded.name).name
+            path.write_bytes(data)
+        job = manager().load_checkpoint(path, owner=session_owner())
+    except (DeeparchError, zipfile.BadZipFile, OSError, ValueError, KeyError) as error:
+        st.error(f"{uploaded.name} is not a deeparch checkpoint: {error}")
+        return
+    remember_loaded(job)
+    st.success(
+        f"Loaded {job.snapshot()['arch']} ({uploaded.name}); compare it on the Compare page."
+    )
+
+
+def checkpoint_section(job) -> None:
+    save_col, load_col = st.columns(2)
+    with save_col:
+        st.markdown("**Save**")
+        if job is not None and job.state in FINAL_STATES + ("paused",):
+            st.download_button(
+                "Download checkpoint (.zip)",
+                checkpoint_zip(job),
+                file_name=f"deeparch-{job.arch}-{job.id}.zip",
+                mime="application/zip",
+                key="train_download",
+                on_click="ignore",
+            )
+        else:
+            st.caption("Pause or finish a run to download its weights (.safetensors + .json).")
+    with load_col:
+        st.markdown("**Load**")
+        uploaded = st.file_uploader(
+            "a deeparch checkpoint", type=["zip", "safetensors"], key="train_upload"
+        )
+        if uploaded is not None and st.session_state.get("train_loaded_name") != uploaded.file_id:
+            st.session_state["train_loaded_name"] = uploaded.file_id
+            load_upload(uploaded)
+
+
+st.title("Train")
+apply_share_link()
+archs = list_archs()
+if "train_arch" not in st.session_state:
+    st.session_state["train_arch"] = "mlp" if "mlp" in archs else archs[0]
+top = st.columns([2, 2, 3])
+arch = top[0].selectbox("architecture", archs, key="train_arch")
+spec = get_arch(arch)
+datasets = compatible_datasets(spec)
+dataset_key = f"train_dataset_{arch}"
+if st.session_state.get(dataset_key) not in datasets:
+    st.session_state[dataset_key] = datasets[0]
+dataset = top[1].selectbox("dataset", datasets, key=dataset_key)
+top[2].caption(spec.description)
+
+arch_specs = specs_of(spec.config_cls)
+with st.expander(f"{arch} hyperparameters", expanded=True):
+    arch_raw, arch_slots = config_form(arch_specs, f"train_{arch}", columns=3)
+with st.expander("Training settings", expanded=True):
+    train_raw, train_slots = config_form(train_specs(), TRAIN_PREFIX, columns=4)
+arch_values, arch_errors = typed_overrides(arch_specs, arch_raw)
+train_values, train_errors = typed_overrides(train_specs(), train_raw)
+slots = {**train_slots, **arch_slots}
+show_errors({**arch_errors, **train_errors}, slots)
+valid = not arch_errors and not train_errors
+
+start_col, link_col = st.columns([1, 5])
+if start_col.button(
+    "Start", key="train_start", type="primary", disabled=not valid, width="stretch"
+):
+    start_job(arch, dataset, arch_values, train_values, slots)
+with link_col.popover("Share these settings"):
+    st.code(share_link(arch, dataset, arch_values, train_values), language=None)
+
+job = current_job()
+active = job is not None and job.state in ACTIVE_STATES
+st.fragment(live_panel, run_every=LIVE_REFRESH_S if active else None)()
+st.divider()
+checkpoint_section(job)

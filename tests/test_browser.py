@@ -1,0 +1,193 @@
+"""A real Chromium drives `streamlit run app.py`: train, watch the loss, pause, stop, inspect."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = Path(os.environ.get("DEEPARCH_ARTIFACTS", REPO / "tests" / "artifacts"))
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
+# Number of points in every trace of the first plotly chart of the main area (-1: no chart yet).
+# _fullData holds the decoded arrays (plotly.py sends numpy arrays base64-encoded).
+COUNT_POINTS_JS = """() => {
+  const plot = document.querySelector('[data-testid="stMain"] .js-plotly-plot');
+  if (!plot || !plot._fullData) return -1;
+  return plot._fullData.reduce((n, trace) => n + (trace.x ? trace.x.length : 0), 0);
+}"""
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_server(port: int, log_path: Path) -> subprocess.Popen:
+    command = [
+        sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+        "--server.port", str(port), "--browser.gatherUsageStats", "false",
+        "--server.fileWatcherType", "none",
+    ]  # fmt: skip
+    log = open(log_path, "w")  # noqa: SIM115  (closed with the process)
+    return subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+
+
+def wait_healthy(url: str, server: subprocess.Popen, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"streamlit exited with code {server.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"{url} did not become healthy in {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def server_url():
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    server = start_server(port, ARTIFACTS / "streamlit.log")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, server)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 2000})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def shoot(page, name: str) -> Path:
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    print(f"screenshot: {path}")
+    return path
+
+
+def wait_for_points(page, more_than: int, timeout: float = 60.0) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        count = page.evaluate(COUNT_POINTS_JS)
+        if count > more_than:
+            return count
+        page.wait_for_timeout(200)
+    raise AssertionError(f"the loss chart never held more than {more_than} points")
+
+
+def state_metric(page) -> str:
+    metric = page.locator('[data-testid="stMetric"]').filter(has_text="state").first
+    return metric.locator('[data-testid="stMetricValue"]').inner_text()
+
+
+def test_home_gallery_renders(server_url, page):
+    page.goto(server_url)
+    page.get_by_role("button", name="Inspect").first.wait_for()
+    assert page.get_by_text("93,322").count() >= 1  # seed 003's convnet card
+    shoot(page, "home")
+
+
+def test_train_mlp_watch_the_loss_pause_and_stop(server_url, page):
+    # The share link sets 200 epochs, so the run lasts long enough to watch, pause and stop.
+    page.goto(f"{server_url}/train?arch=mlp&epochs=200")
+    start = page.locator(".st-key-train_start button")
+    start.wait_for()
+    start.click()
+    first = wait_for_points(page, 0)
+    page.wait_for_timeout(1500)
+    second = wait_for_points(page, first)
+    assert second > first
+    shoot(page, "train_running")
+
+    page.locator(".st-key-train_pause button").click()
+    page.locator(".st-key-train_resume button").wait_for()
+    assert state_metric(page) == "paused"
+    page.wait_for_timeout(1000)  # the step under way when Pause was pressed still lands
+    paused_points = page.evaluate(COUNT_POINTS_JS)
+    page.wait_for_timeout(1500)
+    assert page.evaluate(COUNT_POINTS_JS) == paused_points  # nothing trains while paused
+    page.get_by_role("button", name="Download checkpoint (.zip)").wait_for()  # paused: savable
+    shoot(page, "train_paused")
+
+    page.locator(".st-key-train_stop button").click()
+    page.locator('[data-testid="stMetricValue"]').filter(has_text="stopped").wait_for()
+    page.get_by_role("button", name="Download checkpoint (.zip)").wait_for()
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    assert sidebar.get_by_text("stopped").count() >= 1
+    shoot(page, "train_stopped")
+
+    # A reload with ?job=<id> (kept in the URL) finds the session's runs again.
+    job_id = parse_qs(urlparse(page.url).query)["job"][0]
+    page.goto(f"{server_url}/compare?job={job_id}")
+    page.locator(".st-key-compare_loss_chart").wait_for()
+    assert page.get_by_text("mlp on mnist").count() >= 1
+    shoot(page, "compare")
+
+
+def test_inspect_click_a_row_opens_the_layer(server_url, page):
+    page.goto(f"{server_url}/inspect?arch=cnn")
+    grid = page.locator('[data-testid="stDataFrame"]').first
+    grid.wait_for()
+    page.wait_for_timeout(1000)  # the grid draws on a canvas after it mounts
+    box = grid.bounding_box()
+    row_height = 35
+    # The selection column is at the left; row 1 (conv1) sits one row below the header.
+    page.mouse.click(box["x"] + 12, box["y"] + row_height * 1.5)
+    page.get_by_text("weight shape").first.wait_for()
+    assert page.get_by_text("32x(1x3x3)+32 = 320").count() >= 1
+    shoot(page, "inspect_layer")
+
+    page.get_by_role("tab", name="Diagram").click()
+    page.locator(".st-key-inspect_diagram .js-plotly-plot").wait_for()
+    shoot(page, "inspect_diagram")
+    page.get_by_role("tab", name="Convolution arithmetic").click()
+    page.get_by_role("button", name="stride 2: 10 → 3").click()
+    page.get_by_text("output size: 3 × 3").wait_for()
+    shoot(page, "inspect_conv_arithmetic")

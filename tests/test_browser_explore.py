@@ -1,0 +1,193 @@
+"""A real Chromium against `streamlit run app.py`: a latent slider and a drawn digit."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+APP_DIR = Path(__file__).resolve().parent.parent
+SHOTS = Path(os.environ.get("DEEPARCH_SCREENSHOTS", "/tmp/deeparch_browser_explore"))
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's /usr/bin/chromium"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = free_port()
+    log = open(SHOTS.parent / f"streamlit_explore_{port}.log", "w")  # noqa: SIM115
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.port", str(port), "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"],
+        cwd=APP_DIR, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("streamlit did not become healthy") from None
+                time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update"],
+        )  # fmt: skip
+        try:
+            tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+            tab.set_default_timeout(60_000)
+            tab.goto(server)
+            tab.get_by_test_id("stSidebarNav").wait_for()
+            yield tab
+        finally:
+            browser.close()
+
+
+def stop_current_job(tab, min_step: int) -> None:
+    """Let the job reach `min_step`, then stop it from the sidebar so its model stays put."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    status = tab.get_by_text(re.compile(r"^running · step \d+/"))
+    deadline = time.monotonic() + 240
+    while True:
+        text = status.first.inner_text() if status.count() else ""
+        match = re.search(r"step (\d+)/", text)
+        if match and int(match.group(1)) >= min_step:
+            break
+        assert time.monotonic() < deadline, f"training did not reach step {min_step}: {text!r}"
+        time.sleep(1.0)
+    done = tab.get_by_text(re.compile(r"^(stopped|finished) · step")).first
+    for _attempt in range(3):  # the sidebar re-renders every second: a click can hit a stale button
+        stop = tab.get_by_test_id("stSidebar").get_by_role("button", name="Stop")
+        if stop.count():
+            stop.first.click()
+        try:
+            done.wait_for(timeout=20_000)
+            return
+        except PlaywrightTimeout:
+            continue
+    done.wait_for(timeout=20_000)
+
+
+def test_latent_slider_changes_the_decoded_image(page):
+    page.get_by_test_id("stSidebarNav").get_by_text("Latent space").click()
+    page.get_by_role("button", name=re.compile(r"^Train vae on mnist")).click()
+    stop_current_job(page, min_step=60)
+    decoded = page.get_by_test_id("stPlotlyChart").filter(has_text="decode(0.00, 0.00)").first
+    decoded.wait_for()
+    time.sleep(1.0)  # let plotly finish drawing
+    page.screenshot(path=SHOTS / "latent_before.png")
+    before = decoded.screenshot(path=SHOTS / "decoded_before.png")
+    slider = page.get_by_test_id("stSlider").filter(has_text="z1").get_by_role("slider")
+    slider.focus()
+    for _ in range(20):  # 20 steps of 0.05: z1 from 0.00 to 1.00
+        slider.press("ArrowRight")
+    moved = page.get_by_test_id("stPlotlyChart").filter(has_text="decode(1.00, 0.00)").first
+    moved.wait_for()
+    time.sleep(1.0)  # let plotly finish drawing the new heatmap
+    after = moved.screenshot(path=SHOTS / "decoded_after.png")
+    page.screenshot(path=SHOTS / "latent_after.png")
+    assert before != after
+
+
+def open_feature_maps(tab) -> None:
+    """The Feature maps page on a briefly trained cnn (started here unless the session has one)."""
+    tab.get_by_test_id("stSidebarNav").get_by_text("Feature maps").click()
+    start = tab.get_by_role("button", name=re.compile(r"^Train cnn on mnist"))
+    tab.get_by_text(re.compile(r"^Showing job|Nothing of that kind")).first.wait_for()
+    if start.count():
+        start.click()
+        stop_current_job(tab, min_step=30)
+
+
+def test_drawn_digit_gets_a_prediction(page):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    open_feature_maps(page)
+    page.get_by_text("draw a digit").click()
+    page.get_by_text("Draw a digit on the canvas").wait_for()
+    canvas = page.locator("canvas").last
+    canvas.wait_for()
+    box = canvas.bounding_box()
+    assert box is not None and box["width"] >= 200
+    prediction = page.get_by_test_id("stPlotlyChart").filter(has_text="prediction:").first
+    x, y = box["x"] + box["width"] / 2, box["y"] + 40
+    for _attempt in range(3):  # fabric.js may miss a stroke while the component is still mounting
+        page.mouse.move(x, y)
+        time.sleep(0.5)
+        page.mouse.down()
+        for k in range(1, 31):  # a "1": a slightly slanted stroke down the middle
+            page.mouse.move(x - k * 0.6, y + k * 5, steps=2)
+        page.mouse.up()
+        try:
+            prediction.wait_for(timeout=20_000)
+            break
+        except PlaywrightTimeout:
+            page.screenshot(path=SHOTS / "features_missed_stroke.png")
+    page.get_by_text("Activation maps of every conv layer").wait_for()
+    time.sleep(1.0)
+    page.screenshot(path=SHOTS / "features_drawn.png")
+    assert re.search(r"prediction: \d \(\d+%\)", prediction.inner_text())
+
+
+def test_uploaded_picture_is_classified_and_a_broken_file_explained(page, tmp_path):
+    from PIL import Image, ImageDraw
+
+    paper = Image.new("L", (300, 400), 255)  # a dark "1" on white paper, like a photo
+    ImageDraw.Draw(paper).line([(150, 60), (140, 340)], fill=0, width=28)
+    photo = tmp_path / "one.png"
+    paper.save(photo)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"this is not a picture")
+
+    open_feature_maps(page)
+    page.get_by_text("upload a picture").click()
+    chooser = page.locator("input[type=file]")
+    chooser.set_input_files(str(broken))
+    page.get_by_text(
+        re.compile(r"upload='broken.png' is not allowed: a PNG or JPEG image")
+    ).wait_for()
+    page.screenshot(path=SHOTS / "features_broken_upload.png")
+    chooser.set_input_files(str(photo))
+    prediction = page.get_by_test_id("stPlotlyChart").filter(has_text="prediction:").first
+    prediction.wait_for()
+    time.sleep(1.0)
+    page.screenshot(path=SHOTS / "features_uploaded.png")
+    assert re.search(r"prediction: \d \(\d+%\)", prediction.inner_text())

@@ -1,0 +1,102 @@
+"""Tests for deeparch.viz: the figures hold exactly the data they were given."""
+
+import plotly.graph_objects as go
+import pytest
+
+from deeparch import viz
+from deeparch.convmath import conv_output_size
+
+
+def test_loss_figure_has_one_trace_per_term_with_every_point():
+    losses = {"total": [[1, 2.0], [2, 1.5], [3, 1.2]], "kl": [[1, 0.5], [2, 0.4], [3, 0.3]]}
+    fig = viz.loss_figure(losses)
+    assert isinstance(fig, go.Figure)
+    assert [trace.name for trace in fig.data] == ["total", "kl"]
+    assert list(fig.data[0].x) == [1, 2, 3]
+    assert list(fig.data[1].y) == [0.5, 0.4, 0.3]
+
+
+def test_loss_figure_thins_long_curves_and_keeps_the_last_point():
+    points = [[step, 1.0 / step] for step in range(1, 10_001)]
+    fig = viz.loss_figure({"loss": points}, max_points=500)
+    xs = list(fig.data[0].x)
+    assert len(xs) <= 501
+    assert xs[0] == 1 and xs[-1] == 10_000
+    assert xs == sorted(xs)
+
+
+def test_epoch_metrics_figure_puts_accuracy_on_the_right_axis():
+    rows = [
+        {"epoch": 1, "train_loss": 0.9, "val_loss": 0.8, "val_accuracy": 0.7},
+        {"epoch": 2, "train_loss": 0.5, "val_loss": 0.6, "val_accuracy": 0.85},
+    ]
+    fig = viz.epoch_metrics_figure(rows)
+    by_name = {trace.name: trace for trace in fig.data}
+    assert set(by_name) == {"train_loss", "val_loss", "val_accuracy"}
+    assert by_name["val_accuracy"].yaxis == "y2"
+    assert by_name["val_loss"].yaxis == "y"
+    assert list(by_name["val_accuracy"].y) == [0.7, 0.85]
+    assert list(by_name["train_loss"].x) == [1, 2]
+
+
+def test_loss_figure_draws_a_term_equal_to_the_total_once():
+    points = [[1, 2.0], [2, 1.0]]
+    fig = viz.loss_figure({"loss": points, "cross_entropy": list(points), "kl": [[1, 0.1]]})
+    assert [trace.name for trace in fig.data] == ["loss", "kl"]
+
+
+def test_epoch_metrics_figure_leaves_out_counters():
+    rows = [{"epoch": 1, "step": 62, "val_loss": 0.8}, {"epoch": 2, "step": 124, "val_loss": 0.6}]
+    assert [trace.name for trace in viz.epoch_metrics_figure(rows).data] == ["val_loss"]
+
+
+def test_epoch_metrics_figure_skips_missing_values():
+    rows = [{"epoch": 1, "val_loss": 0.8}, {"epoch": 2, "val_loss": 0.6, "val_accuracy": 0.9}]
+    by_name = {trace.name: trace for trace in viz.epoch_metrics_figure(rows).data}
+    assert list(by_name["val_accuracy"].x) == [2]
+
+
+def test_compare_figures_overlay_one_trace_per_run():
+    runs = {"a": {"loss": [[1, 1.0], [2, 0.5]]}, "b": {"loss": [[1, 2.0]], "kl": [[1, 0.1]]}}
+    fig = viz.compare_figure(runs, "loss")
+    assert [t.name for t in fig.data] == ["a", "b"]
+    assert list(fig.data[1].y) == [2.0]
+    epochs = {"a": [{"epoch": 1, "val_accuracy": 0.5}], "b": [{"epoch": 1, "val_loss": 1.0}]}
+    fig = viz.compare_epoch_figure(epochs, "val_accuracy")
+    assert list(fig.data[0].y) == [0.5] and list(fig.data[1].y) == []
+
+
+def test_layer_stack_figure_writes_every_layer_and_every_shape():
+    layers = [
+        {"name": "fc1", "type": "Linear", "output_shape": (1, 500), "params": 392_500},
+        {"name": "act1", "type": "ReLU", "output_shape": (1, 500), "params": 0},
+        {"name": "fc2", "type": "Linear", "output_shape": (1, 10), "params": 5_010},
+    ]
+    fig = viz.layer_stack_figure(layers, (1, 784))
+    texts = [a.text for a in fig.layout.annotations]
+    assert len(fig.layout.shapes) == 3  # one box per layer
+    assert sum("392,500 params" in t for t in texts) == 1
+    assert "(1, 784)" in texts  # the shape on the first arrow
+    assert sum(t == "(1, 500)" for t in texts) == 2  # on the arrows after fc1 and act1
+    assert texts[-1] == "<b>output</b> (1, 10)"
+    arrows = [a for a in fig.layout.annotations if a.showarrow]
+    assert len(arrows) == 4  # input -> fc1 -> act1 -> fc2 -> output
+
+
+@pytest.mark.parametrize(
+    "size,kernel,stride,padding,dilation",
+    [(3, 2, 1, 0, 1), (5, 3, 1, 1, 1), (10, 5, 2, 0, 1), (7, 3, 2, 1, 2)],
+)
+def test_conv_window_figure_draws_the_padded_input_and_the_output(
+    size, kernel, stride, padding, dilation
+):
+    out = conv_output_size(size, kernel, stride, padding, dilation)
+    fig = viz.conv_window_figure(size, kernel, stride, padding, dilation, (out - 1, 0))
+    padded = size + 2 * padding
+    assert len(fig.layout.shapes) == padded**2 + out**2
+    highlighted = [s for s in fig.layout.shapes[: padded**2] if s.fillcolor == "#E45756"]
+    assert len(highlighted) == kernel * kernel  # the window the kernel covers
+    # The last output row's window ends at the last padded row the kernel can reach.
+    lowest_row = max(-s.y1 for s in highlighted)
+    assert lowest_row == (out - 1) * stride + dilation * (kernel - 1)
+    assert f"output {out}×{out}" in [a.text for a in fig.layout.annotations]
