@@ -152,7 +152,7 @@ def draw_resnet() -> str:
 
 
 def draw_rnn() -> str:
-    d = Drawing("RNN / LSTM / GRU unrolled in time")
+    d = Drawing("Elman RNN unrolled: h_t = tanh(W·x_t + U·h_(t-1))")
     for t in range(4):
         x = 30 + t * 82
         d.box(x, 80, 56, 36, ORANGE, f"cell t{t + 1}")
@@ -217,15 +217,63 @@ def draw_unet() -> str:
 
 
 def draw_autoencoder() -> str:
-    d = Drawing("Autoencoder: x → code → x̂")
+    # Shared by the dense, deep and linear autoencoders: no layer widths, as theirs differ.
+    d = Drawing("Autoencoder: x → small code → x̂")
     d.trapezoid(30, 40, 110, 120, 30, BLUE, "encoder")
     d.box(160, 82, 40, 36, PURPLE, "code")
     d.trapezoid(220, 40, 110, 30, 120, GREEN, "decoder")
-    d.text(30, 180, "784")
-    d.text(180, 140, "12")
-    d.text(330, 180, "784")
+    d.text(30, 180, "image x")
+    d.text(180, 140, "few numbers")
+    d.text(330, 180, "x̂ ≈ x")
     chain(d, [140, 158], 100)
     chain(d, [200, 218], 100)
+    return d.svg()
+
+
+def draw_sparse_autoencoder() -> str:
+    d = Drawing("Sparse AE: a wide code, few units active")
+    d.trapezoid(20, 60, 70, 80, 80, BLUE, "encoder")
+    for i in range(9):
+        active = i in (2, 6)
+        d.circle(140, 36 + i * 16, 6, ORANGE if active else GREY)
+    d.text(140, 192, "code")
+    d.trapezoid(190, 60, 70, 80, 80, GREEN, "decoder")
+    chain(d, [90, 130], 100)
+    chain(d, [150, 188], 100)
+    d.text(310, 90, "loss = recon")
+    d.text(310, 106, "+ λ·|code|")
+    return d.svg()
+
+
+def draw_conv_autoencoder() -> str:
+    d = Drawing("Conv AE: stride-2 convs down, transposed up")
+    sizes = [(12, 60), (52, 44), (84, 30)]
+    for x, side in sizes:
+        d.box(x, 100 - side / 2, side * 0.6, side, BLUE)
+    d.box(122, 85, 30, 30, PURPLE, "code")
+    for x, side in [(164, 30), (190, 44), (222, 60)]:
+        d.box(x, 100 - side / 2, side * 0.6, side, GREEN)
+    d.box(280, 70, 60, 60, GREEN, "x̂")
+    chain(d, [110, 120], 100)
+    chain(d, [152, 162], 100)
+    chain(d, [258, 278], 100)
+    d.text(60, 150, "conv, stride 2")
+    d.text(220, 150, "conv-transpose")
+    return d.svg()
+
+
+def draw_linear_autoencoder() -> str:
+    d = Drawing("Linear AE: x̂ = D·E·x (like PCA)")
+    d.box(20, 60, 40, 80, BLUE, "x")
+    d.box(95, 70, 70, 60, ORANGE, "E (linear)")
+    d.box(195, 88, 30, 24, PURPLE, "z")
+    d.box(255, 70, 50, 60, ORANGE, "D")
+    d.box(320, 60, 30, 80, GREEN, "x̂")
+    chain(d, [60, 93], 100)
+    chain(d, [165, 193], 100)
+    chain(d, [225, 253], 100)
+    chain(d, [305, 318], 100)
+    d.text(180, 175, "no nonlinearity: it learns the top principal subspace")
     return d.svg()
 
 
@@ -258,6 +306,105 @@ def draw_gan() -> str:
     d.line(220, 68, 238, 95, arrow=True)
     d.line(220, 138, 238, 115, arrow=True)
     d.line(310, 105, 320, 105, arrow=True)
+    return d.svg()
+
+
+def _gated_cell(title: str, gates: list[str], cell_state: bool) -> str:
+    """One gated recurrent cell: its gates, and the states that flow on to the next step."""
+    d = Drawing(title)
+    d.box(20, 150, 40, 26, BLUE, "x_t")
+    d.box(20, 90, 40, 26, TEAL, "h_(t-1)")
+    for i, gate in enumerate(gates):
+        d.box(90 + i * 62, 100, 54, 30, ORANGE, gate)
+        d.line(60, 163, 117 + i * 62, 130, width=0.6)
+        d.line(60, 100, 117 + i * 62, 100, width=0.6)
+    d.box(300, 100, 48, 30, TEAL, "h_t")
+    chain(d, [90 + len(gates) * 62 - 8, 298], 115)
+    if cell_state:
+        d.line(20, 55, 340, 55, colour=PURPLE, width=2.0, arrow=True)
+        d.text(180, 48, "cell state c_t: only scaled (forget) and added to (input)", colour=PURPLE)
+    else:
+        d.text(180, 62, "one state; the update gate z mixes old h and the candidate")
+    d.box(300, 160, 48, 24, GREEN, "logits")
+    d.line(324, 130, 324, 158, arrow=True)
+    return d.svg()
+
+
+def draw_lstm() -> str:
+    return _gated_cell(
+        "LSTM cell: three gates and a cell state", ["forget f", "input i", "output o"], True
+    )
+
+
+def draw_gru() -> str:
+    return _gated_cell(
+        "GRU cell: two gates, one state", ["reset r", "update z", "candidate"], False
+    )
+
+
+def draw_cgan() -> str:
+    d = Drawing("Conditional GAN: both networks see the label y")
+    d.box(15, 40, 40, 28, PURPLE, "z")
+    d.box(15, 80, 40, 28, RED, "y")
+    d.trapezoid(70, 35, 80, 30, 70, GREEN, "G(z, y)")
+    d.box(170, 50, 50, 36, BLUE, "fake")
+    d.box(170, 120, 50, 36, BLUE, "real")
+    d.trapezoid(240, 60, 70, 90, 30, ORANGE, "D(x, y)")
+    d.text(335, 110, "real?")
+    chain(d, [55, 68], 54)
+    chain(d, [55, 68], 94)
+    chain(d, [150, 168], 68)
+    d.line(220, 68, 238, 95, arrow=True)
+    d.line(220, 138, 238, 115, arrow=True)
+    d.line(310, 105, 320, 105, arrow=True)
+    d.path("M 35 108 L 35 185 L 275 185 L 275 147", colour=RED)
+    d.text(150, 180, "label y, embedded", colour=RED)
+    return d.svg()
+
+
+def draw_dcgan() -> str:
+    d = Drawing("DCGAN: transposed convs up, strided convs down")
+    d.box(12, 85, 20, 30, PURPLE, "z")
+    for i, side in enumerate([20, 36, 56]):
+        d.box(45 + i * 32, 100 - side / 2, 24, side, GREEN)
+    d.text(92, 150, "G: ConvT + BN + ReLU, tanh")
+    d.box(150, 72, 44, 56, BLUE, "image")
+    for i, side in enumerate([56, 36, 20]):
+        d.box(212 + i * 32, 100 - side / 2, 24, side, ORANGE)
+    d.box(320, 88, 30, 24, ORANGE, "real?")
+    d.text(262, 150, "D: strided conv + LeakyReLU")
+    chain(d, [32, 43], 100)
+    chain(d, [133, 148], 100)
+    chain(d, [194, 210], 100)
+    chain(d, [300, 318], 100)
+    return d.svg()
+
+
+def draw_alexnet() -> str:
+    d = Drawing("AlexNet (small): 5 convs, 3 pools, 3 dense + dropout")
+    for i in range(5):
+        side = 70 - i * 9
+        d.box(16 + i * 38, 100 - side / 2, 28, side, ORANGE if i else BLUE, f"c{i + 1}")
+    for x in (50, 88, 202):
+        d.text(x, 162, "pool", size=9)
+    for i in range(3):
+        d.box(220 + i * 42, 70 + i * 8, 30, 60 - i * 16, GREEN, "fc" if i < 2 else "10")
+    chain(d, [206, 218], 100)
+    d.text(180, 185, "ReLU after every layer; dropout before the dense layers")
+    return d.svg()
+
+
+def draw_unet1d() -> str:
+    d = Drawing("1-D U-Net: strided Conv1d down, skips, up")
+    levels = [(20, 40, 120), (60, 60, 80), (100, 76, 48)]  # (x, top, height): shorter signals
+    for x, top, height in levels:
+        mirror = 340 - x - 18
+        d.box(x, top, 18, height, BLUE)
+        d.box(mirror, top, 18, height, GREEN)
+        d.path(f"M {x + 18} {top + 6} L {mirror} {top + 6}", colour=TEAL, dashed=True)
+    d.box(150, 85, 60, 30, PURPLE, "bottleneck")
+    d.text(180, 185, "noisy signal in, clean estimate out (MSE)")
+    d.text(180, 34, "skips: concatenate", colour=TEAL)
     return d.svg()
 
 
@@ -322,6 +469,9 @@ DRAWERS: dict[str, Callable[[], str]] = {
     # Architectures that look unlike the rest of their family get a drawing of their own.
     "logistic_regression": draw_logistic_regression, "softmax_regression": draw_softmax_regression,
     "plainnet": draw_plainnet, "denoising_autoencoder": draw_denoising_autoencoder,
+    "sparse_autoencoder": draw_sparse_autoencoder, "conv_autoencoder": draw_conv_autoencoder,
+    "linear_autoencoder": draw_linear_autoencoder, "lstm": draw_lstm, "gru": draw_gru,
+    "cgan": draw_cgan, "dcgan": draw_dcgan, "alexnet": draw_alexnet, "unet1d": draw_unet1d,
 }  # fmt: skip
 
 

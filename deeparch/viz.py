@@ -7,9 +7,15 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from deeparch.job import EXPLOSION_FACTOR
+
 # A calm qualitative palette shared by every figure, so a loss term keeps its colour across charts.
 PALETTE = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6", "#9D755D")
 NOT_METRICS = ("epoch", "step")  # counters in a per-epoch row, not quantities to plot
+# The discriminator's mean outputs a GAN logs next to its losses: probabilities, drawn on their own
+# 0-1 axis so they do not flatten the loss curves.
+PROBABILITY_TERMS = {"d_x": "D(x) real", "d_g_z": "D(G(z)) fake"}
+MAX_EPOCH_TICKS = 12  # more labelled epochs than this overlap on a half-width chart
 MAX_POINTS_PER_TRACE = 1000  # a chart is a few hundred pixels wide; more points only cost time
 
 
@@ -35,8 +41,9 @@ def _base_layout(fig: go.Figure, title: str, x_title: str, y_title: str, height:
     fig.update_layout(
         title={"text": title, "x": 0.0, "xanchor": "left"},
         height=height,
-        margin={"l": 50, "r": 20, "t": 50, "b": 40},
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0},
+        margin={"l": 50, "r": 50, "t": 40, "b": 90},
+        # Below the axis: a long legend (a GAN's six validation metrics) would cover the title.
+        legend={"orientation": "h", "yanchor": "top", "y": -0.22, "xanchor": "left", "x": 0.0},
         xaxis_title=x_title,
         yaxis_title=y_title,
         uirevision="keep",  # keep the student's zoom while the chart refreshes
@@ -55,20 +62,58 @@ def loss_figure(
     """
     fig = go.Figure()
     total = losses.get("loss")
+    # A GAN's "loss" is d_loss + g_loss, two players' losses added: not a quantity to watch.
+    adversarial = "d_loss" in losses and "g_loss" in losses
+    has_probabilities = False
     for index, (term, points) in enumerate(losses.items()):
         if term != "loss" and total is not None and points == total:
             continue
+        if term == "loss" and adversarial:
+            continue
         steps, values = _thin(points, max_points)
+        probability = term in PROBABILITY_TERMS
+        has_probabilities = has_probabilities or probability
         fig.add_trace(
             go.Scatter(
                 x=steps,
                 y=values,
                 mode="lines",
-                name=term,
-                line={"color": PALETTE[index % len(PALETTE)], "width": 1.8},
+                name=PROBABILITY_TERMS.get(term, term),
+                yaxis="y2" if probability else "y",
+                line={"color": PALETTE[index % len(PALETTE)], "width": 1.8,
+                      "dash": "dot" if probability else None},
             )
-        )
-    return _base_layout(fig, title, "step", "loss", 320)
+        )  # fmt: skip
+    _base_layout(fig, title, "step", "loss", 380)
+    if has_probabilities:
+        fig.update_layout(
+            yaxis2={"title": "D output", "overlaying": "y", "side": "right", "showgrid": False,
+                    "range": [0, 1.02], "tickmode": "linear", "dtick": 0.25}
+        )  # fmt: skip
+    return fig
+
+
+def loss_explosion_note(
+    losses: Mapping[str, Sequence[Sequence[float]]], lr: float, factor: float = EXPLOSION_FACTOR
+) -> str | None:
+    """Why a run that ended without NaN still went wrong: its loss exploded on the way.
+
+    A ReLU network hit by a huge step often does not reach NaN: its units die, the loss falls
+    back to a constant and the run "finishes" at chance level. None when the loss never rose
+    above `factor` times its first value.
+    """
+    points = losses.get("loss") or []
+    if len(points) < 2:
+        return None
+    first = abs(points[0][1])
+    peak_step, peak = max(points, key=lambda point: point[1])
+    if peak <= factor * max(first, 1e-3):
+        return None
+    return (
+        f"The loss exploded from {first:.3g} to {peak:.3g} at step {int(peak_step)}: a learning "
+        f"rate of {lr:g} throws the weights so far that units die, and the network stops "
+        "learning. Try a learning rate 10 to 100 times smaller, or set grad_clip."
+    )
 
 
 def epoch_metrics_figure(
@@ -79,12 +124,13 @@ def epoch_metrics_figure(
     names: list[str] = []
     for row in epoch_metrics:
         names.extend(k for k in row if k not in NOT_METRICS and k not in names)
-    has_right_axis = False
+    has_right_axis, right_values = False, []
     for index, name in enumerate(names):
         epochs = [row["epoch"] for row in epoch_metrics if row.get(name) is not None]
         values = [row[name] for row in epoch_metrics if row.get(name) is not None]
         on_right = "loss" not in name
         has_right_axis = has_right_axis or on_right
+        right_values.extend(values if on_right else [])
         fig.add_trace(
             go.Scatter(
                 x=epochs,
@@ -95,14 +141,23 @@ def epoch_metrics_figure(
                 line={"color": PALETTE[index % len(PALETTE)], "dash": "dot" if on_right else None},
             )
         )
-    _base_layout(fig, title, "epoch", "loss", 320)
-    fig.update_xaxes(dtick=1)
+    _base_layout(fig, title, "epoch", "loss", 380)
+    _epoch_ticks(fig, len(epoch_metrics))
     if has_right_axis:
-        fig.update_layout(
-            yaxis2={"title": "metric", "overlaying": "y", "side": "right", "showgrid": False,
-                    "rangemode": "tozero"}
-        )  # fmt: skip
+        right = {"title": "metric", "overlaying": "y", "side": "right", "showgrid": False,
+                 "rangemode": "tozero"}  # fmt: skip
+        if all(0.0 <= value <= 1.0 for value in right_values):
+            # Fractions (accuracy): a fixed 0-100 % axis shows how close to perfect a run gets,
+            # and keeps round ticks (plotly otherwise aligns them with the loss axis: 0.072, ...).
+            right.update(range=[0, 1.02], tickformat=".0%", tickmode="linear", dtick=0.2)
+        fig.update_layout(yaxis2=right)
     return fig
+
+
+def _epoch_ticks(fig: go.Figure, epochs: int) -> None:
+    """One tick per epoch while they fit; plotly's own spacing for longer runs."""
+    if epochs <= MAX_EPOCH_TICKS:
+        fig.update_xaxes(dtick=1)
 
 
 def compare_figure(
@@ -123,7 +178,7 @@ def compare_figure(
                 line={"color": PALETTE[index % len(PALETTE)]},
             )
         )
-    return _base_layout(fig, f"{term} per step", "step", term, 360)
+    return _base_layout(fig, f"{term} per step", "step", term, 400)
 
 
 def compare_epoch_figure(
@@ -143,7 +198,7 @@ def compare_epoch_figure(
             )
         )
     fig = _base_layout(fig, f"{metric} per epoch", "epoch", metric, 360)
-    fig.update_xaxes(dtick=1)
+    _epoch_ticks(fig, max((len(rows) for rows in runs.values()), default=0))
     return fig
 
 

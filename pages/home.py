@@ -7,6 +7,7 @@ import streamlit as st
 from deeparch.diagrams import asset_path
 from deeparch.errors import DeeparchError
 from deeparch.models import create_model, get_arch, list_archs
+from pages import _shared  # noqa: F401  (imported for use_app_router: app.py routes every page)
 
 CARDS_PER_ROW = 3
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
@@ -57,7 +58,16 @@ st.write(
     "builds it; **Train** fits it on real data while you watch the loss fall. Your running jobs "
     "stay in the sidebar on every page."
 )
-archs = list_archs()
+# From the simplest idea to the newest: a student reads the gallery top to bottom.
+FAMILY_ORDER = ["mlp", "cnn", "resnet", "rnn", "qrnn", "tcn", "autoencoder", "vae", "unet", "gan"]
+archs = sorted(
+    list_archs(),
+    key=lambda a: (
+        FAMILY_ORDER.index(get_arch(a).family)
+        if get_arch(a).family in FAMILY_ORDER
+        else len(FAMILY_ORDER)
+    ),
+)  # sorted() is stable: the registry's order within a family stays
 families = list(dict.fromkeys(get_arch(a).family for a in archs))
 chosen = st.pills("Families", families, selection_mode="multi", key="home_families")
 shown = [a for a in archs if not chosen or get_arch(a).family in chosen]

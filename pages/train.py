@@ -157,6 +157,9 @@ def live_panel() -> None:
         st.error(f"The run {state}: {snap.get('reason') or 'no reason given'}")
     elif state == "stopped" and snap.get("reason"):
         st.warning(snap["reason"])
+    explosion = viz.loss_explosion_note(snap.get("losses", {}), float(snap.get("lr") or 0.0))
+    if explosion and state != "diverged":
+        st.warning(explosion)
     charts = st.columns(2)
     charts[0].plotly_chart(viz.loss_figure(snap.get("losses", {})), key="train_loss_chart")
     if snap.get("epoch_metrics"):

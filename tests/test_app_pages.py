@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from deeparch.models import list_archs
+from deeparch.models import get_arch, list_archs
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TIMEOUT = 120  # seconds per script run: the first import of torch and the datasets is slow
@@ -41,7 +41,9 @@ def metric(at: AppTest, label: str) -> str:
 def test_home_shows_a_card_per_architecture_with_its_buttons():
     at = open_page()
     titles = [m.value for m in at.markdown if m.value.startswith("#### ")]
-    assert titles == [f"#### {arch}" for arch in list_archs()]
+    assert sorted(titles) == sorted(f"#### {arch}" for arch in list_archs())
+    assert titles[0] == "#### mlp"  # simplest family first, GANs last
+    assert get_arch(titles[-1].removeprefix("#### ")).family == "gan"
     for arch in ("mlp", "cnn"):
         assert at.button(key=f"home_inspect_{arch}").label == "Inspect"
         assert at.button(key=f"home_train_{arch}").label == "Train"
@@ -210,3 +212,15 @@ def test_upload_of_a_saved_checkpoint_loads_it_as_a_run(tmp_path):
     table = at.dataframe[0].value
     assert table.loc["mlp.hidden_sizes"].tolist() == ["8"]
     assert table.loc["steps"].tolist() == ["3"]
+
+
+def test_a_run_whose_loss_exploded_without_nan_gets_a_hint():
+    # SGD at lr 10 blows the MLP's loss up to ~1e16, then its ReLUs die and the loss settles:
+    # no NaN, so the engine says "finished"; the page still explains what went wrong.
+    at = open_page("pages/train.py", {"arch": "mlp", "optimizer": "sgd", "lr": "10"})
+    at.number_input(key="train_cfg_max_steps").set_value(20).run()
+    at.button(key="train_start").click().run()
+    run_until(at, lambda a: metric(a, "state") not in ("queued", "running"))
+    assert metric(at, "state") == "finished"
+    assert any("The loss exploded from" in w.value and "learning rate of 10" in w.value
+               for w in at.warning)  # fmt: skip

@@ -127,6 +127,18 @@ def state_metric(page) -> str:
     return metric.locator('[data-testid="stMetricValue"]').inner_text()
 
 
+def test_a_first_visit_straight_to_a_page_still_runs_the_router(server_url, page):
+    # First test of the module, so the server is fresh: Streamlit used to run pages/train.py on
+    # its own here (old pages/ directory mode), without app.py's job sidebar.
+    page.goto(f"{server_url}/train?arch=cnn&epochs=3")
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_text("Your jobs").wait_for()
+    assert sidebar.get_by_role("link", name="Feature maps").count() == 1
+    assert sidebar.get_by_role("link", name="shared").count() == 0  # pages/_shared.py
+    assert page.locator(".st-key-train_arch input").input_value() == "cnn"
+    assert page.locator(".st-key-train_cfg_epochs input").input_value() == "3"
+
+
 def test_home_gallery_renders(server_url, page):
     page.goto(server_url)
     page.get_by_role("button", name="Inspect").first.wait_for()

@@ -100,3 +100,59 @@ def test_conv_window_figure_draws_the_padded_input_and_the_output(
     lowest_row = max(-s.y1 for s in highlighted)
     assert lowest_row == (out - 1) * stride + dilation * (kernel - 1)
     assert f"output {out}×{out}" in [a.text for a in fig.layout.annotations]
+
+
+def test_epoch_metrics_figure_fixes_a_fraction_axis_at_0_to_100_percent():
+    rows = [{"epoch": e, "train_loss": 1.0 / e, "val_accuracy": 0.5 + e / 100} for e in (1, 2)]
+    fig = viz.epoch_metrics_figure(rows)
+    assert tuple(fig.layout.yaxis2.range) == (0, 1.02)
+    assert fig.layout.yaxis2.tickformat == ".0%"
+    # A metric above 1 (a VAE's summed reconstruction) keeps an automatic axis.
+    rows = [{"epoch": 1, "train_loss": 190.0, "val_reconstruction": 156.8}]
+    assert viz.epoch_metrics_figure(rows).layout.yaxis2.range is None
+
+
+def test_epoch_ticks_stay_one_per_epoch_only_while_they_fit():
+    short = [{"epoch": e, "train_loss": 1.0} for e in range(1, 4)]
+    long = [{"epoch": e, "train_loss": 1.0} for e in range(1, viz.MAX_EPOCH_TICKS + 5)]
+    assert viz.epoch_metrics_figure(short).layout.xaxis.dtick == 1
+    assert viz.epoch_metrics_figure(long).layout.xaxis.dtick is None
+
+
+def test_gan_loss_figure_drops_the_summed_loss_and_puts_d_outputs_on_a_0_1_axis():
+    losses = {
+        "loss": [[1, 2.0], [2, 2.2]],
+        "d_loss": [[1, 1.3], [2, 1.1]],
+        "g_loss": [[1, 0.7], [2, 1.1]],
+        "d_x": [[1, 0.6], [2, 0.7]],
+        "d_g_z": [[1, 0.4], [2, 0.3]],
+    }
+    fig = viz.loss_figure(losses)
+    names = [trace.name for trace in fig.data]
+    assert names == ["d_loss", "g_loss", "D(x) real", "D(G(z)) fake"]
+    assert [trace.yaxis for trace in fig.data] == ["y", "y", "y2", "y2"]
+    assert tuple(fig.layout.yaxis2.range) == (0, 1.02)
+
+
+def test_loss_explosion_note_names_the_peak_and_its_step():
+    exploded = {"loss": [[1, 2.3], [2, 40.0], [7, 2.77e18], [8, 2.9]]}
+    note = viz.loss_explosion_note(exploded, lr=10.0)
+    assert note is not None
+    assert "from 2.3 to 2.77e+18 at step 7" in note and "learning rate of 10" in note
+    calm = {"loss": [[1, 2.3], [2, 1.1], [3, 0.4]]}
+    assert viz.loss_explosion_note(calm, lr=1e-3) is None
+    assert viz.loss_explosion_note({}, lr=1.0) is None
+
+
+def test_every_drawing_is_written_and_every_architecture_finds_one(tmp_path):
+    from deeparch import diagrams
+    from deeparch.models import get_arch, list_archs
+
+    written = {path.stem for path in diagrams.write_all(tmp_path)}
+    assert written == set(diagrams.DRAWERS)
+    for arch in list_archs():
+        assert arch in written or get_arch(arch).family in written, arch
+    # The most different architectures have a drawing of their own, not their family's.
+    own = {"lstm", "gru", "cgan", "dcgan", "alexnet", "unet1d", "sparse_autoencoder"}
+    assert own <= written
+    assert all((tmp_path / f"{name}.svg").read_text().startswith("<svg") for name in own)
