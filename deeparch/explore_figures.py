@@ -170,7 +170,10 @@ def curves_figure(
     if hline is not None:
         fig.add_hline(y=hline, line_dash="dash", line_color="gray")
     fig.update_xaxes(title=x_title)
-    fig.update_yaxes(title=y_title, type="log" if log_y else "linear")
+    # Powers of ten, not SI prefixes: "1f" for 1e-15 means nothing to a student.
+    fig.update_yaxes(
+        title=y_title, type="log" if log_y else "linear", exponentformat="power" if log_y else "B"
+    )
     return _layout(fig, title, height)
 
 
@@ -194,10 +197,11 @@ def bar_figure(
     """One bar per name (samples/s per cell type, reconstruction error per method)."""
     names = list(values)
     numbers = [float(values[name]) for name in names]
-    fig = go.Figure(
-        go.Bar(x=names, y=numbers, text=[f"{v:.4g}" for v in numbers], textposition="outside")
-    )
-    fig.update_yaxes(title=y_title)
+    # Large numbers (samples/s) with thousands separators, small ones (errors) to 3 digits.
+    labels = [f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}" for v in numbers]
+    fig = go.Figure(go.Bar(x=names, y=numbers, text=labels, textposition="outside"))
+    # Headroom above the tallest bar so its label is not clipped.
+    fig.update_yaxes(title=y_title, range=[0, max([*numbers, 0.0]) * 1.15 or 1.0])
     return _layout(fig, title, height)
 
 

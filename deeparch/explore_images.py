@@ -159,6 +159,19 @@ def _to_gray_array(image: Image.Image | np.ndarray) -> np.ndarray:
     return _to_gray_array(rgba)
 
 
+def stretch_to_black_background(gray: np.ndarray) -> np.ndarray:
+    """Map the background level (the median: paper fills most of a photo) to 0 and the ink to 1.
+
+    A photo of paper is grey, not white; inverted, its background would stay a dark grey box that
+    MNIST digits never have.
+    """
+    background = float(np.median(gray))
+    span = float(gray.max()) - background
+    if span <= 1e-6:
+        return np.zeros_like(gray, dtype=np.float32)
+    return np.clip((gray - background) / span, 0.0, 1.0).astype(np.float32)
+
+
 def _fit_digit(gray: np.ndarray, size: int) -> np.ndarray:
     """Crop the ink's bounding box, scale its longer side to 20/28 of `size`, centre on black."""
     ink = gray > 0.1
@@ -205,6 +218,7 @@ def preprocess_image(
     gray = _to_gray_array(image)
     if invert == "yes" or (invert == "auto" and float(np.median(gray)) > 0.5):
         gray = 1.0 - gray
+    gray = stretch_to_black_background(gray)
     if fit_digit and height == width:
         fitted = _fit_digit(gray, height)
     else:

@@ -115,6 +115,13 @@ def status_line(job: Any, live: bool) -> None:
         st.rerun()
     text = f"{snap['state']} · step {snap['step']}/{snap.get('total_steps', 0)}"
     st.caption(text)
+    if snap["state"] == "queued":
+        position = snap.get("queue_position")
+        waiting = f" (position {position} in the queue)" if position else ""
+        st.info(
+            f"This job waits for another one to finish{waiting}; until it starts, the views "
+            "below show the untrained model."
+        )
     if snap.get("reason") and snap["state"] in ("failed", "diverged"):
         st.warning(snap["reason"])
 
@@ -126,6 +133,10 @@ def time_slider(steps: list[int], key: str) -> int:
         st.session_state[follow_key] = True
     if st.session_state[follow_key] or st.session_state.get(key) not in steps:
         st.session_state[key] = steps[-1]
+    else:
+        # A new snapshot changes the options, which makes a new widget that would start at the
+        # first step: writing the chosen step back keeps the student where they scrolled to.
+        st.session_state[key] = st.session_state[key]
 
     def scrolled() -> None:
         st.session_state[follow_key] = st.session_state[key] == steps[-1]

@@ -8,7 +8,7 @@ import streamlit as st
 from deeparch import explore
 from deeparch import explore_autoencoders as ae
 from deeparch import explore_figures as figs
-from pages._explore_common import choose_job, dataset, show_live, time_slider
+from pages._explore_common import choose_job, dataset, job_model, show_live, time_slider
 
 P = "ae"  # widget key prefix of this page
 COMPARE_DATASETS = ("mnist", "digits")
@@ -29,6 +29,12 @@ def job_section(job) -> None:
     if not snapshots:
         st.info("Reconstructions appear after the first snapshot of training.")
         return
+    model, _step = job_model(job)
+    st.caption(
+        f"{snap['arch']} with a code of {model.code_size} numbers for "
+        f"{int(np.prod(snapshots[0]['originals'].shape[1:]))} pixels; set the code size on the "
+        "Train page, or compare code sizes with PCA below."
+    )
     steps = explore.snapshot_steps(snapshots)
     chosen = time_slider(steps, f"{P}_time")
     shown = snapshots[steps.index(chosen)]

@@ -8,7 +8,12 @@ import torch
 
 from deeparch import explore_figures as figs
 from deeparch.errors import DeeparchError
-from deeparch.explore_images import decode_upload, inspect_image, preprocess_image
+from deeparch.explore_images import (
+    MAX_UPLOAD_BYTES,
+    decode_upload,
+    inspect_image,
+    preprocess_image,
+)
 from pages._explore_common import choose_job, dataset, job_model, show_live
 
 P = "feat"  # widget key prefix of this page
@@ -50,11 +55,13 @@ def input_image(info, data) -> np.ndarray | None:
             st.info("Draw a digit on the canvas to see what the network makes of it.")
             return None
         return preprocess_image(np.asarray(drawing), info.input_shape, invert="no").numpy()
+    # The widget's own limit is higher than ours so that a too-large file reaches decode_upload,
+    # which says what is wrong; the widget would only mark it with a small red icon.
     upload = st.file_uploader(
-        "PNG or JPEG, at most 5 MB",
+        f"PNG or JPEG, at most {MAX_UPLOAD_BYTES // (1024 * 1024)} MB",
         type=["png", "jpg", "jpeg"],
         key=f"{P}_upload",
-        max_upload_size=5,
+        max_upload_size=20,  # the server's maxUploadSize (.streamlit/config.toml)
     )
     if upload is None:
         return None

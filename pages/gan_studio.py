@@ -40,10 +40,14 @@ def samples_through_training(snap: dict) -> None:
     steps = explore.snapshot_steps(snapshots)
     chosen = time_slider(steps, f"{P}_time")
     shown = snapshots[steps.index(chosen)]
-    title = (
-        f"fixed noise at step {chosen}: D(x) = {shown['d_real']:.2f}, "
-        f"D(G(z)) = {shown['d_fake']:.2f}"
-    )
+    verdicts = []
+    for term, name in (("d_x", "D(x)"), ("d_g_z", "D(G(z))")):
+        value = explore.mean_before(*explore.loss_curve(snap, term), chosen)
+        if value is not None:
+            verdicts.append(f"{name} = {value:.2f}")
+    title = f"fixed noise at step {chosen}"
+    if verdicts:
+        title += f": {', '.join(verdicts)} (training batches, last 20 steps)"
     st.plotly_chart(figs.image_grid_figure(shown["grid"], 8, title, 260), key=f"{P}_grid")
 
 

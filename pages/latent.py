@@ -46,14 +46,47 @@ def interpolation_cached(
     return latent.interpolate_images(model, data.x_val[index_from], data.x_val[index_to], steps)
 
 
+# Half the range of every z slider. Fixed, not taken from the means: a widget whose bounds change
+# is a new widget to Streamlit and jumps back to its default while the job trains. The prior is
+# N(0, 1), so +-4 holds all but 0.006% of it, and the means of a trained VAE mostly lie within it.
+Z_BOUND = 4.0
+
+
+def set_sliders(values: np.ndarray, bound: float) -> None:
+    """Button callback (runs before the widgets exist): put the z sliders at a latent point."""
+    for dim, value in enumerate(values):
+        st.session_state[f"{P}_z{dim + 1}"] = float(np.clip(round(float(value), 2), -bound, bound))
+
+
 def latent_sliders(latent_dim: int, means: np.ndarray) -> tuple[float, ...]:
-    """One slider per latent dimension (z1, z2, ...), spanning the means' range."""
-    bound = float(np.ceil(max(3.0, np.abs(means).max() if len(means) else 3.0)))
+    """One slider per latent dimension (z1, z2, ...) over [-Z_BOUND, Z_BOUND].
+
+    "Start from" puts them at a validation image's mean, a real digit to move away from.
+    """
+    bound = Z_BOUND
+    pick_col, go_col, zero_col = st.columns([2, 1, 1], vertical_alignment="bottom")
+    index = pick_col.number_input(
+        "start from validation image #", 0, len(means) - 1, 0, key=f"{P}_start_index"
+    )
+    go_col.button(
+        "Sliders to its mean", key=f"{P}_to_mean", on_click=set_sliders,
+        args=(means[int(index)], bound),
+    )  # fmt: skip
+    zero_col.button(
+        "Sliders to 0", key=f"{P}_to_zero", on_click=set_sliders,
+        args=(np.zeros(latent_dim), bound),
+    )  # fmt: skip
     columns = st.columns(min(latent_dim, 4))
     values = []
     for dim in range(latent_dim):
+        key = f"{P}_z{dim + 1}"
+        # Set only when missing or out of range: writing a widget's key on every run would
+        # push the server's value back to the browser while the student drags the slider.
+        value = st.session_state.get(key)
+        if value is None or not -bound <= value <= bound:
+            st.session_state[key] = float(np.clip(value or 0.0, -bound, bound))
         with columns[dim % len(columns)]:
-            values.append(st.slider(f"z{dim + 1}", -bound, bound, 0.0, 0.05, key=f"{P}_z{dim + 1}"))
+            values.append(st.slider(f"z{dim + 1}", -bound, bound, step=0.05, key=key))
     return tuple(float(v) for v in values)
 
 
@@ -70,7 +103,7 @@ def explore_2d(job, step: int, means: np.ndarray, labels: np.ndarray) -> None:
         grid = grid_cached(job.id, step, low, high, side)  # (side, side, C, H, W)
         images = grid.reshape(side * side, *grid.shape[2:])
         st.plotly_chart(
-            figs.image_grid_figure(images, side, f"decoded {side}x{side} grid", 460),
+            figs.image_grid_figure(images, side, f"decoded {side}x{side} grid", 600),
             key=f"{P}_grid",
         )
     with scatter_col:

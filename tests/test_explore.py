@@ -97,6 +97,19 @@ def test_dark_ink_on_paper_is_inverted_automatically():
     torch.testing.assert_close(auto, reference, atol=1e-6, rtol=0)
 
 
+def test_grey_paper_becomes_a_black_background():
+    # A photo: grey paper (value 200) with darker ink (40); after inversion the paper is 55/255,
+    # which would leave a grey box around the digit. The background is stretched to 0, ink to 1.
+    paper = np.full((100, 100), 200, dtype=np.uint8)
+    paper[30:70, 45:55] = 40
+    tensor = preprocess_image(decode_upload(png_bytes(paper)), (1, 28, 28))[0].numpy()
+    ink = tensor > 0.5
+    assert ink.sum() > 0
+    assert float(tensor[~ink].max()) < 0.35  # only the resampled edges of the stroke
+    assert float(np.median(tensor)) == 0.0
+    assert float(tensor.max()) == pytest.approx(1.0, abs=0.02)
+
+
 def test_upload_converted_to_colour_input():
     rgb = np.zeros((50, 60, 3), dtype=np.uint8)
     rgb[..., 0] = 255
@@ -254,6 +267,17 @@ def test_measured_speed_reports_its_model_and_steps():
     assert result.parameters == sum(p.numel() for p in model.parameters())
     assert (result.steps, result.batch_size) == (3, 8)
     assert result.samples_per_s == pytest.approx(3 * 8 / result.seconds)
+    assert result.torch_threads == torch.get_num_threads()
+
+
+def test_speed_measurement_runs_whole_chunks_until_its_minimum_time():
+    result = seq.measure_training_speed("gru", "mnist1d", steps=2, batch_size=4, min_seconds=0.05)
+    assert result.steps % 2 == 0 and result.steps >= 2
+    assert result.seconds >= 0.05
+    assert result.samples_per_s == pytest.approx(result.steps * 4 / result.seconds)
+    with pytest.raises(ConfigError) as error:
+        seq.measure_training_speed("gru", "mnist1d", min_seconds=-1.0)
+    assert error.value.field == "min_seconds"
 
 
 # ---------------------------------------------------------------- PCA vs autoencoders
@@ -348,3 +372,13 @@ def test_bench_explore_reports_every_budgeted_view(capsys):
     report = json.loads(capsys.readouterr().out)
     assert set(bench_explore.BUDGETS_MS) <= set(report["median_ms"])
     assert code == (1 if report["over_budget"] else 0)
+
+
+def test_mean_before_averages_the_window_ending_at_a_step():
+    steps = np.arange(1, 101)
+    values = steps * 0.01
+    assert explore.mean_before(steps, values, 50, window=10) == pytest.approx(
+        np.mean(np.arange(41, 51) * 0.01)
+    )
+    assert explore.mean_before(steps, values, 0) is None
+    assert explore.mean_before(np.zeros(0), np.zeros(0), 10) is None

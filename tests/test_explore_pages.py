@@ -6,9 +6,12 @@ import json
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from deeparch.data import load_dataset
+from deeparch.explore_latent import encode_means
 from deeparch.training import TrainConfig, get_manager
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -96,7 +99,9 @@ def test_latent_slider_redecodes_only_the_single_image():
 
 def test_larger_latent_gets_a_slider_per_dimension_and_a_pca_scatter():
     owner = new_owner()
-    trained_job(owner, arch="vae", dataset="mnist", arch_config={"latent_dim": 4}, max_steps=5)
+    job_id = trained_job(
+        owner, arch="vae", dataset="mnist", arch_config={"latent_dim": 4}, max_steps=5
+    ).id
     at = open_page("pages/latent.py", owner)
     assert [s.key for s in at.slider if s.key.startswith("lat_z")] == [
         f"lat_z{i}" for i in range(1, 5)
@@ -105,6 +110,16 @@ def test_larger_latent_gets_a_slider_per_dimension_and_a_pca_scatter():
     decoded = chart(at, "lat_decoded")
     at.slider(key="lat_z3").set_value(-2.0).run()
     assert chart(at, "lat_decoded")["data"] != decoded["data"]
+    # "Sliders to its mean" puts every slider at the chosen validation image's latent mean.
+    at.number_input(key="lat_start_index").set_value(3).run()
+    at.button(key="lat_to_mean").click().run()
+    assert not at.exception, at.exception
+    data = load_dataset("mnist")
+    means = encode_means(get_manager().get(job_id).model_copy(), data.x_val[3:4])[0]
+    bound = at.slider(key="lat_z1").max
+    assert (at.slider(key="lat_z1").min, bound) == (-4.0, 4.0)  # fixed: see Z_BOUND
+    sliders = [at.slider(key=f"lat_z{i}").value for i in range(1, 5)]
+    assert sliders == pytest.approx(np.clip(np.round(means, 2), -bound, bound), abs=1e-6)
 
 
 def test_feature_maps_page_shows_every_conv_layer_and_the_prediction():
@@ -162,8 +177,10 @@ def test_sequence_page_compares_cells_and_measures_speed():
 
 def test_autoencoder_page_shows_noisy_input_output_target_and_pca_comparison():
     owner = new_owner()
-    trained_job(owner, arch="denoising_autoencoder", dataset="mnist", max_steps=10)
+    job = trained_job(owner, arch="denoising_autoencoder", dataset="mnist", max_steps=10)
     at = open_page("pages/autoencoders.py", owner)
+    code_size = job.model_copy().code_size
+    assert any(f"a code of {code_size} numbers for 784 pixels" in c.value for c in at.caption)
     for row in ("input with noise", "output", "clean target"):
         assert chart(at, f"ae_row_{row}")["layout"]["title"]["text"].startswith(row)
     at.slider(key="ae_code_size").set_value(4).run()
