@@ -332,6 +332,7 @@ class Job:
             checkpoint.restore_optimizers(
                 self.task.optimizers, optimizer_tensors, meta["optimizer"]
             )
+            match_parameter_layouts(self.task.optimizers)
         progress = meta["progress"]
         self.global_step = int(progress["step"])
         self.epoch = int(progress["epoch"])
@@ -416,6 +417,21 @@ class Job:
             return f"reached max_steps {self.global_step}"
         epochs = "epoch" if self.epoch == 1 else "epochs"
         return f"trained {self.epoch} {epochs} ({self.global_step} steps)"
+
+
+def match_parameter_layouts(optimizers: dict[str, torch.optim.Optimizer]) -> None:
+    """Give restored optimizer state its parameter's memory layout (a checkpoint stores tensors
+    contiguous; a channels-last weight's moments must be channels-last too, because fused
+    optimizers update parameter and state element by element in memory order)."""
+    for optimizer in optimizers.values():
+        for param, entries in optimizer.state.items():
+            for key, value in entries.items():
+                if (
+                    isinstance(value, torch.Tensor)
+                    and value.shape == param.shape
+                    and value.stride() != param.stride()
+                ):
+                    entries[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 
 def weights_finite(model: nn.Module) -> bool:

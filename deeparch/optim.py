@@ -22,6 +22,9 @@ OPTIMIZERS: dict[str, tuple[Callable[..., torch.optim.Optimizer], dict[str, Any]
     "adagrad": (torch.optim.Adagrad, {}),
 }
 
+# Optimizers with a fused implementation (PyTorch 2.4+ on the CPU, CUDA and MPS); RMSprop has none.
+FUSED_CAPABLE = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW, torch.optim.Adagrad)
+
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -33,6 +36,16 @@ def make_optimizer(
         optimizer_cls, fixed_kwargs = OPTIMIZERS[name]
     except KeyError:
         raise UnknownNameError("optimizer", name, list(OPTIMIZERS)) from None
+    params = list(params)
+    if optimizer_cls in FUSED_CAPABLE:
+        try:
+            # The same update in one kernel per step instead of several per parameter tensor:
+            # for a small model the optimizer step is a large part of a training step on the CPU.
+            return optimizer_cls(
+                params, lr=lr, weight_decay=weight_decay, fused=True, **fixed_kwargs
+            )
+        except (RuntimeError, ValueError, TypeError) as error:
+            logger.debug("fused %s unavailable here (%s); using the default kernels", name, error)
     return optimizer_cls(params, lr=lr, weight_decay=weight_decay, **fixed_kwargs)
 
 

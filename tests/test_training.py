@@ -318,3 +318,28 @@ def test_model_copy_is_a_detached_eval_copy_of_the_weights():
         assert copied.data_ptr() != live.data_ptr()
     next(final.parameters()).data.zero_()  # changing the copy leaves the job alone
     assert not torch.equal(next(final.parameters()), next(job.model.parameters()))
+
+
+def test_a_channels_last_cnn_resumes_exactly_and_keeps_its_values(tmp_path):
+    # The CPU engine stores a CNN's weights channels-last and uses fused optimizers; a checkpoint
+    # stores contiguous tensors, so resuming must give the moments their weights' layout again.
+    cnn = TrainConfig(
+        arch="cnn", batch_size=16, epochs=100, max_steps=6, snapshot_every=3, optimizer="adam"
+    )
+    manager = JobManager(max_running=1, heartbeat_timeout=0)
+    straight = manager.submit(cnn)
+    half = manager.submit(dataclasses.replace(cnn, max_steps=3))
+    for job in (straight, half):
+        assert job.wait(WAIT_S) and job.state == "finished", job.reason
+    weight = straight.model.features.conv1.weight
+    assert weight.is_contiguous(memory_format=torch.channels_last)
+    resumed = manager.submit(cnn, resume=half.save_checkpoint(tmp_path))
+    assert resumed.wait(WAIT_S) and resumed.state == "finished", resumed.reason
+    expected, got = straight.model.state_dict(), resumed.model.state_dict()
+    for name in expected:
+        assert torch.equal(expected[name], got[name]), name
+    # The same values as a contiguous copy of the model computes.
+    copy = straight.model_copy()
+    x = torch.rand(4, 1, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(copy(x), straight.model.eval()(x))
