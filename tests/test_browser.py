@@ -135,8 +135,11 @@ def test_a_first_visit_straight_to_a_page_still_runs_the_router(server_url, page
     sidebar.get_by_text("Your jobs").wait_for()
     assert sidebar.get_by_role("link", name="Feature maps").count() == 1
     assert sidebar.get_by_role("link", name="shared").count() == 0  # pages/_shared.py
-    assert page.locator(".st-key-train_arch input").input_value() == "cnn"
-    assert page.locator(".st-key-train_cfg_epochs input").input_value() == "3"
+    from playwright.sync_api import expect
+
+    # expect() retries: the first script run may still be replaced by the router's rerun.
+    expect(page.locator(".st-key-train_arch input")).to_have_value("cnn", timeout=30_000)
+    expect(page.locator(".st-key-train_cfg_epochs input")).to_have_value("3", timeout=30_000)
 
 
 def test_home_gallery_renders(server_url, page):
