@@ -387,3 +387,34 @@ def test_gan_config_errors() -> None:
     with pytest.raises(ConfigError) as error:
         create_model("cgan", info=DataInfo("unlabelled", "image", (1, 28, 28), 1))
     assert error.value.field == "dataset"
+
+
+def test_mlp_gan_generator_has_batchnorm_after_the_first_hidden_layer() -> None:
+    model, config = create_model("mlp_gan", info=MNIST)
+    assert config.batchnorm is True
+    norms = [m for m in model.generator.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    assert [m.num_features for m in norms] == [512, 1024]  # not on fc1 (256), not on the output
+    plain, _ = create_model("mlp_gan", {"batchnorm": False}, info=MNIST)
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in plain.generator.modules())
+    # BatchNorm adds a scale and a shift per feature: 2 * (512 + 1024) parameters.
+    assert n_params(model.generator) - n_params(plain.generator) == 2 * (512 + 1024)
+
+
+@torch.no_grad()
+def test_cgan_discriminator_adds_the_label_projection() -> None:
+    torch.manual_seed(0)
+    model, _ = create_model("cgan", info=MNIST)
+    model.eval()
+    discriminator = model.discriminator
+    assert discriminator.projection.weight.shape == (10, 256)  # one vector per class
+    x = torch.rand(3, 1, 28, 28) * 2 - 1
+    labels = torch.tensor([0, 4, 9])
+    inputs = torch.cat([x.view(3, -1), discriminator.label_embedding(labels)], dim=1)
+    hidden = discriminator.features(inputs)  # (3, 256)
+    expected = discriminator.head(hidden).view(-1) + (
+        discriminator.projection(labels) * hidden
+    ).sum(dim=1)
+    assert torch.allclose(discriminator(x, labels), expected, atol=1e-6)
+    plain, _ = create_model("cgan", {"projection": False}, info=MNIST)
+    assert plain.discriminator.projection is None
+    assert n_params(model.discriminator) - n_params(plain.discriminator) == 10 * 256
