@@ -176,3 +176,34 @@ def mean_before(steps: np.ndarray, values: np.ndarray, step: int, window: int = 
     if not chosen.any():
         return None
     return float(np.asarray(values, dtype=np.float64)[chosen].mean())
+
+
+def train_on_random_batches(
+    model: Any,
+    inputs: Any,
+    targets: Any,
+    loss_fn: Any,
+    steps: int,
+    batch_size: int,
+    lr: float = 1e-3,
+    seed: int = 0,
+) -> list[float]:
+    """A short plain Adam loop on random batches (for a view's quick comparison, not a job).
+
+    `loss_fn(model(inputs[i]), targets[i])`; returns the loss per step, model left in eval mode.
+    """
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    losses = []
+    for _ in range(steps):
+        index = torch.randint(0, len(inputs), (batch_size,), generator=generator)
+        loss = loss_fn(model(inputs[index]), targets[index])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    model.eval()
+    return losses

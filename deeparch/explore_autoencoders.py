@@ -10,6 +10,7 @@ from torch import nn
 
 from deeparch.datainfo import DataInfo
 from deeparch.errors import ConfigError
+from deeparch.explore import train_on_random_batches
 
 METHODS = ("PCA", "linear autoencoder", "nonlinear autoencoder")
 
@@ -74,19 +75,9 @@ def train_autoencoder(
     seed: int = 0,
 ) -> list[float]:
     """Minimise the MSE between inputs and their reconstructions; returns the loss per step."""
-    generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    model.train()
-    losses = []
-    for _ in range(steps):
-        batch = x_train[torch.randint(0, len(x_train), (batch_size,), generator=generator)]
-        loss = nn.functional.mse_loss(model(batch), batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
-    model.eval()
-    return losses
+    return train_on_random_batches(
+        model, x_train, x_train, nn.functional.mse_loss, steps, batch_size, lr, seed
+    )
 
 
 def compare_reconstruction(

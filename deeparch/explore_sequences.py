@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from deeparch.errors import ConfigError
+from deeparch.explore import train_on_random_batches
 
 logger = logging.getLogger(__name__)
 
@@ -97,19 +98,9 @@ def train_steps(
     seed: int = 0,
 ) -> list[float]:
     """A short plain training loop (Adam, cross-entropy) on random batches; returns the losses."""
-    generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    model.train()
-    losses = []
-    for _ in range(steps):
-        index = torch.randint(0, len(x), (batch_size,), generator=generator)
-        loss = nn.functional.cross_entropy(model(x[index]), y[index])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
-    model.eval()
-    return losses
+    return train_on_random_batches(
+        model, x, y, nn.functional.cross_entropy, steps, batch_size, lr, seed
+    )
 
 
 def compare_gradient_norms(
