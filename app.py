@@ -2,17 +2,18 @@
 
 import os
 
-# Training shares this process with the page threads, and the CPU with the browser: one core is
-# left to them (measured on 2 cores while the browser polls: 800 samples/s with 2 torch threads,
-# where a descheduled OpenMP worker stalls every step, against 7,500 with 1). Idle OpenMP workers
+# Training shares this process with the page threads, and the CPU with the browser, so one core is
+# left to them (deeparch.threads.threads_beside_a_browser has the measurement). Idle OpenMP workers
 # sleep rather than spin. A thread count the user set in OMP_NUM_THREADS wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import streamlit as st  # noqa: E402  (after the environment is set)
 import torch  # noqa: E402
 
+from deeparch.threads import threads_beside_a_browser  # noqa: E402
+
 if "OMP_NUM_THREADS" not in os.environ:
-    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+    torch.set_num_threads(threads_beside_a_browser())
 
 from pages._shared import job_sidebar, restore_session  # noqa: E402
 

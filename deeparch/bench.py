@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
+from deeparch.threads import run_in_fresh_thread
+
 WARMUP_STEPS = 10
 POLL_INTERVAL_S = 0.25  # the engine is measured while a reader polls it four times a second
 
@@ -146,22 +148,6 @@ def engine_run(arch: str, steps: int, batch_size: int, seed: int = 0) -> dict[st
     }
 
 
-def in_worker_thread(measure: Any, *args: Any) -> Any:
-    """Run a measurement in a fresh thread, as the engine trains in one.
-
-    PyTorch's intra-op thread pool behaves differently in the main thread and in other threads
-    (on a busy machine the main thread's pool can be many times slower), so every way is measured
-    under the same conditions.
-    """
-    result: list[Any] = []
-    worker = threading.Thread(target=lambda: result.append(measure(*args)))
-    worker.start()
-    worker.join()
-    if not result:
-        raise RuntimeError(f"{measure.__name__} failed; see the log")
-    return result[0]
-
-
 def run_bench(
     archs: list[str], steps: int, batch_size: int = 64, threads: int = 2, repeats: int = 3
 ) -> dict[str, dict[str, float]]:
@@ -174,8 +160,11 @@ def run_bench(
             engine = engine_run(arch, steps, batch_size)
             best["engine"] = max(best["engine"], engine["overall"])
             best["engine_in_steps"] = max(best["engine_in_steps"], engine["in_steps"])
-            plain = in_worker_thread(plain_loop, arch, steps, batch_size)
-            loader = in_worker_thread(dataloader_loop, arch, steps, batch_size)
+            # Each loop in a thread of its own, as the engine trains in one (deeparch.threads).
+            plain = run_in_fresh_thread(plain_loop, arch, steps, batch_size, name="bench-plain")
+            loader = run_in_fresh_thread(
+                dataloader_loop, arch, steps, batch_size, name="bench-dataloader"
+            )
             best["plain"] = max(best["plain"], plain)
             best["dataloader"] = max(best["dataloader"], loader)
         best["engine_vs_plain"] = best["engine"] / best["plain"]

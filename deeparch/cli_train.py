@@ -15,6 +15,7 @@ from deeparch.errors import ConfigError
 EXIT_CODES = {"finished": 0, "failed": 1, "diverged": 3, "stopped": 130}
 PROGRESS_INTERVAL_S = 0.25
 BAR_WIDTH = 24
+MAX_THREADS = 256
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -38,6 +39,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="an architecture field (hidden_sizes=500,200) or a training field (l1=1e-4)",
+    )
+    train.add_argument(
+        "--threads",
+        default=None,
+        help="CPU threads for training (default: PyTorch's, one per core); the app uses one "
+        "core fewer, to leave one to the browser",
     )
     train.add_argument("--out", default="checkpoints", help="folder for the checkpoint")
     train.add_argument("--resume", default=None, metavar="CHECKPOINT", help="continue a run")
@@ -135,9 +142,34 @@ def _progress_line(snap: dict[str, Any]) -> str:
 
 
 def train_command(args: argparse.Namespace) -> int:
-    from deeparch.training import JobManager
+    import torch
 
     config = build_train_config(args)
+    threads = parse_threads(args.threads)
+    previous_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)  # the job's thread takes this count when it starts
+    try:
+        return _train(args, config)
+    finally:
+        torch.set_num_threads(previous_threads)  # this process may be a test, or go on
+
+
+def parse_threads(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        threads = int(text)
+    except ValueError:
+        threads = 0
+    if threads < 1 or threads > MAX_THREADS:
+        raise ConfigError("--threads", text, f"a whole number from 1 to {MAX_THREADS}")
+    return threads
+
+
+def _train(args: argparse.Namespace, config: Any) -> int:
+    from deeparch.training import JobManager
+
     # A manager of its own: one job, never expired (nobody sends heartbeats from a terminal).
     manager = JobManager(max_running=1, heartbeat_timeout=0)
     job = manager.submit(config, resume=args.resume)

@@ -1,4 +1,5 @@
-"""Preparing a job in the submitting thread: data, model from the seed, task, optimizers, and one
+"""Preparing a job before its training thread starts (the manager runs this in a short-lived
+thread and raises its errors in the caller): data, model from the seed, task, optimizers, and one
 dry-run batch, so a mistake is a ConfigError message rather than a traceback inside a thread."""
 
 from __future__ import annotations

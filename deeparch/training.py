@@ -32,6 +32,7 @@ from deeparch.optim import (
     choose_device,
     default_max_running,
 )
+from deeparch.threads import run_in_fresh_thread
 
 __all__ = [
     "Job",
@@ -230,13 +231,9 @@ class JobManager:
         `resume` continues from a checkpoint of the same architecture: weights, optimizer state,
         counters and history, so the run continues as if it had never stopped.
         """
-        prepared = prepare(config)
-        job = Job(self._new_id(), prepared, owner, self)
-        if resume is not None:
-            tensors, meta = checkpoint.read_checkpoint(resume)
-            if meta.get("arch") != config.arch:
-                raise ConfigError("arch", config.arch, f"{meta.get('arch')!r}, the checkpoint's")
-            job.restore(tensors, meta)
+        # Prepared in a thread that exits afterwards, so the caller's thread keeps no OpenMP team
+        # that would slow the training thread down (deeparch.threads explains).
+        job = run_in_fresh_thread(self._prepare_job, config, owner, resume, name="deeparch-prepare")
         with self._lock:
             self._jobs[job.id] = job
             self._queue.append(job)
@@ -244,8 +241,22 @@ class JobManager:
         self._schedule()
         return job
 
+    def _prepare_job(
+        self, config: TrainConfig, owner: str | None, resume: str | Path | None
+    ) -> Job:
+        job = Job(self._new_id(), prepare(config), owner, self)
+        if resume is not None:
+            tensors, meta = checkpoint.read_checkpoint(resume)
+            if meta.get("arch") != config.arch:
+                raise ConfigError("arch", config.arch, f"{meta.get('arch')!r}, the checkpoint's")
+            job.restore(tensors, meta)
+        return job
+
     def load_checkpoint(self, path: str | Path, owner: str | None = None) -> Job:
         """A finished job holding a checkpoint's model, config and metrics, to show or compare."""
+        return run_in_fresh_thread(self._load_job, path, owner, name="deeparch-load")
+
+    def _load_job(self, path: str | Path, owner: str | None) -> Job:
         tensors, meta = checkpoint.read_checkpoint(path)
         config = TrainConfig.from_dict(meta["train_config"])
         prepared = prepare(config, dry_run=False)

@@ -5,7 +5,8 @@
 Starts `streamlit run app.py`, drives Chromium to the Train page with the given settings, clicks
 Start and times the first loss point on the chart, then reads samples/s from the page once the run
 has finished (the browser keeps polling all along). The same configuration then trains through
-`python -m deeparch train`, and both figures are printed with their ratio as JSON.
+`python -m deeparch train`, and again with the app's thread count (one core fewer, left to the
+browser); the figures are printed with their ratios as JSON.
 """
 
 import argparse
@@ -16,7 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the browser test's helpers
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # deeparch itself
 from test_browser import (  # noqa: E402  (the helpers of the browser test)
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -26,6 +28,8 @@ from test_browser import (  # noqa: E402  (the helpers of the browser test)
     start_server,
     wait_healthy,
 )
+
+from deeparch.threads import threads_beside_a_browser  # noqa: E402
 
 
 def metric_value(page, label: str) -> str:
@@ -56,10 +60,12 @@ def app_run(page, url: str, arch: str, epochs: int, timeout: float) -> dict:
     }
 
 
-def cli_run(arch: str, epochs: int) -> dict:
+def cli_run(arch: str, epochs: int, threads: int | None = None) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         command = [sys.executable, "-m", "deeparch", "train", arch, "--epochs", str(epochs),
                    "--out", folder]  # fmt: skip
+        if threads is not None:
+            command += ["--threads", str(threads)]
         result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -93,13 +99,22 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             server.kill()
     cli = cli_run(args.arch, args.epochs)
+    # The app trains on one core fewer than the machine has, leaving one to the browser; the CLI
+    # with that many threads separates the app's own overhead from the core it gives away.
+    app_threads = threads_beside_a_browser()
+    cli_same_threads = cli_run(args.arch, args.epochs, app_threads)
     report = {
         "arch": args.arch,
         "epochs": args.epochs,
         "app_cold": cold,
         "app_warm": warm,
+        "app_threads": app_threads,
         "cli_samples_per_s": round(cli["samples_per_s"]),
         "app_over_cli": round(warm["samples_per_s"] / cli["samples_per_s"], 3),
+        "cli_same_threads_samples_per_s": round(cli_same_threads["samples_per_s"]),
+        "app_over_cli_same_threads": round(
+            warm["samples_per_s"] / cli_same_threads["samples_per_s"], 3
+        ),
     }
     print(json.dumps(report, indent=2))
 

@@ -4,6 +4,7 @@ import json
 import pickle
 
 import pytest
+import torch
 
 from deeparch import cli
 from deeparch.tasks import ClassifyTask
@@ -79,6 +80,8 @@ def test_resume_continues_from_a_checkpoint(capsys, tmp_path):
         ["train", "mlp", "--lr", "-1"],
         ["train", "mlp", "--dataset", "mnist1d"],
         ["train", "mlp", "--optimizer", "lbfgs"],
+        ["train", "mlp", "--threads", "0"],
+        ["train", "mlp", "--threads", "two"],
         ["evaluate", "no/such/checkpoint.safetensors"],
     ],
 )
@@ -154,3 +157,24 @@ def test_bench_loops_measure_real_steps():
     assert dataloader_loop("mlp", 3, 16) > 0
     engine = engine_run("mlp", 3, 16)
     assert engine["overall"] > 0 and engine["in_steps"] > 0
+
+
+def test_threads_sets_the_training_threads_count_and_restores_the_callers(
+    capsys, tmp_path, monkeypatch
+):
+    counts_in_training = []
+    original = ClassifyTask.train_step
+
+    def counting_step(self, batch):
+        counts_in_training.append(torch.get_num_threads())
+        return original(self, batch)
+
+    monkeypatch.setattr(ClassifyTask, "train_step", counting_step)
+    before = torch.get_num_threads()
+    code, _, err = run(
+        capsys, "train", "mlp", *SMALL_MLP, "--max-steps", "3", "--threads", "1",
+        "--out", str(tmp_path),
+    )  # fmt: skip
+    assert code == 0, err
+    assert counts_in_training == [1, 1, 1]
+    assert torch.get_num_threads() == before
