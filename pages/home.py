@@ -10,6 +10,14 @@ from deeparch.models import create_model, get_arch, list_archs
 from pages import _shared  # noqa: F401  (imported for use_app_router: app.py routes every page)
 
 CARDS_PER_ROW = 3
+# Cards of a row as tall as the tallest, with their buttons on one line at the bottom: the
+# one-sentence summaries differ in length.
+EQUAL_CARDS_CSS = """<style>
+[data-testid="stColumn"]:has([class*="st-key-home_card_"]) > [data-testid="stVerticalBlock"],
+[data-testid="stColumn"]:has([class*="st-key-home_card_"]) > div > [data-testid="stLayoutWrapper"],
+[class*="st-key-home_card_"] { height: 100%; }
+[class*="st-key-home_card_"] > :last-child { margin-top: auto; }
+</style>"""
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 
 
@@ -34,7 +42,7 @@ def drawing_for(arch: str, family: str) -> Path | None:
 
 def card(arch: str) -> None:
     spec = get_arch(arch)
-    with st.container(border=True):
+    with st.container(border=True, key=f"home_card_{arch}"):
         st.markdown(f"#### {arch}")
         st.caption(f"family **{spec.family}** · task **{spec.task}** · data {spec.default_dataset}")
         drawing = drawing_for(arch, spec.family)
@@ -68,6 +76,7 @@ archs = sorted(
         else len(FAMILY_ORDER)
     ),
 )  # sorted() is stable: the registry's order within a family stays
+st.html(EQUAL_CARDS_CSS)
 families = list(dict.fromkeys(get_arch(a).family for a in archs))
 chosen = st.pills("Families", families, selection_mode="multi", key="home_families")
 shown = [a for a in archs if not chosen or get_arch(a).family in chosen]

@@ -142,10 +142,20 @@ def test_a_first_visit_straight_to_a_page_still_runs_the_router(server_url, page
     expect(page.locator(".st-key-train_cfg_epochs input")).to_have_value("3", timeout=30_000)
 
 
+FIRST_ROW = ("mlp", "logistic_regression", "softmax_regression")  # the registry's first three
+
+
 def test_home_gallery_renders(server_url, page):
     page.goto(server_url)
     page.get_by_role("button", name="Inspect").first.wait_for()
     assert page.get_by_text("93,322").count() >= 1  # seed 003's convnet card
+    # The cards of the first row are equally tall and their buttons line up, although their
+    # summaries have different lengths.
+    cards = [page.locator(f".st-key-home_card_{arch}") for arch in FIRST_ROW]
+    buttons = [card.get_by_role("button", name="Inspect") for card in cards]
+    heights = {round(card.bounding_box()["height"]) for card in cards}
+    button_tops = {round(button.bounding_box()["y"]) for button in buttons}
+    assert len(heights) == 1 and len(button_tops) == 1, (heights, button_tops)
     shoot(page, "home")
 
 
