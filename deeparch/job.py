@@ -34,7 +34,7 @@ DEVICE_RESIDENT_BYTES = 1 << 30
 
 @dataclass
 class Prepared:
-    """Everything a job needs, built and checked in the submitting thread before training."""
+    """Everything a job needs, built and checked before its training thread starts."""
 
     config: Any  # TrainConfig
     dataset_name: str
