@@ -24,6 +24,7 @@ class ViewSpec:
     families: tuple[str, ...] | None  # restrict to these model families (None: any)
     starter: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields of the starter
     hint: str = ""  # what to do when there is nothing to show
+    data_kinds: tuple[str, ...] | None = None  # restrict to architectures of these data kinds
 
 
 VIEWS: dict[str, ViewSpec] = {
@@ -68,7 +69,8 @@ VIEWS: dict[str, ViewSpec] = {
     ),
     "autoencoders": ViewSpec(
         "Autoencoders",
-        ("reconstruct",),
+        # U-Nets denoise images too; their snapshots hold the same noisy/output/clean triplets.
+        ("reconstruct", "denoise"),
         None,
         dict(
             arch="denoising_autoencoder",
@@ -78,7 +80,9 @@ VIEWS: dict[str, ViewSpec] = {
             lr=1e-3,
             snapshot_every=50,
         ),
-        "Train an autoencoder (the denoising one shows noisy input, output and clean target).",
+        "Train an autoencoder (the denoising one shows noisy input, output and clean target), "
+        "or a 2-D U-Net denoiser.",
+        data_kinds=("image",),
     ),
 }
 
@@ -103,12 +107,15 @@ def job_fits(view: str, arch: str, task: str) -> bool:
     spec = view_spec(view)
     if task not in spec.tasks:
         return False
-    if spec.families is None:
+    if spec.families is None and spec.data_kinds is None:
         return True
     try:
-        return get_arch(arch).family in spec.families
+        arch_spec = get_arch(arch)
     except DeeparchError:  # an architecture no longer registered (an old checkpoint)
         return False
+    if spec.families is not None and arch_spec.family not in spec.families:
+        return False
+    return spec.data_kinds is None or bool(set(arch_spec.data_kinds) & set(spec.data_kinds))
 
 
 def job_arch_task(job: Any) -> tuple[str, str]:

@@ -29,12 +29,26 @@ def job_section(job) -> None:
     if not snapshots:
         st.info("Reconstructions appear after the first snapshot of training.")
         return
-    model, _step = job_model(job)
-    st.caption(
-        f"{snap['arch']} with a code of {model.code_size} numbers for "
-        f"{int(np.prod(snapshots[0]['originals'].shape[1:]))} pixels; set the code size on the "
-        "Train page, or compare code sizes with PCA below."
-    )
+    pixels = int(np.prod(snapshots[0]["originals"].shape[1:]))
+    if snap["task"] == "denoise":
+        skips = snap["config"]["arch_config"].get("skip_connections", True)
+        st.caption(
+            f"{snap['arch']}: a U-Net has no small code; "
+            + (
+                "skip connections hand each encoder level's feature maps to the decoder, so fine "
+                "strokes survive. Train it again with skip_connections off to see the bottleneck "
+                "alone blur them."
+                if skips
+                else "its skip connections are off, so everything passes the bottleneck: compare "
+                "with a run that has them on."
+            )
+        )
+    else:
+        model, _step = job_model(job)
+        st.caption(
+            f"{snap['arch']} with a code of {model.code_size} numbers for {pixels} pixels; set "
+            "the code size on the Train page, or compare code sizes with PCA below."
+        )
     steps = explore.snapshot_steps(snapshots)
     chosen = time_slider(steps, f"{P}_time")
     shown = snapshots[steps.index(chosen)]
@@ -93,7 +107,8 @@ def comparison_section() -> None:
 st.title("Autoencoders")
 st.write(
     "An autoencoder squeezes each input through a small code and rebuilds it; a denoising one "
-    "rebuilds the clean image from a noisy one."
+    "rebuilds the clean image from a noisy one, and so does a U-Net, whose skip connections "
+    "bypass the bottleneck (seed 002)."
 )
 job = choose_job("autoencoders", P)
 if job is not None:

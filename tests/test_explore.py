@@ -340,6 +340,13 @@ def test_views_pick_only_the_jobs_they_can_show():
     assert [j.id for j in explore.suitable_jobs("features", jobs)] == ["a", "d"]
     assert [j.id for j in explore.suitable_jobs("latent", jobs)] == ["c"]
     assert explore.suitable_jobs("gan", jobs) == []
+    # U-Nets denoise like autoencoders, but the Autoencoders view draws images: not unet1d.
+    denoisers = [
+        FakeJob("e", "unet2d", "denoise"),
+        FakeJob("f", "unet1d", "denoise"),
+        FakeJob("g", "conv_autoencoder", "reconstruct"),
+    ]
+    assert [j.id for j in explore.suitable_jobs("autoencoders", jobs + denoisers)] == ["e", "g"]
     assert explore.job_label(jobs[0]) == "a: cnn on mnist (running, step 3)"
     with pytest.raises(ConfigError):
         explore.view_spec("nowhere")

@@ -192,6 +192,21 @@ def test_autoencoder_page_shows_noisy_input_output_target_and_pca_comparison():
     assert "code size 4" in chart(at, "ae_errors")["layout"]["title"]["text"]
 
 
+@pytest.mark.parametrize("skips", [True, False])
+def test_autoencoder_page_shows_a_unet_denoiser(skips):
+    owner = new_owner()
+    job = trained_job(owner, arch="unet2d", dataset="mnist", max_steps=10,
+                      arch_config={"skip_connections": skips})  # fmt: skip
+    at = open_page("pages/autoencoders.py", owner)
+    caption = next(c.value for c in at.caption if c.value.startswith("unet2d:"))
+    assert ("skip connections hand" in caption) is skips
+    last = [s for s in job.snapshot()["snapshots"] if "reconstructions" in s][-1]
+    for row in ("input with noise", "output", "clean target"):
+        figure = chart(at, f"ae_row_{row}")
+        assert figure["layout"]["title"]["text"] == f"{row} (step {last['step']})"
+    assert not np.array_equal(last["inputs"], last["originals"])  # the noise is visible
+
+
 def test_a_loaded_checkpoint_is_explored_like_a_run(tmp_path):
     job = trained_job(new_owner(), arch="vae", dataset="mnist", arch_config={"latent_dim": 2},
                       max_steps=5)  # fmt: skip
