@@ -10,6 +10,7 @@ import dataclasses
 import itertools
 import logging
 import os
+import secrets
 import threading
 import time
 import weakref
@@ -313,7 +314,9 @@ class JobManager:
     # -- scheduling --
 
     def _new_id(self) -> str:
-        return f"job-{next(self._ids)}"
+        # A counter for people, a random part so that nobody reaches another session's job (a
+        # ?job=<id> link adopts the job's owner) by guessing the next number.
+        return f"job-{next(self._ids)}-{secrets.token_hex(4)}"
 
     def _schedule(self) -> None:
         with self._lock:
