@@ -49,8 +49,7 @@ def card(arch: str) -> None:
         if drawing is not None:
             st.image(str(drawing), width="stretch")
         # The first sentence is the one-line summary; the whole description is in the tooltip.
-        summary = spec.description.split(". ")[0].rstrip(".") + "."
-        st.markdown(summary, help=spec.description)
+        st.markdown(spec.summary, help=spec.description)
         count = default_parameter_count(arch)
         st.markdown(f"**{count:,}** parameters at defaults" if count is not None else "")
         inspect_col, train_col = st.columns(2)

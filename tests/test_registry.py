@@ -27,6 +27,12 @@ def test_the_syllabus_is_registered():
     assert expected <= set(ARCHS)
 
 
+def test_summary_is_the_first_sentence():
+    spec = get_arch("dcgan")
+    assert spec.summary == "A deep convolutional GAN (Radford et al. 2015)."
+    assert get_arch("tcn").summary.endswith("(receptive field 1 + (k-1)(2^L - 1)).")
+
+
 def test_unknown_architecture_lists_the_known_ones():
     with pytest.raises(UnknownNameError) as caught:
         get_arch("transformer9000")
@@ -39,6 +45,10 @@ def test_spec_is_complete(name):
     spec = get_arch(name)
     assert spec.task in TASKS
     assert len(spec.description) > 20
+    # The card's one-sentence summary: a whole sentence, not cut at "et al." or "1, 2, 4, ..."
+    assert spec.description.startswith(spec.summary) and spec.summary.endswith(".")
+    assert not spec.summary.endswith(("al.", "e.g.", "..")) and len(spec.summary) > 20
+    assert spec.summary.count("(") == spec.summary.count(")")
     assert spec.default_dataset in list_datasets()
     assert dataset_info(spec.default_dataset).kind in spec.data_kinds
     for field in field_specs(spec.config_cls):

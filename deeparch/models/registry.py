@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,18 @@ class ArchSpec:
 
     def fields(self) -> list[FieldSpec]:
         return field_specs(self.config_cls)
+
+    @property
+    def summary(self) -> str:
+        """The description's first sentence (for a card): a full stop that ends a sentence, not
+        the one in "et al.", "e.g." or an ellipsis ("dilation 1, 2, 4, ...")."""
+        end = SENTENCE_END.search(self.description)
+        return self.description[: end.end()] if end else self.description
+
+
+# A full stop followed by a capital (or an opening bracket) or by the end of the text, unless it
+# closes "al", "e.g", "i.e" or belongs to an ellipsis.
+SENTENCE_END = re.compile(r"(?<!\bal)(?<!\be\.g)(?<!\bi\.e)(?<!\.\.)\.(?=\s+[A-Z(]|\s*$)")
 
 
 _REGISTRY: dict[str, ArchSpec] = {}
