@@ -12,6 +12,7 @@ from deeparch.job import (
     SNAPSHOT_SAMPLES,
     divergence_reason,
     epoch_order,
+    explosion_reason,
     seed_global_generators,
     step_seed,
 )
@@ -97,6 +98,8 @@ def train_loop(job: Job) -> tuple[str, str]:
     job._paused_seconds = 0.0
     started = time.perf_counter()
     train_seconds = 0.0  # time inside steps (batching included), for samples/s
+    history = job.log.copy()["losses"].get("loss")  # a resumed run compares with its first step
+    first_loss = history[0][1] if history else None
     task.model.train()
 
     while job.epoch < int(config.epochs):
@@ -123,6 +126,9 @@ def train_loop(job: Job) -> tuple[str, str]:
             elapsed = time.perf_counter() - started - job._paused_seconds
             job._publish_counters(elapsed, train_seconds)
             reason = divergence_reason(losses, job.global_step, lr)
+            if reason is None:
+                first_loss = losses["loss"] if first_loss is None else first_loss
+                reason = explosion_reason(first_loss, losses["loss"], job.global_step, lr)
             if reason is not None:
                 return "diverged", reason
             if job.global_step % snapshot_every == 0:

@@ -203,18 +203,17 @@ def field_widget(spec: FieldSpec, key: str) -> Any:
         high = int(spec.max) if spec.max is not None else None
         if low is not None and high is not None and (high - low) / step <= SLIDER_MAX_STEPS:
             return st.slider(label, low, high, step=step, key=key, help=help_text)
-        return st.number_input(label, low, high, step=step, key=key, help=help_text)
+        # Number boxes carry no bounds of their own: a bounded box silently keeps its old value
+        # when a student types one out of range; unbounded, the value reaches check_value and
+        # its message (field, value, allowed range) appears under the box.
+        return st.number_input(label, step=step, key=key, help=help_text)
     if spec.type is float:
-        low = float(spec.min) if spec.min is not None else None
-        high = float(spec.max) if spec.max is not None else None
         if spec.log:
             # A learning rate spans decades: show it in scientific notation, step by its smallest.
             step = float(spec.step or (spec.default / 10 if spec.default else spec.min or 1e-4))
-            return st.number_input(
-                label, low, high, step=step, format="%.2e", key=key, help=help_text
-            )
+            return st.number_input(label, step=step, format="%.2e", key=key, help=help_text)
         step = float(spec.step or 0.01)
-        return st.number_input(label, low, high, step=step, format="%g", key=key, help=help_text)
+        return st.number_input(label, step=step, format="%g", key=key, help=help_text)
     placeholder = "e.g. 500,200,100" if spec.type is tuple else None
     return st.text_input(label, key=key, help=help_text, placeholder=placeholder)
 

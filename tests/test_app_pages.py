@@ -214,13 +214,21 @@ def test_upload_of_a_saved_checkpoint_loads_it_as_a_run(tmp_path):
     assert table.loc["steps"].tolist() == ["3"]
 
 
-def test_a_run_whose_loss_exploded_without_nan_gets_a_hint():
-    # SGD at lr 10 blows the MLP's loss up to ~1e16, then its ReLUs die and the loss settles:
-    # no NaN, so the engine says "finished"; the page still explains what went wrong.
+def test_a_run_whose_loss_exploded_without_nan_is_diverged_with_a_hint():
+    # SGD at lr 10 blows the MLP's loss up to ~1e16 without NaN (its ReLUs die and the loss would
+    # settle at chance): the engine ends it as diverged as soon as the loss passes 1000x its first.
     at = open_page("pages/train.py", {"arch": "mlp", "optimizer": "sgd", "lr": "10"})
     at.number_input(key="train_cfg_max_steps").set_value(20).run()
     at.button(key="train_start").click().run()
     run_until(at, lambda a: metric(a, "state") not in ("queued", "running"))
-    assert metric(at, "state") == "finished"
-    assert any("The loss exploded from" in w.value and "learning rate of 10" in w.value
-               for w in at.warning)  # fmt: skip
+    assert metric(at, "state") == "diverged"
+    assert any("The run diverged: the loss exploded from" in e.value
+               and "try a learning rate below 10" in e.value for e in at.error)  # fmt: skip
+
+
+def test_an_out_of_range_number_is_named_and_disables_start():
+    at = open_page("pages/train.py")
+    at.number_input(key="train_cfg_lr").set_value(100.0).run()
+    messages = [e.value for e in at.error]
+    assert any(m.startswith("lr=100.0 is not allowed") for m in messages), messages
+    assert at.button(key="train_start").disabled

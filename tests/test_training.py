@@ -8,7 +8,7 @@ import torch
 
 from deeparch.config import field_specs
 from deeparch.errors import ConfigError
-from deeparch.job import divergence_reason
+from deeparch.job import divergence_reason, explosion_reason
 from deeparch.tasks import ClassifyTask
 from deeparch.training import JobManager, TrainConfig, train_field_specs
 
@@ -253,6 +253,34 @@ def test_a_huge_learning_rate_really_diverges(arch):
     assert job.state == "diverged"
     assert "try a learning rate below 10" in job.reason
     assert ("became NaN at step" in job.reason) or ("loss exploded from" in job.reason)
+
+
+def test_a_finite_loss_that_explodes_ends_the_job_as_diverged_within_one_step():
+    manager = JobManager(max_running=1, heartbeat_timeout=0)
+    job = held(manager, dataclasses.replace(SMALL, lr=0.5))
+    original = job.task.train_step
+    steps = []
+
+    def train_step(batch):
+        losses = original(batch)
+        steps.append(1)
+        return {**losses, "loss": 5e6} if len(steps) == 12 else losses
+
+    job.task.train_step = train_step
+    manager.set_max_running(1)
+    assert job.wait(WAIT_S)
+    first = job.snapshot()["losses"]["loss"][0][1]
+    assert job.state == "diverged" and job.snapshot()["step"] == 12
+    assert job.reason == (
+        f"the loss exploded from {first:.3g} to 5e+06 at step 12; try a learning rate below 0.5"
+    )
+
+
+def test_explosion_reason_measures_against_the_first_loss():
+    assert explosion_reason(2.3, 2299.0, 5, 1.0) is None  # 999.6x: still below 1000x
+    assert explosion_reason(2.3, 2301.0, 5, 1.0).startswith("the loss exploded from 2.3 to 2.3e+03")
+    assert explosion_reason(0.0, 0.9, 5, 1.0) is None  # tiny first losses count as 1e-3
+    assert explosion_reason(0.0, 1.1, 5, 1.0) is not None
 
 
 def test_divergence_reason_names_the_term():
