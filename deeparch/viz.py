@@ -160,10 +160,20 @@ def _epoch_ticks(fig: go.Figure, epochs: int) -> None:
         fig.update_xaxes(dtick=1)
 
 
+def spans_decades(
+    runs: Mapping[str, Mapping[str, Sequence[Sequence[float]]]], term: str, decades: float = 3.0
+) -> bool:
+    """Whether one term's positive values span more than `decades` powers of ten across runs:
+    a run that blew up (1e16) flattens every other curve on a linear axis."""
+    values = [v for losses in runs.values() for _, v in losses.get(term, []) if v > 0]
+    return bool(values) and max(values) > 10**decades * min(values)
+
+
 def compare_figure(
     runs: Mapping[str, Mapping[str, Sequence[Sequence[float]]]],
     term: str,
     max_points: int = MAX_POINTS_PER_TRACE,
+    log_y: bool = False,
 ) -> go.Figure:
     """One loss term of several runs overlaid; `runs` maps a run label to its losses dict."""
     fig = go.Figure()
@@ -178,7 +188,10 @@ def compare_figure(
                 line={"color": PALETTE[index % len(PALETTE)]},
             )
         )
-    return _base_layout(fig, f"{term} per step", "step", term, 400)
+    _base_layout(fig, f"{term} per step", "step", term + (" (log scale)" if log_y else ""), 400)
+    if log_y:
+        fig.update_yaxes(type="log", exponentformat="power")
+    return fig
 
 
 def compare_epoch_figure(
@@ -199,6 +212,12 @@ def compare_epoch_figure(
         )
     fig = _base_layout(fig, f"{metric} per epoch", "epoch", metric, 360)
     _epoch_ticks(fig, max((len(rows) for rows in runs.values()), default=0))
+    if "accuracy" in metric:
+        # Accuracy on its whole 0-100 % scale: a run stuck at chance (10 %) stays a flat line
+        # low down instead of filling the chart with ticks like 0.0999999992.
+        fig.update_yaxes(range=[0, 1.02], tickformat=".0%", tickmode="linear", dtick=0.2)
+    else:
+        fig.update_yaxes(tickformat=".4~g")
     return fig
 
 

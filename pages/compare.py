@@ -23,6 +23,8 @@ def settings_column(snap: dict) -> dict:
 
 
 def _text(value: object) -> str:
+    if value is None:
+        return "—"  # a metric a diverged run never reached
     if isinstance(value, (list, tuple)):
         return ", ".join(map(str, value))
     if isinstance(value, float):
@@ -62,7 +64,15 @@ with curves[0]:
     if terms:
         term = st.selectbox("loss term", terms, key="compare_term")
         runs = {label: s.get("losses", {}) for label, s in picked.items()}
-        st.plotly_chart(viz.compare_figure(runs, term), key="compare_loss_chart")
+        wide = viz.spans_decades(runs, term)
+        log_y = st.toggle(
+            "log scale",
+            value=wide,
+            key=f"compare_log_{term}_{wide}",  # re-decided when a blown-up run joins or leaves
+            help="losses spanning many powers of ten (a run that blew up) are readable on a "
+            "log axis",
+        )
+        st.plotly_chart(viz.compare_figure(runs, term, log_y=log_y), key="compare_loss_chart")
 with curves[1]:
     if metrics:
         default = metrics.index("val_accuracy") if "val_accuracy" in metrics else 0

@@ -224,6 +224,9 @@ def test_a_run_whose_loss_exploded_without_nan_is_diverged_with_a_hint():
     assert metric(at, "state") == "diverged"
     assert any("The run diverged: the loss exploded from" in e.value
                and "try a learning rate below 10" in e.value for e in at.error)  # fmt: skip
+    # Compare puts such a run on a log axis by itself, and shows "—" for metrics it never reached.
+    at.switch_page("pages/compare.py").run()
+    assert at.toggle(key="compare_log_loss_True").value is True
 
 
 def test_an_out_of_range_number_is_named_and_disables_start():

@@ -64,6 +64,17 @@ def test_compare_figures_overlay_one_trace_per_run():
     epochs = {"a": [{"epoch": 1, "val_accuracy": 0.5}], "b": [{"epoch": 1, "val_loss": 1.0}]}
     fig = viz.compare_epoch_figure(epochs, "val_accuracy")
     assert list(fig.data[0].y) == [0.5] and list(fig.data[1].y) == []
+    assert list(fig.layout.yaxis.range) == [0, 1.02]  # accuracy on its whole scale
+
+
+def test_a_run_that_blew_up_switches_the_comparison_to_a_log_axis():
+    calm = {"loss": [[1, 2.3], [2, 0.4]]}
+    blown = {"loss": [[1, 2.3], [2, 3e16]]}
+    assert not viz.spans_decades({"a": calm}, "loss")
+    assert viz.spans_decades({"a": calm, "b": blown}, "loss")
+    log_figure = viz.compare_figure({"a": calm, "b": blown}, "loss", log_y=True)
+    assert log_figure.layout.yaxis.type == "log"
+    assert viz.compare_figure({"a": calm}, "loss").layout.yaxis.type is None
 
 
 def test_layer_stack_figure_writes_every_layer_and_every_shape():
