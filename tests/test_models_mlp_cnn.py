@@ -180,6 +180,7 @@ def test_too_large_kernel_is_a_config_error_naming_the_field():
     message = str(error)
     assert "kernel_size" in message and "7" in message and "2x2" in message
     assert "after pool2" in message
+    assert "keep at most 2 entries in channels (conv3 is the one that does not fit)" in message
 
 
 def test_kernel_larger_than_the_input_image():

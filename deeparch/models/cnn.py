@@ -70,15 +70,21 @@ class CNNConfig:
     )
 
 
-def _kernel_error(config: CNNConfig, h: int, w: int, where: str) -> ConfigError:
+def _kernel_error(config: CNNConfig, h: int, w: int, where: str, block: int) -> ConfigError:
     k, p = config.kernel_size, config.padding
     padded = f" ({h + 2 * p}x{w + 2 * p} with padding {p})" if p else ""
+    # Deeper than the first block, the map shrank on the way: fewer blocks also fix it.
+    fewer_blocks = (
+        f"keep at most {block - 1} entries in channels (conv{block} is the one that does not fit), "
+        if block > 1
+        else ""
+    )
     return ConfigError(
         "kernel_size",
         k,
         f"at most {min(h, w) + 2 * p} here",
         f"kernel_size {k} is larger than the {h}x{w} feature map{padded} {where}; "
-        "lower kernel_size, add padding or remove a pooling layer",
+        f"{fewer_blocks}lower kernel_size, add padding or remove a pooling layer",
     )
 
 
@@ -100,7 +106,7 @@ def cnn_feature_shapes(config: CNNConfig, info: DataInfo) -> list[tuple[str, tup
     where = f"of the {info.name} input"
     for block, channels in enumerate(config.channels, start=1):
         if config.kernel_size > min(h, w) + 2 * config.padding:
-            raise _kernel_error(config, h, w, where)
+            raise _kernel_error(config, h, w, where, block)
         h, w = (
             conv_output_size(s, config.kernel_size, config.stride, config.padding) for s in (h, w)
         )
