@@ -153,9 +153,10 @@ def _job_panel() -> None:
                 if stop_col.button("Stop", key=f"side_stop_{job.id}", width="stretch"):
                     job.stop()
                     st.rerun(scope="fragment")
-    finished = len(jobs) - len([j for j in jobs if j.state in ACTIVE_STATES])
-    if finished:
-        st.caption(f"{finished} finished run(s): see Compare.")
+    ended = [job.state for job in jobs if job.state not in ACTIVE_STATES]
+    if ended:
+        counts = ", ".join(f"{ended.count(state)} {state}" for state in dict.fromkeys(ended))
+        st.caption(f"Ended runs: {counts}; see Compare.")
 
 
 # ---------------------------------------------------------------- config forms

@@ -215,7 +215,9 @@ def load_upload(uploaded) -> None:
             path.write_bytes(data)
         job = manager().load_checkpoint(path, owner=session_owner())
     except (DeeparchError, zipfile.BadZipFile, OSError, ValueError, KeyError) as error:
-        st.error(f"{uploaded.name} is not a deeparch checkpoint: {error}")
+        # The server's temporary folder means nothing to the student: name their file only.
+        message = str(error).replace(f"{folder}/", "")
+        st.error(f"{uploaded.name} is not a deeparch checkpoint: {message}")
         return
     remember_loaded(job)
     st.success(

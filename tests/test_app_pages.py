@@ -131,6 +131,8 @@ def test_train_flow_starts_a_job_and_shows_its_metrics():
     charts = at.get("plotly_chart")
     assert len(charts) >= 1
     assert at.download_button(key="train_download").label.startswith("Download")
+    reloaded = open_page(None, {"job": job_id})  # a fresh run of the app shows the sidebar
+    assert "Ended runs: 1 finished; see Compare." in [c.value for c in reloaded.sidebar.caption]
     # The sidebar on every page knows the job; Compare lists it.
     at.switch_page("pages/compare.py").run()
     assert not at.exception
@@ -157,6 +159,7 @@ def test_upload_refuses_a_file_that_is_not_a_checkpoint():
     at.file_uploader(key="train_upload").upload("weights.safetensors", b"\x80\x04 not a checkpoint")
     at.run()
     assert any("is not a deeparch checkpoint" in e.value for e in at.error)
+    assert not any("deeparch-upload-" in e.value for e in at.error)  # no server paths
 
 
 def test_compare_without_runs_says_what_to_do():
