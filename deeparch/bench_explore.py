@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from deeparch.config import check_count
+
 # The budgets the views are built to (README): a slider must feel immediate.
 BUDGETS_MS = {
     "vae single decode (slider move)": 30.0,
@@ -96,6 +98,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Measure, print a table (or JSON); exit code 1 when a view misses its budget."""
+    check_count("--repeats", args.repeats, 1, 1000)
+    check_count("--sequence-steps", args.sequence_steps, 0, 10_000)
     report: dict[str, Any] = {
         "torch_threads": torch.get_num_threads(),
         "median_ms": {k: round(v, 2) for k, v in view_timings(args.repeats).items()},

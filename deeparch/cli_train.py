@@ -9,10 +9,12 @@ import sys
 import time
 from typing import Any
 
-from deeparch.errors import ConfigError
+from deeparch.errors import ConfigError, DeeparchError
 
-# Exit codes: 0 finished, 1 failed, 2 bad input (cli.main), 3 diverged, 130 interrupted (Ctrl-C).
+# Exit codes: 0 finished, 1 failed, 2 bad input (cli.main), 3 diverged, 4 trained but the
+# checkpoint could not be written, 130 interrupted (Ctrl-C).
 EXIT_CODES = {"finished": 0, "failed": 1, "diverged": 3, "stopped": 130}
+EXIT_SAVE_FAILED = 4
 PROGRESS_INTERVAL_S = 0.25
 BAR_WIDTH = 24
 MAX_THREADS = 256
@@ -23,7 +25,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser(
         "train",
         help="train an architecture; progress on stderr, final metrics as one JSON line on stdout",
-        description="Exit codes: 0 finished, 1 failed, 2 bad input, 3 diverged, 130 interrupted.",
+        description="Exit codes: 0 finished, 1 failed, 2 bad input, 3 diverged, 4 trained but "
+        "the checkpoint could not be written, 130 interrupted.",
     )
     train.add_argument("arch", metavar="ARCH")
     train.add_argument("--dataset", default=None, help="default: the architecture's own")
@@ -172,7 +175,11 @@ def _train(args: argparse.Namespace, config: Any) -> int:
 
     # A manager of its own: one job, never expired (nobody sends heartbeats from a terminal).
     manager = JobManager(max_running=1, heartbeat_timeout=0)
-    job = manager.submit(config, resume=args.resume)
+    try:
+        job = manager.submit(config, resume=args.resume)
+    except KeyboardInterrupt:
+        print("deeparch: interrupted (Ctrl-C) before training started", file=sys.stderr)
+        return EXIT_CODES["stopped"]
     try:
         while not job.wait(PROGRESS_INTERVAL_S):
             sys.stderr.write(_progress_line(job.snapshot()))
@@ -182,9 +189,14 @@ def _train(args: argparse.Namespace, config: Any) -> int:
         job.wait()
     snap = job.snapshot()
     sys.stderr.write(_progress_line(snap) + "\n")
-    checkpoint_path = None
+    checkpoint_path, save_error = None, None
     if job.state in ("finished", "stopped"):
-        checkpoint_path = str(job.save_checkpoint(args.out))
+        try:
+            checkpoint_path = str(job.save_checkpoint(args.out))
+        except (DeeparchError, OSError) as error:
+            # The run's numbers are still worth printing; the exit code says it was not saved.
+            save_error = " ".join(str(error).split())
+            print(f"deeparch: error: the checkpoint was not saved: {save_error}", file=sys.stderr)
     if job.state != "finished":
         print(f"deeparch: {job.state}: {job.reason}", file=sys.stderr)
     result = {
@@ -198,9 +210,11 @@ def _train(args: argparse.Namespace, config: Any) -> int:
         "elapsed_s": snap["elapsed_s"],
         "checkpoint": checkpoint_path,
     }
+    if save_error is not None:
+        result["checkpoint_error"] = save_error
     sys.stderr.flush()
     print(json.dumps(_json_ready(result)), flush=True)
-    return EXIT_CODES.get(job.state, 1)
+    return EXIT_CODES.get(job.state, 1) if save_error is None else EXIT_SAVE_FAILED
 
 
 def evaluate_command(args: argparse.Namespace) -> int:
@@ -211,10 +225,28 @@ def evaluate_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_bench_args(archs: list[str], args: argparse.Namespace) -> None:
+    """The bench trains image classifiers with cross-entropy on bundled MNIST, three ways."""
+    from deeparch.config import check_count
+    from deeparch.models import get_arch
+
+    if not archs:
+        raise ConfigError("--archs", args.archs, "comma-separated architecture names")
+    for arch in archs:
+        spec = get_arch(arch)  # an unknown name lists the known ones
+        if spec.task != "classify" or "image" not in spec.data_kinds:
+            raise ConfigError("--archs", arch, "image classifiers (mlp, cnn, resnet, ...)")
+    check_count("--steps", args.steps, 1, 100_000)
+    check_count("--batch-size", args.batch_size, 1, 4000)  # bundled MNIST has 4,000 images
+    check_count("--threads", args.threads, 1, MAX_THREADS)
+    check_count("--repeats", args.repeats, 1, 100)
+
+
 def bench_command(args: argparse.Namespace) -> int:
     from deeparch.bench import format_results, run_bench
 
     archs = [a.strip() for a in args.archs.split(",") if a.strip()]
+    check_bench_args(archs, args)
     started = time.perf_counter()
     results = run_bench(archs, args.steps, args.batch_size, args.threads, args.repeats)
     print(format_results(results))

@@ -170,15 +170,20 @@ def check_value(spec: FieldSpec, value: Any) -> None:
             raise ConfigError(spec.name, value, spec.allowed())
 
 
+def check_count(field: str, value: int, low: int, high: int) -> int:
+    """A whole-number command-line option (steps, repeats, threads) within [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(field, value, f"a whole number from {low:,} to {high:,}")
+    return value
+
+
 def make_config(config_cls: type, overrides: dict[str, Any] | None = None) -> Any:
     """Build a validated config from defaults plus overrides (strings from a CLI are fine)."""
     overrides = dict(overrides or {})
     specs = {s.name: s for s in field_specs(config_cls)}
     unknown = sorted(set(overrides) - set(specs))
     if unknown:
-        raise ConfigError(
-            unknown[0], overrides[unknown[0]], "a known field: " + ", ".join(specs)
-        )
+        raise ConfigError(unknown[0], overrides[unknown[0]], "a known field: " + ", ".join(specs))
     values = {}
     for name, spec in specs.items():
         value = coerce(spec, overrides[name]) if name in overrides else spec.default

@@ -70,7 +70,13 @@ def end_of_epoch(job: Job) -> None:
 
 
 def finish(job: Job, x_snap: torch.Tensor, y_snap: torch.Tensor) -> tuple[str, str]:
-    """Last snapshot and, when the run ended mid-epoch, a last evaluation for final_metrics."""
+    wrap_up(job, x_snap, y_snap)
+    return "finished", job._finished_reason()
+
+
+def wrap_up(job: Job, x_snap: torch.Tensor, y_snap: torch.Tensor) -> None:
+    """Last snapshot and, when the run ended mid-epoch, a last evaluation for final_metrics, so
+    the metrics a finished or stopped run reports belong to the weights it saves."""
     prepared = job._prepared
     if job._last_snapshot_step != job.global_step:
         take_snapshot(job, x_snap, y_snap)
@@ -83,7 +89,6 @@ def finish(job: Job, x_snap: torch.Tensor, y_snap: torch.Tensor) -> tuple[str, s
             "train_loss": train_loss,
             **val_metrics,
         }
-    return "finished", job._finished_reason()
 
 
 def train_loop(job: Job) -> tuple[str, str]:
@@ -109,6 +114,8 @@ def train_loop(job: Job) -> tuple[str, str]:
                 return finish(job, x_snap, y_snap)
             if not job._wait_turn():
                 default_reason = f"stopped by the user at step {job.global_step}"
+                if job.global_step > 0:
+                    wrap_up(job, x_snap, y_snap)
                 return "stopped", job._stop_reason or default_reason
             step_started = time.perf_counter()
             start = job.epoch_step * job.batch_size

@@ -82,6 +82,12 @@ def test_resume_continues_from_a_checkpoint(capsys, tmp_path):
         ["train", "mlp", "--optimizer", "lbfgs"],
         ["train", "mlp", "--threads", "0"],
         ["train", "mlp", "--threads", "two"],
+        ["bench", "--threads", "0"],
+        ["bench", "--repeats", "0"],
+        ["bench", "--steps", "0"],
+        ["bench", "--archs", "vae"],
+        ["bench", "--archs", "nosuch"],
+        ["bench-explore", "--repeats", "0"],
         ["evaluate", "no/such/checkpoint.safetensors"],
     ],
 )
@@ -116,7 +122,8 @@ def test_divergence_exits_3_with_the_reason(capsys, tmp_path):
     assert code == 3
     result = last_json_line(out)
     assert result["state"] == "diverged" and result["checkpoint"] is None
-    assert "deeparch: diverged: loss became NaN at step" in err
+    # SGD at lr 10 takes unet1d's loss from ~1 to ~1e21 within a few steps, before any NaN.
+    assert "deeparch: diverged: the loss exploded from" in err
     assert "try a learning rate below 10" in err
 
 
@@ -178,3 +185,51 @@ def test_threads_sets_the_training_threads_count_and_restores_the_callers(
     assert code == 0, err
     assert counts_in_training == [1, 1, 1]
     assert torch.get_num_threads() == before
+
+
+def test_a_checkpoint_that_cannot_be_written_exits_4_and_still_prints_the_metrics(capsys, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    code, out, err = run(
+        capsys, "train", "mlp", *SMALL_MLP, "--max-steps", "3", "--out", str(blocker)
+    )
+    assert code == 4
+    result = last_json_line(out)
+    assert result["state"] == "finished" and result["step"] == 3 and result["checkpoint"] is None
+    assert "val_accuracy" in result and str(blocker) in result["checkpoint_error"]
+    assert "deeparch: error: the checkpoint was not saved:" in err
+    assert "Traceback" not in err
+
+
+def test_a_stopped_run_reports_the_metrics_of_the_weights_it_saves(capsys, tmp_path):
+    from deeparch.training import JobManager, TrainConfig, evaluate_checkpoint
+
+    config = TrainConfig(arch="mlp", arch_config={"hidden_sizes": (16,)}, epochs=3)
+    job = JobManager(max_running=0, heartbeat_timeout=0).submit(config)
+    calls = []
+    original = job.task.train_step
+
+    def train_step(batch):
+        calls.append(1)
+        if len(calls) == 70:  # mid-epoch 2 (62 steps per epoch at batch 64)
+            job.stop("enough")
+        return original(batch)
+
+    job.task.train_step = train_step
+    job._manager.set_max_running(1)
+    assert job.wait(60) and job.state == "stopped"
+    assert job.final_metrics["step"] == job.global_step == 70
+    evaluated = evaluate_checkpoint(job.save_checkpoint(tmp_path))
+    assert evaluated["val_loss"] == job.final_metrics["val_loss"]
+
+
+def test_ctrl_c_while_the_job_is_prepared_exits_130_with_one_line(capsys, monkeypatch):
+    from deeparch.training import JobManager
+
+    def interrupted(self, config, owner=None, resume=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(JobManager, "submit", interrupted)
+    code, out, err = run(capsys, "train", "mlp")
+    assert code == 130 and out == ""
+    assert err == "deeparch: interrupted (Ctrl-C) before training started\n"
