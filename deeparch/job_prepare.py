@@ -30,6 +30,7 @@ def prepare(config: Any, dry_run: bool = True) -> Prepared:
     with GLOBAL_RNG_LOCK.exclusive(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(config.seed))
         model, arch_config = create_model(config.arch, config.arch_config, data.info)
+    check_batch_norm_batch(model, int(config.batch_size))
     template = copy.deepcopy(model).eval()
     model = model.to(device)
     if prefers_channels_last(model, spec.task, device):
@@ -59,6 +60,21 @@ def prepare(config: Any, dry_run: bool = True) -> Prepared:
     if dry_run:
         check_one_batch(prepared)
     return prepared
+
+
+def check_batch_norm_batch(model: torch.nn.Module, batch_size: int) -> None:
+    """Batch normalisation divides by the batch's spread, which one sample does not have."""
+    has_batch_norm = any(
+        isinstance(module, torch.nn.modules.batchnorm._BatchNorm) for module in model.modules()
+    )
+    if has_batch_norm and batch_size < 2:
+        raise ConfigError(
+            "batch_size",
+            batch_size,
+            "at least 2 for a model with batch normalisation",
+            "a batch of one sample has no spread to normalise by; raise batch_size or switch "
+            "batch_norm off",
+        )
 
 
 def prefers_channels_last(model: torch.nn.Module, task_name: str, device: torch.device) -> bool:

@@ -97,6 +97,14 @@ def test_widget_fields_are_declared_with_bounds():
     assert all(spec.help for spec in specs.values())
 
 
+def test_batch_norm_with_batches_of_one_names_batch_size():
+    config = dataclasses.replace(SMALL, batch_size=1, arch_config={"batch_norm": True})
+    with pytest.raises(ConfigError) as raised:
+        JobManager(max_running=1, heartbeat_timeout=0).submit(config)
+    assert (raised.value.field, raised.value.value) == ("batch_size", 1)
+    assert "at least 2 for a model with batch normalisation" in str(raised.value)
+
+
 def test_a_shape_error_in_the_dry_run_is_a_config_error(monkeypatch):
     def broken(self, x, y):
         raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (32x784 and 100x10)")
