@@ -120,7 +120,13 @@ def build_train_config(args: argparse.Namespace) -> Any:
         if args.dataset:
             values["dataset"] = args.dataset
     else:
-        values = {"arch": args.arch, "dataset": args.dataset, "arch_config": arch_overrides}
+        # The architecture's own training defaults (more epochs for slow learners), then the flags.
+        values = {
+            **spec.train_defaults,
+            "arch": args.arch,
+            "dataset": args.dataset,
+            "arch_config": arch_overrides,
+        }
     values.update(train_overrides)
     for name in ("epochs", "lr", "batch_size", "optimizer", "seed", "max_steps"):
         given = getattr(args, name)

@@ -66,7 +66,19 @@ st.write(
     "stay in the sidebar on every page."
 )
 # From the simplest idea to the newest: a student reads the gallery top to bottom.
-FAMILY_ORDER = ["mlp", "cnn", "resnet", "rnn", "qrnn", "tcn", "autoencoder", "vae", "unet", "gan"]
+FAMILY_ORDER = [
+    "mlp",
+    "cnn",
+    "inception",
+    "resnet",
+    "rnn",
+    "qrnn",
+    "tcn",
+    "autoencoder",
+    "vae",
+    "unet",
+    "gan",
+]
 archs = sorted(
     list_archs(),
     key=lambda a: (

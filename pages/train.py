@@ -18,6 +18,7 @@ from pages._shared import (
     compatible_datasets,
     config_form,
     current_job,
+    display_value,
     manager,
     progress_fraction,
     remember_job,
@@ -54,6 +55,7 @@ def apply_share_link() -> None:
         return
     arch = params["arch"]
     st.session_state["train_arch"] = arch
+    follow_arch_defaults(arch)  # the link's own values, seeded below, win over these
     if params.get("dataset"):
         st.session_state[f"train_dataset_{arch}"] = params["dataset"]
     arch_specs = specs_of(get_arch(arch).config_cls)
@@ -70,6 +72,28 @@ def apply_share_link() -> None:
         st.warning(f"The link's value was not used: {problem}")
 
 
+def train_defaults(arch: str) -> dict:
+    """The training settings an architecture starts from: TrainConfig's, with its own on top."""
+    return {**{s.name: s.default for s in train_specs()}, **get_arch(arch).train_defaults}
+
+
+def follow_arch_defaults(arch: str) -> None:
+    """When the architecture changes, its training defaults replace the previous one's (other
+    settings the student changed stay)."""
+    previous = st.session_state.get("train_defaults_arch")
+    st.session_state["train_defaults_arch"] = arch
+    if previous == arch:
+        return
+    changed = set(get_arch(arch).train_defaults)
+    if previous in list_archs():
+        changed |= set(get_arch(previous).train_defaults)
+    defaults = train_defaults(arch)
+    for spec in train_specs():
+        if spec.name in changed:
+            value = display_value(spec, defaults[spec.name])
+            st.session_state[f"{TRAIN_PREFIX}_{spec.name}"] = value
+
+
 def share_link(arch: str, dataset: str, arch_values: dict, train_values: dict) -> str:
     """A URL whose query reopens this configuration (only values that differ from defaults)."""
     arch_specs = specs_of(get_arch(arch).config_cls)
@@ -78,8 +102,9 @@ def share_link(arch: str, dataset: str, arch_values: dict, train_values: dict) -
         if arch_values.get(spec.name, spec.default) != spec.default:
             params[spec.name] = _text(arch_values[spec.name])
     arch_names = {s.name for s in arch_specs}
+    defaults = train_defaults(arch)
     for spec in train_specs():
-        if train_values.get(spec.name, spec.default) != spec.default:
+        if train_values.get(spec.name, defaults[spec.name]) != defaults[spec.name]:
             key = f"train.{spec.name}" if spec.name in arch_names else spec.name
             params[key] = _text(train_values[spec.name])
     base = (st.context.url or "").split("?")[0]
@@ -257,6 +282,7 @@ if "train_arch" not in st.session_state:
     st.session_state["train_arch"] = "mlp" if "mlp" in archs else archs[0]
 top = st.columns([2, 2, 3])
 arch = top[0].selectbox("architecture", archs, key="train_arch")
+follow_arch_defaults(arch)
 spec = get_arch(arch)
 datasets = compatible_datasets(spec)
 dataset_key = f"train_dataset_{arch}"

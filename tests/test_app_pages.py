@@ -238,3 +238,25 @@ def test_an_out_of_range_number_is_named_and_disables_start():
     messages = [e.value for e in at.error]
     assert any(m.startswith("lr=100.0 is not allowed") for m in messages), messages
     assert at.button(key="train_start").disabled
+
+
+def test_each_architecture_brings_its_training_defaults_and_keeps_other_settings():
+    at = open_page("pages/train.py")
+    assert at.number_input(key="train_cfg_epochs").value == 10  # mlp's
+    at.number_input(key="train_cfg_weight_decay").set_value(0.01).run()
+    at.selectbox(key="train_arch").set_value("lstm").run()
+    assert at.number_input(key="train_cfg_epochs").value == 20
+    assert at.number_input(key="train_cfg_lr").value == pytest.approx(3e-3)
+    assert at.number_input(key="train_cfg_weight_decay").value == pytest.approx(0.01)
+    at.selectbox(key="train_arch").set_value("cnn").run()
+    assert at.number_input(key="train_cfg_epochs").value == 5
+    assert at.number_input(key="train_cfg_lr").value == pytest.approx(1e-3)  # lstm's lr undone
+    # A link records a value that differs from the architecture's default, even when it equals
+    # the generic one (2 epochs), and reopens it.
+    at.number_input(key="train_cfg_epochs").set_value(2).run()
+    link = next(c.value for c in at.code if "arch=cnn" in c.value)
+    assert "epochs=2" in link
+    query = dict(part.split("=") for part in link.split("?")[1].split("&"))
+    reopened = open_page("pages/train.py", query)
+    reopened.switch_page("pages/train.py").run()
+    assert reopened.number_input(key="train_cfg_epochs").value == 2

@@ -233,3 +233,14 @@ def test_ctrl_c_while_the_job_is_prepared_exits_130_with_one_line(capsys, monkey
     code, out, err = run(capsys, "train", "mlp")
     assert code == 130 and out == ""
     assert err == "deeparch: interrupted (Ctrl-C) before training started\n"
+
+
+def test_an_architecture_trains_with_its_own_defaults_unless_told_otherwise(capsys, tmp_path):
+    code, _, err = run(capsys, "train", "lstm", "--max-steps", "1", "--out", str(tmp_path))
+    assert code == 0, err
+    config = json.loads((tmp_path / "lstm-mnist1d.json").read_text())["train_config"]
+    assert (config["epochs"], config["lr"]) == (20, 3e-3)  # lstm's train_defaults
+    code, _, err = run(capsys, "train", "lstm", "--max-steps", "1", "--epochs", "4", "--lr",
+                       "0.01", "--out", str(tmp_path))  # fmt: skip
+    config = json.loads((tmp_path / "lstm-mnist1d.json").read_text())["train_config"]
+    assert (config["epochs"], config["lr"]) == (4, 0.01)

@@ -27,6 +27,19 @@ def test_the_syllabus_is_registered():
     assert expected <= set(ARCHS)
 
 
+@pytest.mark.parametrize("name", ARCHS)
+def test_train_defaults_are_valid_training_settings(name):
+    from deeparch.config import check_value
+    from deeparch.training import train_field_specs
+
+    specs = {spec.name: spec for spec in train_field_specs()}
+    defaults = get_arch(name).train_defaults
+    assert "epochs" in defaults  # one click on Train runs long enough to show learning
+    for field_name, value in defaults.items():
+        assert field_name in specs and field_name not in ("arch", "dataset", "arch_config")
+        check_value(specs[field_name], value)
+
+
 def test_summary_is_the_first_sentence():
     spec = get_arch("dcgan")
     assert spec.summary == "A deep convolutional GAN (Radford et al. 2015)."

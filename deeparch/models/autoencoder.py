@@ -382,6 +382,7 @@ def _register(
             builder=builder,
             data_kinds=("image",),
             default_dataset="mnist",
+            train_defaults={"epochs": 10},
             description=description,
             check=check,
         )

@@ -277,6 +277,7 @@ register(
         builder=ConvNet,
         data_kinds=("image",),
         default_dataset="mnist",
+        train_defaults={"epochs": 5},
         description=(
             "A convolutional network: small filters slide over the image and detect the same local "
             "pattern wherever it appears, and pooling shrinks the maps so later filters see more. "
@@ -295,6 +296,7 @@ register(
         builder=AlexNet,
         data_kinds=("image",),
         default_dataset="mnist",
+        train_defaults={"epochs": 3},
         description=(
             "The 2012 ImageNet winner, shrunk for small images: five ReLU convolutions with three "
             "overlapping max-pools, then two wide dense layers regularised with dropout."

@@ -190,6 +190,7 @@ register(
         builder=build_mlp,
         data_kinds=("image", "points"),
         default_dataset="mnist",
+        train_defaults={"epochs": 10},
         description=(
             "A multilayer perceptron: the input is flattened into one long vector and passed "
             "through "
@@ -209,6 +210,7 @@ register(
         builder=build_logistic_regression,
         data_kinds=("points",),
         default_dataset="moons",
+        train_defaults={"epochs": 20},
         description=(
             "One linear layer giving a single score; its sigmoid is the probability of class 1. "
             "The boundary between the two classes is always a straight line."
@@ -226,6 +228,7 @@ register(
         builder=build_softmax_regression,
         data_kinds=("image", "points"),
         default_dataset="mnist",
+        train_defaults={"epochs": 10},
         description=(
             "One linear layer giving one score per class, turned into probabilities by softmax. "
             "The simplest multi-class model: an MLP without hidden layers."
@@ -243,6 +246,7 @@ register(
         builder=build_mlp_conv1d,
         data_kinds=("image", "points"),
         default_dataset="mnist",
+        train_defaults={"epochs": 10},
         description=(
             "The same MLP written with 1-D convolutions of kernel size 1: such a convolution is a "
             "fully connected layer applied at each position. Same parameters, same outputs."

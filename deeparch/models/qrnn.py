@@ -130,6 +130,7 @@ register(
         builder=build_qrnn,
         data_kinds=SEQUENCE_KINDS,
         default_dataset="mnist1d",
+        train_defaults={"epochs": 20, "lr": 3e-3},
         description=(
             "Quasi-RNN: a causal convolution computes a candidate z_t and forget/output gates "
             "f_t, o_t for all time steps in parallel; only the cheap element-wise fo-pooling "

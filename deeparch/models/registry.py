@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
@@ -42,6 +42,9 @@ class ArchSpec:
     check: Callable[[Any, DataInfo], None] | None = None
     # Datasets it is meant for beyond the kind rule (None: every dataset of an accepted kind).
     datasets: tuple[str, ...] | None = None
+    # TrainConfig fields that suit it better than the generic defaults, so one click on Train
+    # shows it learning: a plain RNN needs many more epochs than an MLP to leave chance level.
+    train_defaults: dict[str, Any] = field(default_factory=dict)
 
     def fields(self) -> list[FieldSpec]:
         return field_specs(self.config_cls)

@@ -146,6 +146,7 @@ register(
         builder=build_resnet,
         data_kinds=("image",),
         default_dataset="mnist",
+        train_defaults={"epochs": 3},
         description=(
             "A residual network: each block of two convolutions adds its input back to its output, "
             "so it only has to learn a correction, and gradients reach early layers through the "
@@ -164,6 +165,7 @@ register(
         builder=build_plainnet,
         data_kinds=("image",),
         default_dataset="mnist",
+        train_defaults={"epochs": 3},
         description=(
             "The resnet with its skip connections removed: the same convolutions in the same "
             "order. "

@@ -241,6 +241,7 @@ for _name, (_config_cls, _description) in _RECURRENT.items():
             builder=build_recurrent,
             data_kinds=SEQUENCE_KINDS,
             default_dataset="mnist1d",
+            train_defaults={"epochs": 20, "lr": 3e-3},
             description=_description,
             check=check_recurrent,
         )

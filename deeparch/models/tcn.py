@@ -116,6 +116,7 @@ register(
         builder=build_tcn,
         data_kinds=SEQUENCE_KINDS,
         default_dataset="mnist1d",
+        train_defaults={"epochs": 20, "lr": 3e-3},
         description=(
             "Temporal convolutional network: causal 1-D convolutions, padded on the left only so "
             "step t never sees the future, with dilation 1, 2, 4, ... so the reach grows "

@@ -241,6 +241,7 @@ register(
         builder=build_unet1d,
         data_kinds=("sequence",),
         default_dataset="mnist1d",
+        train_defaults={"epochs": 10},
         description=(
             "1-D U-Net in the style of SEGAN's speech-enhancement generator: strided Conv1d layers "
             "shorten the noisy signal level by level, transposed convolutions lengthen it back, "
@@ -260,6 +261,7 @@ register(
         builder=build_unet2d,
         data_kinds=("image",),
         default_dataset="mnist",
+        train_defaults={"epochs": 3},
         description=(
             "Small 2-D U-Net (Ronneberger et al. 2015) for image denoising: strided convolutions "
             "halve the image per level, transposed convolutions double it back, and skip "

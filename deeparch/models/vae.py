@@ -239,6 +239,7 @@ register(
         builder=build_vae,
         data_kinds=("image",),
         default_dataset="mnist",
+        train_defaults={"epochs": 10},
         description=(
             "A variational autoencoder (Kingma & Welling 2014), 784-400-20 as in pytorch/examples. "
             "The encoder gives a mean and a log-variance for each latent dimension instead of one "
@@ -256,6 +257,7 @@ register(
         builder=build_conv_vae,
         data_kinds=("image",),
         default_dataset="mnist",
+        train_defaults={"epochs": 10},
         description=(
             "A convolutional VAE: two stride-2 convolutions (capacity and twice capacity "
             "channels) feed the mean and log-variance heads, and two transposed convolutions "
