@@ -8,14 +8,6 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import streamlit as st  # noqa: E402  (after the environment is set)
-import torch  # noqa: E402
-
-from deeparch.threads import threads_beside_a_browser  # noqa: E402
-
-if "OMP_NUM_THREADS" not in os.environ:
-    torch.set_num_threads(threads_beside_a_browser())
-
-from pages._shared import job_sidebar, restore_session  # noqa: E402
 
 st.set_page_config(page_title="deeparch", page_icon=":material/hub:", layout="wide")
 
@@ -34,7 +26,20 @@ sections = {
         st.Page("pages/autoencoders.py", title="Autoencoders", icon=":material/compress:"),
     ],
 }
+# The menu before the heavy imports: until a run reaches st.navigation, Streamlit lists every file
+# of pages/ (helper modules included) in the sidebar, and torch takes seconds to import on a
+# fresh server.
 page = st.navigation(sections)
+
+import torch  # noqa: E402
+
+from deeparch.threads import threads_beside_a_browser  # noqa: E402
+
+if "OMP_NUM_THREADS" not in os.environ:
+    torch.set_num_threads(threads_beside_a_browser())
+
+from pages._shared import job_sidebar, restore_session  # noqa: E402
+
 restore_session()
 with st.sidebar:
     job_sidebar()
