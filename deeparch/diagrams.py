@@ -389,6 +389,25 @@ def draw_denoising_autoencoder() -> str:
     return d.svg()
 
 
+def draw_inception() -> str:
+    # Laid out like Szegedy et al. 2015, Fig. 2b: input at the bottom, outputs concatenated on top.
+    d = Drawing("Inception module: four branches, concatenated")
+    d.box(12, 30, 334, 22, GREEN, "concatenate")
+    d.box(12, 168, 334, 22, BLUE, "previous layer")
+    branches = [("1×1 conv", ORANGE, ""), ("1×1 reduce", PURPLE, "3×3 conv"),
+                ("1×1 reduce", PURPLE, "5×5 conv"), ("3×3 max-pool", TEAL, "1×1 proj")]  # fmt: skip
+    for i, (first, colour, second) in enumerate(branches):
+        x = 12 + 86 * i
+        centre = x + 38
+        d.box(x, 118, 76, 26, colour, first)
+        d.line(centre, 168, centre, 146, arrow=True)
+        if second:
+            d.box(x, 72, 76, 26, ORANGE, second)
+            d.line(centre, 118, centre, 100, arrow=True)
+        d.line(centre, 72 if second else 118, centre, 54, arrow=True)
+    return d.svg()
+
+
 DRAWERS: dict[str, Callable[[], str]] = {
     "mlp": draw_mlp, "cnn": draw_cnn, "resnet": draw_resnet, "rnn": draw_rnn,
     "qrnn": draw_qrnn, "tcn": draw_tcn, "unet": draw_unet, "autoencoder": draw_autoencoder,
@@ -399,6 +418,7 @@ DRAWERS: dict[str, Callable[[], str]] = {
     "sparse_autoencoder": draw_sparse_autoencoder, "conv_autoencoder": draw_conv_autoencoder,
     "linear_autoencoder": draw_linear_autoencoder, "lstm": draw_lstm, "gru": draw_gru,
     "cgan": draw_cgan, "dcgan": draw_dcgan, "alexnet": draw_alexnet, "unet1d": draw_unet1d,
+    "inception": draw_inception,
 }  # fmt: skip
 
 

@@ -18,7 +18,7 @@ def test_the_syllabus_is_registered():
     # fmt: off
     expected = {
         "mlp", "logistic_regression", "softmax_regression", "mlp_conv1d",
-        "cnn", "alexnet", "resnet", "plainnet",
+        "cnn", "alexnet", "inception", "resnet", "plainnet",
         "rnn", "lstm", "gru", "qrnn", "tcn",
         "autoencoder", "conv_autoencoder", "denoising_autoencoder", "sparse_autoencoder",
         "linear_autoencoder", "vae", "conv_vae", "dcgan", "mlp_gan", "cgan", "unet1d", "unet2d",

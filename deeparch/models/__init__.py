@@ -4,6 +4,7 @@ from deeparch.models import (  # noqa: F401  (imported for their register() side
     autoencoder,
     cnn,
     gan,
+    inception,
     mlp,
     qrnn,
     resnet,
