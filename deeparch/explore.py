@@ -31,9 +31,9 @@ VIEWS: dict[str, ViewSpec] = {
     "features": ViewSpec(
         "Feature maps",
         ("classify",),
-        ("cnn", "resnet"),
+        ("cnn", "inception", "resnet"),
         dict(arch="cnn", dataset="mnist", epochs=2, batch_size=64, lr=1e-3, snapshot_every=50),
-        "Train a convolutional network (cnn, alexnet, resnet) on an image dataset.",
+        "Train a convolutional network (cnn, alexnet, inception, resnet) on an image dataset.",
     ),
     "latent": ViewSpec(
         "VAE latent space",

@@ -65,8 +65,8 @@ def test_inspect_image_records_every_conv_layer_like_an_independent_forward():
     assert model.training
 
 
-def test_inspect_image_works_for_alexnet_and_resnet():
-    for arch in ("alexnet", "resnet"):
+def test_inspect_image_works_for_alexnet_inception_and_resnet():
+    for arch in ("alexnet", "inception", "resnet"):
         model, _ = create_model(arch, {}, IMAGE_INFO)
         result = inspect_image(model, torch.rand(1, 28, 28))
         assert len(result.layer_names) == len(conv_layer_names(model)) >= 2
