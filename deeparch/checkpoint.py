@@ -4,6 +4,8 @@
 state under `optimizer/<name>/<param index>/<key>`; its header metadata holds the JSON description
 (architecture, configs, dataset, metrics, versions), so the one file is complete on its own.
 <stem>.json repeats that description for people and tools that read JSON.
+Reading checks the file's bytes, the description's structure and the optimizer state's shapes, so
+a cut-off or edited checkpoint is refused with one message that names the file and the problem.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import reprlib
 import struct
 import uuid
 from pathlib import Path
@@ -73,6 +76,8 @@ def _atomic_write(final: Path, write: Any) -> None:
     """
     temporary = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
     try:
+        # Created here first, so a place that cannot be written fails with the OS's own reason.
+        temporary.touch(exist_ok=False)
         write(temporary)
         with open(temporary, "rb+") as handle:
             os.fsync(handle.fileno())
@@ -83,60 +88,263 @@ def _atomic_write(final: Path, write: Any) -> None:
     _fsync_dir(final.parent)
 
 
+def _unwritable(path: Path, reason: str) -> DeeparchError:
+    return DeeparchError(
+        f"cannot write the checkpoint {path}: {reason}; choose another place to save it"
+    )
+
+
+def _make_folder(weights_path: Path) -> None:
+    """Create the checkpoint's folder, or say why it cannot be (a file in the way, the OS)."""
+    folder = weights_path.parent
+    for ancestor in (folder, *folder.parents):
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                raise _unwritable(weights_path, f"{ancestor} is a file, not a folder")
+            break
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise _unwritable(weights_path, error.strerror or str(error)) from error
+
+
 def write_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict) -> Path:
-    """Write tensors and their JSON description atomically; returns the .safetensors path."""
+    """Write tensors and their JSON description atomically; returns the .safetensors path.
+
+    A place that cannot be written raises DeeparchError and leaves the previous checkpoint whole.
+    """
     weights_path, json_path = checkpoint_paths(path)
-    weights_path.parent.mkdir(parents=True, exist_ok=True)
+    _make_folder(weights_path)
     meta = {**meta, "library_versions": library_versions()}
     meta_text = json.dumps(meta)
     # safetensors wants contiguous tensors that share no memory: copy each one.
     prepared = {name: t.detach().to("cpu").contiguous().clone() for name, t in tensors.items()}
-    _atomic_write(
-        weights_path,
-        lambda tmp: safetensors.torch.save_file(prepared, str(tmp), {METADATA_KEY: meta_text}),
+    writes = (
+        (
+            weights_path,
+            lambda tmp: safetensors.torch.save_file(prepared, str(tmp), {METADATA_KEY: meta_text}),
+        ),
+        (json_path, lambda tmp: tmp.write_text(json.dumps(meta, indent=2) + "\n")),
     )
-    _atomic_write(json_path, lambda tmp: tmp.write_text(json.dumps(meta, indent=2) + "\n"))
+    for final, write in writes:
+        try:
+            _atomic_write(final, write)
+        except OSError as error:
+            raise _unwritable(final, error.strerror or str(error)) from error
+        except safetensors.SafetensorError as error:  # a header over the format's 100 MB, say
+            raise _unwritable(final, str(error)) from error
     return weights_path
 
 
-def _check_is_safetensors(path: Path) -> None:
-    """Refuse anything but a safetensors file by reading its first bytes; never unpickle."""
-    with open(path, "rb") as handle:
-        head = handle.read(9)
-    size = path.stat().st_size
-    header_ok = len(head) == 9 and head[8:9] == b"{"
-    if header_ok:
-        (header_length,) = struct.unpack("<Q", head[:8])
-        header_ok = 0 < header_length <= min(MAX_HEADER_BYTES, size - 8)
-    if not header_ok:
-        looks_pickled = head[:2] == b"PK" or head[:1] == b"\x80"
+def _damaged(path: Path, problem: str) -> DeeparchError:
+    return DeeparchError(f"{path} is damaged: {problem}; save or download it again")
+
+
+def _parse_json(text: str | bytes, path: Path, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        problem = f"{what} is not valid JSON ({error.msg} at character {error.pos})"
+        raise _damaged(path, problem) from None
+    except ValueError as error:  # bytes that are not UTF-8
+        raise _damaged(path, f"{what} is not valid JSON ({error})") from None
+
+
+def _read_header(path: Path) -> dict[str, Any]:
+    """The safetensors header of a file, checked from its first bytes; never unpickles."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            head = handle.read(9)
+            (header_length,) = struct.unpack("<Q", head[:8]) if len(head) == 9 else (0,)
+            plausible = head[8:9] == b"{" and 0 < header_length <= MAX_HEADER_BYTES
+            header_rest = handle.read(header_length - 1) if plausible else b""
+    except OSError as error:
+        raise DeeparchError(f"cannot read {path}: {error.strerror or error}") from error
+    looks_pickled = head[:2] == b"PK" or head[:1] == b"\x80"
+    if not plausible and size < 9 and not looks_pickled:
+        length = "it is empty" if size == 0 else f"it is only {size} bytes long"
+        raise _damaged(path, f"{length} (the file was cut off?)")
+    if not plausible:
         kind = "a pickled PyTorch file" if looks_pickled else "not a safetensors file"
         raise DeeparchError(
             f"{path} is {kind}; deeparch loads only .safetensors checkpoints and never unpickles "
             "a file, because unpickling runs any code stored in it. Re-save the weights with "
             "safetensors.torch.save_file, or train with deeparch to get a checkpoint."
         )
+    if header_length > size - 8:
+        raise _damaged(path, "its header ends early (the file was cut off?)")
+    header = _parse_json(b"{" + header_rest, path, "its header")
+    if not isinstance(header, dict):
+        raise _damaged(path, "its header is not a JSON object")
+    data_ends = [
+        entry["data_offsets"][1]
+        for name, entry in header.items()
+        if name != "__metadata__"
+        and isinstance(entry, dict)
+        and isinstance(entry.get("data_offsets"), list)
+        and len(entry["data_offsets"]) == 2
+        and isinstance(entry["data_offsets"][1], int)
+    ]
+    if 8 + header_length + max(data_ends, default=0) > size:
+        raise _damaged(path, "its tensor data ends early (the file was cut off?)")
+    return header
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """(tensors, description) of a checkpoint; a pickle or a foreign file is rejected unread."""
+    """(tensors, description) of a checkpoint; a pickle or a foreign file is rejected unread.
+
+    A cut-off or edited file raises DeeparchError naming the file and what is wrong with it; the
+    description returned has the structure `check_description` asks for.
+    """
     # A foreign suffix (.pt, .pth, .bin) is kept, so its first bytes are checked and it is refused.
     weights_path, json_path = checkpoint_paths(path)
     if not weights_path.exists():
         raise DeeparchError(f"no checkpoint at {weights_path}")
-    _check_is_safetensors(weights_path)
-    with safetensors.safe_open(str(weights_path), framework="pt") as handle:
-        metadata = handle.metadata() or {}
-    if METADATA_KEY in metadata:
-        meta = json.loads(metadata[METADATA_KEY])
-    elif json_path.exists():
-        meta = json.loads(json_path.read_text())
+    metadata = _read_header(weights_path).get("__metadata__") or {}
+    if isinstance(metadata, dict) and isinstance(metadata.get(METADATA_KEY), str):
+        source = weights_path
+        meta = _parse_json(metadata[METADATA_KEY], source, "its deeparch metadata")
+    elif json_path.is_file():
+        source = json_path
+        meta = _parse_json(json_path.read_bytes(), source, "its deeparch metadata")
     else:
         raise DeeparchError(
             f"{weights_path} holds tensors but no deeparch description (architecture, configs); "
             "it was not written by deeparch"
         )
-    return safetensors.torch.load_file(str(weights_path)), meta
+    check_description(meta, source)
+    try:
+        tensors = safetensors.torch.load_file(str(weights_path))
+    except (safetensors.SafetensorError, ValueError, RuntimeError, TypeError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise _damaged(weights_path, f"safetensors cannot read it ({reason})") from error
+    return tensors, meta
+
+
+# ---- the description's structure ----------------------------------------------------------------
+
+
+def _is_whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_group_value(value: Any) -> bool:
+    """A parameter group's setting: a number, true/false, null, or a list of numbers (betas)."""
+    if isinstance(value, list):
+        return all(_is_number(item) for item in value)
+    return value is None or isinstance(value, bool) or _is_number(value)
+
+
+# (test, words for a student) for each kind of value the description holds.
+WHOLE = (_is_whole, "a whole number 0 or more")
+NUMBER = (_is_number, "a number")
+METRIC = (lambda v: v is None or _is_number(v), "a number or null")
+TEXT = (lambda v: isinstance(v, str), "a text")
+OBJECT = (lambda v: isinstance(v, dict), "a JSON object")
+LIST = (lambda v: isinstance(v, list), "a list")
+POINT = (
+    lambda v: isinstance(v, list) and len(v) == 2 and _is_whole(v[0]) and _is_number(v[1]),
+    "a [step, value] pair",
+)
+GROUP_VALUE = (_is_group_value, "a number, true, false, null or a list of numbers")
+
+# The fields deeparch reads, in the order they are checked: (required, kind). A missing required
+# field means another program wrote the file; an optional one may also be null.
+DESCRIPTION_FIELDS = {
+    "train_config": (True, OBJECT),
+    "arch": (True, TEXT),
+    "progress": (True, OBJECT),
+    "history": (True, OBJECT),
+    "dataset": (False, TEXT),
+    "task": (False, TEXT),
+    "state": (False, TEXT),
+    "arch_config": (False, OBJECT),
+    "final_metrics": (False, OBJECT),
+    "optimizer": (False, OBJECT),
+}
+PROGRESS_FIELDS = {"step": WHOLE, "epoch": WHOLE, "epoch_step": WHOLE, "epoch_loss_sum": NUMBER}
+
+
+def _expect(value: Any, kind: tuple, field: str, source: Path) -> None:
+    test, words = kind
+    if not test(value):
+        raise DeeparchError(
+            f"{source} is damaged: {field} in its metadata is {reprlib.repr(value)}, not {words}"
+        )
+
+
+def _require(table: dict, name: str, kind: tuple, where: str, source: Path) -> None:
+    if name not in table:
+        raise DeeparchError(f"{source} is damaged: its metadata has no {where}.{name}")
+    _expect(table[name], kind, f"{where}.{name}", source)
+
+
+def _check_metrics(metrics: Any, field: str, source: Path) -> None:
+    _expect(metrics, OBJECT, field, source)
+    for name, value in metrics.items():
+        _expect(value, METRIC, f"{field}.{name}", source)
+
+
+def _check_optimizer(described: Any, field: str, source: Path) -> None:
+    _expect(described, OBJECT, field, source)
+    _require(described, "param_groups", LIST, field, source)
+    for index, group in enumerate(described["param_groups"]):
+        where = f"{field}.param_groups[{index}]"
+        _expect(group, OBJECT, where, source)
+        _require(group, "params", LIST, where, source)
+        for position, param in enumerate(group["params"]):
+            _expect(param, WHOLE, f"{where}.params[{position}]", source)
+        for name, value in group.items():
+            if name != "params":
+                _expect(value, GROUP_VALUE, f"{where}.{name}", source)
+    _require(described, "scalars", OBJECT, field, source)
+    for index, entries in described["scalars"].items():
+        if not index.isdigit():
+            raise DeeparchError(
+                f"{source} is damaged: {field}.scalars in its metadata has the key {index!r}, "
+                "not a parameter index"
+            )
+        _expect(entries, OBJECT, f"{field}.scalars.{index}", source)
+
+
+def check_description(meta: Any, source: Path) -> None:
+    """Raise DeeparchError naming `source` unless `meta` has every field deeparch reads, each of
+    the type deeparch expects; after this, restoring a job cannot fail on a missing key or type."""
+    if not isinstance(meta, dict):
+        kind = "a list" if isinstance(meta, list) else reprlib.repr(meta)
+        raise DeeparchError(
+            f"{source} has metadata that is {kind}, not a JSON object: it was not written by "
+            "deeparch"
+        )
+    for name, (required, kind) in DESCRIPTION_FIELDS.items():
+        if meta.get(name) is None:
+            if required:
+                raise DeeparchError(
+                    f"{source} has no {name} in its metadata: it was not written by deeparch"
+                )
+            continue
+        _expect(meta[name], kind, name, source)
+    progress, history = meta["progress"], meta["history"]
+    for name, kind in PROGRESS_FIELDS.items():
+        _require(progress, name, kind, "progress", source)
+    if progress.get("elapsed_s") is not None:
+        _expect(progress["elapsed_s"], NUMBER, "progress.elapsed_s", source)
+    _require(history, "losses", OBJECT, "history", source)
+    _require(history, "epoch_metrics", LIST, "history", source)
+    for term, points in history["losses"].items():
+        _expect(points, LIST, f"history.losses.{term}", source)
+        for index, point in enumerate(points):
+            _expect(point, POINT, f"history.losses.{term}[{index}]", source)
+    for index, metrics in enumerate(history["epoch_metrics"]):
+        _check_metrics(metrics, f"history.epoch_metrics[{index}]", source)
+    _check_metrics(meta.get("final_metrics") or {}, "final_metrics", source)
+    for name, described in (meta.get("optimizer") or {}).items():
+        _check_optimizer(described, f"optimizer.{name}", source)
 
 
 def split_tensors(
@@ -195,26 +403,86 @@ def optimizer_state(
     return tensors, described
 
 
+# Optimizer state entries that hold one number for a whole parameter tensor, not one per element.
+SCALAR_STATE_KEYS = ("step",)
+EDITED = "the optimizer state was edited or damaged"
+
+
+def _optimizer_tensors(
+    name: str,
+    parameters: list[nn.Parameter],
+    tensors: dict[str, torch.Tensor],
+    model: nn.Module | None,
+) -> dict[int, dict[str, Any]]:
+    """The tensor state of optimizer `name` by parameter index, each checked against its parameter.
+
+    Fused optimizers update a parameter and its state element by element, so a state tensor of
+    another shape would be read past its end or silently broadcast: it is refused here instead.
+    """
+    names = {id(p): n for n, p in model.named_parameters()} if model is not None else {}
+    state: dict[int, dict[str, Any]] = {}
+    prefix = f"{OPTIMIZER_PREFIX}{name}/"
+    for key, value in tensors.items():
+        if not key.startswith(prefix):
+            continue
+        index_text, _, entry = key[len(prefix) :].partition("/")
+        if not index_text.isdigit() or not entry:
+            raise DeeparchError(
+                f"the checkpoint's optimizer tensor {key!r} is not named "
+                f"{prefix}<parameter index>/<entry>; {EDITED}"
+            )
+        index = int(index_text)
+        if index >= len(parameters):
+            raise DeeparchError(
+                f"the checkpoint's optimizer tensor {key!r} belongs to parameter {index}, but "
+                f"optimizer {name!r} has {len(parameters)} parameters; {EDITED}"
+            )
+        param = parameters[index]
+        if entry in SCALAR_STATE_KEYS:
+            expected, like = (), "a single number"
+        else:
+            expected = tuple(param.shape)
+            like = f"like parameter {names.get(id(param), index)}"
+        if tuple(value.shape) != expected:
+            raise DeeparchError(
+                f"the checkpoint's optimizer tensor {key!r} has shape {tuple(value.shape)} but "
+                f"should have shape {expected}, {like}; {EDITED}"
+            )
+        state.setdefault(index, {})[entry] = value
+    return state
+
+
 def restore_optimizers(
     optimizers: dict[str, torch.optim.Optimizer],
     tensors: dict[str, torch.Tensor],
     described: dict[str, Any],
+    model: nn.Module | None = None,
 ) -> None:
-    """Load the state written by `optimizer_state` back into freshly built optimizers."""
+    """Load the state written by `optimizer_state` back into freshly built optimizers.
+
+    Every state tensor must have its parameter's shape (`model` names the parameter in the error).
+    """
     for name, optimizer in optimizers.items():
         if name not in described:
             raise DeeparchError(f"the checkpoint has no state for optimizer {name!r}")
-        state: dict[int, dict[str, Any]] = {}
-        prefix = f"{OPTIMIZER_PREFIX}{name}/"
-        for key, value in tensors.items():
-            if key.startswith(prefix):
-                index, entry = key[len(prefix) :].split("/", 1)
-                state.setdefault(int(index), {})[entry] = value
+        parameters = [p for group in optimizer.param_groups for p in group["params"]]
+        state = _optimizer_tensors(name, parameters, tensors, model)
         for index, entries in described[name]["scalars"].items():
+            if int(index) >= len(parameters):
+                raise DeeparchError(
+                    f"the checkpoint's optimizer {name!r} has state for parameter {index}, but "
+                    f"it has {len(parameters)} parameters; {EDITED}"
+                )
             state.setdefault(int(index), {}).update(entries)
         current_groups = optimizer.state_dict()["param_groups"]
+        saved_groups = described[name]["param_groups"]
+        if len(saved_groups) != len(current_groups) or any(
+            len(saved["params"]) != len(current["params"])
+            for saved, current in zip(saved_groups, current_groups)
+        ):
+            raise DeeparchError(f"the checkpoint's optimizer {name!r} has a different layout")
         groups = []
-        for saved, current in zip(described[name]["param_groups"], current_groups):
+        for saved, current in zip(saved_groups, current_groups):
             # JSON turned tuples (Adam's betas) into lists; give them back their type.
             groups.append(
                 {
@@ -222,6 +490,4 @@ def restore_optimizers(
                     for k, v in saved.items()
                 }
             )
-        if len(groups) != len(current_groups):
-            raise DeeparchError(f"the checkpoint's optimizer {name!r} has a different layout")
         optimizer.load_state_dict({"state": state, "param_groups": groups})

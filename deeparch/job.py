@@ -324,13 +324,17 @@ class Job:
         return checkpoint.write_checkpoint(target, tensors, meta)
 
     def restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-        """Continue from a checkpoint: weights, optimizer state, counters and history."""
+        """Continue from a checkpoint: weights, optimizer state, counters and history.
+
+        `meta` comes from checkpoint.read_checkpoint, which has checked the type of every field
+        read here; weights and optimizer state are checked against the model's shapes.
+        """
         model_state, optimizer_tensors = checkpoint.split_tensors(tensors)
         checkpoint.load_model_state(self.model, model_state, self.arch)
-        saved_optimizer = meta.get("train_config", {}).get("optimizer")
+        saved_optimizer = meta["train_config"].get("optimizer")
         if saved_optimizer == self.config.optimizer and meta.get("optimizer"):
             checkpoint.restore_optimizers(
-                self.task.optimizers, optimizer_tensors, meta["optimizer"]
+                self.task.optimizers, optimizer_tensors, meta["optimizer"], self.model
             )
             match_parameter_layouts(self.task.optimizers)
         progress = meta["progress"]

@@ -13,6 +13,20 @@ import numpy as np
 # Snapshots are kept over time so a reader can scroll back; past this many, every other older one
 # is dropped, so the history still spans the whole run in bounded memory.
 MAX_SNAPSHOTS = 120
+# A checkpoint keeps at most this many points of each loss term. Its history goes into the
+# safetensors header, which the format caps at 100 MB; at about 29 bytes a point, 100,000 points
+# are about 3 MB a term, far below the cap even for a task with several terms (a GAN has five),
+# and still more points than a loss chart has pixels across.
+MAX_SAVED_POINTS = 100_000
+
+
+def thin_evenly(points: list, limit: int) -> list:
+    """At most `limit` (2 or more) of `points`, evenly spread, always the first and the last."""
+    if len(points) <= limit:
+        return list(points)
+    last, gaps = len(points) - 1, limit - 1
+    # Index i * last / gaps, rounded; gaps < last, so no index repeats.
+    return [points[(i * last + gaps // 2) // gaps] for i in range(limit)]
 
 
 def freeze_payload(payload: Any) -> Any:
@@ -126,9 +140,13 @@ class MetricsLog:
         }
 
     def history(self) -> dict[str, Any]:
-        """What a checkpoint keeps: loss curves and epoch metrics (snapshots are too large)."""
+        """What a checkpoint keeps: loss curves, each thinned to MAX_SAVED_POINTS, and epoch
+        metrics (snapshots are too large)."""
         copied = self.copy()
-        return {"losses": copied["losses"], "epoch_metrics": copied["epoch_metrics"]}
+        losses = {
+            term: thin_evenly(points, MAX_SAVED_POINTS) for term, points in copied["losses"].items()
+        }
+        return {"losses": losses, "epoch_metrics": copied["epoch_metrics"]}
 
     def restore(self, history: dict[str, Any]) -> None:
         """Continue a log from a checkpoint's history."""

@@ -21,7 +21,7 @@ from typing import Any
 from deeparch import checkpoint
 from deeparch.config import FieldSpec, check_value, coerce, config_to_dict, field_specs, hp
 from deeparch.data import dataset_info, list_datasets
-from deeparch.errors import ConfigError, UnknownNameError
+from deeparch.errors import ConfigError, DeeparchError, UnknownNameError
 from deeparch.job import ACTIVE_STATES, SNAPSHOT_SAMPLES, Job
 from deeparch.job_loop import take_snapshot
 from deeparch.job_prepare import prepare
@@ -191,15 +191,21 @@ def train_field_specs() -> list[FieldSpec]:
 def evaluate_checkpoint(path: str | Path, dataset: str | None = None) -> dict[str, Any]:
     """Validation metrics of a checkpoint, on its own dataset or on another of the same shape."""
     tensors, meta = checkpoint.read_checkpoint(path)
-    values = dict(meta["train_config"])
+    weights_path = checkpoint.checkpoint_paths(path)[0]
+    try:
+        config = TrainConfig.from_dict(meta["train_config"])
+    except ConfigError as error:
+        raise DeeparchError(
+            f"{weights_path} has a train_config deeparch cannot use: {error}"
+        ) from None
     if dataset:
-        values["dataset"] = dataset
-    prepared = prepare(TrainConfig.from_dict(values))
+        config = TrainConfig.from_dict({**config.to_dict(), "dataset": dataset})
+    prepared = prepare(config)
     model_state, _ = checkpoint.split_tensors(tensors)
     checkpoint.load_model_state(prepared.model, model_state, prepared.config.arch)
     metrics = prepared.task.evaluate(prepared.x_val, prepared.y_val)
     return {
-        "checkpoint": str(checkpoint.checkpoint_paths(path)[0]),
+        "checkpoint": str(weights_path),
         "arch": prepared.config.arch,
         "dataset": prepared.dataset_name,
         "val_samples": len(prepared.x_val),
@@ -259,11 +265,17 @@ class JobManager:
 
     def _load_job(self, path: str | Path, owner: str | None) -> Job:
         tensors, meta = checkpoint.read_checkpoint(path)
-        config = TrainConfig.from_dict(meta["train_config"])
+        weights_path = checkpoint.checkpoint_paths(path)[0]
+        try:
+            config = TrainConfig.from_dict(meta["train_config"])
+        except ConfigError as error:
+            raise DeeparchError(
+                f"{weights_path} has a train_config deeparch cannot use: {error}"
+            ) from None
         prepared = prepare(config, dry_run=False)
         job = Job(self._new_id(), prepared, owner, self)
         job.restore(tensors, meta)
-        job._set_state("finished", f"loaded from {checkpoint.checkpoint_paths(path)[0]}")
+        job._set_state("finished", f"loaded from {weights_path}")
         job._done.set()
         # One snapshot, so a page shows a loaded model the way it shows a trained one.
         take_snapshot(job, prepared.x_val[:SNAPSHOT_SAMPLES], prepared.y_val[:SNAPSHOT_SAMPLES])

@@ -10,7 +10,8 @@ import pytest
 import safetensors.torch
 import torch
 
-from deeparch import checkpoint
+from deeparch import checkpoint, metrics_log
+from deeparch.cli import main
 from deeparch.errors import ConfigError, DeeparchError
 from deeparch.models import create_model
 from deeparch.training import JobManager, TrainConfig, evaluate_checkpoint
@@ -25,6 +26,23 @@ SMALL = TrainConfig(
     max_steps=20,
     snapshot_every=10,
 )
+
+
+# The smallest run that has weights, Adam's moments and a history: for the damaged-file tests.
+TINY = TrainConfig(arch="mlp", arch_config={"hidden_sizes": (8,)}, max_steps=3)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_job():
+    return trained(TINY)
 
 
 def trained(config: TrainConfig, **kwargs):
@@ -83,8 +101,12 @@ def test_a_crash_mid_write_leaves_the_previous_checkpoint_intact(tmp_path, monke
         raise OSError("disk unplugged during rename")
 
     monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(DeeparchError) as raised:
         second.save_checkpoint(tmp_path)
+    assert str(raised.value) == (
+        f"cannot write the checkpoint {path}: disk unplugged during rename; "
+        "choose another place to save it"
+    )
     monkeypatch.undo()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mlp-mnist.json", "mlp-mnist.safetensors"]
     tensors, meta = checkpoint.read_checkpoint(path)
@@ -187,3 +209,294 @@ def test_resume_is_exact_for_two_optimizers_and_noise(tmp_path):
     assert all(torch.equal(expected[name], got[name]) for name in expected)
     assert resumed.snapshot()["losses"] == straight.snapshot()["losses"]
     assert set(resumed.snapshot()["losses"]) == {"loss", "d_loss", "g_loss", "d_x", "d_g_z"}
+
+
+# ---- damaged, edited and unwritable checkpoints -------------------------------------------------
+
+
+def every_loader():
+    """Each way a student opens a checkpoint: read, load to show, evaluate, resume."""
+    manager = JobManager(max_running=1, heartbeat_timeout=0)
+    return (
+        checkpoint.read_checkpoint,
+        manager.load_checkpoint,
+        evaluate_checkpoint,
+        lambda p: manager.submit(TINY, resume=p),
+    )
+
+
+def assert_refused(path: Path, message: str) -> None:
+    for load in every_loader():
+        with pytest.raises(DeeparchError) as raised:
+            load(path)
+        assert str(raised.value) == message
+
+
+def rewrite_metadata(path: Path, text: str) -> None:
+    """The checkpoint's tensors again, under other header metadata and without its .json."""
+    tensors = safetensors.torch.load_file(str(path))
+    safetensors.torch.save_file(tensors, str(path), {checkpoint.METADATA_KEY: text})
+    path.with_suffix(".json").unlink()
+
+
+CUT_OFF = "(the file was cut off?); save or download it again"
+
+
+@pytest.mark.parametrize(
+    ("keep", "problem"),
+    [
+        (lambda size, header: 0, "it is empty"),
+        (lambda size, header: 4, "it is only 4 bytes long"),
+        (lambda size, header: 8 + header - 3, "its header ends early"),
+        (lambda size, header: size - 1, "its tensor data ends early"),
+        (lambda size, header: 8 + header + 5, "its tensor data ends early"),
+    ],
+    ids=["empty", "4 bytes", "in the header", "at the last byte", "after the header"],
+)
+def test_a_cut_off_checkpoint_is_called_damaged(tmp_path, tiny_job, keep, problem, capsys):
+    path = tiny_job.save_checkpoint(tmp_path / "mlp.safetensors")
+    data = path.read_bytes()
+    header_length = int.from_bytes(data[:8], "little")
+    path.write_bytes(data[: keep(len(data), header_length)])
+    (tmp_path / "mlp.json").unlink()
+    message = f"{path} is damaged: {problem} {CUT_OFF}"
+    assert_refused(path, message)
+    assert main(["evaluate", str(path)]) == 2
+    assert capsys.readouterr().err == f"deeparch: error: {message}\n"
+
+
+def test_a_header_that_is_not_json_is_called_damaged(tmp_path, tiny_job):
+    path = tiny_job.save_checkpoint(tmp_path / "mlp.safetensors")
+    data = bytearray(path.read_bytes())
+    data[9] = ord("#")  # right after the header's opening brace
+    path.write_bytes(bytes(data))
+    assert_refused(
+        path,
+        f"{path} is damaged: its header is not valid JSON (Expecting property name enclosed in "
+        "double quotes at character 1); save or download it again",
+    )
+
+
+def edited(meta: dict, where: str, value) -> dict:
+    """meta with the field at a dotted path (`progress.step`) set to value (removed for ...)."""
+    *parents, name = where.split(".")
+    inner = meta
+    for parent in parents:
+        inner = inner[parent]
+    if value is ...:
+        del inner[name]
+    else:
+        inner[name] = value
+    return meta
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "problem"),
+    [
+        (
+            "train_config",
+            ...,
+            "has no train_config in its metadata: it was not written by deeparch",
+        ),
+        ("history", ..., "has no history in its metadata: it was not written by deeparch"),
+        (
+            "progress.step",
+            "x",
+            "is damaged: progress.step in its metadata is 'x', not a whole number 0 or more",
+        ),
+        (
+            "progress.step",
+            -1,
+            "is damaged: progress.step in its metadata is -1, not a whole number 0 or more",
+        ),
+        ("progress.epoch", ..., "is damaged: its metadata has no progress.epoch"),
+        (
+            "progress.epoch_loss_sum",
+            True,
+            "is damaged: progress.epoch_loss_sum in its metadata is True, not a number",
+        ),
+        ("train_config", [1], "is damaged: train_config in its metadata is [1], not a JSON object"),
+        (
+            "history.losses.loss",
+            [[0, 2.3], [1]],
+            "is damaged: history.losses.loss[1] in its metadata is [1], not a [step, value] pair",
+        ),
+        (
+            "history.epoch_metrics",
+            {},
+            "is damaged: history.epoch_metrics in its metadata is {}, not a list",
+        ),
+        (
+            "final_metrics.val_loss",
+            "low",
+            "is damaged: final_metrics.val_loss in its metadata is 'low', not a number or null",
+        ),
+        (
+            "optimizer.model.scalars",
+            {"first": {}},
+            "is damaged: optimizer.model.scalars in its metadata has the key 'first', "
+            "not a parameter index",
+        ),
+        (
+            "optimizer.model.param_groups",
+            [{"params": [0, 1, 2, 3], "lr": "fast"}],
+            "is damaged: optimizer.model.param_groups[0].lr in its metadata is 'fast', not a "
+            "number, true, false, null or a list of numbers",
+        ),
+    ],
+)
+def test_edited_metadata_is_refused_with_the_field_named(tmp_path, tiny_job, where, value, problem):
+    path = tiny_job.save_checkpoint(tmp_path / "mlp.safetensors")
+    _, meta = checkpoint.read_checkpoint(path)
+    rewrite_metadata(path, json.dumps(edited(meta, where, value)))
+    with pytest.raises(DeeparchError) as raised:
+        checkpoint.read_checkpoint(path)
+    assert str(raised.value) == f"{path} {problem}"
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (
+            "{bad",
+            "is damaged: its deeparch metadata is not valid JSON (Expecting property name "
+            "enclosed in double quotes at character 1); save or download it again",
+        ),
+        ("[1]", "has metadata that is a list, not a JSON object: it was not written by deeparch"),
+        ("{}", "has no train_config in its metadata: it was not written by deeparch"),
+    ],
+)
+def test_metadata_that_is_not_deeparch_json_is_refused_by_every_loader(
+    tmp_path, tiny_job, text, problem
+):
+    path = tiny_job.save_checkpoint(tmp_path / "mlp.safetensors")
+    rewrite_metadata(path, text)
+    assert_refused(path, f"{path} {problem}")
+
+
+def test_a_broken_json_description_names_the_json_file(tmp_path, tiny_job):
+    path = tiny_job.save_checkpoint(tmp_path / "mlp.safetensors")
+    tensors = safetensors.torch.load_file(str(path))
+    safetensors.torch.save_file(tensors, str(path))  # no metadata: the .json is read instead
+    (tmp_path / "mlp.json").write_text('{"arch": "mlp",')
+    with pytest.raises(DeeparchError) as raised:
+        checkpoint.read_checkpoint(path)
+    assert str(raised.value) == (
+        f"{tmp_path / 'mlp.json'} is damaged: its deeparch metadata is not valid JSON (Expecting "
+        "property name enclosed in double quotes at character 15); save or download it again"
+    )
+
+
+def test_a_train_config_deeparch_cannot_use_names_the_file(tmp_path, tiny_job):
+    path = tiny_job.save_checkpoint(tmp_path / "mlp.safetensors")
+    _, meta = checkpoint.read_checkpoint(path)
+    rewrite_metadata(path, json.dumps(edited(meta, "train_config.lr", "fast")))
+    manager = JobManager(max_running=1, heartbeat_timeout=0)
+    for load in (manager.load_checkpoint, evaluate_checkpoint):
+        with pytest.raises(DeeparchError) as raised:
+            load(path)
+        assert str(raised.value) == (
+            f"{path} has a train_config deeparch cannot use: lr='fast' is not allowed: "
+            "a number from 1e-06 to 10"
+        )
+
+
+@pytest.mark.parametrize(
+    ("key", "damaged", "expected"),
+    [
+        ("optimizer/model/0/exp_avg", torch.zeros(3), "(8, 784), like parameter layers.fc1.weight"),
+        ("optimizer/model/3/exp_avg_sq", torch.zeros(10, 1), "(10,), like parameter output.bias"),
+        ("optimizer/model/1/step", torch.zeros(2), "(), a single number"),
+    ],
+)
+def test_optimizer_state_of_the_wrong_shape_is_refused(tmp_path, tiny_job, key, damaged, expected):
+    path = tiny_job.save_checkpoint(tmp_path / "mlp.safetensors")
+    tensors, meta = checkpoint.read_checkpoint(path)
+    assert key in tensors
+    tensors[key] = damaged
+    checkpoint.write_checkpoint(path, tensors, meta)
+    message = (
+        f"the checkpoint's optimizer tensor {key!r} has shape {tuple(damaged.shape)} but should "
+        f"have shape {expected}; the optimizer state was edited or damaged"
+    )
+    manager = JobManager(max_running=1, heartbeat_timeout=0)
+    for load in (manager.load_checkpoint, lambda p: manager.submit(TINY, resume=p)):
+        with pytest.raises(DeeparchError) as raised:
+            load(path)
+        assert str(raised.value) == message
+    evaluate_checkpoint(path)  # the weights are fine: evaluating needs no optimizer state
+
+
+def test_optimizer_state_for_a_parameter_the_model_lacks_is_refused(tmp_path, tiny_job):
+    path = tiny_job.save_checkpoint(tmp_path / "mlp.safetensors")
+    tensors, meta = checkpoint.read_checkpoint(path)
+    tensors["optimizer/model/9/exp_avg"] = torch.zeros(8)
+    checkpoint.write_checkpoint(path, tensors, meta)
+    with pytest.raises(DeeparchError) as raised:
+        JobManager(max_running=1, heartbeat_timeout=0).load_checkpoint(path)
+    assert str(raised.value) == (
+        "the checkpoint's optimizer tensor 'optimizer/model/9/exp_avg' belongs to parameter 9, "
+        "but optimizer 'model' has 4 parameters; the optimizer state was edited or damaged"
+    )
+
+
+def test_thinning_keeps_the_first_and_last_point_evenly_spaced():
+    assert metrics_log.thin_evenly(list(range(10)), 4) == [0, 3, 6, 9]
+    assert metrics_log.thin_evenly(list(range(5)), 5) == [0, 1, 2, 3, 4]
+    assert metrics_log.thin_evenly(list(range(5)), 9) == [0, 1, 2, 3, 4]
+    thinned = metrics_log.thin_evenly(list(range(1001)), 11)
+    assert thinned == list(range(0, 1001, 100))
+
+
+def test_a_long_history_is_saved_thinned_and_fits_in_the_header():
+    log = metrics_log.MetricsLog()
+    cap = metrics_log.MAX_SAVED_POINTS
+    # long numbers: steps near TrainConfig's max_steps, losses with every digit
+    points = [[step, 1.2345678901234567e-05] for step in range(10_000_000, 10_000_000 + 2 * cap)]
+    log.restore({"losses": {"loss": points}, "epoch_metrics": []})
+    log.add_losses(10_000_000 + 2 * cap, {"loss": 1.2345678901234567e-05})
+    saved = log.history()["losses"]["loss"]
+    assert len(saved) == cap
+    assert saved[0][0] == 10_000_000 and saved[-1][0] == 10_000_000 + 2 * cap
+    assert all(b[0] - a[0] in (2, 3) for a, b in zip(saved, saved[1:]))
+    assert len(log.copy()["losses"]["loss"]) == 2 * cap + 1  # the live charts keep every point
+    # even a task with ten loss terms saved at the cap stays far below the header limit
+    assert 10 * len(json.dumps(saved)) < checkpoint.MAX_HEADER_BYTES / 2
+
+
+def test_a_long_run_saves_and_resumes_with_a_thinned_history(tmp_path, monkeypatch):
+    monkeypatch.setattr(metrics_log, "MAX_SAVED_POINTS", 5)
+    job = trained(dataclasses.replace(TINY, max_steps=12))
+    every = job.snapshot()["losses"]["loss"]
+    assert len(every) == 12
+    path = job.save_checkpoint(tmp_path)
+    _, meta = checkpoint.read_checkpoint(path)
+    assert meta["history"]["losses"]["loss"] == [every[i] for i in (0, 3, 6, 8, 11)]
+    resumed = trained(dataclasses.replace(TINY, max_steps=14), resume=path)
+    losses = resumed.snapshot()["losses"]["loss"]
+    assert [p[0] for p in losses] == [1, 4, 7, 9, 12, 13, 14]
+
+
+def test_writing_under_a_file_names_the_path_and_the_reason(tmp_path, tiny_job):
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("a file, not a folder")
+    target = blocker / "runs" / "mlp.safetensors"
+    with pytest.raises(DeeparchError) as raised:
+        tiny_job.save_checkpoint(target)
+    assert str(raised.value) == (
+        f"cannot write the checkpoint {target}: {blocker} is a file, not a folder; "
+        "choose another place to save it"
+    )
+    assert blocker.read_text() == "a file, not a folder"
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("where", ["/proc/deeparch-test/mlp.safetensors", "/proc/mlp.safetensors"])
+def test_writing_into_proc_names_the_path_and_the_reason(tiny_job, where):
+    target = Path(where)
+    with pytest.raises(DeeparchError) as raised:
+        tiny_job.save_checkpoint(target)
+    assert str(raised.value) == (
+        f"cannot write the checkpoint {target}: No such file or directory; "
+        "choose another place to save it"
+    )
