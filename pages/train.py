@@ -3,6 +3,7 @@
 import io
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -239,10 +240,17 @@ def load_upload(uploaded) -> None:
             path = folder / Path(uploaded.name).name
             path.write_bytes(data)
         job = manager().load_checkpoint(path, owner=session_owner())
-    except (DeeparchError, zipfile.BadZipFile, OSError, ValueError, KeyError) as error:
+    except (
+        DeeparchError,
+        zipfile.BadZipFile,
+        zlib.error,
+        OSError,
+        ValueError,
+        RuntimeError,
+    ) as error:
         # The server's temporary folder means nothing to the student: name their file only.
         message = str(error).replace(f"{folder}/", "")
-        st.error(f"{uploaded.name} is not a deeparch checkpoint: {message}")
+        st.error(f"Could not load {uploaded.name}: {message}")
         return
     remember_loaded(job)
     st.success(
