@@ -8,10 +8,12 @@ import streamlit as st
 from deeparch import explore
 from deeparch import explore_autoencoders as ae
 from deeparch import explore_figures as figs
+from deeparch.errors import DeeparchError
 from pages._explore_common import choose_job, dataset, job_model, show_live, time_slider
 
 P = "ae"  # widget key prefix of this page
 COMPARE_DATASETS = ("mnist", "digits")
+MAX_CODE_SIZE = 64
 TRAIN_LIMIT = 4000  # training images for the comparison (all of bundled mnist's training split)
 
 
@@ -76,7 +78,11 @@ def comparison_section() -> None:
     )
     data_col, code_col, steps_col = st.columns(3)
     dataset_name = data_col.selectbox("dataset", COMPARE_DATASETS, key=f"{P}_dataset")
-    code_size = code_col.slider("code size", 1, 64, 8, key=f"{P}_code_size")
+    # An undercomplete code is smaller than the input: at most 63 numbers for digits' 8x8.
+    largest = min(MAX_CODE_SIZE, int(np.prod(dataset(dataset_name).info.input_shape)) - 1)
+    if st.session_state.get(f"{P}_code_size", 0) > largest:
+        st.session_state[f"{P}_code_size"] = largest
+    code_size = code_col.slider("code size", 1, largest, 8, key=f"{P}_code_size")
     steps = steps_col.select_slider(
         "training steps of each autoencoder", [100, 300, 1000, 3000], 300, key=f"{P}_steps"
     )
@@ -85,7 +91,11 @@ def comparison_section() -> None:
     request = st.session_state.get(f"{P}_compared")
     if not request:
         return
-    result = comparison_cached(*request)
+    try:
+        result = comparison_cached(*request)
+    except DeeparchError as error:  # a combination no widget bound foresaw: say so, never crash
+        st.error(str(error))
+        return
     st.plotly_chart(
         figs.bar_figure(
             result.errors,

@@ -218,3 +218,13 @@ def test_a_loaded_checkpoint_is_explored_like_a_run(tmp_path):
     decoded = chart(at, "lat_decoded")
     at.slider(key="lat_z2").set_value(-1.0).run()
     assert chart(at, "lat_decoded")["data"] != decoded["data"]
+
+
+# ---- autoencoder comparison bounds (lead)
+def test_comparison_code_size_stays_below_the_input_size():
+    at = open_page("pages/autoencoders.py", new_owner())
+    at.slider(key="ae_code_size").set_value(64).run()
+    at.selectbox(key="ae_dataset").set_value("digits").run()
+    assert not at.exception
+    assert at.slider(key="ae_code_size").value == 63  # digits are 8x8 = 64 values
+    assert at.slider(key="ae_code_size").max == 63
