@@ -361,7 +361,7 @@ def _spec(
     builder: Callable[[Any, DataInfo], nn.Module],
     check: Callable[[Any, DataInfo], None] | None,
     description: str,
-    epochs: int = 30,
+    epochs: int = 20,
 ) -> ArchSpec:
     return ArchSpec(
         name=name,
@@ -371,7 +371,8 @@ def _spec(
         builder=builder,
         data_kinds=("image",),
         default_dataset="mnist",
-        # Adam at 2e-4 as in the DCGAN paper; an MLP GAN needs a few thousand steps for digits.
+        # Adam at 2e-4 as in the DCGAN paper. An MLP GAN needs about a thousand steps for digits:
+        # the cGAN draws each requested digit, noisy, after 20 epochs (68 s on one thread here).
         train_defaults={"epochs": epochs, "lr": 2e-4},
         description=description,
         check=check,
