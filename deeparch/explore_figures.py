@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import io
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+from PIL import Image
+from plotly.colors import qualitative
 
 GRAY = [[0.0, "black"], [1.0, "white"]]
+# Ten clearly different colours, one per class (d3's category10). Set on each trace: Streamlit's
+# theme otherwise recolours traces with a palette whose ten colours pair up (1/6, 4/9/7, 0/3).
+CLASS_COLOURS = qualitative.D3
 # Diverging scale for filters and activations, whose sign matters.
 DIVERGING = "RdBu_r"
 
@@ -110,6 +117,58 @@ def probabilities_figure(
     return _layout(fig, f"prediction: {names[best]} ({probabilities[best]:.0%})", height)
 
 
+def png_data_uri(image: np.ndarray) -> str:
+    """An (H, W) or (H, W, 3) array in [0, 1] as a PNG data URI, for go.Image(source=...)."""
+    pixels = (np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0) * 255).round()
+    buffer = io.BytesIO()
+    Image.fromarray(pixels.astype(np.uint8)).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def latent_grid_figure(
+    grid: np.ndarray,
+    z1_range: tuple[float, float],
+    z2_range: tuple[float, float],
+    title: str = "",
+    height: int = 520,
+) -> go.Figure:
+    """A decoded latent grid (side, side, C, H, W) on z1/z2 axes in latent units.
+
+    Each cell's centre sits at the latent point it decodes (latent_grid_points' layout: z2
+    decreases down the rows), so the ticks read like the scatter of the means beside it. The
+    picture travels as a PNG: as numbers a 20x20 grid is 2 MB, resent on every slider move.
+    """
+    grid = np.asarray(grid, dtype=np.float32)
+    side, _, _channels, height_px, width_px = grid.shape
+    pad = 1
+    canvas = tile_images(grid.reshape(side * side, *grid.shape[2:]), side, pad)
+    # Latent units per pixel: one cell step over one cell (its pixels and the padding line).
+    dx = (z1_range[1] - z1_range[0]) / (side - 1) / (width_px + pad)
+    dy = (z2_range[1] - z2_range[0]) / (side - 1) / (height_px + pad)
+    # On an upward y axis an image's row 0 is drawn at the bottom: flip the canvas so the
+    # bottom row (z2 low) comes first. The first cell's centre pixel, (W-1)/2 pixels in,
+    # sits at the ranges' low ends.
+    trace = go.Image(
+        source=png_data_uri(canvas[::-1]),
+        x0=z1_range[0] - (width_px - 1) / 2 * dx,
+        dx=dx,
+        y0=z2_range[0] - (height_px - 1) / 2 * dy,
+        dy=dy,
+        hovertemplate="z1 %{x:.2f}<br>z2 %{y:.2f}<extra></extra>",
+    )
+    fig = go.Figure(trace)
+    axis = dict(showgrid=False, zeroline=False, ticks="outside")
+    fig.update_xaxes(title="z1", constrain="domain", **axis)
+    # Square pixels: a z2 unit spans dx/dy times the screen length of a z1 unit.
+    fig.update_yaxes(
+        title="z2", autorange=True, scaleanchor="x", scaleratio=dx / dy, constrain="domain",
+        **axis,
+    )  # fmt: skip
+    fig = _layout(fig, title, height)
+    fig.update_layout(margin=dict(l=50, b=40))
+    return fig
+
+
 def latent_scatter_figure(
     points: np.ndarray,
     labels: np.ndarray | None = None,
@@ -117,8 +176,14 @@ def latent_scatter_figure(
     axis_titles: tuple[str, str] = ("z1", "z2"),
     title: str = "",
     height: int = 420,
+    class_names: Sequence[str] | None = None,
+    region: tuple[tuple[float, float], tuple[float, float]] | None = None,
 ) -> go.Figure:
-    """Scatter of 2-D latent points coloured by label, with an optional cross at `marker`."""
+    """Scatter of 2-D latent points, one colour and legend entry per label.
+
+    `marker`: a cross at the decoded z; `region`: ((x_low, x_high), (y_low, y_high)) outlined,
+    the part of the space the decoded grid shows.
+    """
     points = np.asarray(points, dtype=np.float32)
     fig = go.Figure()
     if labels is None:
@@ -127,15 +192,26 @@ def latent_scatter_figure(
         labels = np.asarray(labels)
         for value in np.unique(labels):
             chosen = labels == value
+            index = int(value) if np.issubdtype(labels.dtype, np.integer) else len(fig.data)
+            name = class_names[index] if class_names and 0 <= index < len(class_names) else value
             fig.add_trace(
                 go.Scattergl(
                     x=points[chosen, 0],
                     y=points[chosen, 1],
                     mode="markers",
-                    marker=dict(size=4, opacity=0.6),
-                    name=str(value),
+                    marker=dict(
+                        size=4, opacity=0.7, color=CLASS_COLOURS[index % len(CLASS_COLOURS)]
+                    ),
+                    name=str(name),
                 )
             )
+    if region is not None:
+        (x_low, x_high), (y_low, y_high) = region
+        fig.add_shape(
+            type="rect", x0=x_low, x1=x_high, y0=y_low, y1=y_high,
+            line=dict(color="gray", dash="dash", width=1),
+            label=dict(text="grid", textposition="top left", font=dict(size=10, color="gray")),
+        )  # fmt: skip
     if marker is not None:
         fig.add_trace(
             go.Scatter(
@@ -148,7 +224,45 @@ def latent_scatter_figure(
         )
     fig.update_xaxes(title=axis_titles[0])
     fig.update_yaxes(title=axis_titles[1])
-    return _layout(fig, title, height)
+    fig = _layout(fig, title, height)
+    fig.update_layout(legend=dict(itemsizing="constant"))  # legend dots larger than the points
+    return fig
+
+
+def interpolation_figure(
+    originals: np.ndarray,
+    strip: np.ndarray,
+    lambdas: Sequence[float],
+    end_labels: tuple[str, str],
+    title: str = "",
+    height: int = 200,
+) -> go.Figure:
+    """Two originals (2, C, H, W) framed at the ends of a decoded strip (steps, C, H, W).
+
+    Each column is captioned: the originals with `end_labels` (e.g. "#5: 3"), the decodes
+    with their lambda.
+    """
+    originals = np.asarray(originals, dtype=np.float32)
+    strip = np.asarray(strip, dtype=np.float32)
+    images = np.concatenate([originals[:1], strip, originals[1:2]])  # (steps + 2, C, H, W)
+    columns = len(images)
+    fig = image_figure(tile_images(images, columns), title, height)
+    width_px, height_px, pad = images.shape[-1], images.shape[-2], 1
+    captions = [end_labels[0], *(f"λ {value:.2f}" for value in lambdas), end_labels[1]]
+    for column, caption in enumerate(captions):
+        centre = column * (width_px + pad) + (width_px - 1) / 2
+        fig.add_annotation(
+            x=centre, y=1.0, xref="x", yref="paper", yanchor="bottom", text=caption,
+            showarrow=False, font=dict(size=11),
+        )  # fmt: skip
+    for column in (0, columns - 1):  # frame the originals: they are data, not decodes
+        left = column * (width_px + pad) - 0.5
+        fig.add_shape(
+            type="rect", x0=left, x1=left + width_px, y0=-0.5, y1=height_px - 0.5,
+            line=dict(color=CLASS_COLOURS[1], width=3),
+        )  # fmt: skip
+    fig.update_layout(margin=dict(t=(40 if title else 10) + 25))
+    return fig
 
 
 def curves_figure(

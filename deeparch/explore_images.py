@@ -17,6 +17,23 @@ MAX_UPLOAD_PIXELS = 4096 * 4096  # guards against decompression bombs (a small f
 ALLOWED_FORMATS = ("PNG", "JPEG")
 # MNIST digits sit in a 20x20 box centred in 28x28 (LeCun et al.); drawings are fitted the same way.
 DIGIT_BOX_FRACTION = 20 / 28
+# The ink must stand out from the background by this much of the 0-1 brightness range; a blank or
+# fully transparent picture (contrast 0) or the sensor noise of a photo of empty paper has less.
+MIN_INK_CONTRAST = 0.05
+
+
+class UploadError(ConfigError):
+    """A picture the feature-map view cannot use, said in words about the file, not a config field.
+
+    Still a ConfigError for the `upload` field, so callers catching those keep working.
+    """
+
+    def __init__(self, value: object, message: str, allowed: str, hint: str = "") -> None:
+        super().__init__("upload", value, allowed, hint)
+        self.args = (message,)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 @dataclass
@@ -25,7 +42,9 @@ class ImageInspection:
 
     input_image: np.ndarray  # (C, H, W) in [0, 1], what the model saw
     layer_names: list[str]  # conv layers in forward order
-    feature_maps: dict[str, np.ndarray]  # layer name -> (channels, h, w) output of that conv layer
+    # layer name -> (channels, h, w): the conv layer's own output, before any batch norm or
+    # activation that follows it, so it has negative values (a ReLU after it would zero them)
+    feature_maps: dict[str, np.ndarray]
     first_filters: np.ndarray | None  # (out_channels, in_channels, k, k) of the first conv layer
     probabilities: np.ndarray  # (num_classes,)
     predicted_class: int
@@ -66,8 +85,9 @@ def class_probabilities(model: nn.Module, images: torch.Tensor) -> np.ndarray:
 def inspect_image(model: nn.Module, image: torch.Tensor) -> ImageInspection:
     """Run one image (C, H, W) or (1, C, H, W) through a classifier, recording every conv output.
 
-    Forward hooks on each nn.Conv2d record its output (before any following nonlinearity); they are
-    removed afterwards even if the forward pass fails.
+    Forward hooks on each nn.Conv2d record its raw output, before the batch norm or activation that
+    follows it (the one place defined for every architecture: in a ResNet block the activation
+    comes after the shortcut is added). The hooks are removed even if the forward pass fails.
     """
     if image.dim() == 3:
         image = image.unsqueeze(0)
@@ -106,42 +126,55 @@ def inspect_image(model: nn.Module, image: torch.Tensor) -> ImageInspection:
     )
 
 
-def decode_upload(data: bytes, filename: str = "the file", field: str = "upload") -> Image.Image:
+def decode_upload(data: bytes, filename: str = "the file") -> Image.Image:
     """Open uploaded bytes as a PNG or JPEG image, refusing large, broken or other files."""
+    allowed = "a PNG or JPEG picture"
     if len(data) == 0:
-        raise ConfigError(field, "an empty file", "a PNG or JPEG image")
+        raise UploadError(
+            filename, f"{filename} is empty (0 bytes); upload a PNG or JPEG picture", allowed
+        )
+    limit_mb = MAX_UPLOAD_BYTES // (1024 * 1024)
     if len(data) > MAX_UPLOAD_BYTES:
-        raise ConfigError(
-            field,
-            f"{len(data) / 1e6:.1f} MB",
-            f"a PNG or JPEG image of at most {MAX_UPLOAD_BYTES // (1024 * 1024)} MB",
+        raise UploadError(
+            filename,
+            f"{filename} is {len(data) / 1e6:.1f} MB; upload a PNG or JPEG of at most "
+            f"{limit_mb} MB (a photo of one digit needs far less: crop or shrink it)",
+            f"{allowed} of at most {limit_mb} MB",
         )
     try:
         image = Image.open(io.BytesIO(data))
         if image.format not in ALLOWED_FORMATS:
-            raise ConfigError(field, f"a {image.format} file", "a PNG or JPEG image")
+            raise UploadError(
+                filename,
+                f"{filename} is a {image.format} file; upload a PNG or JPEG (save or export "
+                "the picture in one of those formats)",
+                allowed,
+            )
         if image.width * image.height > MAX_UPLOAD_PIXELS:
-            raise ConfigError(
-                field,
-                f"{image.width}x{image.height} pixels",
-                "an image of at most 4096x4096 pixels",
-                "crop or shrink the picture first",
+            raise UploadError(
+                filename,
+                f"{filename} is {image.width}x{image.height} pixels; upload a picture of at most "
+                "4096x4096 pixels (crop or shrink it first)",
+                "a picture of at most 4096x4096 pixels",
             )
         image.load()
-    except ConfigError:
+    except UploadError:
         raise
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
-        raise ConfigError(
-            field,
+        raise UploadError(
             filename,
-            "a PNG or JPEG image",
-            "the file is damaged or not a picture; save it as PNG or JPEG and upload it again",
+            f"{filename} could not be read as a picture: it is damaged or not an image; save it "
+            "as PNG or JPEG and upload it again",
+            allowed,
+            "the file is damaged or not a picture",
         ) from None
     return image
 
 
 def _to_gray_array(image: Image.Image | np.ndarray) -> np.ndarray:
-    """Grayscale float (H, W) in [0, 1]; an alpha channel is composited over black."""
+    """Grayscale float (H, W) in [0, 1]; an alpha channel is composited over a background that
+    contrasts with the visible pixels (black under light strokes, white under dark ones), so a
+    dark digit on a transparent background does not vanish into black."""
     if isinstance(image, np.ndarray):
         array = image.astype(np.float32)
         if array.max() > 1.0:
@@ -153,7 +186,11 @@ def _to_gray_array(image: Image.Image | np.ndarray) -> np.ndarray:
         rgb = array[..., :3] if array.shape[2] >= 3 else np.repeat(array, 3, axis=2)
         gray = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
         if array.shape[2] == 4:
-            gray = gray * array[..., 3]
+            alpha = array[..., 3]
+            visible = alpha > 0.5
+            light_ink = not visible.any() or float(np.median(gray[visible])) > 0.5
+            background = 0.0 if light_ink or visible.all() else 1.0
+            gray = gray * alpha + background * (1.0 - alpha)
         return gray
     rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0
     return _to_gray_array(rgba)
@@ -196,12 +233,15 @@ def preprocess_image(
     input_shape: tuple[int, ...],
     invert: str = "auto",
     fit_digit: bool = True,
+    name: str = "the picture",
 ) -> torch.Tensor:
     """Turn an upload or a canvas drawing into one model input (C, H, W) float in [0, 1].
 
     invert: "auto" (dark ink on a light background, like a photo of paper, is inverted so the digit
     is light on black like MNIST), "yes" or "no". fit_digit crops and centres the ink like MNIST.
     Colour models (C=3) get the picture's colours; grayscale models its luminance.
+    A grayscale picture without ink (blank, fully transparent, one flat colour) raises an
+    UploadError naming `name`: the model would still answer, but its answer would mean nothing.
     """
     if invert not in ("auto", "yes", "no"):
         raise ConfigError("invert", invert, "one of 'auto', 'yes', 'no'")
@@ -218,6 +258,15 @@ def preprocess_image(
     gray = _to_gray_array(image)
     if invert == "yes" or (invert == "auto" and float(np.median(gray)) > 0.5):
         gray = 1.0 - gray
+    contrast = float(gray.max()) - float(np.median(gray)) if gray.size else 0.0
+    if contrast < MIN_INK_CONTRAST:
+        raise UploadError(
+            name,
+            f"{name} shows no digit: it is blank (one flat colour, or fully transparent), so "
+            "the network's prediction for it would mean nothing; upload a picture of a digit, "
+            "light on dark or dark on light",
+            "a picture with a digit on it",
+        )
     gray = stretch_to_black_background(gray)
     if fit_digit and height == width:
         fitted = _fit_digit(gray, height)

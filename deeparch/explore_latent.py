@@ -13,6 +13,9 @@ from torch import nn
 from deeparch.errors import ConfigError
 
 MAX_GRID_SIDE = 40  # 1,600 decodes: beyond that the picture is too fine to read anyway
+DEFAULT_GRID_RANGE = (-1.5, 1.5)  # where the prior N(0, 1) puts 87% of each coordinate
+GRID_MIN_SPAN = 1.0  # a narrower grid shows the same digit 400 times
+GRID_BOUND = 6.0  # the grid's range control runs over [-GRID_BOUND, GRID_BOUND]
 
 
 @contextmanager
@@ -27,20 +30,67 @@ def evaluating(model: nn.Module) -> Iterator[None]:
         model.train(was_training)
 
 
-def latent_grid_points(low: float = -1.5, high: float = 1.5, side: int = 20) -> np.ndarray:
+def latent_grid_points(
+    low: float = -1.5,
+    high: float = 1.5,
+    side: int = 20,
+    z2_range: tuple[float, float] | None = None,
+) -> np.ndarray:
     """The (side*side, 2) latent points of a grid, row-major with z2 decreasing down the rows.
 
-    Row r, column c holds (z1 = x_c, z2 = y_{side-1-r}) so the picture reads like a plot: z1 grows
-    to the right and z2 grows upwards.
+    z1 runs over [low, high]; z2 over z2_range, or the same [low, high] without one. Row r,
+    column c holds (z1 = x_c, z2 = y_{side-1-r}) so the picture reads like a plot: z1 grows to
+    the right and z2 grows upwards.
     """
     if not 2 <= side <= MAX_GRID_SIDE:
         raise ConfigError("grid_side", side, f"an integer from 2 to {MAX_GRID_SIDE}")
-    if not high > low:
-        raise ConfigError("latent_range", (low, high), "a range whose high end exceeds its low end")
+    z2_low, z2_high = (low, high) if z2_range is None else z2_range
+    for name, (start, stop) in (("z1 range", (low, high)), ("z2 range", (z2_low, z2_high))):
+        if not stop > start:
+            raise ConfigError(name, (start, stop), "a range whose high end exceeds its low end")
     xs = np.linspace(low, high, side, dtype=np.float32)
-    ys = xs[::-1]
+    ys = np.linspace(z2_low, z2_high, side, dtype=np.float32)[::-1]
     z1, z2 = np.meshgrid(xs, ys)  # (side, side) each
     return np.stack([z1.ravel(), z2.ravel()], axis=1)
+
+
+def grid_range(
+    means: np.ndarray,
+    percentiles: tuple[float, float] = (2.0, 98.0),
+    widen: float = 0.1,
+    min_span: float = GRID_MIN_SPAN,
+    bound: float = GRID_BOUND,
+    step: float = 0.1,
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The z1 and z2 ranges of a latent grid that cover where a 2-D VAE puts its data.
+
+    Per axis: the given percentiles of the validation means (outliers left out), widened by
+    `widen` of that span on each side, at least `min_span` wide around its centre, rounded
+    outwards to `step` (the range slider's step) and kept inside [-bound, bound]. The fixed
+    -1.5..1.5 it replaces decoded noise where no data lies and one blob where all of it did.
+    """
+    means = np.asarray(means, dtype=np.float64)
+    if means.ndim != 2 or means.shape[1] != 2:
+        raise ConfigError("means", tuple(means.shape), "(N, 2) means of a 2-D latent")
+    ranges = []
+    for axis in range(2):
+        values = means[np.isfinite(means[:, axis]), axis]
+        if len(values) == 0:
+            ranges.append(DEFAULT_GRID_RANGE)
+            continue
+        low, high = np.percentile(values, percentiles)
+        margin = widen * (high - low)
+        low, high = low - margin, high + margin
+        if high - low < min_span:
+            centre = (low + high) / 2
+            low, high = centre - min_span / 2, centre + min_span / 2
+        low = np.floor(round(low / step, 6)) * step
+        high = np.ceil(round(high / step, 6)) * step
+        span = min(high - low, 2 * bound)
+        # Shifted, not cut, where it sticks out of the control, so it keeps its width.
+        low = min(max(low, -bound), bound - span)
+        ranges.append((round(float(low), 6), round(float(low + span), 6)))
+    return ranges[0], ranges[1]
 
 
 def decode(model: nn.Module, z: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -56,12 +106,17 @@ def decode(model: nn.Module, z: np.ndarray | torch.Tensor) -> np.ndarray:
 
 
 def decode_grid(
-    model: nn.Module, low: float = -1.5, high: float = 1.5, side: int = 20
+    model: nn.Module,
+    low: float = -1.5,
+    high: float = 1.5,
+    side: int = 20,
+    z2_range: tuple[float, float] | None = None,
 ) -> np.ndarray:
-    """Decode a side x side grid over [low, high]^2 of a 2-D latent: (side, side, C, H, W)."""
+    """Decode a side x side grid of a 2-D latent, z1 over [low, high], z2 over z2_range (or the
+    same): (side, side, C, H, W), laid out as latent_grid_points."""
     if int(getattr(model, "latent_dim", 2)) != 2:
         raise ConfigError("latent_dim", model.latent_dim, "2 for a latent grid", "use the sliders")
-    images = decode(model, latent_grid_points(low, high, side))  # (side*side, C, H, W)
+    images = decode(model, latent_grid_points(low, high, side, z2_range))  # (side*side, C, H, W)
     return images.reshape(side, side, *images.shape[1:])
 
 
@@ -95,6 +150,18 @@ def interpolate_images(
     means = encode_means(model, torch.stack([image_from, image_to]))  # (2, latent_dim)
     lambdas = np.linspace(0.0, 1.0, steps, dtype=np.float32)
     return lambdas, decode(model, interpolate_latents(means[0], means[1], lambdas))
+
+
+def latent_space_heading(latent_dim: int) -> str:
+    """ "The 2-D latent space" (the one a grid can show), else "A 4-D ..." / "An 8-D ..."."""
+    if latent_dim == 2:
+        return "The 2-D latent space"
+    digits = str(int(latent_dim))
+    # Spoken, a number starts with a vowel when it starts with 8 (eight, eighty, eight hundred)
+    # or its leading group of thousands is 11 or 18 (eleven, eighteen thousand).
+    leading = digits[: len(digits) % 3 or 3]
+    article = "An" if digits.startswith("8") or leading in ("11", "18") else "A"
+    return f"{article} {digits}-D latent space"
 
 
 @dataclass

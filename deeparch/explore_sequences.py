@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from deeparch.datainfo import DataInfo
 from deeparch.errors import ConfigError
 from deeparch.explore import train_on_random_batches
 
@@ -26,6 +27,27 @@ CELL_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "tcn": ("tcn", {}),
 }
 SEQUENCE_DATASETS = ("mnist1d", "mnist_rows")
+
+# Same cell, other initialisation: compared in the gradient plot only (its speed is the lstm's).
+# PyTorch starts every gate bias near 0, so the forget gate f_t = sigmoid(...) is about 0.5 and
+# the cell state c_t = f_t * c_(t-1) + ... halves per step back; Jozefowicz et al. 2015 ("An
+# Empirical Exploration of Recurrent Network Architectures") initialise the forget bias to 1.
+FORGET_BIAS = {"lstm (forget bias 1)": 1.0}
+GRADIENT_VARIANTS = ("rnn (tanh)", "rnn (relu)", "lstm", *FORGET_BIAS, "gru", "qrnn", "tcn")
+
+# A synthetic task whose label depends only on the first step: the sign of x_0, followed by 39
+# noise values. A cell learns it only if the loss's gradient reaches t = 0.
+REMEMBER_FIRST = "remember_first"
+REMEMBER_FIRST_INFO = DataInfo(
+    REMEMBER_FIRST,
+    "sequence",
+    (40, 1),
+    2,
+    ("x_0 < 0", "x_0 > 0"),
+    description="40 values drawn from N(0, 1); the class is the sign of the first one",
+)
+REMEMBER_FIRST_SIZES = (4000, 512)  # training and validation sequences
+GRADIENT_DATASETS = (REMEMBER_FIRST, *SEQUENCE_DATASETS)
 
 
 @dataclass
@@ -75,16 +97,40 @@ def gradient_norm_per_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -
     return grad.norm(dim=2).mean(dim=0).cpu().numpy()  # (N, T, E) -> (N, T) -> (T,)
 
 
-def build_sequence_model(label: str, dataset: str, seed: int = 0) -> nn.Module:
-    """A fresh model of one cell variant for a dataset, with its default hyperparameters."""
+def remember_first_data(size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`size` sequences (size, 40, 1) of N(0, 1) noise and their labels: 1 where x_0 > 0."""
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(size, *REMEMBER_FIRST_INFO.input_shape, generator=generator)
+    return x, (x[:, 0, 0] > 0).long()
+
+
+def set_forget_bias(lstm: nn.LSTM, value: float) -> None:
+    """Make every forget gate's bias `value` (PyTorch adds bias_ih and bias_hh: ih gets it all).
+
+    PyTorch stacks the gates' rows as input, forget, cell, output: forget is rows H to 2H.
+    """
+    size = lstm.hidden_size
+    with torch.no_grad():
+        for name, parameter in lstm.named_parameters():
+            if name.startswith("bias_ih"):
+                parameter[size : 2 * size] = value
+            elif name.startswith("bias_hh"):
+                parameter[size : 2 * size] = 0.0
+
+
+def build_sequence_model(label: str, dataset: str | DataInfo, seed: int = 0) -> nn.Module:
+    """A fresh model of one cell variant for a dataset (a name or its DataInfo), default sizes."""
     from deeparch.data import dataset_info
     from deeparch.models import create_model
 
-    if label not in CELL_VARIANTS:
-        raise ConfigError("cell", label, "one of " + ", ".join(CELL_VARIANTS))
-    arch, overrides = CELL_VARIANTS[label]
+    if label not in CELL_VARIANTS and label not in FORGET_BIAS:
+        raise ConfigError("cell", label, "one of " + ", ".join(GRADIENT_VARIANTS))
+    arch, overrides = CELL_VARIANTS.get(label, ("lstm", {}))
+    info = dataset if isinstance(dataset, DataInfo) else dataset_info(dataset)
     torch.manual_seed(seed)
-    model, _config = create_model(arch, overrides, dataset_info(dataset))
+    model, _config = create_model(arch, overrides, info)
+    if label in FORGET_BIAS:
+        set_forget_bias(model.rnn, FORGET_BIAS[label])
     return model
 
 
@@ -103,30 +149,72 @@ def train_steps(
     )
 
 
+@dataclass
+class GradientComparison:
+    """Per cell variant: gradient norm per time step (T,) and validation accuracy."""
+
+    norms: dict[str, np.ndarray]
+    val_accuracy: dict[str, float]  # on up to ACCURACY_EXAMPLES validation examples
+    chance: float  # the accuracy of guessing the most common class
+
+
+ACCURACY_EXAMPLES = 512
+
+
+def gradient_task(
+    dataset: str,
+) -> tuple[DataInfo, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(info, x_train, y_train, x_val, y_val) of a dataset of GRADIENT_DATASETS."""
+    from deeparch.data import load_dataset
+
+    if dataset not in GRADIENT_DATASETS:
+        raise ConfigError("dataset", dataset, "one of " + ", ".join(GRADIENT_DATASETS))
+    if dataset == REMEMBER_FIRST:
+        train_size, val_size = REMEMBER_FIRST_SIZES
+        return (
+            REMEMBER_FIRST_INFO,
+            *remember_first_data(train_size, seed=1),
+            *remember_first_data(val_size, seed=2),
+        )
+    data = load_dataset(dataset)
+    return data.info, data.x_train, data.y_train, data.x_val, data.y_val
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Fraction of x the model classifies as y, in eval mode without gradients."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return float((model(x).argmax(dim=1) == y).float().mean())
+    finally:
+        model.train(was_training)
+
+
 def compare_gradient_norms(
-    dataset: str = "mnist1d",
-    labels: tuple[str, ...] = tuple(CELL_VARIANTS),
+    dataset: str = REMEMBER_FIRST,
+    labels: tuple[str, ...] = GRADIENT_VARIANTS,
     train_steps_first: int = 0,
     examples: int = 64,
     seed: int = 0,
-) -> dict[str, np.ndarray]:
+) -> GradientComparison:
     """Gradient norm per time step (T,) per cell variant, at initialisation or after training.
 
     Every variant sees the same validation examples and the same random batches.
     """
-    from deeparch.data import load_dataset
-
     if not 0 <= train_steps_first <= 2000:
         raise ConfigError("train_steps", train_steps_first, "an integer from 0 to 2000")
-    data = load_dataset(dataset)
-    x_val, y_val = data.x_val[:examples], data.y_val[:examples]
-    norms = {}
+    info, x_train, y_train, x_val, y_val = gradient_task(dataset)
+    x_acc, y_acc = x_val[:ACCURACY_EXAMPLES], y_val[:ACCURACY_EXAMPLES]
+    norms, val_accuracy = {}, {}
     for label in labels:
-        model = build_sequence_model(label, dataset, seed)
+        model = build_sequence_model(label, info, seed)
         if train_steps_first:
-            train_steps(model, data.x_train, data.y_train, train_steps_first, seed=seed)
-        norms[label] = gradient_norm_per_step(model, x_val, y_val)
-    return norms
+            train_steps(model, x_train, y_train, train_steps_first, seed=seed)
+        norms[label] = gradient_norm_per_step(model, x_val[:examples], y_val[:examples])
+        val_accuracy[label] = accuracy(model, x_acc, y_acc)
+    chance = float(torch.bincount(y_acc).max()) / len(y_acc)
+    return GradientComparison(norms, val_accuracy, chance)
 
 
 def running_jobs() -> int:

@@ -1,4 +1,4 @@
-"""Feature maps: every conv layer's activations, the first layer's filters, class probabilities."""
+"""Feature maps: every conv layer's output, the first layer's filters, class probabilities."""
 
 from __future__ import annotations
 
@@ -74,10 +74,38 @@ def input_image(info, data) -> np.ndarray | None:
     )
     try:
         picture = decode_upload(upload.getvalue(), upload.name)
-        return preprocess_image(picture, info.input_shape, invert=invert).numpy()
+        return preprocess_image(picture, info.input_shape, invert=invert, name=upload.name).numpy()
     except DeeparchError as error:
         st.error(str(error))
         return None
+
+
+MAPS_CAPTION = (
+    "Each conv layer's own output, before the batch norm or activation function that follows "
+    "it: red is positive, blue negative, white zero. A ReLU after the layer keeps the red and "
+    "sets the blue to 0. Each map is scaled to its own largest absolute value."
+)
+
+
+def signed_maps_figure(maps: np.ndarray, title: str):
+    """A layer's maps (channels, h, w), diverging colours, zero white, each map to its own max |v|.
+
+    The grey scale of figs.feature_map_figure maps each map's minimum to black, so a negative
+    value and a zero cannot be told apart; the sign is what a ReLU acts on.
+    """
+    bound = np.abs(maps).max(axis=(1, 2), keepdims=True)
+    scaled = maps / np.where(bound > 0, bound, 1.0)  # each map in [-1, 1], 0 stays 0
+    # NaN gaps between maps show the grey plot background: padding with 0 would be white, like 0.
+    grid = figs.tile_images(scaled[:, None], 8, pad_value=np.nan)
+    fig = figs.image_figure(grid, title, 400, zmin=-1.0, zmax=1.0, colorscale=figs.DIVERGING)
+    fig.update_traces(
+        showscale=True,
+        colorbar=dict(
+            tickvals=[-1, 0, 1], ticktext=["most negative", "0", "most positive"], len=0.8
+        ),
+    )
+    fig.update_layout(plot_bgcolor="#888888")
+    return fig
 
 
 def show_inspection(result, class_names) -> None:
@@ -94,14 +122,17 @@ def show_inspection(result, class_names) -> None:
                 figs.filters_figure(result.first_filters, "red: positive weights, blue: negative"),
                 key=f"{P}_filters",
             )
-    st.subheader("Activation maps of every conv layer")
+    st.subheader("Output of every conv layer, before its activation")
+    st.caption(MAPS_CAPTION)
     tabs = st.tabs(result.layer_names)
     for tab, name in zip(tabs, result.layer_names):
         maps = result.feature_maps[name]
         with tab:
             st.plotly_chart(
-                figs.feature_map_figure(
-                    maps, f"{name}: {maps.shape[0]} maps of {maps.shape[1]}x{maps.shape[2]}"
+                signed_maps_figure(
+                    maps,
+                    f"{name} before its activation: {maps.shape[0]} maps of "
+                    f"{maps.shape[1]}x{maps.shape[2]}",
                 ),
                 key=f"{P}_maps_{name}",
             )
@@ -110,23 +141,24 @@ def show_inspection(result, class_names) -> None:
     layer = pick_layer.selectbox("layer", result.layer_names, key=f"{P}_layer")
     maps = result.feature_maps[layer]
     channel = pick_channel.slider("channel", 0, maps.shape[0] - 1, 0, key=f"{P}_channel")
-    st.plotly_chart(
-        figs.image_figure(
-            maps[channel],
-            f"{layer}, channel {channel}",
-            420,
-            zmin=float(maps[channel].min()),
-            zmax=float(maps[channel].max()) or 1.0,
-        ),
-        key=f"{P}_enlarged",
+    bound = float(np.abs(maps[channel]).max()) or 1.0
+    enlarged = figs.image_figure(
+        maps[channel],
+        f"{layer}, channel {channel}",
+        420,
+        zmin=-bound,
+        zmax=bound,
+        colorscale=figs.DIVERGING,
     )
+    enlarged.update_traces(showscale=True, colorbar=dict(title="before<br>activation", len=0.8))
+    st.plotly_chart(enlarged, key=f"{P}_enlarged")
 
 
 st.title("Feature maps")
 st.write(
     "What each convolution layer of an image classifier responds to: pick an input and see the "
-    "activation map of every channel of every conv layer, the first layer's filters and the "
-    "predicted class probabilities."
+    "output of every channel of every conv layer (before its activation function), the first "
+    "layer's filters and the predicted class probabilities."
 )
 job = choose_job("features", P)
 if job is not None:

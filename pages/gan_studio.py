@@ -32,7 +32,34 @@ def noise_walk_cached(
     return latent.interpolate_noise(model_at(job_id, step), seed_from, seed_to, steps, class_index)
 
 
-def samples_through_training(snap: dict) -> None:
+def latest_weights(step: int) -> str:
+    """Title suffix for views computed from the model as it is now, not at the slider's step."""
+    return f"latest weights, step {step}"
+
+
+def label_columns(fig, labels: np.ndarray, columns: int, image_width: int, class_names) -> bool:
+    """Name each grid column's class when every column holds one class (the cGAN's fixed labels
+    are 0, 1, ..., 9, 0, 1, ...); returns whether it could."""
+    labels = np.asarray(labels).reshape(-1)
+    if len(labels) < columns or not np.array_equal(
+        labels, labels[np.arange(len(labels)) % columns]
+    ):
+        return False
+    names = list(class_names) or [str(i) for i in range(int(labels.max()) + 1)]
+    pitch = image_width + 1  # figs.tile_images puts 1 pixel of padding between images
+    fig.update_xaxes(
+        visible=True,
+        tickvals=[column * pitch + (image_width - 1) / 2 for column in range(columns)],
+        ticktext=[names[int(label)] for label in labels[:columns]],
+        title="class the generator was asked for",
+        showgrid=False,
+        zeroline=False,
+        ticks="",
+    )
+    return True
+
+
+def samples_through_training(snap: dict, model, class_names) -> None:
     snapshots = [s for s in snap["snapshots"] if "grid" in s]
     if not snapshots:
         st.info("The first sample grid appears after the first snapshot of training.")
@@ -48,7 +75,14 @@ def samples_through_training(snap: dict) -> None:
     title = f"fixed noise at step {chosen}"
     if verdicts:
         title += f": {', '.join(verdicts)} (training batches, last 20 steps)"
-    st.plotly_chart(figs.image_grid_figure(shown["grid"], 8, title, 260), key=f"{P}_grid")
+    grid = np.asarray(shown["grid"])  # (16, C, H, W)
+    conditional = getattr(model, "conditional", False) and "labels" in shown
+    # A cGAN's fixed labels cycle through the classes: one column per class.
+    columns = len(class_names) if conditional and class_names else 8
+    fig = figs.image_grid_figure(grid, columns, title, 300 if conditional else 260)
+    if conditional:
+        label_columns(fig, shown["labels"], columns, grid.shape[-1], class_names)
+    st.plotly_chart(fig, key=f"{P}_grid")
 
 
 def training_curves(snap: dict) -> None:
@@ -97,10 +131,8 @@ def class_picker(job, step: int, class_names) -> int:
     )
     seed = seed_col.number_input("noise seed", 0, 10_000, 0, key=f"{P}_seed")
     images = class_samples_cached(job.id, step, int(class_index), int(seed))
-    st.plotly_chart(
-        figs.image_grid_figure(images, 8, f"16 samples of class {names[class_index]}", 240),
-        key=f"{P}_class_samples",
-    )
+    title = f"16 samples of class {names[class_index]} ({latest_weights(step)})"
+    st.plotly_chart(figs.image_grid_figure(images, 8, title, 240), key=f"{P}_class_samples")
     return int(class_index)
 
 
@@ -111,10 +143,8 @@ def noise_walk(job, step: int, class_index: int) -> None:
     seed_to = b_col.number_input("to seed", 0, 10_000, 2, key=f"{P}_walk_to")
     steps = n_col.slider("steps", 3, 20, 10, key=f"{P}_walk_steps")
     strip = noise_walk_cached(job.id, step, int(seed_from), int(seed_to), steps, class_index)
-    st.plotly_chart(
-        figs.image_grid_figure(strip, steps, "G((1 - lambda) z_a + lambda z_b)", 160),
-        key=f"{P}_walk",
-    )
+    title = f"G((1 - lambda) z_a + lambda z_b) ({latest_weights(step)})"
+    st.plotly_chart(figs.image_grid_figure(strip, steps, title, 160), key=f"{P}_walk")
 
 
 st.title("GAN studio")
@@ -127,12 +157,17 @@ if job is not None:
 
     def gan_view(job) -> None:
         snap = job.snapshot()
-        samples_through_training(snap)
-        training_curves(snap)
         model, step = job_model(job)
+        class_names = list(dataset(snap["dataset"]).info.class_names or [])
+        samples_through_training(snap, model, class_names)
+        training_curves(snap)
+        st.caption(
+            f"The views below use the latest weights (step {step}): only the fixed-noise grid "
+            "above keeps earlier steps, so the time slider does not move them."
+        )
         class_index = 0
         if getattr(model, "conditional", False):
-            class_index = class_picker(job, step, dataset(snap["dataset"]).info.class_names)
+            class_index = class_picker(job, step, class_names)
         noise_walk(job, step, class_index)
 
     show_live(job, gan_view)

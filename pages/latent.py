@@ -21,9 +21,16 @@ MEANS_SHOWN = 1000  # validation images encoded for the scatter
 
 # Each cache below is keyed by (job, step) plus what the widget changed, so moving one slider
 # re-decodes only its own picture: the grid and the means are not recomputed.
-@st.cache_data(max_entries=16, show_spinner="Decoding the grid ...")
-def grid_cached(job_id: str, step: int, low: float, high: float, side: int) -> np.ndarray:
-    return latent.decode_grid(model_at(job_id, step), low, high, side)
+# The grid's figure itself is kept (not a copy: st.plotly_chart does not change it), since
+# building it, PNG included, costs more than the whole decode of a slider move.
+@st.cache_resource(max_entries=16, show_spinner="Decoding the grid ...")
+def grid_figure_cached(job_id: str, step: int, z1_range: tuple, z2_range: tuple, side: int):
+    grid = latent.decode_grid(model_at(job_id, step), *z1_range, side, z2_range)
+    title = (
+        f"decoded {side}x{side} grid: z1 {z1_range[0]:g} to {z1_range[1]:g}, "
+        f"z2 {z2_range[0]:g} to {z2_range[1]:g}"
+    )
+    return figs.latent_grid_figure(grid, z1_range, z2_range, title)  # grid (side, side, C, H, W)
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
@@ -90,27 +97,64 @@ def latent_sliders(latent_dim: int, means: np.ndarray) -> tuple[float, ...]:
     return tuple(float(v) for v in values)
 
 
-def explore_2d(job, step: int, means: np.ndarray, labels: np.ndarray) -> None:
-    st.subheader("The 2-D latent space")
-    range_col, side_col = st.columns(2)
-    low, high = range_col.slider(
-        "latent range of the grid", -4.0, 4.0, (-1.5, 1.5), 0.25, key=f"{P}_range"
-    )
+RANGE_FOLLOW, RANGE_JOB = f"{P}_range_follow", f"{P}_range_job"
+
+
+def grid_range_controls(job_id: str, means: np.ndarray) -> tuple[tuple, tuple, int]:
+    """Range sliders for z1 and z2, seeded from where the validation means lie, and the side.
+
+    While "grid follows the data" is ticked (again for each new job) the script sets the
+    ranges at every step and the sliders are disabled: a student dragging a slider while a
+    timer rerun writes it would race it. Unticked, the ranges are the student's.
+    """
+    if st.session_state.get(RANGE_JOB) != job_id or RANGE_FOLLOW not in st.session_state:
+        st.session_state[RANGE_JOB] = job_id
+        st.session_state[RANGE_FOLLOW] = True
+    follow = bool(st.session_state[RANGE_FOLLOW])
+    if follow:
+        for axis, values in enumerate(latent.grid_range(means, bound=latent.GRID_BOUND)):
+            key = f"{P}_range_z{axis + 1}"
+            if st.session_state.get(key) != values:  # written only on a change: see the z sliders
+                st.session_state[key] = values
+    bound = latent.GRID_BOUND
+    z1_col, z2_col, side_col = st.columns(3)
+    ranges = [
+        column.slider(
+            f"z{axis + 1} range of the grid",
+            -bound,
+            bound,
+            step=0.1,
+            key=f"{P}_range_z{axis + 1}",
+            disabled=follow,
+        )
+        for axis, column in enumerate((z1_col, z2_col))
+    ]
     side = side_col.slider("grid size (side)", 5, 30, 20, key=f"{P}_side")
+    follow_col, note_col = st.columns([1, 3], vertical_alignment="center")
+    follow_col.checkbox("grid follows the data", key=RANGE_FOLLOW)
+    note_col.caption(
+        "Ticked, the grid covers where the validation means lie (2nd to 98th percentile of each "
+        "axis, plus 10%, at least 1 wide; the dashed box on the scatter), step by step while "
+        "the job trains. Untick it to set the ranges yourself."
+    )
+    return tuple(ranges[0]), tuple(ranges[1]), side
+
+
+def explore_2d(job, step: int, means: np.ndarray, labels: np.ndarray, names: tuple) -> None:
+    st.subheader(latent.latent_space_heading(2))
+    z1_range, z2_range, side = grid_range_controls(job.id, means)
     z = latent_sliders(2, means)
     grid_col, scatter_col = st.columns(2)
     with grid_col:
-        grid = grid_cached(job.id, step, low, high, side)  # (side, side, C, H, W)
-        images = grid.reshape(side * side, *grid.shape[2:])
-        st.plotly_chart(
-            figs.image_grid_figure(images, side, f"decoded {side}x{side} grid", 600),
-            key=f"{P}_grid",
-        )
+        st.plotly_chart(grid_figure_cached(job.id, step, z1_range, z2_range, side), key=f"{P}_grid")
     with scatter_col:
         st.plotly_chart(
-            figs.latent_scatter_figure(means, labels, z, title="validation means by label"),
+            figs.latent_scatter_figure(
+                means, labels, z, title="validation means by label", class_names=names,
+                region=(z1_range, z2_range),
+            ),
             key=f"{P}_scatter",
-        )
+        )  # fmt: skip
     decoded_col, _ = st.columns([1, 2])
     with decoded_col:
         st.plotly_chart(
@@ -119,8 +163,10 @@ def explore_2d(job, step: int, means: np.ndarray, labels: np.ndarray) -> None:
         )
 
 
-def explore_nd(job, step: int, latent_dim: int, means: np.ndarray, labels: np.ndarray) -> None:
-    st.subheader(f"A {latent_dim}-D latent space")
+def explore_nd(
+    job, step: int, latent_dim: int, means: np.ndarray, labels: np.ndarray, names: tuple
+) -> None:
+    st.subheader(latent.latent_space_heading(latent_dim))
     z = latent_sliders(latent_dim, means)
     projection = latent.project_means(means)
     marker = tuple(float(v) for v in projection.project(np.asarray(z)))
@@ -138,6 +184,7 @@ def explore_nd(job, step: int, latent_dim: int, means: np.ndarray, labels: np.nd
                 marker,
                 (f"PC1 ({explained[0]:.0%})", f"PC2 ({explained[1]:.0%})"),
                 "validation means, first two principal components",
+                class_names=names,
             ),
             key=f"{P}_scatter",
         )
@@ -152,11 +199,22 @@ def interpolation(job, step: int, dataset_name: str, count: int) -> None:
     lambdas, strip = interpolation_cached(
         job.id, step, dataset_name, int(index_from), int(index_to), steps
     )
-    st.plotly_chart(
-        figs.image_grid_figure(strip, steps, "lambda from 0 to 1", 160), key=f"{P}_strip"
-    )
-    mix = st.slider("lambda", 0.0, 1.0, 0.5, 0.05, key=f"{P}_lambda")
     data = dataset(dataset_name)
+    names = data.info.class_names
+    ends = []
+    for index in (int(index_from), int(index_to)):
+        label = int(data.y_val[index])
+        ends.append(f"#{index}: {names[label] if label < len(names) else label}")
+    st.plotly_chart(
+        figs.interpolation_figure(
+            data.x_val[[index_from, index_to]].numpy(), strip, lambdas, tuple(ends),
+            f"image {ends[0]} (framed, left) to image {ends[1]} (framed, right), "
+            "decoded along the line between their means",
+            200,
+        ),
+        key=f"{P}_strip",
+    )  # fmt: skip
+    mix = st.slider("lambda", 0.0, 1.0, 0.5, 0.05, key=f"{P}_lambda")
     means = latent.encode_means(model_at(job.id, step), data.x_val[[index_from, index_to]])
     z = latent.interpolate_latents(means[0], means[1], np.array([mix]))[0]
     st.plotly_chart(
@@ -181,10 +239,11 @@ if job is not None:
         data = dataset(snap["dataset"])
         means = means_cached(job.id, step, snap["dataset"])
         labels = data.y_val[: len(means)].numpy()
+        names = data.info.class_names
         if model.latent_dim == 2:
-            explore_2d(job, step, means, labels)
+            explore_2d(job, step, means, labels, names)
         else:
-            explore_nd(job, step, model.latent_dim, means, labels)
+            explore_nd(job, step, model.latent_dim, means, labels, names)
         interpolation(job, step, snap["dataset"], len(data.x_val))
 
     show_live(job, latent_view)

@@ -115,7 +115,7 @@ def test_latent_slider_changes_the_decoded_image(page):
     time.sleep(1.0)  # let plotly finish drawing
     page.screenshot(path=SHOTS / "latent_before.png")
     before = decoded.screenshot(path=SHOTS / "decoded_before.png")
-    slider = page.get_by_test_id("stSlider").filter(has_text="z1").get_by_role("slider")
+    slider = page.locator(".st-key-lat_z1").get_by_role("slider")  # not the grid-range sliders
     slider.focus()
     for _ in range(20):  # 20 steps of 0.05: z1 from 0.00 to 1.00
         slider.press("ArrowRight")
@@ -163,7 +163,7 @@ def test_drawn_digit_gets_a_prediction(page):
             break
         except PlaywrightTimeout:
             page.screenshot(path=SHOTS / "features_missed_stroke.png")
-    page.get_by_text("Activation maps of every conv layer").wait_for()
+    page.get_by_text("Output of every conv layer, before its activation").wait_for()
     time.sleep(1.0)
     page.screenshot(path=SHOTS / "features_drawn.png")
     assert re.search(r"prediction: \d \(\d+%\)", prediction.inner_text())
@@ -184,7 +184,7 @@ def test_uploaded_picture_is_classified_and_a_broken_file_explained(page, tmp_pa
     chooser = page.locator("input[type=file]")
     chooser.set_input_files(str(broken))
     page.get_by_text(
-        re.compile(r"upload='broken.png' is not allowed: a PNG or JPEG image")
+        re.compile(r"broken.png could not be read as a picture: it is damaged or not an image")
     ).wait_for()
     page.screenshot(path=SHOTS / "features_broken_upload.png")
     chooser.set_input_files(str(photo))

@@ -54,6 +54,12 @@ def test_inspect_image_records_every_conv_layer_like_an_independent_forward():
     conv1 = model.features.conv1
     expected = nn.functional.conv2d(image[None], conv1.weight, conv1.bias)[0].detach().numpy()
     np.testing.assert_allclose(result.feature_maps["features.conv1"], expected, atol=1e-5)
+    # The maps are the conv's own output, before the ReLU that follows it (the page says so and
+    # draws them red/blue): negative values are kept, and the ReLU of them is what act1 passes on.
+    assert (result.feature_maps["features.conv1"] < 0).any()
+    with torch.no_grad():
+        after_relu = model.features.act1(model.features.conv1(image[None]))[0].numpy()
+    np.testing.assert_allclose(np.maximum(result.feature_maps["features.conv1"], 0), after_relu)
     assert result.feature_maps["features.conv2"].shape == (64, 11, 11)
     assert result.first_filters.shape == (32, 1, 3, 3)
     with torch.no_grad():
@@ -122,7 +128,7 @@ def test_bad_uploads_are_config_errors():
     with pytest.raises(ConfigError) as empty:
         decode_upload(b"")
     assert empty.value.field == "upload"
-    with pytest.raises(ConfigError, match="'notes.png' is not allowed: a PNG or JPEG image") as bad:
+    with pytest.raises(ConfigError, match="notes.png could not be read as a picture") as bad:
         decode_upload(b"not an image at all", "notes.png")
     assert "damaged or not a picture" in bad.value.hint
     with pytest.raises(ConfigError, match="GIF"):
@@ -389,3 +395,199 @@ def test_mean_before_averages_the_window_ending_at_a_step():
     )
     assert explore.mean_before(steps, values, 0) is None
     assert explore.mean_before(np.zeros(0), np.zeros(0), 10) is None
+
+
+# ---- latent space fixes
+def test_grid_range_follows_the_validation_means():
+    # A conv_vae after two epochs: z1 over -3..2, z2 over 1..3.5 (the fixed -1.5..1.5 decoded
+    # noise in its lower half). Percentiles 2 and 98, widened 10% each side, rounded outwards.
+    z1, z2 = np.linspace(-3.0, 2.0, 101), np.linspace(1.0, 3.5, 101)
+    assert latent.grid_range(np.c_[z1, z2]) == ((-3.4, 2.4), (0.8, 3.7))
+    # All means squeezed into -0.2..0.6: at least 1 wide around their centre.
+    squeezed = np.c_[np.linspace(-0.2, 0.6, 101), np.linspace(-0.2, 0.6, 101)]
+    assert latent.grid_range(squeezed) == ((-0.3, 0.7), (-0.3, 0.7))
+    # Beyond the range control's bound: shifted inside it, keeping its width.
+    far = np.c_[np.linspace(9.0, 10.0, 101), np.linspace(-20.0, 20.0, 101)]
+    assert latent.grid_range(far, bound=6.0) == ((4.8, 6.0), (-6.0, 6.0))
+    with pytest.raises(ConfigError, match="means"):
+        latent.grid_range(np.zeros((5, 3)))
+
+
+def test_latent_grid_takes_a_z2_range_of_its_own(vae_2d):
+    points = latent.latent_grid_points(-3.0, 1.0, 3, z2_range=(1.0, 4.0))
+    np.testing.assert_allclose(points[0], [-3.0, 4.0])  # top left
+    np.testing.assert_allclose(points[4], [-1.0, 2.5])
+    np.testing.assert_allclose(points[8], [1.0, 1.0])  # bottom right
+    with pytest.raises(ConfigError, match="z2 range"):
+        latent.latent_grid_points(-1.0, 1.0, 3, z2_range=(2.0, 2.0))
+    grid = latent.decode_grid(vae_2d, -3.0, 1.0, 3, (1.0, 4.0))
+    corner = latent.decode(vae_2d, np.array([1.0, 1.0]))[0]
+    np.testing.assert_allclose(grid[2, 2], corner, atol=1e-6)
+
+
+def test_grid_figure_puts_each_cell_at_its_latent_point():
+    import base64
+
+    from deeparch.explore_figures import latent_grid_figure
+
+    side, size = 4, 5
+    values = np.arange(side * side, dtype=np.float32) / (side * side)
+    grid = np.broadcast_to(values[:, None, None, None], (side * side, 1, size, size))
+    grid = grid.reshape(side, side, 1, size, size)  # cell k filled with values[k]
+    z1_range, z2_range = (-2.0, 1.0), (0.5, 3.5)
+    figure = latent_grid_figure(grid, z1_range, z2_range, "grid")
+    heatmap, layout = figure.data[0], figure.layout
+    png = base64.b64decode(heatmap.source.removeprefix("data:image/png;base64,"))
+    z = np.asarray(Image.open(io.BytesIO(png)))  # row 0 drawn at the bottom of an upward axis
+    points = latent.latent_grid_points(*z1_range, side, z2_range)
+    for k, (z1, z2) in enumerate(points):
+        column = (z1 - heatmap.x0) / heatmap.dx  # pixel indices of the point
+        row = (z2 - heatmap.y0) / heatmap.dy
+        assert column == pytest.approx(k % side * (size + 1) + 2)  # the cell's centre pixel
+        assert z[round(row), round(column)] == round(values[k] * 255)
+    assert (layout.xaxis.title.text, layout.yaxis.title.text) == ("z1", "z2")
+    assert layout.yaxis.autorange is True  # not reversed: z2 grows upwards, as on the scatter
+    # Square pixels although the axes' spans differ.
+    assert layout.yaxis.scaleratio == pytest.approx(heatmap.dx / heatmap.dy)
+
+
+def test_scatter_gives_each_class_its_own_colour_and_outlines_the_grid():
+    from deeparch.explore_figures import latent_scatter_figure
+
+    labels = np.repeat(np.arange(10), 3)
+    points = np.random.default_rng(0).normal(size=(30, 2))
+    names = tuple(f"class {i}" for i in range(10))
+    figure = latent_scatter_figure(
+        points, labels, (0.0, 0.0), class_names=names, region=((-1.0, 2.0), (0.5, 3.0))
+    )
+    classes = figure.data[:10]
+    assert [trace.name for trace in classes] == list(names)  # one legend entry per class
+    colours = [trace.marker.color for trace in classes]
+    assert len(set(colours)) == 10
+    # Clearly distinct: every pair at least 60 apart in RGB (0-255 per channel).
+    rgb = np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in colours], dtype=float)
+    distances = np.linalg.norm(rgb[:, None] - rgb[None], axis=-1)
+    assert distances[np.triu_indices(10, 1)].min() > 60
+    (box,) = figure.layout.shapes
+    assert (box.x0, box.x1, box.y0, box.y1) == (-1.0, 2.0, 0.5, 3.0)
+
+
+def test_interpolation_figure_frames_both_originals_with_their_labels():
+    from deeparch.explore_figures import interpolation_figure
+
+    originals = np.stack([np.full((1, 4, 4), 0.1), np.full((1, 4, 4), 0.9)])
+    strip = np.full((3, 1, 4, 4), 0.5)
+    figure = interpolation_figure(originals, strip, [0.0, 0.5, 1.0], ("#5: 3", "#1: 7"))
+    z = np.asarray(figure.data[0].z)
+    assert z.shape == (4, 5 * 5 - 1)  # originals at both ends of the three decodes
+    assert z[0, 0] == pytest.approx(0.1) and z[0, -1] == pytest.approx(0.9)
+    assert z[0, 5] == pytest.approx(0.5)
+    texts = [note.text for note in figure.layout.annotations]
+    assert texts == ["#5: 3", "λ 0.00", "λ 0.50", "λ 1.00", "#1: 7"]
+    assert len(figure.layout.shapes) == 2  # the two originals framed
+
+
+def test_latent_space_heading_uses_the_right_article():
+    headings = {d: latent.latent_space_heading(d) for d in (2, 4, 8, 11, 16, 18, 80, 128)}
+    assert headings == {
+        2: "The 2-D latent space",
+        4: "A 4-D latent space",
+        8: "An 8-D latent space",
+        11: "An 11-D latent space",
+        16: "A 16-D latent space",
+        18: "An 18-D latent space",
+        80: "An 80-D latent space",
+        128: "A 128-D latent space",
+    }
+
+
+# ---- features and GAN fixes
+def test_blank_or_transparent_picture_is_refused_with_a_reason():
+    from deeparch.explore_images import UploadError
+
+    transparent = np.zeros((40, 40, 4), dtype=np.uint8)  # every pixel alpha 0
+    white = np.full((40, 40), 255, dtype=np.uint8)
+    for name, array in (("empty.png", transparent), ("white.png", white)):
+        picture = decode_upload(png_bytes(array), name)
+        with pytest.raises(UploadError) as error:
+            preprocess_image(picture, (1, 28, 28), name=name)
+        assert str(error.value).startswith(f"{name} shows no digit: it is blank")
+        assert error.value.field == "upload"
+    # Photo noise on empty paper is no digit either; a faint but real stroke is.
+    rng = np.random.default_rng(0)
+    paper = (200 + rng.integers(-3, 4, size=(60, 60))).astype(np.uint8)
+    with pytest.raises(UploadError):
+        preprocess_image(decode_upload(png_bytes(paper)), (1, 28, 28))
+    paper[20:40, 28:32] = 150
+    assert float(preprocess_image(decode_upload(png_bytes(paper)), (1, 28, 28)).max()) > 0.9
+
+
+def test_dark_digit_on_a_transparent_background_is_kept():
+    # Drawing apps save black strokes on transparency: composited over black, the digit vanished.
+    drawing = np.zeros((60, 60, 4), dtype=np.uint8)
+    drawing[10:50, 26:34] = (0, 0, 0, 255)
+    tensor = preprocess_image(decode_upload(png_bytes(drawing)), (1, 28, 28))[0].numpy()
+    reference = np.zeros((60, 60), dtype=np.uint8)
+    reference[10:50, 26:34] = 255
+    expected = preprocess_image(Image.fromarray(reference), (1, 28, 28), invert="no")[0].numpy()
+    np.testing.assert_allclose(tensor, expected, atol=1e-6)
+
+
+def test_upload_messages_name_the_file_and_what_to_upload():
+    with pytest.raises(ConfigError) as huge:
+        decode_upload(b"\x89PNG" + bytes(6_800_000), "photo.png")
+    assert str(huge.value) == (
+        "photo.png is 6.8 MB; upload a PNG or JPEG of at most 5 MB "
+        "(a photo of one digit needs far less: crop or shrink it)"
+    )
+    with pytest.raises(ConfigError) as bmp:
+        decode_upload(png_bytes(np.zeros((8, 8), dtype=np.uint8), "BMP"), "scan.png")
+    assert str(bmp.value).startswith("scan.png is a BMP file; upload a PNG or JPEG")
+    with pytest.raises(ConfigError) as empty:
+        decode_upload(b"", "nothing.jpg")
+    assert str(empty.value) == "nothing.jpg is empty (0 bytes); upload a PNG or JPEG picture"
+    for error in (huge, bmp, empty):
+        assert "is not allowed" not in str(error.value) and error.value.field == "upload"
+
+
+# ---- sequences fixes
+def test_forget_bias_one_makes_the_lstm_keep_73_percent_of_its_cell_per_step():
+    model = seq.build_sequence_model("lstm (forget bias 1)", seq.REMEMBER_FIRST_INFO)
+    lstm = model.rnn
+    zero_input = torch.zeros(1, 1, 1)
+    zero_state = torch.zeros(1, 1, lstm.hidden_size)
+    with torch.no_grad():  # one step from c = 1 and from c = 0: the difference is f_t * 1
+        _, (_, kept) = lstm(zero_input, (zero_state, torch.ones_like(zero_state)))
+        _, (_, fresh) = lstm(zero_input, (zero_state, zero_state))
+    forget_gate = (kept - fresh).flatten()
+    np.testing.assert_allclose(forget_gate, torch.sigmoid(torch.tensor(1.0)), rtol=1e-5)
+    plain = seq.build_sequence_model("lstm", seq.REMEMBER_FIRST_INFO).rnn
+    assert torch.equal(plain.weight_hh_l0, lstm.weight_hh_l0)  # only the bias differs
+
+
+def test_remember_first_labels_are_the_sign_of_the_first_value():
+    x, y = seq.remember_first_data(100, seed=3)
+    assert x.shape == (100, 40, 1) and y.shape == (100,)
+    assert torch.equal(y, (x[:, 0, 0] > 0).long())
+    again, _ = seq.remember_first_data(100, seed=3)
+    assert torch.equal(x, again)
+    info, x_train, _, x_val, _ = seq.gradient_task(seq.REMEMBER_FIRST)
+    assert info.input_shape == (40, 1) and info.num_classes == 2
+    assert (len(x_train), len(x_val)) == seq.REMEMBER_FIRST_SIZES
+    with pytest.raises(ConfigError) as error:
+        seq.gradient_task("moons")
+    assert str(error.value) == (
+        "dataset='moons' is not allowed: one of remember_first, mnist1d, mnist_rows"
+    )
+
+
+def test_only_the_lstm_with_forget_bias_one_gets_the_gradient_to_t0_and_learns():
+    """The page's claim, measured: at init and after 300 steps of remember-the-first-value."""
+    labels = ("rnn (tanh)", "lstm", "lstm (forget bias 1)")
+    fresh = seq.compare_gradient_norms(seq.REMEMBER_FIRST, labels, 0)
+    assert fresh.norms["lstm (forget bias 1)"][0] > 1e3 * fresh.norms["lstm"][0]
+    assert fresh.norms["lstm"][0] < 1e-8 and fresh.norms["rnn (tanh)"][0] < 1e-8
+    trained = seq.compare_gradient_norms(seq.REMEMBER_FIRST, labels[1:], 300)
+    assert trained.norms["lstm (forget bias 1)"][0] > 1e-4 > 1e-8 > trained.norms["lstm"][0]
+    assert trained.val_accuracy["lstm (forget bias 1)"] > 0.6
+    assert trained.val_accuracy["lstm"] < 0.56 and 0.45 < trained.chance < 0.55

@@ -228,3 +228,141 @@ def test_comparison_code_size_stays_below_the_input_size():
     assert not at.exception
     assert at.slider(key="ae_code_size").value == 63  # digits are 8x8 = 64 values
     assert at.slider(key="ae_code_size").max == 63
+
+
+# ---- latent page fixes
+def test_latent_grid_range_follows_the_means_until_the_student_sets_it():
+    from deeparch.explore_latent import grid_range
+
+    owner = new_owner()
+    job = trained_job(owner, arch="vae", dataset="mnist", arch_config={"latent_dim": 2},
+                      max_steps=10)  # fmt: skip
+    at = open_page("pages/latent.py", owner)
+    assert at.subheader[0].value == "The 2-D latent space"
+    data = load_dataset("mnist")
+    means = encode_means(job.model_copy(), data.x_val[:1000])
+    z1_range, z2_range = grid_range(means)
+    assert at.slider(key="lat_range_z1").value == z1_range
+    assert at.slider(key="lat_range_z2").value == z2_range
+    grid = chart(at, "lat_grid")
+    layout = grid["layout"]
+    assert (layout["xaxis"]["title"]["text"], layout["yaxis"]["title"]["text"]) == ("z1", "z2")
+    assert f"z1 {z1_range[0]:g} to {z1_range[1]:g}" in layout["title"]["text"]
+    # The first cell's centre pixel sits at (z1 low, z2 low), as the scatter's axes count.
+    heatmap = grid["data"][0]
+    assert heatmap["x0"] + 13.5 * heatmap["dx"] == pytest.approx(z1_range[0])
+    assert heatmap["y0"] + 13.5 * heatmap["dy"] == pytest.approx(z2_range[0])
+    scatter = chart(at, "lat_scatter")
+    colours = [trace["marker"]["color"] for trace in scatter["data"][:10]]
+    assert len(set(colours)) == 10  # set on the traces, so Streamlit's theme keeps them
+    (box,) = scatter["layout"]["shapes"]
+    assert (box["x0"], box["x1"], box["y0"], box["y1"]) == (*z1_range, *z2_range)
+    # Following the data the ranges are set by the page; unticked they are the student's and
+    # stay through other changes; ticked again, the data's come back.
+    assert at.slider(key="lat_range_z1").disabled
+    at.checkbox(key="lat_range_follow").uncheck().run()
+    assert not at.slider(key="lat_range_z1").disabled
+    at.slider(key="lat_range_z1").set_value((-1.0, 1.0)).run()
+    assert "z1 -1 to 1," in chart(at, "lat_grid")["layout"]["title"]["text"]
+    at.slider(key="lat_z1").set_value(0.5).run()
+    assert at.slider(key="lat_range_z1").value == (-1.0, 1.0)
+    at.checkbox(key="lat_range_follow").check().run()
+    assert at.slider(key="lat_range_z1").value == z1_range
+    # The interpolation strip shows both originals, framed and labelled.
+    strip = chart(at, "lat_strip")["layout"]
+    texts = [note["text"] for note in strip["annotations"]]
+    assert (texts[0], texts[-1]) == (f"#0: {int(data.y_val[0])}", f"#1: {int(data.y_val[1])}")
+    assert len(texts) == 10 + 2 and len(strip["shapes"]) == 2
+    assert not at.exception
+
+
+# ---- sequences fixes
+def plotly_values(values) -> np.ndarray:
+    """A trace's x/y/z as numbers, whether plotly wrote a list or base64 binary data."""
+    if isinstance(values, dict) and "bdata" in values:
+        import base64
+
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+    return np.asarray(values, dtype=np.float64)
+
+
+def test_sequence_job_gradient_is_the_chosen_examples():
+    from deeparch.explore_sequences import gradient_norm_per_step
+
+    owner = new_owner()
+    job = trained_job(owner, arch="gru", dataset="mnist_rows", max_steps=5)
+    at = open_page("pages/sequences.py", owner)
+    data = load_dataset("mnist_rows")
+    model = job.model_copy()
+    for index in (0, 3):
+        at.number_input(key="seq_index").set_value(index).run()
+        figure = chart(at, "seq_job_grads")
+        assert figure["layout"]["title"]["text"] == f"gradient reaching each step, example #{index}"
+        expected = gradient_norm_per_step(
+            model, data.x_val[index : index + 1], data.y_val[index : index + 1]
+        )
+        np.testing.assert_allclose(plotly_values(figure["data"][0]["y"]), expected, rtol=1e-4)
+
+
+def test_sequence_comparison_offers_remember_first_and_the_forget_bias():
+    at = open_page("pages/sequences.py", new_owner())
+    assert at.selectbox(key="seq_dataset").value == "remember_first"
+    assert "lstm (forget bias 1)" in at.multiselect(key="seq_cells").value
+    assert "qrnn" not in at.multiselect(key="seq_cells").value  # slowest: chosen by hand
+    at.multiselect(key="seq_cells").set_value(["lstm", "lstm (forget bias 1)"]).run()
+    at.button(key="seq_compare").click().run()
+    assert not at.exception, at.exception
+    figure = chart(at, "seq_grads")
+    assert [t["name"] for t in figure["data"]] == ["lstm", "lstm (forget bias 1)"]
+    assert figure["layout"]["title"]["text"] == ("remember the first value, after 0 training steps")
+    first_step = [plotly_values(t["y"])[0] for t in figure["data"]]
+    assert first_step[1] > 1e3 * first_step[0]  # forget gate 0.73 instead of 0.5, 39 times
+    caption = next(c.value for c in at.caption if c.value.startswith("Validation accuracy"))
+    assert caption.startswith("Validation accuracy after 0 training steps (guessing the most ")
+    assert "mean over 64 validation examples" in caption
+
+
+# ---- features and GAN fixes
+def test_feature_maps_are_drawn_signed_and_titled_before_the_activation():
+    owner = new_owner()
+    trained_job(owner, arch="cnn", dataset="mnist", max_steps=5)
+    at = open_page("pages/features.py", owner)
+    assert [h.value for h in at.subheader if "conv layer" in h.value] == [
+        "Output of every conv layer, before its activation"
+    ]
+    assert any("before the batch norm or activation function" in c.value for c in at.caption)
+    maps = chart(at, "feat_maps_features.conv1")
+    assert maps["layout"]["title"]["text"] == (
+        "features.conv1 before its activation: 32 maps of 26x26"
+    )
+    heatmap = maps["data"][0]
+    # Zero is the middle of a red/blue scale with a colour bar, not a grey shade.
+    assert (heatmap["zmin"], heatmap["zmax"], heatmap["showscale"]) == (-1.0, 1.0, True)
+    assert heatmap["colorscale"][0][1] != heatmap["colorscale"][-1][1]
+    assert heatmap["colorbar"]["ticktext"] == ["most negative", "0", "most positive"]
+    enlarged = chart(at, "feat_enlarged")["data"][0]
+    assert enlarged["zmin"] == -enlarged["zmax"] < 0
+
+
+def test_gan_studio_says_which_weights_each_view_uses_and_labels_the_cgan_grid():
+    owner = new_owner()
+    trained_job(owner, arch="cgan", dataset="mnist", max_steps=10)
+    at = open_page("pages/gan_studio.py", owner)
+    grid = chart(at, "gan_grid")
+    assert grid["layout"]["xaxis"]["ticktext"] == [str(i) for i in range(10)]  # one class a column
+    assert grid["layout"]["xaxis"]["title"]["text"] == "class the generator was asked for"
+    at.select_slider(key="gan_time").set_value(5).run()
+    assert chart(at, "gan_class_samples")["layout"]["title"]["text"] == (
+        "16 samples of class 0 (latest weights, step 10)"
+    )
+    walk = chart(at, "gan_walk")["layout"]["title"]["text"]
+    assert walk.endswith("(latest weights, step 10)")
+    assert any("the time slider does not move them" in c.value for c in at.caption)
+
+
+def test_unconditional_gan_grid_keeps_eight_unlabelled_columns():
+    owner = new_owner()
+    trained_job(owner, arch="mlp_gan", dataset="mnist", max_steps=5)
+    at = open_page("pages/gan_studio.py", owner)
+    assert chart(at, "gan_grid")["layout"]["xaxis"]["visible"] is False
+    assert "latest weights, step 5" in chart(at, "gan_walk")["layout"]["title"]["text"]
