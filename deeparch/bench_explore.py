@@ -54,9 +54,9 @@ def view_timings(repeats: int = 15) -> dict[str, float]:
         "vae single decode (slider move)": median_ms(lambda: latent.decode(vae, z), repeats),
         "vae 20x20 latent grid": median_ms(lambda: latent.decode_grid(vae, -1.5, 1.5, 20), repeats),
     }
-    grid = latent.decode_grid(vae, -1.5, 1.5, 20).reshape(400, 1, 28, 28)
+    grid = latent.decode_grid(vae, -1.5, 1.5, 20)  # (20, 20, C, H, W), as the page draws it
     timings["figure of the 20x20 grid"] = median_ms(
-        lambda: figs.image_grid_figure(grid, 20).to_json(), repeats
+        lambda: figs.latent_grid_figure(grid, (-1.5, 1.5), (-1.5, 1.5)).to_json(), repeats
     )
     image = torch.rand(1, 28, 28)
     for arch in ("cnn", "alexnet", "resnet"):
