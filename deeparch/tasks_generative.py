@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from deeparch.models.vae import vae_loss
 from deeparch.tasks import SHOW_EXAMPLES, Task, _numpy, evaluation_mode
 
-SAMPLE_COUNT = 16  # decoded VAE samples and GAN grid images per snapshot (a 4 x 4 grid)
+SAMPLE_COUNT = 16  # decoded VAE samples per snapshot (a 4 x 4 grid)
+GAN_GRID_SAMPLES = 20  # two rows of ten: one column per class for a 10-class conditional GAN
 
 
 def reconstruction_error(reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -129,9 +130,9 @@ class GanTask(Task):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         fixed = torch.Generator().manual_seed(int(self.config.seed))
-        self.fixed_z = self.model.sample_noise(SAMPLE_COUNT, generator=fixed).to(self.device)
+        self.fixed_z = self.model.sample_noise(GAN_GRID_SAMPLES, generator=fixed).to(self.device)
         classes = max(1, int(getattr(self.model, "num_classes", 1) or 1))
-        self.fixed_labels = (torch.arange(SAMPLE_COUNT) % classes).to(self.device)
+        self.fixed_labels = (torch.arange(GAN_GRID_SAMPLES) % classes).to(self.device)
 
     def param_groups(self) -> dict[str, list[dict[str, Any]]]:
         generator = {"params": list(self.model.generator.parameters())}
@@ -192,8 +193,8 @@ class GanTask(Task):
 
     def snapshot(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
         labels = (self.fixed_labels,) if self.model.conditional else ()
-        real = x[:SAMPLE_COUNT] * 2 - 1
-        real_labels = (y[:SAMPLE_COUNT],) if self.model.conditional else ()
+        real = x[:GAN_GRID_SAMPLES] * 2 - 1
+        real_labels = (y[:GAN_GRID_SAMPLES],) if self.model.conditional else ()
         with evaluation_mode(self.model):
             fake = self.model.generator(self.fixed_z, *labels)
             d_real = torch.sigmoid(self.model.discriminator(real, *real_labels)).mean()

@@ -78,7 +78,7 @@ def samples_through_training(snap: dict, model, class_names) -> None:
     grid = np.asarray(shown["grid"])  # (16, C, H, W)
     conditional = getattr(model, "conditional", False) and "labels" in shown
     # A cGAN's fixed labels cycle through the classes: one column per class.
-    columns = len(class_names) if conditional and class_names else 8
+    columns = len(class_names) if conditional and class_names else 10  # 20 samples: 2 rows
     fig = figs.image_grid_figure(grid, columns, title, 300 if conditional else 260)
     if conditional:
         label_columns(fig, shown["labels"], columns, grid.shape[-1], class_names)
