@@ -120,6 +120,14 @@ def decode_grid(
     return images.reshape(side, side, *images.shape[1:])
 
 
+def slider_start(means: np.ndarray, step: float = 0.05) -> np.ndarray:
+    """Where the z sliders start: each dimension's median validation mean, on the slider's step.
+
+    z = 0 can lie outside every mean (a VAE whose means sit at z2 = 1..4 decodes noise there).
+    """
+    return np.round(np.median(np.asarray(means), axis=0) / step) * step
+
+
 def encode_means(model: nn.Module, images: torch.Tensor, batch_size: int = 512) -> np.ndarray:
     """Latent means mu (N, latent_dim) of a VAE for a batch of images, computed in chunks."""
     chunks = []

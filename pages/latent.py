@@ -85,13 +85,15 @@ def latent_sliders(latent_dim: int, means: np.ndarray) -> tuple[float, ...]:
     )  # fmt: skip
     columns = st.columns(min(latent_dim, 4))
     values = []
+    start = latent.slider_start(means)
     for dim in range(latent_dim):
         key = f"{P}_z{dim + 1}"
         # Set only when missing or out of range: writing a widget's key on every run would
         # push the server's value back to the browser while the student drags the slider.
         value = st.session_state.get(key)
         if value is None or not -bound <= value <= bound:
-            st.session_state[key] = float(np.clip(value or 0.0, -bound, bound))
+            first = start[dim] if value is None else value
+            st.session_state[key] = float(np.clip(round(float(first), 2), -bound, bound))
         with columns[dim % len(columns)]:
             values.append(st.slider(f"z{dim + 1}", -bound, bound, step=0.05, key=key))
     return tuple(float(v) for v in values)

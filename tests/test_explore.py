@@ -591,3 +591,10 @@ def test_only_the_lstm_with_forget_bias_one_gets_the_gradient_to_t0_and_learns()
     assert trained.norms["lstm (forget bias 1)"][0] > 1e-4 > 1e-8 > trained.norms["lstm"][0]
     assert trained.val_accuracy["lstm (forget bias 1)"] > 0.6
     assert trained.val_accuracy["lstm"] < 0.56 and 0.45 < trained.chance < 0.55
+
+
+# ---- slider start (lead)
+def test_sliders_start_at_the_median_mean_on_the_slider_step():
+    means = np.array([[0.0, 1.0], [0.2, 3.0], [1.0, 3.9]])
+    np.testing.assert_allclose(latent.slider_start(means), [0.2, 3.0])
+    np.testing.assert_allclose(latent.slider_start(np.array([[0.03, -0.07]])), [0.05, -0.05])
