@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import gc
 import logging
-import math
 import threading
 import time
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from torch import nn
 
 from deeparch import checkpoint
 from deeparch.datainfo import DataInfo
+from deeparch.divergence import EXPLOSION_FACTOR, weights_finite
 from deeparch.metrics_log import MetricsLog
 from deeparch.tasks import Task
 
@@ -24,8 +24,6 @@ logger = logging.getLogger(__name__)
 
 STATES = ("queued", "running", "paused", "finished", "stopped", "failed", "diverged")
 ACTIVE_STATES = ("queued", "running", "paused")
-# A loss this many times its first value, followed by an exception, is reported as divergence.
-EXPLOSION_FACTOR = 1000.0
 SNAPSHOT_SAMPLES = 500  # validation samples a snapshot looks at (accuracy, confusion, latents)
 # Datasets up to this size live on the accelerator for the whole job; larger ones go per batch
 # through pinned memory.
@@ -436,32 +434,3 @@ def match_parameter_layouts(optimizers: dict[str, torch.optim.Optimizer]) -> Non
                     and value.stride() != param.stride()
                 ):
                     entries[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
-
-
-def weights_finite(model: nn.Module) -> bool:
-    with torch.no_grad():
-        return all(bool(torch.isfinite(p).all()) for p in model.parameters())
-
-
-def explosion_reason(first_loss: float, loss: float, step: int, lr: float) -> str | None:
-    """The reason a job diverged when its loss rose EXPLOSION_FACTOR times above its first value.
-
-    Such a loss is finite, but the weights are ruined: a ReLU network's units die, the loss falls
-    back to a constant and the run would "finish" at chance level (SGD at lr 10 on the MLP: from
-    2.3 to 1e16 and back). None while the loss stays below that.
-    """
-    if loss > EXPLOSION_FACTOR * max(abs(first_loss), 1e-3):
-        return (
-            f"the loss exploded from {first_loss:.3g} to {loss:.3g} at step {step}; "
-            f"try a learning rate below {lr:g}"
-        )
-    return None
-
-
-def divergence_reason(losses: dict[str, float], step: int, lr: float) -> str | None:
-    """The reason a job diverged when a loss term is NaN or infinite; None when all are finite."""
-    for term, value in losses.items():
-        if not math.isfinite(value):
-            kind = "NaN" if math.isnan(value) else "infinite"
-            return f"{term} became {kind} at step {step}; try a learning rate below {lr:g}"
-    return None

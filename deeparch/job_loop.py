@@ -7,12 +7,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from deeparch.divergence import divergence_reason, explosion_reason
 from deeparch.job import (
     DEVICE_RESIDENT_BYTES,
     SNAPSHOT_SAMPLES,
-    divergence_reason,
     epoch_order,
-    explosion_reason,
     seed_global_generators,
     step_seed,
 )

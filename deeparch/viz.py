@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from deeparch.job import EXPLOSION_FACTOR
+from deeparch.divergence import EXPLOSION_FACTOR
 
 # A calm qualitative palette shared by every figure, so a loss term keeps its colour across charts.
 PALETTE = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6", "#9D755D")

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from deeparch.config import field_specs
+from deeparch.divergence import divergence_reason, explosion_reason
 from deeparch.errors import ConfigError
-from deeparch.job import divergence_reason, explosion_reason
 from deeparch.tasks import ClassifyTask
 from deeparch.training import JobManager, TrainConfig, train_field_specs
 
