@@ -11,6 +11,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import nn
 
 from deeparch.errors import ConfigError, DeeparchError
+from deeparch.tasks import evaluation_mode
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # a photo of a digit needs far less; refuse anything larger
 MAX_UPLOAD_PIXELS = 4096 * 4096  # guards against decompression bombs (a small file, a huge image)
@@ -73,13 +74,8 @@ def _logits_to_probabilities(logits: torch.Tensor) -> torch.Tensor:
 
 def class_probabilities(model: nn.Module, images: torch.Tensor) -> np.ndarray:
     """Softmax of a classifier's logits for a batch (N, C, H, W) -> (N, num_classes)."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            return _logits_to_probabilities(model(images)).cpu().numpy()
-    finally:
-        model.train(was_training)
+    with evaluation_mode(model):
+        return _logits_to_probabilities(model(images)).cpu().numpy()
 
 
 def inspect_image(model: nn.Module, image: torch.Tensor) -> ImageInspection:
@@ -105,13 +101,10 @@ def inspect_image(model: nn.Module, image: torch.Tensor) -> ImageInspection:
         return hook
 
     handles = [modules[name].register_forward_hook(make_hook(name)) for name in names]
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
+        with evaluation_mode(model):
             probabilities = _logits_to_probabilities(model(image))[0].cpu().numpy()
     finally:
-        model.train(was_training)
         for handle in handles:
             handle.remove()
     # A conv applied twice (weight sharing) records its last call; order follows the first call.

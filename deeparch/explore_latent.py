@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,23 +9,12 @@ import torch
 from torch import nn
 
 from deeparch.errors import ConfigError
+from deeparch.tasks import evaluation_mode
 
 MAX_GRID_SIDE = 40  # 1,600 decodes: beyond that the picture is too fine to read anyway
 DEFAULT_GRID_RANGE = (-1.5, 1.5)  # where the prior N(0, 1) puts 87% of each coordinate
 GRID_MIN_SPAN = 1.0  # a narrower grid shows the same digit 400 times
 GRID_BOUND = 6.0  # the grid's range control runs over [-GRID_BOUND, GRID_BOUND]
-
-
-@contextmanager
-def evaluating(model: nn.Module) -> Iterator[None]:
-    """Eval mode and no gradients; the previous mode restored afterwards (nanoGPT)."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        model.train(was_training)
 
 
 def latent_grid_points(
@@ -101,7 +88,7 @@ def decode(model: nn.Module, z: np.ndarray | torch.Tensor) -> np.ndarray:
     latent_dim = int(getattr(model, "latent_dim", z_tensor.shape[1]))
     if z_tensor.shape[1] != latent_dim:
         raise ConfigError("z", tuple(z_tensor.shape), f"vectors of {latent_dim} latent values")
-    with evaluating(model):
+    with evaluation_mode(model):
         return model.decode(z_tensor).cpu().float().numpy()
 
 
@@ -131,7 +118,7 @@ def slider_start(means: np.ndarray, step: float = 0.05) -> np.ndarray:
 def encode_means(model: nn.Module, images: torch.Tensor, batch_size: int = 512) -> np.ndarray:
     """Latent means mu (N, latent_dim) of a VAE for a batch of images, computed in chunks."""
     chunks = []
-    with evaluating(model):
+    with evaluation_mode(model):
         for start in range(0, len(images), batch_size):
             mu, _logvar = model.encode(images[start : start + batch_size])
             chunks.append(mu.cpu().float().numpy())
@@ -220,7 +207,7 @@ def generate(
     model: nn.Module, noise: torch.Tensor, labels: torch.Tensor | None = None
 ) -> np.ndarray:
     """Generator images (N, C, H, W) mapped from [-1, 1] to [0, 1] for display."""
-    with evaluating(model):
+    with evaluation_mode(model):
         if getattr(model, "conditional", False):
             if labels is None:
                 raise ConfigError("class", None, "a class for a conditional GAN")

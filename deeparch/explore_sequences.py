@@ -14,6 +14,7 @@ from torch import nn
 from deeparch.datainfo import DataInfo
 from deeparch.errors import ConfigError
 from deeparch.explore import train_on_random_batches
+from deeparch.tasks import evaluation_mode
 
 logger = logging.getLogger(__name__)
 
@@ -66,15 +67,8 @@ class SpeedResult:
 
 def hidden_trace(model: nn.Module, x: torch.Tensor) -> np.ndarray:
     """Hidden states of one sequence over time: x (T, F) or tokens (T,) -> (T, H)."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            _logits, hidden = model.classify_embedded(
-                model.embed(x.unsqueeze(0)), return_hidden=True
-            )
-    finally:
-        model.train(was_training)
+    with evaluation_mode(model):
+        _logits, hidden = model.classify_embedded(model.embed(x.unsqueeze(0)), return_hidden=True)
     return hidden[0].cpu().float().numpy()  # (1, T, H) -> (T, H)
 
 
@@ -182,13 +176,8 @@ def gradient_task(
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     """Fraction of x the model classifies as y, in eval mode without gradients."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            return float((model(x).argmax(dim=1) == y).float().mean())
-    finally:
-        model.train(was_training)
+    with evaluation_mode(model):
+        return float((model(x).argmax(dim=1) == y).float().mean())
 
 
 def compare_gradient_norms(

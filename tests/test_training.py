@@ -233,7 +233,8 @@ def test_the_watchdog_expires_jobs_by_itself():
     assert job.state == "stopped" and "owner has not looked" in job.reason
 
 
-def test_a_nan_loss_ends_the_job_as_diverged_with_a_hint():
+def run_with_loss_at(step: int, loss: float):
+    """A small job (lr 0.5) whose reported total loss is `loss` at the given step; waits for it."""
     manager = JobManager(max_running=1, heartbeat_timeout=0)
     job = held(manager, dataclasses.replace(SMALL, lr=0.5))
     original = job.task.train_step
@@ -242,11 +243,16 @@ def test_a_nan_loss_ends_the_job_as_diverged_with_a_hint():
     def train_step(batch):
         losses = original(batch)
         steps.append(1)
-        return {**losses, "loss": math.nan} if len(steps) == 37 else losses
+        return {**losses, "loss": loss} if len(steps) == step else losses
 
     job.task.train_step = train_step
     manager.set_max_running(1)
     assert job.wait(WAIT_S)
+    return job
+
+
+def test_a_nan_loss_ends_the_job_as_diverged_with_a_hint():
+    job = run_with_loss_at(37, math.nan)
     assert job.state == "diverged"
     assert job.reason == "loss became NaN at step 37; try a learning rate below 0.5"
     assert job.snapshot()["step"] == 37
@@ -264,19 +270,7 @@ def test_a_huge_learning_rate_really_diverges(arch):
 
 
 def test_a_finite_loss_that_explodes_ends_the_job_as_diverged_within_one_step():
-    manager = JobManager(max_running=1, heartbeat_timeout=0)
-    job = held(manager, dataclasses.replace(SMALL, lr=0.5))
-    original = job.task.train_step
-    steps = []
-
-    def train_step(batch):
-        losses = original(batch)
-        steps.append(1)
-        return {**losses, "loss": 5e6} if len(steps) == 12 else losses
-
-    job.task.train_step = train_step
-    manager.set_max_running(1)
-    assert job.wait(WAIT_S)
+    job = run_with_loss_at(12, 5e6)
     first = job.snapshot()["losses"]["loss"][0][1]
     assert job.state == "diverged" and job.snapshot()["step"] == 12
     assert job.reason == (
