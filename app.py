@@ -3,8 +3,8 @@
 import os
 
 # Training shares this process with the page threads, and the CPU with the browser, so one core is
-# left to them (deeparch.threads.threads_beside_a_browser has the measurement). Idle OpenMP workers
-# sleep rather than spin. A thread count the user set in OMP_NUM_THREADS wins.
+# left to them (deeparch.engine.threads.threads_beside_a_browser has the measurement). Idle
+# OpenMP workers sleep rather than spin. A thread count the user set in OMP_NUM_THREADS wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import streamlit as st  # noqa: E402  (after the environment is set)
@@ -33,7 +33,7 @@ page = st.navigation(sections)
 
 import torch  # noqa: E402
 
-from deeparch.threads import threads_beside_a_browser  # noqa: E402
+from deeparch.engine.threads import threads_beside_a_browser  # noqa: E402
 
 if "OMP_NUM_THREADS" not in os.environ:
     torch.set_num_threads(threads_beside_a_browser())

@@ -1,5 +1,5 @@
-"""`python -m deeparch`: the command line (see deeparch.cli)."""
+"""`python -m deeparch`: the command line (see deeparch.cli.main)."""
 
-from deeparch.cli import main
+from deeparch.cli.main import main
 
 raise SystemExit(main())

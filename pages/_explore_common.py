@@ -7,8 +7,8 @@ from typing import Any
 
 import streamlit as st
 
-from deeparch import explore
 from deeparch.errors import DeeparchError
+from deeparch.explore import views as explore
 from pages._shared import (
     ACTIVE_STATES,
     current_job,
@@ -99,7 +99,7 @@ def job_model(job: Any) -> tuple[Any, int]:
 @st.cache_resource(show_spinner="Loading data ...")
 def dataset(name: str) -> Any:
     """A dataset's tensors (deeparch caches them in-process as well)."""
-    from deeparch.data import load_dataset
+    from deeparch.data.catalogue import load_dataset
 
     return load_dataset(name)
 

@@ -46,7 +46,7 @@ use_app_router()
 
 # ---------------------------------------------------------------- session and jobs
 def manager() -> Any:
-    from deeparch.training import get_manager
+    from deeparch.engine.manager import get_manager
 
     return get_manager()
 
@@ -275,7 +275,7 @@ def specs_of(config_cls: type) -> list[FieldSpec]:
 # ---------------------------------------------------------------- datasets
 def compatible_datasets(arch_spec: Any) -> list[str]:
     """Datasets an architecture can train on (read from their DataInfo, without loading them)."""
-    from deeparch.data import dataset_info, list_datasets
+    from deeparch.data.catalogue import dataset_info, list_datasets
 
     names = []
     for name in list_datasets():

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from deeparch import explore
-from deeparch import explore_autoencoders as ae
-from deeparch import explore_figures as figs
 from deeparch.errors import DeeparchError
+from deeparch.explore import autoencoders as ae
+from deeparch.explore import views as explore
+from deeparch.figures import explore as figs
 from pages._explore_common import choose_job, dataset, job_model, show_live, time_slider
 
 P = "ae"  # widget key prefix of this page

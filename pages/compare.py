@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from deeparch import viz
+from deeparch.figures import training as viz
 from pages._shared import run_label, session_jobs
 
 MAX_DEFAULT_RUNS = 4

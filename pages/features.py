@@ -6,14 +6,14 @@ import numpy as np
 import streamlit as st
 import torch
 
-from deeparch import explore_figures as figs
 from deeparch.errors import DeeparchError
-from deeparch.explore_images import (
+from deeparch.explore.images import (
     MAX_UPLOAD_BYTES,
     decode_upload,
     inspect_image,
     preprocess_image,
 )
+from deeparch.figures import explore as figs
 from pages._explore_common import choose_job, dataset, job_model, show_live
 
 P = "feat"  # widget key prefix of this page

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from deeparch import explore
-from deeparch import explore_figures as figs
-from deeparch import explore_latent as latent
+from deeparch.explore import latent
+from deeparch.explore import views as explore
+from deeparch.figures import explore as figs
 from pages._explore_common import (
     choose_job,
     dataset,

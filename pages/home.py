@@ -4,8 +4,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from deeparch.diagrams import asset_path
 from deeparch.errors import DeeparchError
+from deeparch.figures.diagrams import asset_path
 from deeparch.models import create_model, get_arch, list_archs
 from pages import _shared  # noqa: F401  (imported for use_app_router: app.py routes every page)
 

@@ -6,10 +6,10 @@ import sys
 import pandas as pd
 import streamlit as st
 
-from deeparch import viz
-from deeparch.convmath import conv_output_size
 from deeparch.errors import ConfigError, DeeparchError
-from deeparch.introspect import summarize_arch
+from deeparch.figures import training as viz
+from deeparch.introspection.convmath import conv_output_size
+from deeparch.introspection.table import summarize_arch
 from deeparch.models import get_arch, list_archs
 from pages._shared import (
     compatible_datasets,

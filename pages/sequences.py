@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from deeparch import explore_figures as figs
-from deeparch import explore_sequences as seq
+from deeparch.explore import sequences as seq
+from deeparch.figures import explore as figs
 from pages._explore_common import (
     choose_job,
     dataset,

@@ -9,10 +9,10 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-from deeparch import viz
+from deeparch.engine.manager import TrainConfig
 from deeparch.errors import ConfigError, DeeparchError
+from deeparch.figures import training as viz
 from deeparch.models import get_arch, list_archs
-from deeparch.training import TrainConfig
 from pages._shared import (
     ACTIVE_STATES,
     FINAL_STATES,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from deeparch.introspect import summarize
+from deeparch.introspection.table import summarize
 from deeparch.models.registry import list_archs
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()

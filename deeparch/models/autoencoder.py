@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from deeparch.config import hp
-from deeparch.datainfo import DataInfo
+from deeparch.data.info import DataInfo
 from deeparch.errors import ConfigError
 from deeparch.models.registry import ArchSpec, register
 

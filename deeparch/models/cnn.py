@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 from deeparch.config import hp
-from deeparch.convmath import conv_output_size, pool_output_size
-from deeparch.datainfo import DataInfo
+from deeparch.data.info import DataInfo
 from deeparch.errors import ConfigError
+from deeparch.introspection.convmath import conv_output_size, pool_output_size
 from deeparch.models.mlp import ACTIVATIONS, make_activation
 from deeparch.models.registry import ArchSpec, register
 

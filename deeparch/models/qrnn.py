@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deeparch.config import hp
-from deeparch.datainfo import DataInfo
+from deeparch.data.info import DataInfo
 from deeparch.errors import ConfigError
 from deeparch.models.registry import ArchSpec, register
 from deeparch.models.rnn import (

@@ -10,7 +10,7 @@ from typing import Any
 from torch import nn
 
 from deeparch.config import FieldSpec, field_specs, make_config
-from deeparch.datainfo import DataInfo
+from deeparch.data.info import DataInfo
 from deeparch.errors import UnknownNameError
 
 # What an architecture trains on; the training engine has one task per name.
@@ -106,7 +106,7 @@ def create_model(
     spec = get_arch(name)
     config = make_config(spec.config_cls, overrides)
     if info is None:
-        from deeparch.data import dataset_info
+        from deeparch.data.catalogue import dataset_info
 
         info = dataset_info(spec.default_dataset)
     check_compatible(spec, info)

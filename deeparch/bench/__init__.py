@@ -1,0 +1,1 @@
+"""Benchmarks behind `python -m deeparch bench` and `bench-explore`: ratios measured in one run."""

@@ -1,0 +1,1 @@
+"""Checkpoints: safetensors weights and a JSON description, written atomically, read with checks."""

@@ -1,0 +1,368 @@
+"""Checkpoints as safetensors weights plus JSON, written atomically; nothing is ever unpickled.
+
+<stem>.safetensors holds the model's tensors under their state_dict names and the optimizer's tensor
+state under `optimizer/<name>/<param index>/<key>`; its header metadata holds the JSON description
+(architecture, configs, dataset, metrics, versions), so the one file is complete on its own.
+<stem>.json repeats that description for people and tools that read JSON.
+Reading checks the file's bytes, the description's structure and the optimizer state's shapes, so
+a cut-off or edited checkpoint is refused with one message that names the file and the problem.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import struct
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import safetensors
+import safetensors.torch
+import torch
+from torch import nn
+
+import deeparch
+from deeparch.checkpoint.meta import check_description
+from deeparch.errors import DeeparchError
+
+SUFFIX = ".safetensors"
+METADATA_KEY = "deeparch"
+OPTIMIZER_PREFIX = "optimizer/"
+# A safetensors header is JSON of at most 100 MB (the format's own limit).
+MAX_HEADER_BYTES = 100_000_000
+
+
+def library_versions() -> dict[str, str]:
+    return {
+        "deeparch": deeparch.__version__,
+        "torch": torch.__version__,
+        "safetensors": safetensors.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path]:
+    """(weights file, JSON file) for a path given as <stem>, <stem>.safetensors or <stem>.json."""
+    path = Path(path)
+    if path.suffix == ".json":
+        path = path.with_suffix(SUFFIX)
+    elif path.suffix != SUFFIX:
+        path = path.with_name(path.name + SUFFIX) if not path.suffix else path
+    return path, path.with_suffix(".json")
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Makes the rename itself durable; not every platform lets a directory be opened.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(final: Path, write: Any) -> None:
+    """Write to a temporary file beside `final`, fsync it, then rename it over `final`.
+
+    A crash at any point leaves either the old file or the new one, never a torn mix.
+    """
+    temporary = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        # Created here first, so a place that cannot be written fails with the OS's own reason.
+        temporary.touch(exist_ok=False)
+        write(temporary)
+        with open(temporary, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, final)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+    _fsync_dir(final.parent)
+
+
+def _unwritable(path: Path, reason: str) -> DeeparchError:
+    return DeeparchError(
+        f"cannot write the checkpoint {path}: {reason}; choose another place to save it"
+    )
+
+
+def _make_folder(weights_path: Path) -> None:
+    """Create the checkpoint's folder, or say why it cannot be (a file in the way, the OS)."""
+    folder = weights_path.parent
+    for ancestor in (folder, *folder.parents):
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                raise _unwritable(weights_path, f"{ancestor} is a file, not a folder")
+            break
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise _unwritable(weights_path, error.strerror or str(error)) from error
+
+
+def write_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict) -> Path:
+    """Write tensors and their JSON description atomically; returns the .safetensors path.
+
+    A place that cannot be written raises DeeparchError and leaves the previous checkpoint whole.
+    """
+    weights_path, json_path = checkpoint_paths(path)
+    _make_folder(weights_path)
+    meta = {**meta, "library_versions": library_versions()}
+    meta_text = json.dumps(meta)
+    # safetensors wants contiguous tensors that share no memory: copy each one.
+    prepared = {name: t.detach().to("cpu").contiguous().clone() for name, t in tensors.items()}
+    writes = (
+        (
+            weights_path,
+            lambda tmp: safetensors.torch.save_file(prepared, str(tmp), {METADATA_KEY: meta_text}),
+        ),
+        (json_path, lambda tmp: tmp.write_text(json.dumps(meta, indent=2) + "\n")),
+    )
+    for final, write in writes:
+        try:
+            _atomic_write(final, write)
+        except OSError as error:
+            raise _unwritable(final, error.strerror or str(error)) from error
+        except safetensors.SafetensorError as error:  # a header over the format's 100 MB, say
+            raise _unwritable(final, str(error)) from error
+    return weights_path
+
+
+def _damaged(path: Path, problem: str) -> DeeparchError:
+    return DeeparchError(f"{path} is damaged: {problem}; save or download it again")
+
+
+def _parse_json(text: str | bytes, path: Path, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        problem = f"{what} is not valid JSON ({error.msg} at character {error.pos})"
+        raise _damaged(path, problem) from None
+    except ValueError as error:  # bytes that are not UTF-8
+        raise _damaged(path, f"{what} is not valid JSON ({error})") from None
+
+
+def _read_header(path: Path) -> dict[str, Any]:
+    """The safetensors header of a file, checked from its first bytes; never unpickles."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            head = handle.read(9)
+            (header_length,) = struct.unpack("<Q", head[:8]) if len(head) == 9 else (0,)
+            plausible = head[8:9] == b"{" and 0 < header_length <= MAX_HEADER_BYTES
+            header_rest = handle.read(header_length - 1) if plausible else b""
+    except OSError as error:
+        raise DeeparchError(f"cannot read {path}: {error.strerror or error}") from error
+    looks_pickled = head[:2] == b"PK" or head[:1] == b"\x80"
+    if not plausible and size < 9 and not looks_pickled:
+        length = "it is empty" if size == 0 else f"it is only {size} bytes long"
+        raise _damaged(path, f"{length} (the file was cut off?)")
+    if not plausible:
+        kind = "a pickled PyTorch file" if looks_pickled else "not a safetensors file"
+        raise DeeparchError(
+            f"{path} is {kind}; deeparch loads only .safetensors checkpoints and never unpickles "
+            "a file, because unpickling runs any code stored in it. Re-save the weights with "
+            "safetensors.torch.save_file, or train with deeparch to get a checkpoint."
+        )
+    if header_length > size - 8:
+        raise _damaged(path, "its header ends early (the file was cut off?)")
+    header = _parse_json(b"{" + header_rest, path, "its header")
+    if not isinstance(header, dict):
+        raise _damaged(path, "its header is not a JSON object")
+    data_ends = [
+        entry["data_offsets"][1]
+        for name, entry in header.items()
+        if name != "__metadata__"
+        and isinstance(entry, dict)
+        and isinstance(entry.get("data_offsets"), list)
+        and len(entry["data_offsets"]) == 2
+        and isinstance(entry["data_offsets"][1], int)
+    ]
+    if 8 + header_length + max(data_ends, default=0) > size:
+        raise _damaged(path, "its tensor data ends early (the file was cut off?)")
+    return header
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(tensors, description) of a checkpoint; a pickle or a foreign file is rejected unread.
+
+    A cut-off or edited file raises DeeparchError naming the file and what is wrong with it; the
+    description returned has the structure `check_description` asks for.
+    """
+    # A foreign suffix (.pt, .pth, .bin) is kept, so its first bytes are checked and it is refused.
+    weights_path, json_path = checkpoint_paths(path)
+    if not weights_path.exists():
+        raise DeeparchError(f"no checkpoint at {weights_path}")
+    metadata = _read_header(weights_path).get("__metadata__") or {}
+    if isinstance(metadata, dict) and isinstance(metadata.get(METADATA_KEY), str):
+        source = weights_path
+        meta = _parse_json(metadata[METADATA_KEY], source, "its deeparch metadata")
+    elif json_path.is_file():
+        source = json_path
+        meta = _parse_json(json_path.read_bytes(), source, "its deeparch metadata")
+    else:
+        raise DeeparchError(
+            f"{weights_path} holds tensors but no deeparch description (architecture, configs); "
+            "it was not written by deeparch"
+        )
+    check_description(meta, source)
+    try:
+        tensors = safetensors.torch.load_file(str(weights_path))
+    except (safetensors.SafetensorError, ValueError, RuntimeError, TypeError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise _damaged(weights_path, f"safetensors cannot read it ({reason})") from error
+    return tensors, meta
+
+
+def split_tensors(
+    tensors: dict[str, torch.Tensor],
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(model state, optimizer tensors) from a checkpoint's tensors."""
+    model_state = {k: v for k, v in tensors.items() if not k.startswith(OPTIMIZER_PREFIX)}
+    optimizer_tensors = {k: v for k, v in tensors.items() if k.startswith(OPTIMIZER_PREFIX)}
+    return model_state, optimizer_tensors
+
+
+def load_model_state(model: nn.Module, state: dict[str, torch.Tensor], arch: str) -> None:
+    """Load weights into a model after checking every name and shape, explaining a mismatch."""
+    expected = model.state_dict()
+    missing = [name for name in expected if name not in state]
+    unexpected = [name for name in state if name not in expected]
+    if missing or unexpected:
+        detail = []
+        if missing:
+            detail.append(f"missing {', '.join(missing[:5])}")
+        if unexpected:
+            detail.append(f"unexpected {', '.join(unexpected[:5])}")
+        raise DeeparchError(
+            f"the checkpoint's tensors do not match architecture {arch!r}: {'; '.join(detail)}"
+        )
+    for name, tensor in expected.items():
+        if tuple(state[name].shape) != tuple(tensor.shape):
+            raise DeeparchError(
+                f"tensor {name!r} has shape {tuple(state[name].shape)} in the checkpoint but "
+                f"{tuple(tensor.shape)} in architecture {arch!r} as configured; use the same "
+                "architecture settings the checkpoint was trained with"
+            )
+    model.load_state_dict(state)
+
+
+def optimizer_state(
+    optimizers: dict[str, torch.optim.Optimizer],
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Optimizer state as (tensors for safetensors, JSON-ready scalars and parameter groups)."""
+    tensors: dict[str, torch.Tensor] = {}
+    described: dict[str, Any] = {}
+    for name, optimizer in optimizers.items():
+        state_dict = optimizer.state_dict()
+        scalars: dict[str, dict[str, Any]] = {}
+        for index, entries in state_dict["state"].items():
+            for key, value in entries.items():
+                if isinstance(value, torch.Tensor):
+                    tensors[f"{OPTIMIZER_PREFIX}{name}/{index}/{key}"] = value
+                else:
+                    scalars.setdefault(str(index), {})[key] = value
+        groups = [
+            {k: list(v) if isinstance(v, tuple) else v for k, v in group.items()}
+            for group in state_dict["param_groups"]
+        ]
+        described[name] = {"param_groups": groups, "scalars": scalars}
+    return tensors, described
+
+
+# Optimizer state entries that hold one number for a whole parameter tensor, not one per element.
+SCALAR_STATE_KEYS = ("step",)
+EDITED = "the optimizer state was edited or damaged"
+
+
+def _optimizer_tensors(
+    name: str,
+    parameters: list[nn.Parameter],
+    tensors: dict[str, torch.Tensor],
+    model: nn.Module | None,
+) -> dict[int, dict[str, Any]]:
+    """The tensor state of optimizer `name` by parameter index, each checked against its parameter.
+
+    Fused optimizers update a parameter and its state element by element, so a state tensor of
+    another shape would be read past its end or silently broadcast: it is refused here instead.
+    """
+    names = {id(p): n for n, p in model.named_parameters()} if model is not None else {}
+    state: dict[int, dict[str, Any]] = {}
+    prefix = f"{OPTIMIZER_PREFIX}{name}/"
+    for key, value in tensors.items():
+        if not key.startswith(prefix):
+            continue
+        index_text, _, entry = key[len(prefix) :].partition("/")
+        if not index_text.isdigit() or not entry:
+            raise DeeparchError(
+                f"the checkpoint's optimizer tensor {key!r} is not named "
+                f"{prefix}<parameter index>/<entry>; {EDITED}"
+            )
+        index = int(index_text)
+        if index >= len(parameters):
+            raise DeeparchError(
+                f"the checkpoint's optimizer tensor {key!r} belongs to parameter {index}, but "
+                f"optimizer {name!r} has {len(parameters)} parameters; {EDITED}"
+            )
+        param = parameters[index]
+        if entry in SCALAR_STATE_KEYS:
+            expected, like = (), "a single number"
+        else:
+            expected = tuple(param.shape)
+            like = f"like parameter {names.get(id(param), index)}"
+        if tuple(value.shape) != expected:
+            raise DeeparchError(
+                f"the checkpoint's optimizer tensor {key!r} has shape {tuple(value.shape)} but "
+                f"should have shape {expected}, {like}; {EDITED}"
+            )
+        state.setdefault(index, {})[entry] = value
+    return state
+
+
+def restore_optimizers(
+    optimizers: dict[str, torch.optim.Optimizer],
+    tensors: dict[str, torch.Tensor],
+    described: dict[str, Any],
+    model: nn.Module | None = None,
+) -> None:
+    """Load the state written by `optimizer_state` back into freshly built optimizers.
+
+    Every state tensor must have its parameter's shape (`model` names the parameter in the error).
+    """
+    for name, optimizer in optimizers.items():
+        if name not in described:
+            raise DeeparchError(f"the checkpoint has no state for optimizer {name!r}")
+        parameters = [p for group in optimizer.param_groups for p in group["params"]]
+        state = _optimizer_tensors(name, parameters, tensors, model)
+        for index, entries in described[name]["scalars"].items():
+            if int(index) >= len(parameters):
+                raise DeeparchError(
+                    f"the checkpoint's optimizer {name!r} has state for parameter {index}, but "
+                    f"it has {len(parameters)} parameters; {EDITED}"
+                )
+            state.setdefault(int(index), {}).update(entries)
+        current_groups = optimizer.state_dict()["param_groups"]
+        saved_groups = described[name]["param_groups"]
+        if len(saved_groups) != len(current_groups) or any(
+            len(saved["params"]) != len(current["params"])
+            for saved, current in zip(saved_groups, current_groups)
+        ):
+            raise DeeparchError(f"the checkpoint's optimizer {name!r} has a different layout")
+        groups = []
+        for saved, current in zip(saved_groups, current_groups):
+            # JSON turned tuples (Adam's betas) into lists; give them back their type.
+            groups.append(
+                {
+                    k: tuple(v) if isinstance(current.get(k), tuple) and isinstance(v, list) else v
+                    for k, v in saved.items()
+                }
+            )
+        optimizer.load_state_dict({"state": state, "param_groups": groups})

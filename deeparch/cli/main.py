@@ -1,0 +1,216 @@
+"""The command line: list architectures and datasets, summarise a model layer by layer."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from deeparch.errors import DeeparchError
+
+logger = logging.getLogger(__name__)
+
+USAGE_ERROR = 2  # argparse's exit code for bad input; every DeeparchError exits with it too
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr (no usage block), exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _columns(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: set[int]) -> str:
+    """Plain aligned text columns; the indices in `right` are right-aligned (numbers)."""
+    cells = [list(headers)] + [["" if v is None else str(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = []
+    for index, row in enumerate(cells):
+        parts = [
+            cell.rjust(width) if column in right else cell.ljust(width)
+            for column, (cell, width) in enumerate(zip(row, widths))
+        ]
+        lines.append("  ".join(parts).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def _shape_text(shape: Sequence[int] | None) -> str:
+    return "" if shape is None else "x".join(str(n) for n in shape)
+
+
+def _catalogue() -> dict[str, list[dict[str, Any]]]:
+    """Every architecture (with its parameter count at defaults) and every dataset."""
+    from deeparch.data.catalogue import dataset_info, list_datasets
+    from deeparch.introspection.table import dataset_info_for
+    from deeparch.models.registry import create_model, get_arch, list_archs
+
+    architectures = []
+    for name in list_archs():
+        spec = get_arch(name)
+        try:
+            model, _ = create_model(name, None, dataset_info_for(name))
+            parameters: int | None = sum(p.numel() for p in model.parameters())
+        except DeeparchError as error:
+            logger.warning("%s does not build at its defaults: %s", name, error)
+            parameters = None
+        architectures.append(
+            {
+                "name": name,
+                "family": spec.family,
+                "task": spec.task,
+                "parameters": parameters,
+                "default_dataset": spec.default_dataset,
+                "data_kinds": list(spec.data_kinds),
+                "description": spec.description,
+            }
+        )
+    datasets = []
+    for name in list_datasets():
+        info = dataset_info(name)
+        datasets.append(
+            {
+                "name": name,
+                "kind": info.kind,
+                "shape": list(info.input_shape),
+                "classes": info.num_classes,
+                "description": info.description,
+            }
+        )
+    return {"architectures": architectures, "datasets": datasets}
+
+
+def _list_command(args: argparse.Namespace) -> int:
+    catalogue = _catalogue()
+    if args.format == "json":
+        print(json.dumps(catalogue, indent=2))
+        return 0
+    arch_rows = [
+        (
+            a["name"],
+            a["family"],
+            a["task"],
+            f"{a['parameters']:,}" if a["parameters"] is not None else "does not build",
+            a["default_dataset"],
+        )
+        for a in catalogue["architectures"]
+    ]
+    data_rows = [
+        (d["name"], d["kind"], _shape_text(d["shape"]), d["classes"]) for d in catalogue["datasets"]
+    ]
+    print("Architectures")
+    print(_columns(("name", "family", "task", "parameters", "default dataset"), arch_rows, {3}))
+    print()
+    print("Datasets")
+    print(_columns(("name", "kind", "shape", "classes"), data_rows, {3}))
+    return 0
+
+
+def _summary_text(table: Any) -> str:
+    rows = [
+        (
+            row.name,
+            row.type,
+            _shape_text(row.output_shape),
+            f"{row.params:,}",
+            f"{row.mult_adds:,}",
+            row.formula,
+        )
+        for row in table.rows
+    ]
+    headers = ("layer", "type", "output shape", "params", "mult-adds", "formula")
+    inputs = ", ".join(_shape_text(shape) for shape in table.input_shapes)
+    lines = [f"{table.title} on {table.dataset} (input {inputs}; batch dimension 1)"]
+    lines.append(_columns(headers, rows, {3, 4}))
+    lines.append("")
+    if table.has_parts:
+        # Parts without parameters (flatten, pooling) would only add noise to this line.
+        parts = "; ".join(f"{part} {count:,}" for part, count in table.subtotals.items() if count)
+        lines.append(f"parameters per part: {parts}")
+    lines.append(
+        f"total parameters: {table.total_params:,} (trainable {table.trainable_params:,}); "
+        f"mult-adds per sample: {table.total_mult_adds:,}"
+    )
+    return "\n".join(lines)
+
+
+def _summary_command(args: argparse.Namespace) -> int:
+    from deeparch.config import parse_assignments
+    from deeparch.introspection.table import summarize
+
+    overrides = parse_assignments(args.set)
+    table = summarize(args.arch, overrides or None, args.dataset)
+    if args.format == "json":
+        print(json.dumps(table.to_json_dict(), indent=2))
+    elif args.format == "csv":
+        sys.stdout.write(table.to_dataframe().to_csv(index=False))
+    else:
+        print(_summary_text(table))
+    return 0
+
+
+def _add_extension_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Commands other modules add (train, evaluate, bench), when those modules are installed."""
+    try:
+        # import_module, not `from deeparch import`: only it raises ModuleNotFoundError here.
+        cli_train = importlib.import_module("deeparch.cli.train")
+    except ModuleNotFoundError as error:
+        if error.name != "deeparch.cli.train":
+            raise  # a missing dependency inside cli_train is a real error, not an absent extension
+        return
+    cli_train.add_commands(subparsers)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _OneLineParser(
+        prog="deeparch",
+        description="Deep architectures to build, inspect and train (the playground's core).",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    list_parser = subparsers.add_parser("list", help="architectures and datasets")
+    list_parser.add_argument("--format", choices=("table", "json"), default="table")
+    list_parser.set_defaults(func=_list_command)
+
+    summary_parser = subparsers.add_parser(
+        "summary",
+        help="a model layer by layer: shapes, parameters and how they are counted",
+        description='ARCH is a registered architecture or "torchvision:<name>", e.g. '
+        "torchvision:resnet18 (untrained, on a 3x224x224 image).",
+    )
+    summary_parser.add_argument("arch", metavar="ARCH")
+    summary_parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a hyperparameter, e.g. --set channels=16,32 (repeatable)",
+    )
+    summary_parser.add_argument("--dataset", default=None, help="build for this dataset's shapes")
+    summary_parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    summary_parser.set_defaults(func=_summary_command)
+
+    _add_extension_commands(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit code (2 for bad input, with one line on stderr)."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_request:  # --help (0) or a usage error (2), already printed
+        code = exit_request.code
+        return code if isinstance(code, int) else (0 if code is None else USAGE_ERROR)
+    try:
+        return int(args.func(args) or 0)
+    except DeeparchError as error:
+        message = " ".join(str(error).split())  # one line, whatever the message held
+        print(f"deeparch: error: {message}", file=sys.stderr)
+        return USAGE_ERROR

@@ -1,0 +1,261 @@
+"""The train, evaluate and bench commands of `python -m deeparch` (added by deeparch.cli.main)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from typing import Any
+
+from deeparch.errors import ConfigError, DeeparchError
+
+# Exit codes: 0 finished, 1 failed, 2 bad input (cli.main), 3 diverged, 4 trained but the
+# checkpoint could not be written, 130 interrupted (Ctrl-C).
+EXIT_CODES = {"finished": 0, "failed": 1, "diverged": 3, "stopped": 130}
+EXIT_SAVE_FAILED = 4
+PROGRESS_INTERVAL_S = 0.25
+BAR_WIDTH = 24
+MAX_THREADS = 256
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Register train, evaluate and bench on the main parser's subcommands."""
+    train = subparsers.add_parser(
+        "train",
+        help="train an architecture; progress on stderr, final metrics as one JSON line on stdout",
+        description="Exit codes: 0 finished, 1 failed, 2 bad input, 3 diverged, 4 trained but "
+        "the checkpoint could not be written, 130 interrupted.",
+    )
+    train.add_argument("arch", metavar="ARCH")
+    train.add_argument("--dataset", default=None, help="default: the architecture's own")
+    train.add_argument("--epochs", type=int, default=None)
+    train.add_argument("--lr", default=None, help="learning rate")
+    train.add_argument("--batch-size", dest="batch_size", default=None)
+    train.add_argument("--optimizer", default=None, help="sgd, adam, adamw, rmsprop or adagrad")
+    train.add_argument("--seed", default=None)
+    train.add_argument("--max-steps", dest="max_steps", default=None, help="0: all epochs")
+    train.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an architecture field (hidden_sizes=500,200) or a training field (l1=1e-4)",
+    )
+    train.add_argument(
+        "--threads",
+        default=None,
+        help="CPU threads for training (default: PyTorch's, one per core); the app uses one "
+        "core fewer, to leave one to the browser",
+    )
+    train.add_argument("--out", default="checkpoints", help="folder for the checkpoint")
+    train.add_argument("--resume", default=None, metavar="CHECKPOINT", help="continue a run")
+    train.set_defaults(func=train_command)
+
+    evaluate = subparsers.add_parser(
+        "evaluate", help="validation metrics of a checkpoint as one JSON line"
+    )
+    evaluate.add_argument("checkpoint", metavar="CHECKPOINT")
+    evaluate.add_argument("--dataset", default=None, help="default: the checkpoint's dataset")
+    evaluate.set_defaults(func=evaluate_command)
+
+    bench = subparsers.add_parser(
+        "bench", help="samples/s of the engine against a plain loop and a DataLoader loop"
+    )
+    bench.add_argument("--steps", type=int, default=300, help="training steps per measurement")
+    bench.add_argument("--archs", default="mlp,cnn", help="comma-separated architectures")
+    bench.add_argument("--batch-size", dest="batch_size", type=int, default=64)
+    bench.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    bench.add_argument("--repeats", type=int, default=3, help="rounds; the best of each is kept")
+    bench.set_defaults(func=bench_command)
+
+    # Imported here: the exploration benchmark pulls in plotly, which `train` does not need.
+    from deeparch.bench.explore import add_command as add_bench_explore
+
+    add_bench_explore(subparsers)
+
+
+def _json_ready(value: Any) -> Any:
+    """Non-finite floats become null, so the line stays valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_ready(v) for v in value]
+    return value
+
+
+def build_train_config(args: argparse.Namespace) -> Any:
+    """TrainConfig from the command line (and from the checkpoint when resuming)."""
+    from deeparch.checkpoint.files import read_checkpoint
+    from deeparch.config import parse_assignments
+    from deeparch.engine.manager import TrainConfig, train_field_specs
+    from deeparch.models import get_arch
+
+    spec = get_arch(args.arch)
+    arch_fields = {f.name for f in spec.fields()}
+    train_fields = {s.name for s in train_field_specs()}
+    arch_overrides: dict[str, str] = {}
+    train_overrides: dict[str, Any] = {}
+    for key, value in parse_assignments(args.set).items():
+        if key in arch_fields:
+            arch_overrides[key] = value
+        elif key in train_fields:
+            train_overrides[key] = value
+        else:
+            raise ConfigError(
+                "--set",
+                f"{key}={value}",
+                f"a field of {args.arch} ({', '.join(sorted(arch_fields)) or 'none'}) "
+                f"or of training ({', '.join(sorted(train_fields))})",
+            )
+    if args.resume:
+        _, meta = read_checkpoint(args.resume)
+        values = dict(meta["train_config"])
+        if values.get("arch") != args.arch:
+            raise ConfigError("ARCH", args.arch, f"{values.get('arch')!r}, the checkpoint's")
+        values["arch_config"] = {**values.get("arch_config", {}), **arch_overrides}
+        if args.dataset:
+            values["dataset"] = args.dataset
+    else:
+        # The architecture's own training defaults (more epochs for slow learners), then the flags.
+        values = {
+            **spec.train_defaults,
+            "arch": args.arch,
+            "dataset": args.dataset,
+            "arch_config": arch_overrides,
+        }
+    values.update(train_overrides)
+    for name in ("epochs", "lr", "batch_size", "optimizer", "seed", "max_steps"):
+        given = getattr(args, name)
+        if given is not None:
+            values[name] = given
+    return TrainConfig.from_dict(values)
+
+
+def _progress_line(snap: dict[str, Any]) -> str:
+    total = max(1, snap.get("total_steps") or 1)
+    step = snap.get("step", 0)
+    filled = int(BAR_WIDTH * min(step, total) / total)
+    bar = "#" * filled + "-" * (BAR_WIDTH - filled)
+    losses = snap.get("losses", {}).get("loss")
+    loss_text = f" loss {losses[-1][1]:.4f}" if losses else ""
+    eta = snap.get("eta_s")
+    eta_text = f" ETA {eta:.0f}s" if eta is not None else ""
+    return (
+        f"\r[{bar}] step {step}/{total} epoch {snap.get('epoch', 0)}/{snap.get('epochs', 0)}"
+        f"{loss_text} {snap.get('samples_per_s', 0.0):.0f} samples/s{eta_text}"
+    )
+
+
+def train_command(args: argparse.Namespace) -> int:
+    import torch
+
+    config = build_train_config(args)
+    threads = parse_threads(args.threads)
+    previous_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)  # the job's thread takes this count when it starts
+    try:
+        return _train(args, config)
+    finally:
+        torch.set_num_threads(previous_threads)  # this process may be a test, or go on
+
+
+def parse_threads(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        threads = int(text)
+    except ValueError:
+        threads = 0
+    if threads < 1 or threads > MAX_THREADS:
+        raise ConfigError("--threads", text, f"a whole number from 1 to {MAX_THREADS}")
+    return threads
+
+
+def _train(args: argparse.Namespace, config: Any) -> int:
+    from deeparch.engine.manager import JobManager
+
+    # A manager of its own: one job, never expired (nobody sends heartbeats from a terminal).
+    manager = JobManager(max_running=1, heartbeat_timeout=0)
+    try:
+        job = manager.submit(config, resume=args.resume)
+    except KeyboardInterrupt:
+        print("deeparch: interrupted (Ctrl-C) before training started", file=sys.stderr)
+        return EXIT_CODES["stopped"]
+    try:
+        while not job.wait(PROGRESS_INTERVAL_S):
+            sys.stderr.write(_progress_line(job.snapshot()))
+            sys.stderr.flush()
+    except KeyboardInterrupt:
+        job.stop("interrupted (Ctrl-C)")
+        job.wait()
+    snap = job.snapshot()
+    sys.stderr.write(_progress_line(snap) + "\n")
+    checkpoint_path, save_error = None, None
+    if job.state in ("finished", "stopped"):
+        try:
+            checkpoint_path = str(job.save_checkpoint(args.out))
+        except (DeeparchError, OSError) as error:
+            # The run's numbers are still worth printing; the exit code says it was not saved.
+            save_error = " ".join(str(error).split())
+            print(f"deeparch: error: the checkpoint was not saved: {save_error}", file=sys.stderr)
+    if job.state != "finished":
+        print(f"deeparch: {job.state}: {job.reason}", file=sys.stderr)
+    result = {
+        "arch": job.arch,
+        "dataset": job.dataset,
+        "state": job.state,
+        "reason": job.reason,
+        "step": snap["step"],
+        **{k: v for k, v in job.final_metrics.items() if k != "step"},
+        "samples_per_s": snap["samples_per_s"],
+        "elapsed_s": snap["elapsed_s"],
+        "checkpoint": checkpoint_path,
+    }
+    if save_error is not None:
+        result["checkpoint_error"] = save_error
+    sys.stderr.flush()
+    print(json.dumps(_json_ready(result)), flush=True)
+    return EXIT_CODES.get(job.state, 1) if save_error is None else EXIT_SAVE_FAILED
+
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    from deeparch.engine.manager import evaluate_checkpoint
+
+    metrics = evaluate_checkpoint(args.checkpoint, dataset=args.dataset)
+    print(json.dumps(_json_ready(metrics)), flush=True)
+    return 0
+
+
+def check_bench_args(archs: list[str], args: argparse.Namespace) -> None:
+    """The bench trains image classifiers with cross-entropy on bundled MNIST, three ways."""
+    from deeparch.config import check_count
+    from deeparch.models import get_arch
+
+    if not archs:
+        raise ConfigError("--archs", args.archs, "comma-separated architecture names")
+    for arch in archs:
+        spec = get_arch(arch)  # an unknown name lists the known ones
+        if spec.task != "classify" or "image" not in spec.data_kinds:
+            raise ConfigError("--archs", arch, "image classifiers (mlp, cnn, resnet, ...)")
+    check_count("--steps", args.steps, 1, 100_000)
+    check_count("--batch-size", args.batch_size, 1, 4000)  # bundled MNIST has 4,000 images
+    check_count("--threads", args.threads, 1, MAX_THREADS)
+    check_count("--repeats", args.repeats, 1, 100)
+
+
+def bench_command(args: argparse.Namespace) -> int:
+    from deeparch.bench.engine import format_results, run_bench
+
+    archs = [a.strip() for a in args.archs.split(",") if a.strip()]
+    check_bench_args(archs, args)
+    started = time.perf_counter()
+    results = run_bench(archs, args.steps, args.batch_size, args.threads, args.repeats)
+    print(format_results(results))
+    print(f"(bench took {time.perf_counter() - started:.0f} s)", file=sys.stderr)
+    print(json.dumps(_json_ready(results)), flush=True)
+    return 0

@@ -1,0 +1,1 @@
+"""The training engine: TrainConfig, jobs in background threads, their manager and callbacks."""

@@ -1,0 +1,111 @@
+"""Preparing a job before its training thread starts (the manager runs this in a short-lived
+thread and raises its errors in the caller): data, model from the seed, task, optimizers, and one
+dry-run batch, so a mistake is a ConfigError message rather than a traceback inside a thread."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+
+from deeparch.data.catalogue import load_dataset
+from deeparch.engine.job import Prepared
+from deeparch.engine.metrics_log import GLOBAL_RNG_LOCK
+from deeparch.engine.optim import choose_device, make_optimizer
+from deeparch.errors import ConfigError, DeeparchError
+from deeparch.models import create_model, get_arch
+from deeparch.tasks.base import make_task
+
+
+def prepare(config: Any, dry_run: bool = True) -> Prepared:
+    """Load the data, build model, task and optimizers, and check one batch runs."""
+    config.validate()
+    spec = get_arch(config.arch)
+    dataset_name = config.dataset or spec.default_dataset
+    device = choose_device(config.device)
+    data = load_dataset(dataset_name)
+    # The initial weights come from the seed. Building draws from the global generator, so no job
+    # may step meanwhile (dropout would draw from it too), and the caller's state is restored.
+    with GLOBAL_RNG_LOCK.exclusive(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(config.seed))
+        model, arch_config = create_model(config.arch, config.arch_config, data.info)
+    check_batch_norm_batch(model, int(config.batch_size))
+    template = copy.deepcopy(model).eval()
+    model = model.to(device)
+    if prefers_channels_last(model, spec.task, device):
+        model = model.to(memory_format=torch.channels_last)
+    task = make_task(spec.task, model, data.info, config, device)
+    optimizers = {
+        name: make_optimizer(config.optimizer, groups, float(config.lr), float(config.weight_decay))
+        for name, groups in task.param_groups().items()
+    }
+    task.set_optimizers(optimizers)
+    x_val, y_val = data.x_val.to(device), data.y_val.to(device)
+    prepared = Prepared(
+        config=config,
+        dataset_name=dataset_name,
+        info=data.info,
+        arch_config=arch_config,
+        task_name=spec.task,
+        device=device,
+        model=model,
+        template=template,
+        task=task,
+        x_train=data.x_train,
+        y_train=data.y_train,
+        x_val=x_val,
+        y_val=y_val,
+    )
+    if dry_run:
+        check_one_batch(prepared)
+    return prepared
+
+
+def check_batch_norm_batch(model: torch.nn.Module, batch_size: int) -> None:
+    """Batch normalisation divides by the batch's spread, which one sample does not have."""
+    has_batch_norm = any(
+        isinstance(module, torch.nn.modules.batchnorm._BatchNorm) for module in model.modules()
+    )
+    if has_batch_norm and batch_size < 2:
+        raise ConfigError(
+            "batch_size",
+            batch_size,
+            "at least 2 for a model with batch normalisation",
+            "a batch of one sample has no spread to normalise by; raise batch_size or switch "
+            "batch_norm off",
+        )
+
+
+def prefers_channels_last(model: torch.nn.Module, task_name: str, device: torch.device) -> bool:
+    """Whether to store a classifier's convolution weights channels-last (N, H, W, C in memory).
+
+    On the CPU oneDNN convolves channels-last tensors without reordering them first: the seed
+    CNN trains about 1.3x faster. Values and results are unchanged (only strides differ); limited
+    to classifiers, whose snapshots never reinterpret a feature map's memory.
+    """
+    has_conv = any(isinstance(module, torch.nn.Conv2d) for module in model.modules())
+    return device.type == "cpu" and task_name == "classify" and has_conv
+
+
+def check_one_batch(prepared: Prepared) -> None:
+    """Run one batch forward so a shape mismatch is a ConfigError before the thread starts."""
+    size = min(int(prepared.config.batch_size), len(prepared.x_train))
+    batch = (
+        prepared.x_train[:size].to(prepared.device),
+        prepared.y_train[:size].to(prepared.device),
+    )
+    try:
+        with GLOBAL_RNG_LOCK.exclusive(), torch.random.fork_rng(devices=[]):
+            prepared.task.dry_run(batch)
+    except DeeparchError:
+        raise
+    except (RuntimeError, ValueError, IndexError, TypeError) as error:
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ConfigError(
+            "arch_config",
+            prepared.config.arch_config,
+            f"settings whose shapes fit dataset {prepared.dataset_name} "
+            f"(input {tuple(prepared.info.input_shape)})",
+            f"one batch failed: {first_line}",
+        ) from error

@@ -1,0 +1,1 @@
+"""Exploration views: feature maps, latent spaces, GAN samples, sequence models, autoencoders."""

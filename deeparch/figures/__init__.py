@@ -1,0 +1,1 @@
+"""Plotly figures and SVG drawings: pure functions from arrays and tables to pictures."""

@@ -1,0 +1,346 @@
+"""Pure plotting functions: training logs, layer stacks and conv arithmetic in, plotly figures."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from deeparch.engine.divergence import EXPLOSION_FACTOR
+
+# A calm qualitative palette shared by every figure, so a loss term keeps its colour across charts.
+PALETTE = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6", "#9D755D")
+NOT_METRICS = ("epoch", "step")  # counters in a per-epoch row, not quantities to plot
+# The discriminator's mean outputs a GAN logs next to its losses: probabilities, drawn on their own
+# 0-1 axis so they do not flatten the loss curves.
+PROBABILITY_TERMS = {"d_x": "D(x) real", "d_g_z": "D(G(z)) fake"}
+MAX_EPOCH_TICKS = 12  # more labelled epochs than this overlap on a half-width chart
+MAX_POINTS_PER_TRACE = 1000  # a chart is a few hundred pixels wide; more points only cost time
+
+
+def _thin(points: Sequence[Sequence[float]], max_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of every k-th point, so at most about max_points remain; the last is kept.
+
+    Numpy arrays, not lists: plotly validates and serialises them without a per-element loop,
+    which keeps a live chart cheap for the thread that draws it (and so for the training thread).
+    """
+    if len(points) == 0:
+        return np.zeros(0), np.zeros(0)
+    array = np.asarray(points, dtype=float)  # (n, 2): step, value
+    if len(array) > max_points:
+        stride = -(-len(array) // max_points)
+        last = array[-1:]
+        array = array[::stride]
+        if array[-1, 0] != last[0, 0]:
+            array = np.concatenate([array, last])
+    return array[:, 0], array[:, 1]
+
+
+def _base_layout(fig: go.Figure, title: str, x_title: str, y_title: str, height: int) -> go.Figure:
+    fig.update_layout(
+        title={"text": title, "x": 0.0, "xanchor": "left"},
+        height=height,
+        margin={"l": 50, "r": 50, "t": 40, "b": 90},
+        # Below the axis: a long legend (a GAN's six validation metrics) would cover the title.
+        legend={"orientation": "h", "yanchor": "top", "y": -0.22, "xanchor": "left", "x": 0.0},
+        xaxis_title=x_title,
+        yaxis_title=y_title,
+        uirevision="keep",  # keep the student's zoom while the chart refreshes
+    )
+    return fig
+
+
+def loss_figure(
+    losses: Mapping[str, Sequence[Sequence[float]]],
+    title: str = "Training loss per step",
+    max_points: int = MAX_POINTS_PER_TRACE,
+) -> go.Figure:
+    """One line per loss term; `losses` maps a term to [[step, value], ...].
+
+    A term identical to the total "loss" (a task with a single term) is drawn once, as "loss".
+    """
+    fig = go.Figure()
+    total = losses.get("loss")
+    # A GAN's "loss" is d_loss + g_loss, two players' losses added: not a quantity to watch.
+    adversarial = "d_loss" in losses and "g_loss" in losses
+    has_probabilities = False
+    for index, (term, points) in enumerate(losses.items()):
+        if term != "loss" and total is not None and points == total:
+            continue
+        if term == "loss" and adversarial:
+            continue
+        steps, values = _thin(points, max_points)
+        probability = term in PROBABILITY_TERMS
+        has_probabilities = has_probabilities or probability
+        fig.add_trace(
+            go.Scatter(
+                x=steps,
+                y=values,
+                mode="lines",
+                name=PROBABILITY_TERMS.get(term, term),
+                yaxis="y2" if probability else "y",
+                line={"color": PALETTE[index % len(PALETTE)], "width": 1.8,
+                      "dash": "dot" if probability else None},
+            )
+        )  # fmt: skip
+    _base_layout(fig, title, "step", "loss", 380)
+    if has_probabilities:
+        fig.update_layout(
+            yaxis2={"title": "D output", "overlaying": "y", "side": "right", "showgrid": False,
+                    "range": [0, 1.02], "tickmode": "linear", "dtick": 0.25}
+        )  # fmt: skip
+    return fig
+
+
+def loss_explosion_note(
+    losses: Mapping[str, Sequence[Sequence[float]]], lr: float, factor: float = EXPLOSION_FACTOR
+) -> str | None:
+    """Why a run that ended without NaN still went wrong: its loss exploded on the way.
+
+    A ReLU network hit by a huge step often does not reach NaN: its units die, the loss falls
+    back to a constant and the run "finishes" at chance level. None when the loss never rose
+    above `factor` times its first value.
+    """
+    points = losses.get("loss") or []
+    if len(points) < 2:
+        return None
+    first = abs(points[0][1])
+    peak_step, peak = max(points, key=lambda point: point[1])
+    if peak <= factor * max(first, 1e-3):
+        return None
+    return (
+        f"The loss exploded from {first:.3g} to {peak:.3g} at step {int(peak_step)}: a learning "
+        f"rate of {lr:g} throws the weights so far that units die, and the network stops "
+        "learning. Try a learning rate 10 to 100 times smaller, or set grad_clip."
+    )
+
+
+def epoch_metrics_figure(
+    epoch_metrics: Sequence[Mapping[str, float]], title: str = "Per-epoch metrics"
+) -> go.Figure:
+    """Every metric of every epoch; losses on the left axis, the others (accuracy) on the right."""
+    fig = go.Figure()
+    names: list[str] = []
+    for row in epoch_metrics:
+        names.extend(k for k in row if k not in NOT_METRICS and k not in names)
+    has_right_axis, right_values = False, []
+    for index, name in enumerate(names):
+        epochs = [row["epoch"] for row in epoch_metrics if row.get(name) is not None]
+        values = [row[name] for row in epoch_metrics if row.get(name) is not None]
+        on_right = "loss" not in name
+        has_right_axis = has_right_axis or on_right
+        right_values.extend(values if on_right else [])
+        fig.add_trace(
+            go.Scatter(
+                x=epochs,
+                y=values,
+                mode="lines+markers",
+                name=name,
+                yaxis="y2" if on_right else "y",
+                line={"color": PALETTE[index % len(PALETTE)], "dash": "dot" if on_right else None},
+            )
+        )
+    _base_layout(fig, title, "epoch", "loss", 380)
+    _epoch_ticks(fig, len(epoch_metrics))
+    if has_right_axis:
+        right = {"title": "metric", "overlaying": "y", "side": "right", "showgrid": False,
+                 "rangemode": "tozero"}  # fmt: skip
+        if all(0.0 <= value <= 1.0 for value in right_values):
+            # Fractions (accuracy): a fixed 0-100 % axis shows how close to perfect a run gets,
+            # and keeps round ticks (plotly otherwise aligns them with the loss axis: 0.072, ...).
+            right.update(range=[0, 1.02], tickformat=".0%", tickmode="linear", dtick=0.2)
+        fig.update_layout(yaxis2=right)
+    return fig
+
+
+def _epoch_ticks(fig: go.Figure, epochs: int) -> None:
+    """One tick per epoch while they fit; plotly's own spacing for longer runs."""
+    if epochs <= MAX_EPOCH_TICKS:
+        fig.update_xaxes(dtick=1)
+
+
+def spans_decades(
+    runs: Mapping[str, Mapping[str, Sequence[Sequence[float]]]], term: str, decades: float = 3.0
+) -> bool:
+    """Whether one term's positive values span more than `decades` powers of ten across runs:
+    a run that blew up (1e16) flattens every other curve on a linear axis."""
+    values = [v for losses in runs.values() for _, v in losses.get(term, []) if v > 0]
+    return bool(values) and max(values) > 10**decades * min(values)
+
+
+def compare_figure(
+    runs: Mapping[str, Mapping[str, Sequence[Sequence[float]]]],
+    term: str,
+    max_points: int = MAX_POINTS_PER_TRACE,
+    log_y: bool = False,
+) -> go.Figure:
+    """One loss term of several runs overlaid; `runs` maps a run label to its losses dict."""
+    fig = go.Figure()
+    for index, (label, losses) in enumerate(runs.items()):
+        steps, values = _thin(losses.get(term, []), max_points)
+        fig.add_trace(
+            go.Scatter(
+                x=steps,
+                y=values,
+                mode="lines",
+                name=label,
+                line={"color": PALETTE[index % len(PALETTE)]},
+            )
+        )
+    _base_layout(fig, f"{term} per step", "step", term + (" (log scale)" if log_y else ""), 400)
+    if log_y:
+        fig.update_yaxes(type="log", exponentformat="power")
+    return fig
+
+
+def compare_epoch_figure(
+    runs: Mapping[str, Sequence[Mapping[str, float]]], metric: str
+) -> go.Figure:
+    """One per-epoch metric (val_loss, val_accuracy, ...) of several runs overlaid."""
+    fig = go.Figure()
+    for index, (label, rows) in enumerate(runs.items()):
+        rows = [r for r in rows if r.get(metric) is not None]
+        fig.add_trace(
+            go.Scatter(
+                x=[r["epoch"] for r in rows],
+                y=[r[metric] for r in rows],
+                mode="lines+markers",
+                name=label,
+                line={"color": PALETTE[index % len(PALETTE)]},
+            )
+        )
+    fig = _base_layout(fig, f"{metric} per epoch", "epoch", metric, 360)
+    _epoch_ticks(fig, max((len(rows) for rows in runs.values()), default=0))
+    if "accuracy" in metric:
+        # Accuracy on its whole 0-100 % scale: a run stuck at chance (10 %) stays a flat line
+        # low down instead of filling the chart with ticks like 0.0999999992.
+        fig.update_yaxes(range=[0, 1.02], tickformat=".0%", tickmode="linear", dtick=0.2)
+    else:
+        fig.update_yaxes(tickformat=".4~g")
+    return fig
+
+
+def _shape_text(shape: Sequence[int] | str | None) -> str:
+    if shape is None or shape == "":
+        return ""
+    if isinstance(shape, str):
+        return shape
+    return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+def layer_stack_figure(
+    layers: Sequence[Mapping[str, object]], input_shape: Sequence[int] | str | None = None
+) -> go.Figure:
+    """The layer stack top to bottom, with the tensor shape written on each arrow.
+
+    Each layer is a mapping with "name", "type", "output_shape" and "params".
+    """
+    box_height, gap = 0.6, 0.9
+    pitch = box_height + gap
+    shapes: list[dict] = []
+    annotations: list[dict] = [_label(0.5, 0.0, f"<b>input</b> {_shape_text(input_shape)}", 13)]
+    shape_above = input_shape
+    y = 0.0
+    for index, layer in enumerate(layers):
+        y = -(index + 1) * pitch
+        top, bottom_above = y + box_height / 2, y + pitch - box_height / 2
+        annotations.append(
+            {"x": 0.5, "y": top, "ax": 0.5, "ay": bottom_above, "xref": "x", "yref": "y",
+             "axref": "x", "ayref": "y", "showarrow": True, "arrowhead": 2,
+             "arrowsize": 1.2, "arrowcolor": "#888", "text": ""}
+        )  # fmt: skip
+        annotations.append(
+            _label(0.52, (top + bottom_above) / 2, _shape_text(shape_above), 11, "left")
+        )
+        colour = PALETTE[index % len(PALETTE)]
+        shapes.append(
+            {"type": "rect", "x0": 0.1, "x1": 0.9, "y0": y - box_height / 2, "y1": top,
+             "line": {"color": colour, "width": 2}, "fillcolor": colour, "opacity": 0.18,
+             "layer": "below"}
+        )  # fmt: skip
+        params = layer.get("params", 0) or 0
+        text = f"<b>{layer.get('name')}</b>  {layer.get('type')}  ·  {int(params):,} params"
+        annotations.append(_label(0.5, y, text, 12))
+        shape_above = layer.get("output_shape")
+    y_output = y - pitch
+    annotations.append(
+        {"x": 0.5, "y": y_output + box_height / 2 - 0.1, "ax": 0.5, "ay": y + -box_height / 2,
+         "xref": "x", "yref": "y", "axref": "x", "ayref": "y", "showarrow": True,
+         "arrowhead": 2, "arrowsize": 1.2, "arrowcolor": "#888", "text": ""}
+    )  # fmt: skip
+    annotations.append(_label(0.5, y_output, f"<b>output</b> {_shape_text(shape_above)}", 13))
+    y = y_output - box_height
+    fig = go.Figure()
+    fig.update_layout(
+        shapes=shapes,
+        annotations=annotations,
+        height=max(220, int(60 * (len(layers) + 2))),
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        xaxis={"visible": False, "range": [0, 1], "fixedrange": True},
+        yaxis={"visible": False, "range": [y, box_height], "fixedrange": True},
+        showlegend=False,
+    )
+    return fig
+
+
+def _label(x: float, y: float, text: str, size: int, align: str = "center") -> dict:
+    return {
+        "x": x, "y": y, "xref": "x", "yref": "y", "text": text, "showarrow": False,
+        "font": {"size": size}, "xanchor": align if align != "center" else "center",
+    }  # fmt: skip
+
+
+def conv_window_figure(
+    size: int,
+    kernel: int,
+    stride: int = 1,
+    padding: int = 0,
+    dilation: int = 1,
+    position: tuple[int, int] = (0, 0),
+) -> go.Figure:
+    """A square input (with zero padding) and the cells the kernel covers at one output position.
+
+    `position` is the (row, column) of the output cell; the output grid is drawn to the right.
+    The output size is (size + 2*padding - dilation*(kernel-1) - 1) // stride + 1.
+    """
+    padded = size + 2 * padding
+    out = (padded - dilation * (kernel - 1) - 1) // stride + 1
+    row, col = (min(max(p, 0), max(out - 1, 0)) for p in position)
+    covered = {
+        (row * stride + i * dilation, col * stride + j * dilation)
+        for i in range(kernel)
+        for j in range(kernel)
+    }
+    shapes: list[dict] = []
+    for r in range(padded):
+        for c in range(padded):
+            is_pad = r < padding or c < padding or r >= padding + size or c >= padding + size
+            fill = "#E45756" if (r, c) in covered else ("#EEEEEE" if is_pad else "#FFFFFF")
+            shapes.append(_cell(c, -r, fill, dashed=is_pad))
+    offset = padded + 2  # the output grid sits to the right of the input
+    for r in range(max(out, 0)):
+        for c in range(max(out, 0)):
+            fill = "#E45756" if (r, c) == (row, col) else "#DCE6F2"
+            shapes.append(_cell(offset + c, -r, fill))
+    fig = go.Figure()
+    fig.update_layout(
+        shapes=shapes,
+        annotations=[
+            _label(padded / 2, 1.0, f"input {size}×{size} + padding {padding}", 12),
+            _label(offset + max(out, 1) / 2, 1.0, f"output {out}×{out}", 12),
+        ],
+        height=320,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        xaxis={"visible": False, "range": [-0.5, offset + max(out, 1) + 0.5]},
+        yaxis={"visible": False, "range": [-padded - 0.5, 1.6], "scaleanchor": "x"},
+        showlegend=False,
+    )
+    return fig
+
+
+def _cell(x: int, y: int, fill: str, dashed: bool = False) -> dict:
+    return {
+        "type": "rect", "x0": x, "x1": x + 0.95, "y0": y - 0.95, "y1": y, "fillcolor": fill,
+        "line": {"color": "#999", "width": 1, "dash": "dot" if dashed else "solid"},
+    }  # fmt: skip

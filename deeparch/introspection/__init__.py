@@ -1,0 +1,1 @@
+"""Looking inside a model: parameter tables, count formulas, convolution arithmetic."""

@@ -1,0 +1,121 @@
+"""Benchmark (by hand): training speed in the running app against the CLI, and click-to-chart time.
+
+    python scripts/bench_app.py --epochs 5
+
+Starts `streamlit run app.py`, drives Chromium to the Train page with the given settings, clicks
+Start and times the first loss point on the chart, then reads samples/s from the page once the run
+has finished (the browser keeps polling all along). The same configuration then trains through
+`python -m deeparch train`, and again with the app's thread count (one core fewer, left to the
+browser); the figures are printed with their ratios as JSON.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # deeparch and its tests
+from deeparch.engine.threads import threads_beside_a_browser  # noqa: E402
+from tests.app.browser import (  # noqa: E402  (the browser tests' helpers)
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    COUNT_POINTS_JS,
+    REPO,
+    free_port,
+    start_server,
+    wait_healthy,
+)
+
+
+def metric_value(page, label: str) -> str:
+    metric = page.locator('[data-testid="stMetric"]').filter(has_text=label).first
+    return metric.locator('[data-testid="stMetricValue"]').inner_text()
+
+
+def app_run(page, url: str, arch: str, epochs: int, timeout: float) -> dict:
+    """One run from the Train page: seconds from Start to the first loss point, and samples/s."""
+    page.goto(f"{url}/train?arch={arch}&epochs={epochs}")
+    start = page.locator(".st-key-train_start button")
+    start.wait_for()
+    clicked = time.monotonic()
+    start.click()
+    while page.evaluate(COUNT_POINTS_JS) <= 0:
+        if time.monotonic() - clicked > timeout:
+            raise TimeoutError("no loss point appeared")
+        page.wait_for_timeout(20)
+    first_point_s = time.monotonic() - clicked
+    while metric_value(page, "state") not in ("finished", "stopped", "failed", "diverged"):
+        if time.monotonic() - clicked > timeout:
+            raise TimeoutError("the run did not finish")
+        page.wait_for_timeout(250)
+    return {
+        "state": metric_value(page, "state"),
+        "first_point_s": round(first_point_s, 2),
+        "samples_per_s": float(metric_value(page, "samples/s").replace(",", "")),
+    }
+
+
+def cli_run(arch: str, epochs: int, threads: int | None = None) -> dict:
+    with tempfile.TemporaryDirectory() as folder:
+        command = [sys.executable, "-m", "deeparch", "train", arch, "--epochs", str(epochs),
+                   "--out", folder]  # fmt: skip
+        if threads is not None:
+            command += ["--threads", str(threads)]
+        result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", default="mlp")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--timeout", type=float, default=600.0)
+    args = parser.parse_args()
+
+    from playwright.sync_api import sync_playwright
+
+    port = free_port()
+    log_path = Path(tempfile.gettempdir()) / "deeparch-bench-streamlit.log"
+    server = start_server(port, log_path)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, server)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(args.timeout * 1000)
+            cold = app_run(page, url, args.arch, args.epochs, args.timeout)  # loads the data
+            warm = app_run(page, url, args.arch, args.epochs, args.timeout)
+            browser.close()
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    cli = cli_run(args.arch, args.epochs)
+    # The app trains on one core fewer than the machine has, leaving one to the browser; the CLI
+    # with that many threads separates the app's own overhead from the core it gives away.
+    app_threads = threads_beside_a_browser()
+    cli_same_threads = cli_run(args.arch, args.epochs, app_threads)
+    report = {
+        "arch": args.arch,
+        "epochs": args.epochs,
+        "app_cold": cold,
+        "app_warm": warm,
+        "app_threads": app_threads,
+        "cli_samples_per_s": round(cli["samples_per_s"]),
+        "app_over_cli": round(warm["samples_per_s"] / cli["samples_per_s"], 3),
+        "cli_same_threads_samples_per_s": round(cli_same_threads["samples_per_s"]),
+        "app_over_cli_same_threads": round(
+            warm["samples_per_s"] / cli_same_threads["samples_per_s"], 3
+        ),
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

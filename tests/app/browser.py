@@ -1,0 +1,118 @@
+"""Helpers for real-browser tests and benchmarks: a `streamlit run app.py` server and Chromium.
+
+Debian's Chromium driven by Playwright (never a browser Playwright downloads). Each server takes a
+free port of its own, so tests, benchmarks and parallel sessions never collide.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = Path(os.environ.get("DEEPARCH_ARTIFACTS", REPO / "tests" / "artifacts"))
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
+# Number of points in every trace of the first plotly chart of the main area (-1: no chart yet).
+# _fullData holds the decoded arrays (plotly.py sends numpy arrays base64-encoded).
+COUNT_POINTS_JS = """() => {
+  const plot = document.querySelector('[data-testid="stMain"] .js-plotly-plot');
+  if (!plot || !plot._fullData) return -1;
+  return plot._fullData.reduce((n, trace) => n + (trace.x ? trace.x.length : 0), 0);
+}"""
+
+
+def chromium_available() -> bool:
+    return Path(CHROMIUM).exists()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_server(
+    port: int, log_path: Path, env: dict[str, str] | None = None, app: str = "app.py"
+) -> subprocess.Popen:
+    """`streamlit run app.py` on a port, as the README starts it, its output in log_path."""
+    command = [
+        sys.executable, "-m", "streamlit", "run", app, "--server.headless", "true",
+        "--server.port", str(port), "--browser.gatherUsageStats", "false",
+        "--server.fileWatcherType", "none",
+    ]  # fmt: skip
+    log = open(log_path, "w")  # noqa: SIM115  (closed with the process)
+    return subprocess.Popen(
+        command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+    )
+
+
+def wait_healthy(url: str, server: subprocess.Popen, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"streamlit exited with code {server.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"{url} did not become healthy in {timeout} s")
+
+
+def stop_server(server: subprocess.Popen, timeout: float = 20.0) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+@contextlib.contextmanager
+def running_app(log_name: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """A healthy app server for the block; yields its URL and stops it afterwards."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    server = start_server(port, ARTIFACTS / f"{log_name}.log", env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, server)
+        yield url
+    finally:
+        stop_server(server)
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[object]:
+    """A headless Debian Chromium under Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def shoot(page, name: str) -> Path:
+    """A full-page screenshot in the artifacts folder (look at it)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    print(f"screenshot: {path}")
+    return path

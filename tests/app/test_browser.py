@@ -1,0 +1,149 @@
+"""A real Chromium drives `streamlit run app.py`: train, watch the loss, pause, stop, inspect."""
+
+import time
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from tests.app.browser import (
+    CHROMIUM,
+    COUNT_POINTS_JS,
+    chromium,
+    chromium_available,
+    running_app,
+    shoot,
+)
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not chromium_available(), reason=f"no Chromium at {CHROMIUM}"),
+]
+
+
+@pytest.fixture(scope="module")
+def server_url():
+    with running_app("streamlit") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as browser:
+        yield browser
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 2000})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def wait_for_points(page, more_than: int, timeout: float = 60.0) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        count = page.evaluate(COUNT_POINTS_JS)
+        if count > more_than:
+            return count
+        page.wait_for_timeout(200)
+    raise AssertionError(f"the loss chart never held more than {more_than} points")
+
+
+def state_metric(page) -> str:
+    metric = page.locator('[data-testid="stMetric"]').filter(has_text="state").first
+    return metric.locator('[data-testid="stMetricValue"]').inner_text()
+
+
+def test_a_first_visit_straight_to_a_page_still_runs_the_router(server_url, page):
+    # First test of the module, so the server is fresh: Streamlit used to run pages/train.py on
+    # its own here (old pages/ directory mode), without app.py's job sidebar.
+    page.goto(f"{server_url}/train?arch=cnn&epochs=3")
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_text("Your jobs").wait_for()
+    assert sidebar.get_by_role("link", name="Feature maps").count() == 1
+    assert sidebar.get_by_role("link", name="shared").count() == 0  # pages/_shared.py
+    from playwright.sync_api import expect
+
+    # expect() retries: the first script run may still be replaced by the router's rerun.
+    expect(page.locator(".st-key-train_arch input")).to_have_value("cnn", timeout=30_000)
+    expect(page.locator(".st-key-train_cfg_epochs input")).to_have_value("3", timeout=30_000)
+
+
+FIRST_ROW = ("mlp", "logistic_regression", "softmax_regression")  # the registry's first three
+
+
+def test_home_gallery_renders(server_url, page):
+    page.goto(server_url)
+    page.get_by_role("button", name="Inspect").first.wait_for()
+    assert page.get_by_text("93,322").count() >= 1  # seed 003's convnet card
+    # The cards of the first row are equally tall and their buttons line up, although their
+    # summaries have different lengths.
+    cards = [page.locator(f".st-key-home_card_{arch}") for arch in FIRST_ROW]
+    buttons = [card.get_by_role("button", name="Inspect") for card in cards]
+    heights = {round(card.bounding_box()["height"]) for card in cards}
+    button_tops = {round(button.bounding_box()["y"]) for button in buttons}
+    assert len(heights) == 1 and len(button_tops) == 1, (heights, button_tops)
+    shoot(page, "home")
+
+
+def test_train_mlp_watch_the_loss_pause_and_stop(server_url, page):
+    # The share link sets 200 epochs, so the run lasts long enough to watch, pause and stop.
+    page.goto(f"{server_url}/train?arch=mlp&epochs=200")
+    start = page.locator(".st-key-train_start button")
+    start.wait_for()
+    start.click()
+    first = wait_for_points(page, 0)
+    page.wait_for_timeout(1500)
+    second = wait_for_points(page, first)
+    assert second > first
+    shoot(page, "train_running")
+
+    page.locator(".st-key-train_pause button").click()
+    page.locator(".st-key-train_resume button").wait_for()
+    assert state_metric(page) == "paused"
+    page.wait_for_timeout(1000)  # the step under way when Pause was pressed still lands
+    paused_points = page.evaluate(COUNT_POINTS_JS)
+    page.wait_for_timeout(1500)
+    assert page.evaluate(COUNT_POINTS_JS) == paused_points  # nothing trains while paused
+    page.get_by_role("button", name="Download checkpoint (.zip)").wait_for()  # paused: savable
+    shoot(page, "train_paused")
+
+    page.locator(".st-key-train_stop button").click()
+    page.locator('[data-testid="stMetricValue"]').filter(has_text="stopped").wait_for()
+    page.get_by_role("button", name="Download checkpoint (.zip)").wait_for()
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    assert sidebar.get_by_text("stopped").count() >= 1
+    shoot(page, "train_stopped")
+
+    # A reload with ?job=<id> (kept in the URL) finds the session's runs again.
+    job_id = parse_qs(urlparse(page.url).query)["job"][0]
+    page.goto(f"{server_url}/compare?job={job_id}")
+    page.locator(".st-key-compare_loss_chart").wait_for()
+    assert page.get_by_text("mlp on mnist").count() >= 1
+    shoot(page, "compare")
+
+
+def test_inspect_click_a_row_opens_the_layer(server_url, page):
+    page.goto(f"{server_url}/inspect?arch=cnn")
+    grid = page.locator('[data-testid="stDataFrame"]').first
+    grid.wait_for()
+    page.wait_for_timeout(1000)  # the grid draws on a canvas after it mounts
+    box = grid.bounding_box()
+    row_height = 35
+    # The selection column is at the left; row 1 (conv1) sits one row below the header.
+    page.mouse.click(box["x"] + 12, box["y"] + row_height * 1.5)
+    page.get_by_text("weight shape").first.wait_for()
+    assert page.get_by_text("32x(1x3x3)+32 = 320").count() >= 1
+    shoot(page, "inspect_layer")
+
+    page.get_by_role("tab", name="Diagram").click()
+    page.locator(".st-key-inspect_diagram .js-plotly-plot").wait_for()
+    shoot(page, "inspect_diagram")
+    page.get_by_role("tab", name="Convolution arithmetic").click()
+    page.get_by_role("button", name="stride 2: 10 → 3").click()
+    page.get_by_text("output size: 3 × 3").wait_for()
+    shoot(page, "inspect_conv_arithmetic")

@@ -1,0 +1,265 @@
+"""Every page of the Streamlit app runs headless (AppTest) and shows its key widgets."""
+
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from deeparch.models import get_arch, list_archs
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+TIMEOUT = 120  # seconds per script run: the first import of torch and the datasets is slow
+
+
+def open_page(page: str | None = None, query: dict | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for key, value in (query or {}).items():
+        at.query_params[key] = value
+    at.run()
+    if page is not None:
+        at.switch_page(page)
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def run_until(at: AppTest, done, attempts: int = 60, pause: float = 0.5) -> None:
+    """Rerun the page (run_every never fires under AppTest) until done(at) holds."""
+    for _ in range(attempts):
+        if done(at):
+            return
+        time.sleep(pause)
+        at.run()
+    raise AssertionError("the page never reached the expected state")
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_home_shows_a_card_per_architecture_with_its_buttons():
+    at = open_page()
+    titles = [m.value for m in at.markdown if m.value.startswith("#### ")]
+    assert sorted(titles) == sorted(f"#### {arch}" for arch in list_archs())
+    assert titles[0] == "#### mlp"  # simplest family first, GANs last
+    assert get_arch(titles[-1].removeprefix("#### ")).family == "gan"
+    for arch in ("mlp", "cnn"):
+        assert at.button(key=f"home_inspect_{arch}").label == "Inspect"
+        assert at.button(key=f"home_train_{arch}").label == "Train"
+    assert len(at.image) == len(list_archs())  # one drawing per card
+    assert any("**93,322** parameters" in m.value for m in at.markdown)  # seed 003's convnet
+
+
+def test_home_train_button_opens_the_train_page_with_that_architecture():
+    at = open_page()
+    at.button(key="home_train_cnn").click().run()
+    assert not at.exception
+    assert at.selectbox(key="train_arch").value == "cnn"
+
+
+def test_sidebar_lists_no_jobs_for_a_new_session():
+    at = open_page()
+    assert any("No training jobs yet" in c.value for c in at.sidebar.caption)
+
+
+def test_inspect_shows_the_table_totals_and_widgets_from_the_config():
+    at = open_page("pages/inspect.py", {"arch": "cnn"})
+    assert at.selectbox(key="inspect_arch").value == "cnn"
+    assert metric(at, "parameters") == "93,322"
+    # Widgets come from field_specs: a tuple as text, an int as slider, a choice as selectbox.
+    assert at.text_input(key="inspect_cnn_channels").value == "32,64,64"
+    assert at.slider(key="inspect_cnn_kernel_size").value == 3
+    assert at.selectbox(key="inspect_cnn_pooling").value == "max"
+    frame = at.dataframe[0].value
+    assert int(frame["params"].sum()) == 93_322
+    assert list(frame.columns)[:3] == ["name", "type", "output_shape"]
+
+
+def test_inspect_invalid_hyperparameter_shows_the_engine_message():
+    at = open_page("pages/inspect.py", {"arch": "cnn"})
+    at.slider(key="inspect_cnn_kernel_size").set_value(11).run()
+    assert not at.exception
+    messages = [e.value for e in at.error]
+    assert any("kernel_size" in m for m in messages), messages
+    at.text_input(key="inspect_cnn_channels").set_value("32,0").run()
+    assert any("channels" in e.value for e in at.error)
+
+
+def test_inspect_conv_arithmetic_applies_the_seed_examples():
+    at = open_page("pages/inspect.py", {"arch": "mlp"})
+    at.button(key="conv_example_stride 2: 10 → 3").click().run()
+    assert any("3 × 3" in s.value for s in at.success)
+    at.number_input(key="conv_kernel").set_value(11).run()  # larger than 10 + 2*0
+    assert any("more than the padded input" in e.value for e in at.error)
+
+
+def test_train_page_shows_both_config_forms():
+    at = open_page("pages/train.py")
+    assert at.selectbox(key="train_arch").value == "mlp"
+    assert at.text_input(key="train_mlp_hidden_sizes").value == "500,200,100"
+    assert at.selectbox(key="train_cfg_optimizer").value == "adam"
+    assert at.button(key="train_start").label == "Start"
+
+
+def test_train_invalid_hyperparameter_disables_start_and_says_why():
+    at = open_page("pages/train.py")
+    at.text_input(key="train_mlp_hidden_sizes").set_value("500,abc").run()
+    messages = [e.value for e in at.error]
+    assert any("hidden_sizes" in m for m in messages), messages
+    assert at.button(key="train_start").disabled
+
+
+def test_share_link_prefills_the_train_page():
+    at = open_page("pages/train.py", {"arch": "mlp", "hidden_sizes": "64,32", "lr": "0.01"})
+    at.switch_page("pages/train.py").run()
+    assert at.text_input(key="train_mlp_hidden_sizes").value == "64,32"
+    assert at.number_input(key="train_cfg_lr").value == pytest.approx(0.01)
+
+
+def test_train_flow_starts_a_job_and_shows_its_metrics():
+    at = open_page("pages/train.py")
+    at.text_input(key="train_mlp_hidden_sizes").set_value("32").run()
+    at.number_input(key="train_cfg_max_steps").set_value(30).run()
+    at.button(key="train_start").click().run()
+    assert not at.exception
+    job_id = at.session_state["deeparch_current_job"]
+    assert at.query_params["job"] in (job_id, [job_id])
+    run_until(at, lambda a: metric(a, "state") in ("finished", "stopped"))
+    assert metric(at, "state") == "finished"
+    assert float(metric(at, "samples/s").replace(",", "")) > 0
+    charts = at.get("plotly_chart")
+    assert len(charts) >= 1
+    assert at.download_button(key="train_download").label.startswith("Download")
+    reloaded = open_page(None, {"job": job_id})  # a fresh run of the app shows the sidebar
+    assert "Ended runs: 1 finished; see Compare." in [c.value for c in reloaded.sidebar.caption]
+    # The sidebar on every page knows the job; Compare lists it.
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    assert len(at.multiselect(key="compare_runs").value) == 1
+    table = at.dataframe[0].value
+    assert table.loc["arch"].tolist() == ["mlp"]
+    assert table.loc["max_steps"].tolist() == ["30"]
+
+
+def test_reload_with_the_job_in_the_url_finds_the_job():
+    at = open_page("pages/train.py")
+    at.text_input(key="train_mlp_hidden_sizes").set_value("16").run()
+    at.number_input(key="train_cfg_max_steps").set_value(5).run()
+    at.button(key="train_start").click().run()
+    job_id = at.session_state["deeparch_current_job"]
+    reloaded = open_page(None, {"job": job_id})
+    assert reloaded.session_state["deeparch_current_job"] == job_id
+    reloaded.switch_page("pages/train.py").run()
+    run_until(reloaded, lambda a: metric(a, "state") == "finished")
+
+
+def test_upload_refuses_a_file_that_is_not_a_checkpoint():
+    at = open_page("pages/train.py")
+    at.file_uploader(key="train_upload").upload("weights.safetensors", b"\x80\x04 not a checkpoint")
+    at.run()
+    assert any(
+        e.value.startswith("Could not load weights.safetensors: weights.safetensors is a pickled")
+        for e in at.error
+    ), [e.value for e in at.error]
+    assert not any("deeparch-upload-" in e.value for e in at.error)  # no server paths
+
+
+def test_compare_without_runs_says_what_to_do():
+    at = open_page("pages/compare.py")
+    assert any("No runs yet" in i.value for i in at.info)
+
+
+@pytest.mark.parametrize("arch", list_archs())
+def test_inspect_counts_every_parameter_of_every_architecture(arch):
+    from deeparch.models import create_model
+
+    at = open_page("pages/inspect.py", {"arch": arch})
+    model, _ = create_model(arch)
+    expected = sum(p.numel() for p in model.parameters())
+    assert metric(at, "parameters") == f"{expected:,}"
+    at.query_params["arch"] = arch
+    at.switch_page("pages/train.py").run()  # the Train form of the same architecture
+    assert not at.exception
+
+
+def test_divergence_shows_the_engine_reason():
+    at = open_page("pages/train.py", {"arch": "vae"})  # its KL term explodes at lr 10
+    at.switch_page("pages/train.py").run()
+    at.selectbox(key="train_cfg_optimizer").set_value("sgd").run()
+    at.number_input(key="train_cfg_lr").set_value(10.0).run()
+    at.number_input(key="train_cfg_max_steps").set_value(300).run()
+    at.button(key="train_start").click().run()
+    run_until(at, lambda a: metric(a, "state") not in ("queued", "running"))
+    assert metric(at, "state") == "diverged"
+    assert any("The run diverged: the loss exploded" in e.value for e in at.error)
+
+
+def test_upload_of_a_saved_checkpoint_loads_it_as_a_run(tmp_path):
+    import io
+    import zipfile
+
+    from deeparch.engine.manager import TrainConfig, get_manager
+
+    config = TrainConfig(arch="mlp", arch_config={"hidden_sizes": (8,)}, max_steps=3)
+    job = get_manager().submit(config)
+    assert job.wait(60)
+    weights = job.save_checkpoint(tmp_path)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in tmp_path.iterdir():
+            archive.write(path, path.name)
+    at = open_page("pages/train.py")
+    at.file_uploader(key="train_upload").upload("run.zip", buffer.getvalue()).run()
+    assert not at.exception
+    assert any("Loaded mlp" in s.value for s in at.success), [e.value for e in at.error]
+    assert weights.suffix == ".safetensors"
+    at.switch_page("pages/compare.py").run()
+    table = at.dataframe[0].value
+    assert table.loc["mlp.hidden_sizes"].tolist() == ["8"]
+    assert table.loc["steps"].tolist() == ["3"]
+
+
+def test_a_run_whose_loss_exploded_without_nan_is_diverged_with_a_hint():
+    # SGD at lr 10 blows the MLP's loss up to ~1e16 without NaN (its ReLUs die and the loss would
+    # settle at chance): the engine ends it as diverged as soon as the loss passes 1000x its first.
+    at = open_page("pages/train.py", {"arch": "mlp", "optimizer": "sgd", "lr": "10"})
+    at.number_input(key="train_cfg_max_steps").set_value(20).run()
+    at.button(key="train_start").click().run()
+    run_until(at, lambda a: metric(a, "state") not in ("queued", "running"))
+    assert metric(at, "state") == "diverged"
+    assert any("The run diverged: the loss exploded from" in e.value
+               and "try a learning rate below 10" in e.value for e in at.error)  # fmt: skip
+    # Compare puts such a run on a log axis by itself, and shows "—" for metrics it never reached.
+    at.switch_page("pages/compare.py").run()
+    assert at.toggle(key="compare_log_loss_True").value is True
+
+
+def test_an_out_of_range_number_is_named_and_disables_start():
+    at = open_page("pages/train.py")
+    at.number_input(key="train_cfg_lr").set_value(100.0).run()
+    messages = [e.value for e in at.error]
+    assert any(m.startswith("lr=100.0 is not allowed") for m in messages), messages
+    assert at.button(key="train_start").disabled
+
+
+def test_each_architecture_brings_its_training_defaults_and_keeps_other_settings():
+    at = open_page("pages/train.py")
+    assert at.number_input(key="train_cfg_epochs").value == 10  # mlp's
+    at.number_input(key="train_cfg_weight_decay").set_value(0.01).run()
+    at.selectbox(key="train_arch").set_value("lstm").run()
+    assert at.number_input(key="train_cfg_epochs").value == 20
+    assert at.number_input(key="train_cfg_lr").value == pytest.approx(3e-3)
+    assert at.number_input(key="train_cfg_weight_decay").value == pytest.approx(0.01)
+    at.selectbox(key="train_arch").set_value("cnn").run()
+    assert at.number_input(key="train_cfg_epochs").value == 5
+    assert at.number_input(key="train_cfg_lr").value == pytest.approx(1e-3)  # lstm's lr undone
+    # A link records a value that differs from the architecture's default, even when it equals
+    # the generic one (2 epochs), and reopens it.
+    at.number_input(key="train_cfg_epochs").set_value(2).run()
+    link = next(c.value for c in at.code if "arch=cnn" in c.value)
+    assert "epochs=2" in link
+    query = dict(part.split("=") for part in link.split("?")[1].split("&"))
+    reopened = open_page("pages/train.py", query)
+    reopened.switch_page("pages/train.py").run()
+    assert reopened.number_input(key="train_cfg_epochs").value == 2
