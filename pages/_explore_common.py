@@ -7,10 +7,11 @@ from typing import Any
 
 import streamlit as st
 
+from deeparch.engine.handle import JobHandle
+from deeparch.engine.state import ACTIVE_STATES
 from deeparch.errors import DeeparchError
 from deeparch.explore import views as explore
 from pages._shared import (
-    ACTIVE_STATES,
     current_job,
     manager,
     remember_job,
@@ -19,7 +20,7 @@ from pages._shared import (
 )
 
 
-def choose_job(view: str, prefix: str) -> Any | None:
+def choose_job(view: str, prefix: str) -> JobHandle | None:
     """The job the view shows: the session's current job if it fits, else the newest that fits.
 
     With several candidates the user picks; with none, the page says what to do and offers a
@@ -69,11 +70,11 @@ def show_starter(view: str, prefix: str, spec: explore.ViewSpec) -> None:
         st.rerun()
 
 
-def is_active(job: Any) -> bool:
+def is_active(job: JobHandle) -> bool:
     return job.state in ACTIVE_STATES
 
 
-def show_live(job: Any, view: Callable[[Any], None]) -> None:
+def show_live(job: JobHandle, view: Callable[[JobHandle], None]) -> None:
     """Draw a job's view in a fragment that re-runs every second while the job trains."""
     live = is_active(job)
 
@@ -90,7 +91,7 @@ def model_at(job_id: str, step: int) -> Any:
     return manager().get(job_id).model_copy()
 
 
-def job_model(job: Any) -> tuple[Any, int]:
+def job_model(job: JobHandle) -> tuple[Any, int]:
     """(model copy, step) of a job; the copy is taken once per step and shared by the widgets."""
     step = int(job.snapshot()["step"])
     return model_at(job.id, step), step
@@ -104,7 +105,7 @@ def dataset(name: str) -> Any:
     return load_dataset(name)
 
 
-def status_line(job: Any, live: bool) -> None:
+def status_line(job: JobHandle, live: bool) -> None:
     """One caption with the job's state and step, and its reason when it failed or diverged.
 
     `live`: the fragment calling this re-runs every second; once the job is done, one full rerun

@@ -9,10 +9,11 @@ from typing import Any
 import streamlit as st
 
 from deeparch.config import FieldSpec, check_value, coerce, field_specs, make_config
+from deeparch.engine.handle import JobHandle
+from deeparch.engine.manager import JobManager, get_manager
+from deeparch.engine.state import ACTIVE_STATES, FINAL_ORDER
 from deeparch.errors import ConfigError
 
-ACTIVE_STATES = ("queued", "running", "paused")
-FINAL_STATES = ("finished", "stopped", "failed", "diverged")
 OWNER_KEY = "deeparch_owner"
 CURRENT_JOB_KEY = "deeparch_current_job"
 LOADED_JOBS_KEY = "deeparch_loaded_jobs"
@@ -45,9 +46,7 @@ use_app_router()
 
 
 # ---------------------------------------------------------------- session and jobs
-def manager() -> Any:
-    from deeparch.engine.manager import get_manager
-
+def manager() -> JobManager:
     return get_manager()
 
 
@@ -58,7 +57,7 @@ def restore_session() -> str:
         job_id = st.query_params.get("job")
         job = _get_job(job_id) if job_id else None
         if job is not None:
-            owner = getattr(job, "owner", None) or owner
+            owner = job.owner or owner
             st.session_state[CURRENT_JOB_KEY] = job.id
         st.session_state[OWNER_KEY] = owner
     if LOADED_JOBS_KEY not in st.session_state:
@@ -73,7 +72,7 @@ def session_owner() -> str:
     return restore_session()
 
 
-def _get_job(job_id: str | None) -> Any:
+def _get_job(job_id: str | None) -> JobHandle | None:
     if not job_id:
         return None
     try:
@@ -82,23 +81,23 @@ def _get_job(job_id: str | None) -> Any:
         return None
 
 
-def remember_job(job: Any) -> None:
+def remember_job(job: JobHandle) -> None:
     """Make a job the page's current one (also in the URL, so a reload finds it)."""
     st.session_state[CURRENT_JOB_KEY] = job.id
     st.query_params["job"] = job.id
 
 
-def current_job() -> Any:
+def current_job() -> JobHandle | None:
     return _get_job(st.session_state.get(CURRENT_JOB_KEY))
 
 
-def remember_loaded(job: Any) -> None:
+def remember_loaded(job: JobHandle) -> None:
     loaded = st.session_state.setdefault(LOADED_JOBS_KEY, [])
     if job.id not in loaded:
         loaded.append(job.id)
 
 
-def session_jobs(include_loaded: bool = True) -> list[Any]:
+def session_jobs(include_loaded: bool = True) -> list[JobHandle]:
     """This session's jobs (newest first), plus the checkpoints it loaded."""
     jobs = list(manager().jobs(owner=session_owner()))
     if include_loaded:
@@ -155,7 +154,7 @@ def _job_panel() -> None:
                     st.rerun(scope="fragment")
     ended = [job.state for job in jobs if job.state not in ACTIVE_STATES]
     if ended:
-        counts = ", ".join(f"{ended.count(state)} {state}" for state in dict.fromkeys(ended))
+        counts = ", ".join(f"{ended.count(s)} {s}" for s in FINAL_ORDER if s in ended)
         st.caption(f"Ended runs: {counts}; see Compare.")
 
 

@@ -9,13 +9,12 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-from deeparch.engine.manager import TrainConfig
+from deeparch.engine.config import TrainConfig
+from deeparch.engine.state import ACTIVE_STATES, SAVABLE_STATES
 from deeparch.errors import ConfigError, DeeparchError
 from deeparch.figures import training as viz
 from deeparch.models import get_arch, list_archs
 from pages._shared import (
-    ACTIVE_STATES,
-    FINAL_STATES,
     compatible_datasets,
     config_form,
     current_job,
@@ -262,7 +261,7 @@ def checkpoint_section(job) -> None:
     save_col, load_col = st.columns(2)
     with save_col:
         st.markdown("**Save**")
-        if job is not None and job.state in FINAL_STATES + ("paused",):
+        if job is not None and job.state in SAVABLE_STATES:
             st.download_button(
                 "Download checkpoint (.zip)",
                 checkpoint_zip(job),

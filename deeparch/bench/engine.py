@@ -109,7 +109,8 @@ def dataloader_loop(arch: str, steps: int, batch_size: int, seed: int = 0) -> fl
 
 def engine_run(arch: str, steps: int, batch_size: int, seed: int = 0) -> dict[str, float]:
     """The engine, polled by a reader thread: overall and in-step samples/s."""
-    from deeparch.engine.manager import JobManager, TrainConfig
+    from deeparch.engine.config import TrainConfig
+    from deeparch.engine.manager import JobManager
 
     manager = JobManager(max_running=1, heartbeat_timeout=0)
     config = TrainConfig(

@@ -91,7 +91,7 @@ def build_train_config(args: argparse.Namespace) -> Any:
     """TrainConfig from the command line (and from the checkpoint when resuming)."""
     from deeparch.checkpoint.files import read_checkpoint
     from deeparch.config import parse_assignments
-    from deeparch.engine.manager import TrainConfig, train_field_specs
+    from deeparch.engine.config import TrainConfig, train_field_specs
     from deeparch.models import get_arch
 
     spec = get_arch(args.arch)
@@ -211,7 +211,7 @@ def _train(args: argparse.Namespace, config: Any) -> int:
         "state": job.state,
         "reason": job.reason,
         "step": snap["step"],
-        **{k: v for k, v in job.final_metrics.items() if k != "step"},
+        **{k: v for k, v in snap["final_metrics"].items() if k != "step"},
         "samples_per_s": snap["samples_per_s"],
         "elapsed_s": snap["elapsed_s"],
         "checkpoint": checkpoint_path,
@@ -224,7 +224,7 @@ def _train(args: argparse.Namespace, config: Any) -> int:
 
 
 def evaluate_command(args: argparse.Namespace) -> int:
-    from deeparch.engine.manager import evaluate_checkpoint
+    from deeparch.engine.evaluate import evaluate_checkpoint
 
     metrics = evaluate_checkpoint(args.checkpoint, dataset=args.dataset)
     print(json.dumps(_json_ready(metrics)), flush=True)

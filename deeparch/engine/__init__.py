@@ -1,1 +1,2 @@
-"""The training engine: TrainConfig, jobs in background threads, their manager and callbacks."""
+"""The training engine: TrainConfig, the loop and its callbacks, job states, the JobHandle seam,
+the manager and its backends."""

@@ -1,24 +1,45 @@
-"""The body of a job's training thread: epochs of shuffled batches, evaluation, snapshots."""
+"""The training loop: epochs of shuffled batches, with callbacks at clear points.
+
+The loop knows a task's `train_step(batch) -> {term: float}` and nothing of model families
+(minGPT's trainer.py); what happens around a step — publishing metrics, divergence checks,
+snapshots, per-epoch evaluation — are callbacks (deeparch.engine.callbacks), fired at step end,
+snapshot, epoch end and train end (Lightning's hooks). A callback ends the run by setting
+`trainer.should_stop` (Lightning's EarlyStopping sets trainer.should_stop the same way).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import torch
 
-from deeparch.engine.divergence import divergence_reason, explosion_reason
-from deeparch.engine.job import (
-    DEVICE_RESIDENT_BYTES,
-    SNAPSHOT_SAMPLES,
-    epoch_order,
-    seed_global_generators,
+from deeparch.engine.prepare import Prepared
+from deeparch.engine.state import JobState
+from deeparch.randomness import (
+    borrowed_global_generator,
+    draws_from_global_generator,
+    seed_from,
     step_seed,
+    use_generators,
 )
-from deeparch.engine.metrics_log import GLOBAL_RNG_LOCK
 
-if TYPE_CHECKING:
-    from deeparch.engine.job import Job
+SNAPSHOT_SAMPLES = 500  # validation samples a snapshot looks at (accuracy, confusion, latents)
+# Datasets up to this size live on the accelerator for the whole job; larger ones go per batch
+# through pinned memory.
+DEVICE_RESIDENT_BYTES = 1 << 30
+# Shuffling draws from a generator seeded apart from the steps' one (any fixed offset would do).
+SHUFFLE_SEED_OFFSET = 7919
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> torch.Tensor:
+    """The shuffled sample order of one epoch, from its own generator (no global RNG)."""
+    generator = torch.Generator().manual_seed(step_seed(seed + SHUFFLE_SEED_OFFSET, epoch))
+    return torch.randperm(n, generator=generator)
 
 
 class BatchFeed:
@@ -47,98 +68,164 @@ class BatchFeed:
         return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
 
-def take_snapshot(job: Job, x: torch.Tensor, y: torch.Tensor) -> None:
-    payload = job.task.snapshot(x, y)
-    payload["step"] = job.global_step
-    job.log.add_snapshot(payload)
-    job._last_snapshot_step = job.global_step
+@dataclass
+class Progress:
+    """Where a run is. Written by the training thread under the trainer's step lock."""
+
+    global_step: int = 0
+    epoch: int = 0  # completed epochs
+    epoch_step: int = 0  # batches done in the current epoch
+    epoch_loss_sum: float = 0.0
+    start_step: int = 0  # the step this run started from (after a resume, not 0)
+    elapsed_before: float = 0.0  # seconds trained in earlier runs (a resumed checkpoint)
+    last_snapshot_step: int = -1
+    final_metrics: dict[str, Any] = field(default_factory=dict)
 
 
-def end_of_epoch(job: Job) -> None:
-    """Evaluate on the validation split and publish the epoch's metrics."""
-    prepared = job._prepared
-    val_metrics = job.task.evaluate(prepared.x_val, prepared.y_val)
-    with job._step_lock:  # counters change together, so a checkpoint sees them consistently
-        train_loss = job.epoch_loss_sum / max(1, job.epoch_step)
-        job.epoch += 1
-        job.epoch_step = 0
-        job.epoch_loss_sum = 0.0
-    entry = {"epoch": job.epoch, "step": job.global_step, "train_loss": train_loss, **val_metrics}
-    job.final_metrics = entry
-    job.log.add_epoch(entry)
+@dataclass
+class Clock:
+    """Wall time of this run, less pauses, and the time spent inside steps (for samples/s)."""
+
+    started: float = 0.0
+    paused_seconds: float = 0.0
+    train_seconds: float = 0.0
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started - self.paused_seconds
 
 
-def finish(job: Job, x_snap: torch.Tensor, y_snap: torch.Tensor) -> tuple[str, str]:
-    wrap_up(job, x_snap, y_snap)
-    return "finished", job._finished_reason()
+class Gate(Protocol):
+    """What the loop asks between steps (deeparch.engine.control.JobControl)."""
+
+    def between_steps(self, step: int) -> tuple[bool, float]: ...
+
+    @property
+    def stop_reason(self) -> str: ...
 
 
-def wrap_up(job: Job, x_snap: torch.Tensor, y_snap: torch.Tensor) -> None:
-    """Last snapshot and, when the run ended mid-epoch, a last evaluation for final_metrics, so
-    the metrics a finished or stopped run reports belong to the weights it saves."""
-    prepared = job._prepared
-    if job._last_snapshot_step != job.global_step:
-        take_snapshot(job, x_snap, y_snap)
-    if job.final_metrics.get("step") != job.global_step:
-        val_metrics = job.task.evaluate(prepared.x_val, prepared.y_val)
-        train_loss = job.epoch_loss_sum / job.epoch_step if job.epoch_step else None
-        job.final_metrics = {
-            "epoch": job.epoch + job.epoch_step / job.steps_per_epoch,
-            "step": job.global_step,
-            "train_loss": train_loss,
-            **val_metrics,
-        }
+class Trainer:
+    """Trains one prepared job; owns its progress, its generators and its step lock."""
 
+    def __init__(self, prepared: Prepared, gate: Gate, callbacks: Sequence[Any] = ()) -> None:
+        self.prepared = prepared
+        self.config = prepared.config
+        self.task = prepared.task
+        self.gate = gate
+        self.callbacks = list(callbacks)
+        self.progress = Progress()
+        self.clock = Clock()
+        self.should_stop: tuple[JobState, str] | None = None
+        self.step_lock = threading.Lock()  # held for one optimizer step; readers copy between
+        self.seed = int(self.config.seed)
+        self.generators = prepared.generators
+        n = len(prepared.x_train)
+        self.batch_size = min(int(self.config.batch_size), n)
+        # The last partial batch is dropped: equal batches, and no batch of 1 for BatchNorm.
+        self.steps_per_epoch = max(1, n // self.batch_size)
+        total = int(self.config.epochs) * self.steps_per_epoch
+        max_steps = int(self.config.max_steps)
+        self.total_steps = min(total, max_steps) if max_steps else total
+        self.x_snap = prepared.x_val[:SNAPSHOT_SAMPLES]
+        self.y_snap = prepared.y_val[:SNAPSHOT_SAMPLES]
+        # nn.LSTM's inter-layer dropout draws from the default generator inside its kernel.
+        self._borrows_global = draws_from_global_generator(prepared.model)
 
-def train_loop(job: Job) -> tuple[str, str]:
-    """Train until done, stopped or diverged; returns (final state, reason)."""
-    prepared = job._prepared
-    config = job.config
-    seed, lr, snapshot_every = int(config.seed), float(config.lr), int(config.snapshot_every)
-    task, device = job.task, job.device
-    feed = BatchFeed(prepared.x_train, prepared.y_train, device)
-    x_snap, y_snap = prepared.x_val[:SNAPSHOT_SAMPLES], prepared.y_val[:SNAPSHOT_SAMPLES]
-    job._start_step = job.global_step
-    job._paused_seconds = 0.0
-    started = time.perf_counter()
-    train_seconds = 0.0  # time inside steps (batching included), for samples/s
-    history = job.log.copy()["losses"].get("loss")  # a resumed run compares with its first step
-    first_loss = history[0][1] if history else None
-    task.model.train()
+    @property
+    def model(self) -> torch.nn.Module:
+        return self.prepared.model
 
-    while job.epoch < int(config.epochs):
-        order = epoch_order(seed, job.epoch, len(prepared.x_train))
-        while job.epoch_step < job.steps_per_epoch:
-            if job.global_step >= job.total_steps:
-                return finish(job, x_snap, y_snap)
-            if not job._wait_turn():
-                default_reason = f"stopped by the user at step {job.global_step}"
-                if job.global_step > 0:
-                    wrap_up(job, x_snap, y_snap)
-                return "stopped", job._stop_reason or default_reason
-            step_started = time.perf_counter()
-            start = job.epoch_step * job.batch_size
-            batch = feed.batch(order[start : start + job.batch_size])
-            with GLOBAL_RNG_LOCK.shared(), job._step_lock:
-                this_seed = step_seed(seed, job.global_step)
-                seed_global_generators(this_seed, device)
-                task.noise.manual_seed(this_seed)
-                losses = task.train_step(batch)
-                job.global_step += 1
-                job.epoch_step += 1
-                job.epoch_loss_sum += losses["loss"]
-            train_seconds += time.perf_counter() - step_started
-            job.log.add_losses(job.global_step, losses)
-            elapsed = time.perf_counter() - started - job._paused_seconds
-            job._publish_counters(elapsed, train_seconds)
-            reason = divergence_reason(losses, job.global_step, lr)
-            if reason is None:
-                first_loss = losses["loss"] if first_loss is None else first_loss
-                reason = explosion_reason(first_loss, losses["loss"], job.global_step, lr)
-            if reason is not None:
-                return "diverged", reason
-            if job.global_step % snapshot_every == 0:
-                take_snapshot(job, x_snap, y_snap)
-        end_of_epoch(job)
-        job._publish_counters(time.perf_counter() - started - job._paused_seconds, train_seconds)
-    return finish(job, x_snap, y_snap)
+    def fire(self, hook: str, *args: Any) -> None:
+        """Call `hook` on every callback that has it, in order."""
+        for callback in self.callbacks:
+            method = getattr(callback, hook, None)
+            if method is not None:
+                method(self, *args)
+
+    def current_lr(self) -> float:
+        for optimizer in self.task.optimizers.values():
+            return float(optimizer.param_groups[0]["lr"])
+        return float(self.config.lr)
+
+    # ---- the loop ---------------------------------------------------------------------------
+
+    def run(self) -> tuple[JobState, str]:
+        """Train until done, stopped or diverged; returns (final state, reason)."""
+        progress = self.progress
+        progress.start_step = progress.global_step
+        self.clock = Clock(started=time.perf_counter())
+        feed = BatchFeed(self.prepared.x_train, self.prepared.y_train, self.prepared.device)
+        self.fire("on_train_start")
+        self.task.model.train()
+        with use_generators(self.generators):
+            while progress.epoch < int(self.config.epochs):
+                order = epoch_order(self.seed, progress.epoch, len(self.prepared.x_train))
+                while progress.epoch_step < self.steps_per_epoch:
+                    if progress.global_step >= self.total_steps:
+                        return self.end(JobState.FINISHED, self.finished_reason())
+                    go, paused = self.gate.between_steps(progress.global_step)
+                    self.clock.paused_seconds += paused
+                    if not go:
+                        default = f"stopped by the user at step {progress.global_step}"
+                        return self.end(JobState.STOPPED, self.gate.stop_reason or default)
+                    start = progress.epoch_step * self.batch_size
+                    losses = self.train_one(feed.batch(order[start : start + self.batch_size]))
+                    self.fire("on_step_end", losses)
+                    if self.should_stop is not None:
+                        return self.end(*self.should_stop)
+                self.finish_epoch()
+        return self.end(JobState.FINISHED, self.finished_reason())
+
+    def train_one(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
+        """One optimizer step on a batch, with the generators seeded from (seed, step)."""
+        progress = self.progress
+        started = time.perf_counter()
+        with self.step_lock:
+            this_seed = step_seed(self.seed, progress.global_step)
+            self.generators.reseed(this_seed)
+            if self._borrows_global:
+                borrowed = borrowed_global_generator(
+                    seed_from(self.generators.cpu), [self.prepared.device]
+                )
+            else:
+                borrowed = contextlib.nullcontext()
+            with borrowed:
+                losses = self.task.train_step(batch)
+            progress.global_step += 1
+            progress.epoch_step += 1
+            progress.epoch_loss_sum += losses["loss"]
+        self.clock.train_seconds += time.perf_counter() - started
+        return losses
+
+    def finish_epoch(self) -> None:
+        progress = self.progress
+        with self.step_lock:  # counters change together, so a checkpoint sees them consistently
+            train_loss = progress.epoch_loss_sum / max(1, progress.epoch_step)
+            progress.epoch += 1
+            progress.epoch_step = 0
+            progress.epoch_loss_sum = 0.0
+        metrics = {"epoch": progress.epoch, "step": progress.global_step, "train_loss": train_loss}
+        self.fire("on_epoch_end", metrics)
+
+    def end(self, state: JobState, reason: str) -> tuple[JobState, str]:
+        self.fire("on_train_end", state)
+        return state, reason
+
+    def take_snapshot(self) -> dict[str, Any]:
+        """The task's snapshot of the validation samples now, published through on_snapshot."""
+        payload = self.task.snapshot(self.x_snap, self.y_snap)
+        payload["step"] = self.progress.global_step
+        self.progress.last_snapshot_step = self.progress.global_step
+        self.fire("on_snapshot", payload)
+        return payload
+
+    def evaluate(self) -> dict[str, float]:
+        """Validation metrics of the current weights (val_<term>), with the job's generators."""
+        with use_generators(self.generators):
+            return self.task.evaluate(self.prepared.x_val, self.prepared.y_val)
+
+    def finished_reason(self) -> str:
+        progress = self.progress
+        if int(self.config.max_steps) and progress.global_step >= int(self.config.max_steps):
+            return f"reached max_steps {progress.global_step}"
+        epochs = "epoch" if progress.epoch == 1 else "epochs"
+        return f"trained {progress.epoch} {epochs} ({progress.global_step} steps)"

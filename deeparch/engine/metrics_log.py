@@ -1,11 +1,8 @@
-"""A lock-guarded log a training thread appends to and any reader copies at any moment, and the
-lock that keeps jobs' use of PyTorch's global generator apart from model building."""
+"""A lock-guarded log a training thread appends to and any reader copies at any moment."""
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -39,53 +36,6 @@ def freeze_payload(payload: Any) -> Any:
     return payload
 
 
-class SharedExclusiveLock:
-    """Many holders at once in `shared()`, or one alone in `exclusive()` (a readers-writer lock).
-
-    Training steps hold it shared; building a model holds it exclusively, because both seed and
-    draw from PyTorch's process-wide default generator.
-    """
-
-    def __init__(self) -> None:
-        self._condition = threading.Condition()
-        self._shared_holders = 0
-        self._exclusive_held = False
-        self._exclusive_waiting = 0
-
-    @contextlib.contextmanager
-    def shared(self) -> Iterator[None]:
-        with self._condition:
-            while self._exclusive_held or self._exclusive_waiting:
-                self._condition.wait()
-            self._shared_holders += 1
-        try:
-            yield
-        finally:
-            with self._condition:
-                self._shared_holders -= 1
-                if self._shared_holders == 0:
-                    self._condition.notify_all()
-
-    @contextlib.contextmanager
-    def exclusive(self) -> Iterator[None]:
-        with self._condition:
-            self._exclusive_waiting += 1
-            while self._exclusive_held or self._shared_holders:
-                self._condition.wait()
-            self._exclusive_waiting -= 1
-            self._exclusive_held = True
-        try:
-            yield
-        finally:
-            with self._condition:
-                self._exclusive_held = False
-                self._condition.notify_all()
-
-
-# Guards PyTorch's global generators between jobs' steps and model building (see above).
-GLOBAL_RNG_LOCK = SharedExclusiveLock()
-
-
 class MetricsLog:
     """Per-step loss terms, per-epoch metrics, task snapshots and progress counters.
 
@@ -116,6 +66,10 @@ class MetricsLog:
             if len(self._snapshots) > MAX_SNAPSHOTS:
                 older, recent = self._snapshots[:-1], self._snapshots[-1:]
                 self._snapshots = older[::2] + recent
+
+    def latest_snapshot(self) -> dict[str, Any] | None:
+        with self._lock:
+            return self._snapshots[-1] if self._snapshots else None
 
     def update(self, **counters: Any) -> None:
         with self._lock:

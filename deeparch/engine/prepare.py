@@ -5,17 +5,43 @@ dry-run batch, so a mistake is a ConfigError message rather than a traceback ins
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import nn
 
-from deeparch.data.catalogue import load_dataset
-from deeparch.engine.job import Prepared
-from deeparch.engine.metrics_log import GLOBAL_RNG_LOCK
+from deeparch.data import DataInfo, load_dataset
 from deeparch.engine.optim import choose_device, make_optimizer
 from deeparch.errors import ConfigError, DeeparchError
 from deeparch.models import create_model, get_arch
-from deeparch.tasks.base import make_task
+from deeparch.randomness import (
+    JobGenerators,
+    borrowed_global_generator,
+    use_generators,
+    use_job_dropout,
+)
+from deeparch.tasks import Task, make_task
+
+
+@dataclass
+class Prepared:
+    """Everything a job needs, built and checked before its training thread starts."""
+
+    config: Any  # TrainConfig
+    dataset_name: str
+    info: DataInfo
+    arch_config: Any
+    task_name: str
+    device: torch.device
+    model: nn.Module
+    template: nn.Module  # an untouched CPU copy of the model, the mould for model_copy()
+    task: Task
+    generators: JobGenerators  # the job's own randomness (dropout, noise, sampling)
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
 
 
 def prepare(config: Any, dry_run: bool = True) -> Prepared:
@@ -25,17 +51,20 @@ def prepare(config: Any, dry_run: bool = True) -> Prepared:
     dataset_name = config.dataset or spec.default_dataset
     device = choose_device(config.device)
     data = load_dataset(dataset_name)
-    # The initial weights come from the seed. Building draws from the global generator, so no job
-    # may step meanwhile (dropout would draw from it too), and the caller's state is restored.
-    with GLOBAL_RNG_LOCK.exclusive(), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(config.seed))
+    # The initial weights come from the seed alone: module constructors draw from the default
+    # generator, which is lent seeded and under a lock (deeparch.randomness explains).
+    with borrowed_global_generator(int(config.seed)):
         model, arch_config = create_model(config.arch, config.arch_config, data.info)
+    use_job_dropout(model)  # dropout masks from the job's generator, not the process's
     check_batch_norm_batch(model, int(config.batch_size))
     template = copy.deepcopy(model).eval()
     model = model.to(device)
     if prefers_channels_last(model, spec.task, device):
         model = model.to(memory_format=torch.channels_last)
-    task = make_task(spec.task, model, data.info, config, device)
+    generators = JobGenerators(int(config.seed), device)
+    task = make_task(
+        spec.task, model, data.info, config, device, arch_config, noise=generators.on_device
+    )
     optimizers = {
         name: make_optimizer(config.optimizer, groups, float(config.lr), float(config.weight_decay))
         for name, groups in task.param_groups().items()
@@ -52,6 +81,7 @@ def prepare(config: Any, dry_run: bool = True) -> Prepared:
         model=model,
         template=template,
         task=task,
+        generators=generators,
         x_train=data.x_train,
         y_train=data.y_train,
         x_val=x_val,
@@ -95,8 +125,10 @@ def check_one_batch(prepared: Prepared) -> None:
         prepared.x_train[:size].to(prepared.device),
         prepared.y_train[:size].to(prepared.device),
     )
+    # Throwaway generators: the dry run must not move the job's own (nor the default) ones.
+    seed = int(prepared.config.seed)
     try:
-        with GLOBAL_RNG_LOCK.exclusive(), torch.random.fork_rng(devices=[]):
+        with use_generators(JobGenerators(seed, prepared.device)), borrowed_global_generator(seed):
             prepared.task.dry_run(batch)
     except DeeparchError:
         raise

@@ -11,6 +11,7 @@ from torch import nn
 from deeparch.data.info import DataInfo
 from deeparch.errors import ConfigError
 from deeparch.explore.views import train_on_random_batches
+from deeparch.randomness import borrowed_global_generator, use_job_dropout
 
 METHODS = ("PCA", "linear autoencoder", "nonlinear autoencoder")
 
@@ -104,8 +105,8 @@ def compare_reconstruction(
     reconstructions = {"PCA": pca.decode(pca.encode(x_val), shape)}
     train_losses: dict[str, list[float]] = {}
     for name in AUTOENCODER_ARCHS:
-        torch.manual_seed(seed)
-        model = build_autoencoder(name, code_size, info)
+        with borrowed_global_generator(seed):  # initial weights from the seed alone
+            model = use_job_dropout(build_autoencoder(name, code_size, info))
         train_losses[name] = train_autoencoder(
             model, x_train.float(), steps, lr=LEARNING_RATES[name], seed=seed
         )

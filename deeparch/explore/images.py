@@ -11,7 +11,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import nn
 
 from deeparch.errors import ConfigError, DeeparchError
-from deeparch.tasks.base import evaluation_mode
+from deeparch.tasks import evaluation_mode
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # a photo of a digit needs far less; refuse anything larger
 MAX_UPLOAD_PIXELS = 4096 * 4096  # guards against decompression bombs (a small file, a huge image)

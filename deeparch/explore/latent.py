@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from deeparch.errors import ConfigError
-from deeparch.tasks.base import evaluation_mode
+from deeparch.tasks import evaluation_mode
 
 MAX_GRID_SIDE = 40  # 1,600 decodes: beyond that the picture is too fine to read anyway
 DEFAULT_GRID_RANGE = (-1.5, 1.5)  # where the prior N(0, 1) puts 87% of each coordinate

@@ -11,10 +11,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from deeparch.data.info import DataInfo
+from deeparch.data import DataInfo, dataset_info, load_dataset
+from deeparch.engine.manager import get_manager
+from deeparch.engine.state import JobState
 from deeparch.errors import ConfigError
 from deeparch.explore.views import train_on_random_batches
-from deeparch.tasks.base import evaluation_mode
+from deeparch.models import create_model
+from deeparch.randomness import borrowed_global_generator, use_job_dropout
+from deeparch.tasks import evaluation_mode
 
 logger = logging.getLogger(__name__)
 
@@ -114,15 +118,13 @@ def set_forget_bias(lstm: nn.LSTM, value: float) -> None:
 
 def build_sequence_model(label: str, dataset: str | DataInfo, seed: int = 0) -> nn.Module:
     """A fresh model of one cell variant for a dataset (a name or its DataInfo), default sizes."""
-    from deeparch.data.catalogue import dataset_info
-    from deeparch.models import create_model
-
     if label not in CELL_VARIANTS and label not in FORGET_BIAS:
         raise ConfigError("cell", label, "one of " + ", ".join(GRADIENT_VARIANTS))
     arch, overrides = CELL_VARIANTS.get(label, ("lstm", {}))
     info = dataset if isinstance(dataset, DataInfo) else dataset_info(dataset)
-    torch.manual_seed(seed)
-    model, _config = create_model(arch, overrides, info)
+    with borrowed_global_generator(seed):  # initial weights from the seed alone
+        model, _config = create_model(arch, overrides, info)
+    use_job_dropout(model)
     if label in FORGET_BIAS:
         set_forget_bias(model.rnn, FORGET_BIAS[label])
     return model
@@ -208,9 +210,7 @@ def compare_gradient_norms(
 
 def running_jobs() -> int:
     """How many training jobs run in this process right now (they slow a speed measurement)."""
-    from deeparch.engine.manager import get_manager
-
-    return sum(job.state == "running" for job in get_manager().jobs())
+    return sum(job.state is JobState.RUNNING for job in get_manager().jobs())
 
 
 def measure_training_speed(
@@ -226,8 +226,6 @@ def measure_training_speed(
     Runs `steps` steps, then more in chunks of `steps` until `min_seconds` have passed: a
     tenth of a second is too short to measure honestly next to other work on the CPU.
     """
-    from deeparch.data.catalogue import load_dataset
-
     if not 1 <= steps <= 500:
         raise ConfigError("steps", steps, "an integer from 1 to 500")
     if not 0.0 <= min_seconds <= 30.0:

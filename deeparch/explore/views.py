@@ -11,8 +11,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
+from deeparch.engine.config import TrainConfig
+from deeparch.engine.handle import JobHandle
 from deeparch.errors import ConfigError, DeeparchError
+from deeparch.models import get_arch
+from deeparch.randomness import JobGenerators, use_generators
 
 
 @dataclass(frozen=True)
@@ -94,17 +99,13 @@ def view_spec(view: str) -> ViewSpec:
     return VIEWS[view]
 
 
-def starter_config(view: str, **overrides: Any) -> Any:
+def starter_config(view: str, **overrides: Any) -> TrainConfig:
     """The TrainConfig of the model a view starts when the session has no suitable job."""
-    from deeparch.engine.manager import TrainConfig
-
     return TrainConfig(**{**view_spec(view).starter, **overrides})
 
 
 def job_fits(view: str, arch: str, task: str) -> bool:
     """Whether a job of this architecture and task can be shown by a view."""
-    from deeparch.models import get_arch
-
     spec = view_spec(view)
     if task not in spec.tasks:
         return False
@@ -119,27 +120,12 @@ def job_fits(view: str, arch: str, task: str) -> bool:
     return spec.data_kinds is None or bool(set(arch_spec.data_kinds) & set(spec.data_kinds))
 
 
-def job_arch_task(job: Any) -> tuple[str, str]:
-    """(arch, task) of a job without copying its snapshots when the job offers them directly."""
-    arch = getattr(job, "arch", None)
-    task = getattr(job, "task_name", None) or getattr(job, "task", None)
-    if isinstance(arch, str) and isinstance(task, str):
-        return arch, task
-    snap = job.snapshot()
-    return snap["arch"], snap["task"]
-
-
-def suitable_jobs(view: str, jobs: list[Any]) -> list[Any]:
+def suitable_jobs(view: str, jobs: list[JobHandle]) -> list[JobHandle]:
     """The jobs a view can show, in the order given (pages pass the session's, newest first)."""
-    fitting = []
-    for job in jobs:
-        arch, task = job_arch_task(job)
-        if job_fits(view, arch, task):
-            fitting.append(job)
-    return fitting
+    return [job for job in jobs if job_fits(view, job.arch, job.task_name)]
 
 
-def job_label(job: Any) -> str:
+def job_label(job: JobHandle) -> str:
     """A short line naming a job in a picker: id, architecture, dataset, state and step."""
     snap = job.snapshot()
     return (
@@ -199,19 +185,20 @@ def train_on_random_batches(
     """A short plain Adam loop on random batches (for a view's quick comparison, not a job).
 
     `loss_fn(model(inputs[i]), targets[i])`; returns the loss per step, model left in eval mode.
+    Batches, dropout and noise come from generators of its own: a page thread never touches the
+    process-wide generator that jobs and other sessions share.
     """
-    import torch
-
-    generator = torch.Generator().manual_seed(seed)
+    generators = JobGenerators(seed, inputs.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
     losses = []
-    for _ in range(steps):
-        index = torch.randint(0, len(inputs), (batch_size,), generator=generator)
-        loss = loss_fn(model(inputs[index]), targets[index])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
+    with use_generators(generators):
+        for _ in range(steps):
+            index = torch.randint(0, len(inputs), (batch_size,), generator=generators.cpu)
+            loss = loss_fn(model(inputs[index]), targets[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
     model.eval()
     return losses

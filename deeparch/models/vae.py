@@ -1,4 +1,4 @@
-"""Variational autoencoders (task vae): dense 784-400-20, convolutional, and their loss."""
+"""Variational autoencoders (task vae): dense 784-400-20 and convolutional (loss: tasks/vae.py)."""
 
 from __future__ import annotations
 
@@ -7,46 +7,13 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from deeparch.config import hp
 from deeparch.data.info import DataInfo
 from deeparch.errors import ConfigError
 from deeparch.models.registry import ArchSpec, register
-
-# ---------------------------------------------------------------- loss (pure functions)
-
-
-def bernoulli_reconstruction(recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """-log p(x | z) for Bernoulli pixels: BCE summed over every pixel, averaged over the batch."""
-    return F.binary_cross_entropy(recon, x, reduction="sum") / x.shape[0]
-
-
-def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, exp(logvar)) || N(0, I)) summed over latent dims, averaged over the batch.
-
-    Closed form from Kingma & Welling, "Auto-Encoding Variational Bayes" (ICLR 2014), appendix B:
-    -KL = 1/2 * sum_j (1 + log sigma_j^2 - mu_j^2 - sigma_j^2).
-    """
-    return -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / mu.shape[0]
-
-
-def vae_loss(
-    recon: torch.Tensor,
-    x: torch.Tensor,
-    mu: torch.Tensor,
-    logvar: torch.Tensor,
-    beta: float = 1.0,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The negative ELBO of Kingma & Welling (2014), split into (reconstruction, beta * kl).
-
-    The second term already carries the weight beta (beta-VAE, Higgins et al. 2017; beta = 1 is the
-    plain VAE), so the loss to minimise is the sum of the two; both are per-image averages over
-    the batch, the reconstruction summed over pixels as the log-likelihood demands.
-    """
-    return bernoulli_reconstruction(recon, x), beta * kl_divergence(mu, logvar)
-
+from deeparch.randomness import current_generator
 
 # ---------------------------------------------------------------- models
 
@@ -88,6 +55,8 @@ class VariationalAutoencoder(nn.Module):
         if not self.training:
             return mu
         std = torch.exp(0.5 * logvar)
+        if generator is None:  # the current job's generator (or the default one outside a job)
+            generator = current_generator(std.device)
         eps = torch.randn(std.shape, generator=generator, device=std.device, dtype=std.dtype)
         return mu + eps * std
 

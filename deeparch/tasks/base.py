@@ -1,56 +1,36 @@
-"""Training tasks by name: what one step, an evaluation and a snapshot mean for each kind of model.
+"""The base of every task: optimisation, L1, evaluation, the dry run: what a trainer asks of it.
 
 The trainer knows tasks, never model families (minGPT's trainer.py). A task builds its
 optimizers' parameter groups, runs `train_step(batch) -> {term: float}` with every loss term
 reported separately, `evaluate(x, y)` under torch.no_grad() with the model's mode restored, and
 `snapshot(x, y)` that returns the payload pages draw (numpy arrays, detached, on the CPU).
+What a task needs besides the model comes from the architecture's config through the task's
+`Settings` dataclass (a field of the same name in the architecture's config sets it).
 """
 
 from __future__ import annotations
 
 import abc
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from deeparch.data.info import DataInfo
-from deeparch.errors import UnknownNameError
 
 # Evaluation runs without gradients, so it takes larger batches; past about 256 a convolution's
 # activations no longer fit the CPU caches and samples/s falls (seed CNN: 14k at 256, 8k at 512).
 EVAL_BATCH_SIZE = 256
 SHOW_EXAMPLES = 8  # how many examples a snapshot shows (misclassified digits, reconstructions)
-GRAD_EXAMPLES = 64  # examples averaged for the per-time-step gradient norms
-
-
-# ---- losses: pure functions ---------------------------------------------------------------------
-
-
-def classification_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy; a single logit column (N, 1) is binary logistic regression (BCE)."""
-    if logits.dim() == 2 and logits.shape[1] == 1:
-        return F.binary_cross_entropy_with_logits(logits[:, 0], targets.float())
-    return F.cross_entropy(logits, targets)
-
-
-def predictions(logits: torch.Tensor) -> torch.Tensor:
-    """Class indices from logits (N, K), or from one logit (N, 1) thresholded at 0 (p = 0.5)."""
-    if logits.dim() == 2 and logits.shape[1] == 1:
-        return (logits[:, 0] > 0).long()
-    return logits.argmax(dim=1)
 
 
 def l1_penalty(parameters: list[nn.Parameter]) -> torch.Tensor:
     """Sum of absolute weights (Tibshirani 1996, the lasso), which pushes weights to exactly 0."""
     return torch.stack([p.abs().sum() for p in parameters]).sum()
-
-
-# ---- the base task ------------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
@@ -70,18 +50,31 @@ class Task(abc.ABC):
 
     name = ""
 
-    def __init__(self, model: nn.Module, info: DataInfo, config: Any, device: torch.device) -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Settings:
+        """What the task takes from the architecture's config (nothing, for most tasks)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        info: DataInfo,
+        config: Any,
+        device: torch.device,
+        settings: Any = None,
+        noise: torch.Generator | None = None,
+    ) -> None:
         self.model = model
         self.info = info
         self.config = config
         self.device = device
+        self.settings = settings if settings is not None else self.Settings()
         self.l1 = float(config.l1)
         self.grad_clip = float(config.grad_clip)
         # Weights only (no biases or norm scales) for the L1 penalty, as in the lasso.
         self.l1_parameters = [p for p in model.parameters() if p.requires_grad and p.dim() > 1]
-        # Noise of this job's own (inputs corrupted, GAN latents): reseeded every step by the
-        # trainer, so the run does not depend on the global RNG other threads share.
-        self.noise = torch.Generator(device=device)
+        # Noise of this job's own (inputs corrupted, GAN latents): the job's generator on the
+        # training device, reseeded every step by the trainer, never the process-wide one.
+        self.noise = noise if noise is not None else torch.Generator(device=device)
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
 
     # -- optimisation -----------------------------------------------------------------------------
@@ -163,113 +156,17 @@ class Task(abc.ABC):
                     b.copy_(buffers[name])
 
 
-def _numpy(tensor: torch.Tensor) -> np.ndarray:
+def to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    """A detached CPU copy as numpy (snapshot payloads must not share memory with the model)."""
     return tensor.detach().to("cpu").numpy().copy()
 
 
-# ---- classification -----------------------------------------------------------------------------
-
-
-class ClassifyTask(Task):
-    """model(x) -> logits; cross-entropy; accuracy, confusion matrix and misclassified examples."""
-
-    name = "classify"
-
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
-
-    def loss_terms(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        cross_entropy = classification_loss(self.logits(x), y)
-        return {"loss": cross_entropy, "cross_entropy": cross_entropy.detach()}
-
-    def eval_terms(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        logits = self.logits(x)
-        return {
-            "loss": classification_loss(logits, y),
-            "accuracy": (predictions(logits) == y).float().mean(),
-        }
-
-    def snapshot(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
-        with evaluation_mode(self.model):
-            pred = torch.cat(
-                [
-                    predictions(self.logits(x[start : start + EVAL_BATCH_SIZE]))
-                    for start in range(0, len(x), EVAL_BATCH_SIZE)
-                ]
-            )
-        k = self.info.num_classes
-        # confusion[true, pred] counts: one bincount over the pair index true * K + pred.
-        confusion = torch.bincount(y * k + pred, minlength=k * k).reshape(k, k)
-        wrong = (pred != y).nonzero()[:SHOW_EXAMPLES, 0]
-        payload = {
-            "val_accuracy": float((pred == y).float().mean()) if len(y) else 0.0,
-            "confusion": _numpy(confusion),
-            "misclassified": {
-                "inputs": _numpy(x[wrong]),
-                "true": _numpy(y[wrong]),
-                "pred": _numpy(pred[wrong]),
-            },
-        }
-        payload.update(self.extra_snapshot(x, y))
-        return payload
-
-    def extra_snapshot(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
-        return {}
-
-
-class SequenceTask(ClassifyTask):
-    """Sequence classification, plus the per-time-step gradient and the hidden-state trace."""
-
-    name = "sequence"
-
-    def extra_snapshot(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
-        x, y = x[:GRAD_EXAMPLES], y[:GRAD_EXAMPLES]
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            # cuDNN computes RNN gradients only in training mode; the plain kernels work in eval.
-            cudnn_off = (
-                torch.backends.cudnn.flags(enabled=False)
-                if self.device.type == "cuda"
-                else contextlib.nullcontext()
-            )
-            with cudnn_off, torch.enable_grad():
-                embedded = self.model.embed(x).detach().requires_grad_(True)  # (N, T, E)
-                logits = self.model.classify_embedded(embedded)
-                # Summed, so each example's gradient is d loss_i / d e_i, not scaled by 1/N.
-                loss = classification_loss(logits, y) * len(y)
-                (grad,) = torch.autograd.grad(loss, embedded)
-            grad_norm_per_step = grad.norm(dim=2).mean(dim=0)  # (N, T, E) -> (T,)
-            with torch.no_grad():
-                first = self.model.embed(x[:1])
-                _, hidden = self.model.classify_embedded(first, return_hidden=True)  # (1, T, H)
-        finally:
-            self.model.train(was_training)
-        return {"grad_norm_per_step": _numpy(grad_norm_per_step), "hidden_trace": _numpy(hidden[0])}
-
-
-# ---- by name ------------------------------------------------------------------------------------
-
-
-def task_classes() -> dict[str, type[Task]]:
-    """Task name -> class (the names of deeparch.models.registry.TASKS)."""
-    from deeparch.tasks.generative import DenoiseTask, GanTask, ReconstructTask, VaeTask
-
-    return {
-        "classify": ClassifyTask,
-        "sequence": SequenceTask,
-        "reconstruct": ReconstructTask,
-        "denoise": DenoiseTask,
-        "vae": VaeTask,
-        "gan": GanTask,
-    }
-
-
-def make_task(
-    name: str, model: nn.Module, info: DataInfo, config: Any, device: torch.device
-) -> Task:
-    """The task object for an architecture's task name."""
-    classes = task_classes()
-    if name not in classes:
-        raise UnknownNameError("task", name, list(classes))
-    return classes[name](model, info, config, device)
+def settings_from(settings_cls: type, arch_config: Any) -> Any:
+    """A task's Settings from the architecture's config: each field the config also has."""
+    values = {}
+    if arch_config is not None and dataclasses.is_dataclass(arch_config):
+        config_fields = {f.name for f in dataclasses.fields(arch_config)}
+        for field in dataclasses.fields(settings_cls):
+            if field.name in config_fields:
+                values[field.name] = getattr(arch_config, field.name)
+    return settings_cls(**values)

@@ -11,7 +11,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from deeparch.data.catalogue import load_dataset
-from deeparch.engine.manager import TrainConfig, get_manager
+from deeparch.engine.config import TrainConfig
+from deeparch.engine.manager import get_manager
 from deeparch.explore.latent import encode_means
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")

@@ -199,7 +199,8 @@ def test_upload_of_a_saved_checkpoint_loads_it_as_a_run(tmp_path):
     import io
     import zipfile
 
-    from deeparch.engine.manager import TrainConfig, get_manager
+    from deeparch.engine.config import TrainConfig
+    from deeparch.engine.manager import get_manager
 
     config = TrainConfig(arch="mlp", arch_config={"hidden_sizes": (8,)}, max_steps=3)
     job = get_manager().submit(config)

@@ -13,7 +13,9 @@ import torch
 from deeparch.checkpoint import files as checkpoint
 from deeparch.cli.main import main
 from deeparch.engine import metrics_log
-from deeparch.engine.manager import JobManager, TrainConfig, evaluate_checkpoint
+from deeparch.engine.config import TrainConfig
+from deeparch.engine.evaluate import evaluate_checkpoint
+from deeparch.engine.manager import JobManager
 from deeparch.errors import ConfigError, DeeparchError
 from deeparch.models import create_model
 
@@ -196,8 +198,9 @@ def test_evaluate_checkpoint_reports_validation_metrics(tmp_path):
     job = trained(SMALL)
     metrics = evaluate_checkpoint(job.save_checkpoint(tmp_path))
     assert metrics["val_samples"] == 1000
-    assert metrics["val_loss"] == pytest.approx(job.final_metrics["val_loss"])
-    assert metrics["val_accuracy"] == pytest.approx(job.final_metrics["val_accuracy"])
+    final = job.snapshot()["final_metrics"]
+    assert metrics["val_loss"] == pytest.approx(final["val_loss"])
+    assert metrics["val_accuracy"] == pytest.approx(final["val_accuracy"])
 
 
 def test_resume_is_exact_for_two_optimizers_and_noise(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from deeparch.cli import main as cli
-from deeparch.tasks.base import ClassifyTask
+from deeparch.tasks.classify import ClassifyTask
 
 SMALL_MLP = ["--set", "hidden_sizes=32", "--batch-size", "32"]
 
@@ -202,10 +202,13 @@ def test_a_checkpoint_that_cannot_be_written_exits_4_and_still_prints_the_metric
 
 
 def test_a_stopped_run_reports_the_metrics_of_the_weights_it_saves(capsys, tmp_path):
-    from deeparch.engine.manager import JobManager, TrainConfig, evaluate_checkpoint
+    from deeparch.engine.config import TrainConfig
+    from deeparch.engine.evaluate import evaluate_checkpoint
+    from deeparch.engine.manager import JobManager
 
     config = TrainConfig(arch="mlp", arch_config={"hidden_sizes": (16,)}, epochs=3)
-    job = JobManager(max_running=0, heartbeat_timeout=0).submit(config)
+    manager = JobManager(max_running=0, heartbeat_timeout=0)
+    job = manager.submit(config)
     calls = []
     original = job.task.train_step
 
@@ -216,11 +219,11 @@ def test_a_stopped_run_reports_the_metrics_of_the_weights_it_saves(capsys, tmp_p
         return original(batch)
 
     job.task.train_step = train_step
-    job._manager.set_max_running(1)
+    manager.set_max_running(1)
     assert job.wait(60) and job.state == "stopped"
-    assert job.final_metrics["step"] == job.global_step == 70
+    assert job.snapshot()["final_metrics"]["step"] == job.snapshot()["step"] == 70
     evaluated = evaluate_checkpoint(job.save_checkpoint(tmp_path))
-    assert evaluated["val_loss"] == job.final_metrics["val_loss"]
+    assert evaluated["val_loss"] == job.snapshot()["final_metrics"]["val_loss"]
 
 
 def test_ctrl_c_while_the_job_is_prepared_exits_130_with_one_line(capsys, monkeypatch):

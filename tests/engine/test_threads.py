@@ -4,8 +4,9 @@ import threading
 
 import pytest
 
-import deeparch.engine.manager as training
-from deeparch.engine.manager import JobManager, TrainConfig
+import deeparch.engine.backends as backends
+from deeparch.engine.config import TrainConfig
+from deeparch.engine.manager import JobManager
 from deeparch.engine.threads import run_in_fresh_thread
 from deeparch.errors import ConfigError
 
@@ -34,19 +35,19 @@ def test_raises_the_workers_exception_in_the_caller():
 
 def test_submit_and_load_prepare_outside_the_callers_thread(monkeypatch, tmp_path):
     prepared_in = []
-    real_prepare = training.prepare
+    real_prepare = backends.prepare
 
     def recording_prepare(config, dry_run=True):
         prepared_in.append(threading.current_thread())
         return real_prepare(config, dry_run=dry_run)
 
-    monkeypatch.setattr(training, "prepare", recording_prepare)
+    monkeypatch.setattr(backends, "prepare", recording_prepare)
     manager = JobManager(max_running=1, heartbeat_timeout=0)
     config = TrainConfig(arch="mlp", arch_config={"hidden_sizes": (16,)}, max_steps=3, epochs=1)
     job = manager.submit(config)
     assert job.wait(60) and job.state == "finished"
     loaded = manager.load_checkpoint(job.save_checkpoint(tmp_path))
-    assert loaded.state == "finished" and loaded.global_step == 3
+    assert loaded.state == "finished" and loaded.snapshot()["step"] == 3
     assert len(prepared_in) == 2
     assert all(t is not threading.current_thread() and not t.is_alive() for t in prepared_in)
     # a bad configuration still raises in the caller, and nothing is queued

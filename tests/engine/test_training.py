@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from deeparch.config import field_specs
+from deeparch.engine.config import TrainConfig, train_field_specs
 from deeparch.engine.divergence import divergence_reason, explosion_reason
-from deeparch.engine.manager import JobManager, TrainConfig, train_field_specs
+from deeparch.engine.manager import JobManager
 from deeparch.errors import ConfigError
-from deeparch.tasks.base import ClassifyTask
+from deeparch.tasks.classify import ClassifyTask
 
 WAIT_S = 60  # generous: the machine may be busy; nothing asserts on time
 

@@ -323,7 +323,7 @@ def test_compare_reconstruction_reports_each_method():
 # ---------------------------------------------------------------- choosing jobs
 class FakeJob:
     def __init__(self, job_id: str, arch: str, task: str) -> None:
-        self.id, self.arch, self.task = job_id, arch, task
+        self.id, self.arch, self.task_name = job_id, arch, task
 
     def snapshot(self) -> dict:
         return {
@@ -332,7 +332,7 @@ class FakeJob:
             "dataset": "mnist",
             "state": "running",
             "step": 3,
-            "task": self.task,
+            "task": self.task_name,
         }
 
 

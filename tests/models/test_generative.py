@@ -13,7 +13,7 @@ from deeparch.errors import ConfigError
 from deeparch.models.autoencoder import kl_sparsity, l1_sparsity
 from deeparch.models.gan import build_dcgan
 from deeparch.models.registry import create_model, get_arch, list_archs
-from deeparch.models.vae import kl_divergence, vae_loss
+from deeparch.tasks.vae import kl_divergence, vae_loss
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -30,7 +30,7 @@ def test_the_syllabus_is_registered():
 @pytest.mark.parametrize("name", ARCHS)
 def test_train_defaults_are_valid_training_settings(name):
     from deeparch.config import check_value
-    from deeparch.engine.manager import train_field_specs
+    from deeparch.engine.config import train_field_specs
 
     specs = {spec.name: spec for spec in train_field_specs()}
     defaults = get_arch(name).train_defaults

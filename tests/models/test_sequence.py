@@ -10,12 +10,13 @@ import torch
 from deeparch.config import field_specs
 from deeparch.data.catalogue import load_dataset
 from deeparch.data.info import EXAMPLE_INFO, DataInfo
-from deeparch.engine.manager import JobManager, TrainConfig
+from deeparch.engine.config import TrainConfig
+from deeparch.engine.manager import JobManager
 from deeparch.errors import ConfigError
 from deeparch.models.qrnn import fo_pool
 from deeparch.models.registry import build_config, create_model, get_arch
 from deeparch.models.tcn import receptive_field
-from deeparch.tasks.generative import corrupt
+from deeparch.tasks.reconstruct import corrupt
 
 DIGITS10 = tuple(str(i) for i in range(10))
 MNIST1D = DataInfo("mnist1d", "sequence", (40, 1), 10, DIGITS10)

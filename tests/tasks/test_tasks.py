@@ -10,11 +10,13 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import confusion_matrix
 
-from deeparch.engine.manager import TrainConfig
+from deeparch.engine.config import TrainConfig
 from deeparch.engine.prepare import prepare
 from deeparch.models import get_arch, list_archs
-from deeparch.tasks.base import classification_loss, evaluation_mode, l1_penalty, predictions
-from deeparch.tasks.generative import discriminator_loss, generator_loss
+from deeparch.tasks import task_classes
+from deeparch.tasks.base import evaluation_mode, l1_penalty
+from deeparch.tasks.classify import classification_loss, predictions
+from deeparch.tasks.gan import discriminator_loss, generator_loss
 
 SAMPLES = 32
 STEPS = 5
@@ -176,6 +178,4 @@ def test_l1_is_reported_as_its_own_term():
 
 
 def test_every_registered_task_is_known():
-    from deeparch.tasks.base import task_classes
-
     assert {get_arch(a).task for a in list_archs()} <= set(task_classes())

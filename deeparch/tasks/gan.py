@@ -1,4 +1,8 @@
-"""Tasks of the generative families: reconstruct (autoencoders), denoise (U-Nets), vae and gan."""
+"""The GAN task: one discriminator step and one generator step per batch (Goodfellow et al. 2014).
+
+The model offers generator(z[, labels]) -> images in [-1, 1], discriminator(x[, labels]) -> logits
+(N,), latent_dim, conditional, num_classes (0 when unconditional) and sample_noise(n, generator).
+"""
 
 from __future__ import annotations
 
@@ -7,28 +11,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from deeparch.models.vae import vae_loss
-from deeparch.tasks.base import SHOW_EXAMPLES, Task, _numpy, evaluation_mode
+from deeparch.tasks.base import Task, evaluation_mode, to_numpy
 
-SAMPLE_COUNT = 16  # decoded VAE samples per snapshot (a 4 x 4 grid)
 GAN_GRID_SAMPLES = 20  # two rows of ten: one column per class for a 10-class conditional GAN
-
-
-def reconstruction_error(reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean squared error per value: the autoencoder's reconstruction loss (Hinton & Salakhutdinov
-    2006 train deep autoencoders on squared error)."""
-    return F.mse_loss(reconstruction, target)
-
-
-def corrupt(
-    x: torch.Tensor, noise_std: float, generator: torch.Generator, clamp: bool
-) -> torch.Tensor:
-    """Additive Gaussian noise (denoising autoencoders, Vincent et al. 2008), clamped for images."""
-    if noise_std <= 0:
-        return x
-    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    noisy = x + noise_std * noise
-    return noisy.clamp(0.0, 1.0) if clamp else noisy
 
 
 def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -43,82 +28,6 @@ def generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
 
 
-class ReconstructTask(Task):
-    """Autoencoders: reconstruct the clean input from a (possibly corrupted) one, plus a penalty."""
-
-    name = "reconstruct"
-
-    def corrupt(self, x: torch.Tensor) -> torch.Tensor:
-        noise_std = float(getattr(self.model, "noise_std", 0.0))
-        return corrupt(x, noise_std, self.noise, clamp=self.info.kind == "image")
-
-    def loss_terms(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        noisy = self.corrupt(x)
-        code = self.model.encode(noisy)
-        reconstruction = reconstruction_error(self.model.decode(code), x)
-        penalty = self.model.penalty(code)
-        return {
-            "loss": reconstruction + penalty,
-            "reconstruction": reconstruction.detach(),
-            "penalty": penalty.detach(),
-        }
-
-    def snapshot(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
-        originals = x[:SHOW_EXAMPLES]
-        self.noise.manual_seed(int(self.config.seed))  # the same corrupted inputs every time
-        with evaluation_mode(self.model):
-            inputs = self.corrupt(originals)
-            reconstructions = self.model(inputs)
-        return {
-            "originals": _numpy(originals),
-            "inputs": _numpy(inputs),
-            "reconstructions": _numpy(reconstructions),
-        }
-
-
-class DenoiseTask(ReconstructTask):
-    """U-Nets: model(noisy) -> clean estimate; mean squared error to the clean input."""
-
-    name = "denoise"
-
-    def loss_terms(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        noisy = self.corrupt(x)
-        mse = reconstruction_error(self.model(noisy), x)
-        return {"loss": mse, "mse": mse.detach()}
-
-
-class VaeTask(Task):
-    """Variational autoencoders: reconstruction + beta * KL (Kingma & Welling 2014)."""
-
-    name = "vae"
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        fixed = torch.Generator().manual_seed(int(self.config.seed))
-        # The same latent points decoded at every snapshot, so samples change only with training.
-        self.fixed_z = torch.randn(SAMPLE_COUNT, int(self.model.latent_dim), generator=fixed).to(
-            self.device
-        )
-
-    def loss_terms(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        recon, mu, logvar = self.model(x)
-        reconstruction, kl = vae_loss(recon, x, mu, logvar, float(self.model.beta))
-        return {"loss": reconstruction + kl, "reconstruction": reconstruction.detach(), "kl": kl}
-
-    def snapshot(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
-        with evaluation_mode(self.model):
-            mu, _ = self.model.encode(x)  # (M, latent_dim)
-            recon, _, _ = self.model(x[:SHOW_EXAMPLES])
-            samples = self.model.decode(self.fixed_z)
-        return {
-            "latent_means": _numpy(mu),
-            "labels": _numpy(y),
-            "samples": _numpy(samples),
-            "originals": _numpy(x[:SHOW_EXAMPLES]),
-            "reconstructions": _numpy(recon),
-        }
-
-
 class GanTask(Task):
     """GANs: alternate one discriminator step and one generator step per batch (DCGAN).
 
@@ -131,7 +40,7 @@ class GanTask(Task):
         super().__init__(*args, **kwargs)
         fixed = torch.Generator().manual_seed(int(self.config.seed))
         self.fixed_z = self.model.sample_noise(GAN_GRID_SAMPLES, generator=fixed).to(self.device)
-        classes = max(1, int(getattr(self.model, "num_classes", 1) or 1))
+        classes = max(1, int(self.model.num_classes))
         self.fixed_labels = (torch.arange(GAN_GRID_SAMPLES) % classes).to(self.device)
 
     def param_groups(self) -> dict[str, list[dict[str, Any]]]:
@@ -200,8 +109,8 @@ class GanTask(Task):
             d_real = torch.sigmoid(self.model.discriminator(real, *real_labels)).mean()
             d_fake = torch.sigmoid(self.model.discriminator(fake, *labels)).mean()
         return {
-            "grid": _numpy(((fake + 1) / 2).clamp(0, 1)),  # [-1, 1] -> [0, 1]
-            "labels": _numpy(self.fixed_labels),
+            "grid": to_numpy(((fake + 1) / 2).clamp(0, 1)),  # [-1, 1] -> [0, 1]
+            "labels": to_numpy(self.fixed_labels),
             "d_real": float(d_real),
             "d_fake": float(d_fake),
         }

@@ -1,0 +1,94 @@
+"""Backends: what creates and runs jobs for the manager. The thread backend trains in this process.
+
+A backend turns a validated TrainConfig into a job that implements deeparch.engine.handle.JobHandle
+and has `start()`, which the manager calls when a training slot is free; the job tells its
+scheduler (the manager) when it ends. Another backend (Ray actors) plugs in the same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+from deeparch.checkpoint import files as checkpoint
+from deeparch.engine.config import TrainConfig
+from deeparch.engine.evaluate import checkpoint_config
+from deeparch.engine.handle import JobHandle
+from deeparch.engine.job import Scheduler, ThreadJob, loaded_job
+from deeparch.engine.prepare import prepare
+from deeparch.engine.threads import run_in_fresh_thread
+from deeparch.errors import ConfigError
+
+
+class SchedulableJob(JobHandle, Protocol):
+    """A job as the manager holds it: a JobHandle it can start."""
+
+    scheduler: Any
+
+    def start(self) -> bool: ...
+
+
+class Backend(Protocol):
+    name: str
+
+    def create(
+        self,
+        job_id: str,
+        config: TrainConfig,
+        owner: str | None,
+        scheduler: Scheduler,
+        resume: str | Path | None = None,
+    ) -> SchedulableJob: ...
+
+    def load(self, job_id: str, path: str | Path, owner: str | None) -> JobHandle: ...
+
+    def shutdown(self) -> None: ...
+
+
+class ThreadBackend:
+    """Jobs as threads of this process (the default: a single student never needs more)."""
+
+    name = "threads"
+
+    def create(
+        self,
+        job_id: str,
+        config: TrainConfig,
+        owner: str | None,
+        scheduler: Scheduler,
+        resume: str | Path | None = None,
+    ) -> ThreadJob:
+        # Prepared in a thread that exits afterwards, so the caller's thread keeps no OpenMP team
+        # that would slow the training thread down (deeparch.engine.threads explains).
+        return run_in_fresh_thread(
+            self._create, job_id, config, owner, scheduler, resume, name="deeparch-prepare"
+        )
+
+    def _create(
+        self,
+        job_id: str,
+        config: TrainConfig,
+        owner: str | None,
+        scheduler: Scheduler,
+        resume: str | Path | None,
+    ) -> ThreadJob:
+        job = ThreadJob(job_id, prepare(config), owner, scheduler)
+        if resume is not None:
+            tensors, meta = checkpoint.read_checkpoint(resume)
+            if meta.get("arch") != config.arch:
+                raise ConfigError("arch", config.arch, f"{meta.get('arch')!r}, the checkpoint's")
+            job.restore(tensors, meta)
+        return job
+
+    def load(self, job_id: str, path: str | Path, owner: str | None) -> ThreadJob:
+        return run_in_fresh_thread(self._load, job_id, path, owner, name="deeparch-load")
+
+    def _load(self, job_id: str, path: str | Path, owner: str | None) -> ThreadJob:
+        tensors, meta = checkpoint.read_checkpoint(path)
+        config = checkpoint_config(path, meta)
+        prepared = prepare(config, dry_run=False)
+        source = str(checkpoint.checkpoint_paths(path)[0])
+        return loaded_job(job_id, prepared, tensors, meta, owner, source)
+
+    def shutdown(self) -> None:
+        """Threads are daemons of this process: nothing to release."""

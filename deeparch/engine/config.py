@@ -1,0 +1,155 @@
+"""TrainConfig: one training run's settings, each field with its default, bounds and reason."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from deeparch.config import FieldSpec, check_value, coerce, config_to_dict, field_specs, hp
+from deeparch.data import dataset_info, list_datasets
+from deeparch.engine.optim import DEVICE_CHOICES, OPTIMIZERS, choose_device
+from deeparch.errors import ConfigError, UnknownNameError
+from deeparch.models import build_config, get_arch, list_archs
+from deeparch.models.registry import check_compatible
+
+# The fields of TrainConfig that are hyperparameters of training (widgets); the others say what
+# is trained on what.
+IDENTITY_FIELDS = ("arch", "dataset", "arch_config")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run: which architecture on which data, and how to optimise it."""
+
+    arch: str = hp("mlp", "Architecture name, one of deeparch.models.list_archs()")
+    dataset: str | None = hp(None, "Dataset name; None trains on the architecture's default")
+    arch_config: dict = dataclasses.field(
+        default_factory=dict,
+        metadata={"help": "The architecture's own hyperparameters (its config's fields)"},
+    )
+    optimizer: str = hp(
+        "adam",
+        "Update rule: sgd (with momentum 0.9), adam, adamw, rmsprop or adagrad",
+        choices=tuple(OPTIMIZERS),
+    )
+    lr: float = hp(
+        1e-3,
+        "Learning rate: the step size of each update; too large diverges",
+        min=1e-6,
+        max=10.0,
+        log=True,
+    )
+    batch_size: int = hp(
+        64,
+        "Samples per update: larger means smoother gradients and more samples/s",
+        min=1,
+        max=4096,
+    )
+    epochs: int = hp(2, "Passes over the training set", min=1, max=1000)
+    weight_decay: float = hp(
+        0.0,
+        "L2 penalty on the weights, applied by the optimizer (shrinks weights every step)",
+        min=0.0,
+        max=1.0,
+        step=1e-4,
+    )
+    l1: float = hp(
+        0.0,
+        "L1 penalty on the weights added to the loss (drives weights to exactly zero)",
+        min=0.0,
+        max=1.0,
+        step=1e-5,
+    )
+    grad_clip: float = hp(
+        0.0,
+        "Clip the gradient norm to this value (0: off); tames exploding gradients in RNNs",
+        min=0.0,
+        max=1000.0,
+        step=0.1,
+    )
+    seed: int = hp(
+        0, "Seed of initial weights, shuffling and noise: same seed, same run", min=0, max=2**31 - 1
+    )
+    device: str = hp(
+        "auto",
+        "Where to train: auto takes a CUDA GPU, then Apple MPS, then the CPU",
+        choices=DEVICE_CHOICES,
+    )
+    snapshot_every: int = hp(
+        50,
+        "Steps between snapshots (reconstructions, samples, confusion matrix)",
+        min=1,
+        max=100_000,
+    )
+    max_steps: int = hp(
+        0, "Stop after this many steps (0: train all epochs)", min=0, max=10_000_000
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict that TrainConfig.from_dict turns back into an equal config."""
+        values = config_to_dict(self)
+        values["arch_config"] = {
+            k: list(v) if isinstance(v, tuple) else v for k, v in self.arch_config.items()
+        }
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """A validated config from a dict (values may be strings, as from a CLI or a URL)."""
+        values = dict(values)
+        specs = {s.name: s for s in train_field_specs()}
+        known = set(specs) | set(IDENTITY_FIELDS)
+        unknown = sorted(set(values) - known)
+        if unknown:
+            names = ", ".join(f.name for f in dataclasses.fields(cls))
+            raise ConfigError(unknown[0], values[unknown[0]], "a TrainConfig field: " + names)
+        typed: dict[str, Any] = {}
+        for name, value in values.items():
+            if name in specs:
+                typed[name] = coerce(specs[name], value)
+        arch_config = values.get("arch_config") or {}
+        if not isinstance(arch_config, dict):
+            raise ConfigError("arch_config", arch_config, "a dict of the architecture's fields")
+        dataset = values.get("dataset") or None
+        config = cls(
+            arch=str(values.get("arch", "mlp")),
+            dataset=None if dataset is None else str(dataset),
+            # JSON turned tuples (layer widths) into lists; the architecture's configs hold tuples.
+            arch_config={k: tuple(v) if isinstance(v, list) else v for k, v in arch_config.items()},
+            **typed,
+        )
+        config.validate()
+        # Typed values ("32" from a CLI becomes (32,)), so configs compare and save the same.
+        typed_arch = spec_config(config)
+        arch_values = {k: getattr(typed_arch, k) for k in config.arch_config}
+        return dataclasses.replace(config, arch_config=arch_values)
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the field for a bad value, name or combination."""
+        for spec in train_field_specs():
+            check_value(spec, coerce(spec, getattr(self, spec.name)))
+        try:
+            spec = get_arch(self.arch)
+        except UnknownNameError:
+            raise ConfigError("arch", self.arch, "one of " + ", ".join(list_archs())) from None
+        dataset = self.dataset or spec.default_dataset
+        try:
+            info = dataset_info(dataset)
+        except UnknownNameError:
+            raise ConfigError("dataset", dataset, "one of " + ", ".join(list_datasets())) from None
+        arch_config = spec_config(self)
+        check_compatible(spec, info)
+        if spec.check is not None:
+            spec.check(arch_config, info)
+        choose_device(self.device)
+
+
+def spec_config(config: TrainConfig) -> Any:
+    """The architecture's validated config (ConfigError names the architecture's field)."""
+    return build_config(config.arch, config.arch_config)
+
+
+def train_field_specs() -> list[FieldSpec]:
+    """The training hyperparameters of TrainConfig, for widgets (arch and dataset left out)."""
+    return [s for s in field_specs(TrainConfig) if s.name not in IDENTITY_FIELDS]

@@ -1,0 +1,108 @@
+"""Classification tasks: logits and cross-entropy; for sequences also the per-step gradient."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from deeparch.tasks.base import EVAL_BATCH_SIZE, SHOW_EXAMPLES, Task, evaluation_mode, to_numpy
+
+GRAD_EXAMPLES = 64  # examples averaged for the per-time-step gradient norms
+
+
+def classification_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy; a single logit column (N, 1) is binary logistic regression (BCE)."""
+    if logits.dim() == 2 and logits.shape[1] == 1:
+        return F.binary_cross_entropy_with_logits(logits[:, 0], targets.float())
+    return F.cross_entropy(logits, targets)
+
+
+def predictions(logits: torch.Tensor) -> torch.Tensor:
+    """Class indices from logits (N, K), or from one logit (N, 1) thresholded at 0 (p = 0.5)."""
+    if logits.dim() == 2 and logits.shape[1] == 1:
+        return (logits[:, 0] > 0).long()
+    return logits.argmax(dim=1)
+
+
+class ClassifyTask(Task):
+    """model(x) -> logits; cross-entropy; accuracy, confusion matrix and misclassified examples."""
+
+    name = "classify"
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def loss_terms(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        cross_entropy = classification_loss(self.logits(x), y)
+        return {"loss": cross_entropy, "cross_entropy": cross_entropy.detach()}
+
+    def eval_terms(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        logits = self.logits(x)
+        return {
+            "loss": classification_loss(logits, y),
+            "accuracy": (predictions(logits) == y).float().mean(),
+        }
+
+    def snapshot(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
+        with evaluation_mode(self.model):
+            pred = torch.cat(
+                [
+                    predictions(self.logits(x[start : start + EVAL_BATCH_SIZE]))
+                    for start in range(0, len(x), EVAL_BATCH_SIZE)
+                ]
+            )
+        k = self.info.num_classes
+        # confusion[true, pred] counts: one bincount over the pair index true * K + pred.
+        confusion = torch.bincount(y * k + pred, minlength=k * k).reshape(k, k)
+        wrong = (pred != y).nonzero()[:SHOW_EXAMPLES, 0]
+        payload = {
+            "val_accuracy": float((pred == y).float().mean()) if len(y) else 0.0,
+            "confusion": to_numpy(confusion),
+            "misclassified": {
+                "inputs": to_numpy(x[wrong]),
+                "true": to_numpy(y[wrong]),
+                "pred": to_numpy(pred[wrong]),
+            },
+        }
+        payload.update(self.extra_snapshot(x, y))
+        return payload
+
+    def extra_snapshot(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
+        return {}
+
+
+class SequenceTask(ClassifyTask):
+    """Sequence classification, plus the per-time-step gradient and the hidden-state trace."""
+
+    name = "sequence"
+
+    def extra_snapshot(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
+        x, y = x[:GRAD_EXAMPLES], y[:GRAD_EXAMPLES]
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            # cuDNN computes RNN gradients only in training mode; the plain kernels work in eval.
+            cudnn_off = (
+                torch.backends.cudnn.flags(enabled=False)
+                if self.device.type == "cuda"
+                else contextlib.nullcontext()
+            )
+            with cudnn_off, torch.enable_grad():
+                embedded = self.model.embed(x).detach().requires_grad_(True)  # (N, T, E)
+                logits = self.model.classify_embedded(embedded)
+                # Summed, so each example's gradient is d loss_i / d e_i, not scaled by 1/N.
+                loss = classification_loss(logits, y) * len(y)
+                (grad,) = torch.autograd.grad(loss, embedded)
+            grad_norm_per_step = grad.norm(dim=2).mean(dim=0)  # (N, T, E) -> (T,)
+            with torch.no_grad():
+                first = self.model.embed(x[:1])
+                _, hidden = self.model.classify_embedded(first, return_hidden=True)  # (1, T, H)
+        finally:
+            self.model.train(was_training)
+        return {
+            "grad_norm_per_step": to_numpy(grad_norm_per_step),
+            "hidden_trace": to_numpy(hidden[0]),
+        }
