@@ -11,6 +11,7 @@ from torch import nn
 from deeparch.data.info import DataInfo
 from deeparch.errors import ConfigError
 from deeparch.explore.views import train_on_random_batches
+from deeparch.models import create_model
 from deeparch.randomness import borrowed_global_generator, use_job_dropout
 
 METHODS = ("PCA", "linear autoencoder", "nonlinear autoencoder")
@@ -60,8 +61,6 @@ LEARNING_RATES = {"linear autoencoder": 1e-2, "nonlinear autoencoder": 3e-3}
 
 def build_autoencoder(method: str, code_size: int, info: DataInfo) -> nn.Module:
     """A fresh registry autoencoder of the given method and code size for a dataset."""
-    from deeparch.models import create_model
-
     arch, overrides = AUTOENCODER_ARCHS[method]
     model, _config = create_model(arch, {**overrides, "code_size": code_size}, info)
     return model

@@ -161,8 +161,6 @@ def gradient_task(
     dataset: str,
 ) -> tuple[DataInfo, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(info, x_train, y_train, x_val, y_val) of a dataset of GRADIENT_DATASETS."""
-    from deeparch.data.catalogue import load_dataset
-
     if dataset not in GRADIENT_DATASETS:
         raise ConfigError("dataset", dataset, "one of " + ", ".join(GRADIENT_DATASETS))
     if dataset == REMEMBER_FIRST:
