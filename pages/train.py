@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 import streamlit as st
 
 from deeparch.engine.config import TrainConfig
+from deeparch.engine.divergence import loss_explosion_note
 from deeparch.engine.state import ACTIVE_STATES, SAVABLE_STATES
 from deeparch.errors import ConfigError, DeeparchError
 from deeparch.figures import training as viz
@@ -182,7 +183,7 @@ def live_panel() -> None:
         st.error(f"The run {state}: {snap.get('reason') or 'no reason given'}")
     elif state == "stopped" and snap.get("reason"):
         st.warning(snap["reason"])
-    explosion = viz.loss_explosion_note(snap.get("losses", {}), float(snap.get("lr") or 0.0))
+    explosion = loss_explosion_note(snap.get("losses", {}), float(snap.get("lr") or 0.0))
     if explosion and state != "diverged":
         st.warning(explosion)
     charts = st.columns(2)

@@ -14,4 +14,6 @@ fi
 command -v chromium >/dev/null 2>&1 || echo "note: no chromium found; the browser tests will be skipped" >&2
 
 python3 -m pip install -q -r requirements-dev.txt
+# The layers in the folder tree are true: contracts in pyproject.toml [tool.importlinter].
+lint-imports
 python3 -m pytest -q "$@"

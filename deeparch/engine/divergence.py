@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
@@ -38,3 +39,26 @@ def divergence_reason(losses: dict[str, float], step: int, lr: float) -> str | N
             kind = "NaN" if math.isnan(value) else "infinite"
             return f"{term} became {kind} at step {step}; try a learning rate below {lr:g}"
     return None
+
+
+def loss_explosion_note(
+    losses: Mapping[str, Sequence[Sequence[float]]], lr: float, factor: float = EXPLOSION_FACTOR
+) -> str | None:
+    """Why a run that ended without NaN still went wrong: its loss exploded on the way.
+
+    A ReLU network hit by a huge step often does not reach NaN: its units die, the loss falls
+    back to a constant and the run "finishes" at chance level. None when the loss never rose
+    above `factor` times its first value.
+    """
+    points = losses.get("loss") or []
+    if len(points) < 2:
+        return None
+    first = abs(points[0][1])
+    peak_step, peak = max(points, key=lambda point: point[1])
+    if peak <= factor * max(first, 1e-3):
+        return None
+    return (
+        f"The loss exploded from {first:.3g} to {peak:.3g} at step {int(peak_step)}: a learning "
+        f"rate of {lr:g} throws the weights so far that units die, and the network stops "
+        "learning. Try a learning rate 10 to 100 times smaller, or set grad_clip."
+    )

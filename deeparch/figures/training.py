@@ -7,8 +7,6 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from deeparch.engine.divergence import EXPLOSION_FACTOR
-
 # A calm qualitative palette shared by every figure, so a loss term keeps its colour across charts.
 PALETTE = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6", "#9D755D")
 NOT_METRICS = ("epoch", "step")  # counters in a per-epoch row, not quantities to plot
@@ -91,29 +89,6 @@ def loss_figure(
                     "range": [0, 1.02], "tickmode": "linear", "dtick": 0.25}
         )  # fmt: skip
     return fig
-
-
-def loss_explosion_note(
-    losses: Mapping[str, Sequence[Sequence[float]]], lr: float, factor: float = EXPLOSION_FACTOR
-) -> str | None:
-    """Why a run that ended without NaN still went wrong: its loss exploded on the way.
-
-    A ReLU network hit by a huge step often does not reach NaN: its units die, the loss falls
-    back to a constant and the run "finishes" at chance level. None when the loss never rose
-    above `factor` times its first value.
-    """
-    points = losses.get("loss") or []
-    if len(points) < 2:
-        return None
-    first = abs(points[0][1])
-    peak_step, peak = max(points, key=lambda point: point[1])
-    if peak <= factor * max(first, 1e-3):
-        return None
-    return (
-        f"The loss exploded from {first:.3g} to {peak:.3g} at step {int(peak_step)}: a learning "
-        f"rate of {lr:g} throws the weights so far that units die, and the network stops "
-        "learning. Try a learning rate 10 to 100 times smaller, or set grad_clip."
-    )
 
 
 def epoch_metrics_figure(

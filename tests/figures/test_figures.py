@@ -145,16 +145,6 @@ def test_gan_loss_figure_drops_the_summed_loss_and_puts_d_outputs_on_a_0_1_axis(
     assert tuple(fig.layout.yaxis2.range) == (0, 1.02)
 
 
-def test_loss_explosion_note_names_the_peak_and_its_step():
-    exploded = {"loss": [[1, 2.3], [2, 40.0], [7, 2.77e18], [8, 2.9]]}
-    note = viz.loss_explosion_note(exploded, lr=10.0)
-    assert note is not None
-    assert "from 2.3 to 2.77e+18 at step 7" in note and "learning rate of 10" in note
-    calm = {"loss": [[1, 2.3], [2, 1.1], [3, 0.4]]}
-    assert viz.loss_explosion_note(calm, lr=1e-3) is None
-    assert viz.loss_explosion_note({}, lr=1.0) is None
-
-
 def test_every_drawing_is_written_and_every_architecture_finds_one(tmp_path):
     from deeparch.figures import diagrams
     from deeparch.models import get_arch, list_archs
