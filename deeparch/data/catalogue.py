@@ -251,7 +251,7 @@ def default_data_root() -> Path:
     configured = os.environ.get("DEEPARCH_DATA_DIR")
     if configured:
         return Path(configured).expanduser()
-    return Path(__file__).resolve().parent.parent / "data"
+    return Path(__file__).resolve().parents[2] / "data"  # the repository's, not the package
 
 
 # ---------------------------------------------------------------------------------------------

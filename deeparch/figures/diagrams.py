@@ -24,7 +24,7 @@ from deeparch.figures.svg import (
 
 logger = logging.getLogger(__name__)
 
-ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"  # the repository's assets/
 
 
 def draw_mlp() -> str:

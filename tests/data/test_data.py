@@ -374,3 +374,10 @@ def test_cifar10_archive_with_wrong_checksum_is_not_unpacked(tmp_path):
         load_dataset("cifar10", root=tmp_path, download=False)
     assert str(tmp_path / data_files.CIFAR_PYTHON_ARCHIVE) in str(raised.value)
     assert not (tmp_path / data_files.CIFAR_PYTHON_DIR).exists()
+
+
+def test_the_default_data_folder_is_the_repositorys_not_the_package(monkeypatch):
+    monkeypatch.delenv("DEEPARCH_DATA_DIR", raising=False)
+    repository = Path(data.__file__).resolve().parents[2]
+    assert data.default_data_root() == repository / "data"
+    assert (repository / "README.md").exists() and (repository / "deeparch").is_dir()

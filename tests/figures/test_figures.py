@@ -157,3 +157,9 @@ def test_every_drawing_is_written_and_every_architecture_finds_one(tmp_path):
     own = {"lstm", "gru", "cgan", "dcgan", "alexnet", "unet1d", "sparse_autoencoder"}
     assert own <= written
     assert all((tmp_path / f"{name}.svg").read_text().startswith("<svg") for name in own)
+
+
+def test_the_assets_folder_is_the_repositorys():
+    from deeparch.figures.diagrams import ASSETS_DIR
+
+    assert ASSETS_DIR.name == "assets" and (ASSETS_DIR / "mlp.svg").exists()
