@@ -74,7 +74,8 @@ def comparison_section() -> None:
     st.write(
         "With the same code size, PCA finds the best linear subspace; a linear autoencoder "
         "trained with squared error can at best match it; a nonlinear one can follow a curved "
-        "manifold and do better (seed 003)."
+        'manifold and do better (Goodfellow, Bengio & Courville 2016, "Deep Learning", '
+        "section 14.1)."
     )
     data_col, code_col, steps_col = st.columns(3)
     dataset_name = data_col.selectbox("dataset", COMPARE_DATASETS, key=f"{P}_dataset")
@@ -117,8 +118,8 @@ def comparison_section() -> None:
 st.title("Autoencoders")
 st.write(
     "An autoencoder squeezes each input through a small code and rebuilds it; a denoising one "
-    "rebuilds the clean image from a noisy one, and so does a U-Net, whose skip connections "
-    "bypass the bottleneck (seed 002)."
+    "rebuilds the clean image from a noisy one (Vincent et al. 2008), and so does a U-Net "
+    "(Ronneberger et al. 2015), whose skip connections bypass the bottleneck."
 )
 job = choose_job("autoencoders", P)
 if job is not None:

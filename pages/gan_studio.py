@@ -118,7 +118,8 @@ def training_curves(snap: dict) -> None:
         )
     st.caption(
         "At the equilibrium both verdicts sit at 0.5: the discriminator cannot tell real from "
-        "fake. In practice they swing around it; convergence is often fleeting (seed 004)."
+        "fake. In practice they swing around it; the game often does not converge (Goodfellow "
+        '2016, "NIPS 2016 Tutorial: Generative Adversarial Networks").'
     )
 
 

@@ -25,7 +25,7 @@ NUMBER_COLUMNS = {
     "mult_adds": st.column_config.NumberColumn("mult-adds", format="localized"),
 }
 TABLE_COLUMNS = ["name", "type", "output_shape", "params", "mult_adds", "formula", "part"]
-# Seed 003's examples: a 2x2 filter shrinks a 3x3 map to 2x2; zero padding keeps the size;
+# Three small cases: a 2x2 filter shrinks a 3x3 map to 2x2; zero padding keeps the size;
 # stride 2 over 10 positions with a filter of 5 leaves 3 outputs.
 CONV_EXAMPLES = {
     "3×3 input, 2×2 filter": {"size": 3, "kernel": 2, "stride": 1, "padding": 0, "dilation": 1},

@@ -230,7 +230,8 @@ def interpolation(job, step: int, dataset_name: str, count: int) -> None:
 st.title("VAE latent space")
 st.write(
     "A VAE encodes each image as a Gaussian in latent space; the decoder turns any point z back "
-    "into an image. Move through the space and watch the digits morph (seed 004)."
+    "into an image. Move through the space and watch the digits morph, as in the learned MNIST "
+    "manifold of Kingma & Welling (2014)."
 )
 job = choose_job("latent", P)
 if job is not None:

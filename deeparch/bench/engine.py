@@ -1,4 +1,4 @@
-"""Samples/s of the engine against a plain PyTorch loop and the seeds' DataLoader loop."""
+"""Samples/s: the engine, a plain PyTorch loop, a DataLoader loop with per-sample transforms."""
 
 from __future__ import annotations
 
@@ -54,9 +54,9 @@ def plain_loop(arch: str, steps: int, batch_size: int, seed: int = 0) -> float:
     return steps * batch_size / (time.perf_counter() - started)
 
 
-class _SeedStyleDataset(TorchDataset):
-    """The seeds' pattern, as torchvision's MNIST does it: each item becomes a PIL image and then
-    goes through transforms.ToTensor(), one sample at a time."""
+class _PerSampleTransformDataset(TorchDataset):
+    """The usual torchvision pattern, as its MNIST dataset does it: each item becomes a PIL image
+    and then goes through transforms.ToTensor(), one sample at a time."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray) -> None:
         from torchvision import transforms
@@ -76,12 +76,12 @@ class _SeedStyleDataset(TorchDataset):
 
 
 def dataloader_loop(arch: str, steps: int, batch_size: int, seed: int = 0) -> float:
-    """The seeds' style: a torch Dataset with a per-item transform and a DataLoader: samples/s."""
+    """A DataLoader loop with per-sample transforms (a torch Dataset, a DataLoader): samples/s."""
     from deeparch.data.catalogue import load_dataset
 
     data = load_dataset("mnist")
     images = (data.x_train[:, 0] * 255).round().to(torch.uint8).numpy()
-    dataset = _SeedStyleDataset(images, data.y_train.numpy())
+    dataset = _PerSampleTransformDataset(images, data.y_train.numpy())
     loader = DataLoader(
         dataset,
         batch_size=batch_size,
@@ -172,17 +172,3 @@ def run_bench(
         best["engine_vs_dataloader"] = best["engine"] / best["dataloader"]
         results[arch] = best
     return results
-
-
-def format_results(results: dict[str, dict[str, float]]) -> str:
-    lines = [
-        f"{'arch':<8}{'engine':>10}{'(in steps)':>12}{'plain':>10}{'dataloader':>12}"
-        f"{'engine/plain':>14}{'engine/dataloader':>19}   (samples/s)"
-    ]
-    for arch, r in results.items():
-        lines.append(
-            f"{arch:<8}{r['engine']:>10.0f}{r['engine_in_steps']:>12.0f}{r['plain']:>10.0f}"
-            f"{r['dataloader']:>12.0f}{r['engine_vs_plain']:>14.2f}"
-            f"{r['engine_vs_dataloader']:>19.2f}"
-        )
-    return "\n".join(lines)

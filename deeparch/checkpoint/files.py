@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import struct
 import uuid
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from deeparch.errors import DeeparchError
 SUFFIX = ".safetensors"
 METADATA_KEY = "deeparch"
 OPTIMIZER_PREFIX = "optimizer/"
-# A safetensors header is JSON of at most 100 MB (the format's own limit).
+# A safetensors header is JSON of at most 100 MB (the format's own limit, which safe_open checks).
 MAX_HEADER_BYTES = 100_000_000
 
 
@@ -150,45 +149,68 @@ def _parse_json(text: str | bytes, path: Path, what: str) -> Any:
         raise _damaged(path, f"{what} is not valid JSON ({error})") from None
 
 
-def _read_header(path: Path) -> dict[str, Any]:
-    """The safetensors header of a file, checked from its first bytes; never unpickles."""
+def _first_bytes(path: Path) -> tuple[bytes, int]:
+    """(the first two bytes, the size) of a file."""
     try:
         size = path.stat().st_size
         with open(path, "rb") as handle:
-            head = handle.read(9)
-            (header_length,) = struct.unpack("<Q", head[:8]) if len(head) == 9 else (0,)
-            plausible = head[8:9] == b"{" and 0 < header_length <= MAX_HEADER_BYTES
-            header_rest = handle.read(header_length - 1) if plausible else b""
+            return handle.read(2), size
     except OSError as error:
         raise DeeparchError(f"cannot read {path}: {error.strerror or error}") from error
-    looks_pickled = head[:2] == b"PK" or head[:1] == b"\x80"
-    if not plausible and size < 9 and not looks_pickled:
+
+
+def _foreign(path: Path, kind: str) -> DeeparchError:
+    return DeeparchError(
+        f"{path} is {kind}; deeparch loads only .safetensors checkpoints and never unpickles "
+        "a file, because unpickling runs any code stored in it. Re-save the weights with "
+        "safetensors.torch.save_file, or train with deeparch to get a checkpoint."
+    )
+
+
+# What safetensors reports (the texts of its errors since 0.6), as the problem a student reads.
+# safetensors reports bytes appended after the last tensor as an incomplete file too; a file cut
+# off on the way is by far the likelier cause.
+SAFETENSORS_PROBLEMS = (
+    ("invalid header length", "its header ends early (the file was cut off?)"),
+    ("incomplete metadata", "its tensor data ends early (the file was cut off?)"),
+    ("invalid JSON in header: ", "its header is not valid JSON ({detail})"),
+    ("invalid UTF-8 in header: ", "its header is not UTF-8 text ({detail})"),
+)
+# The first 8 bytes, read as the header's length, exceed the format's 100 MB: another kind of file.
+NOT_SAFETENSORS = "header too large"
+
+
+def _unreadable(path: Path, error: safetensors.SafetensorError) -> DeeparchError:
+    """The DeeparchError for a file safetensors refused to open, naming the file and the problem."""
+    message = str(error).splitlines()[0] if str(error) else type(error).__name__
+    message = message.removeprefix("Error while deserializing header: ")
+    if message.startswith(NOT_SAFETENSORS):
+        return _foreign(path, "not a safetensors file")
+    for start, problem in SAFETENSORS_PROBLEMS:
+        if message.startswith(start):
+            return _damaged(path, problem.format(detail=message[len(start) :]))
+    return _damaged(path, f"safetensors cannot read it ({message})")
+
+
+def _read_metadata(path: Path) -> dict[str, str]:
+    """The header metadata of a safetensors file, checked by safetensors itself; never unpickles.
+
+    safe_open checks the header's length (at most the format's 100 MB), its JSON, the tensors'
+    offsets and the file's size. Two checks stay here, because its errors cannot tell them from
+    others: a pickle or a zip is named for what it is (safetensors sees only a header length that
+    makes no sense), and a file too short to hold a header is given its size ("header too small").
+    """
+    head, size = _first_bytes(path)
+    if head[:1] == b"\x80" or head == b"PK":  # pickle protocol 2+; torch.save's zip since 1.6
+        raise _foreign(path, "a pickled PyTorch file")
+    if size < 9:  # 8 bytes of header length and at least the header's "{"
         length = "it is empty" if size == 0 else f"it is only {size} bytes long"
         raise _damaged(path, f"{length} (the file was cut off?)")
-    if not plausible:
-        kind = "a pickled PyTorch file" if looks_pickled else "not a safetensors file"
-        raise DeeparchError(
-            f"{path} is {kind}; deeparch loads only .safetensors checkpoints and never unpickles "
-            "a file, because unpickling runs any code stored in it. Re-save the weights with "
-            "safetensors.torch.save_file, or train with deeparch to get a checkpoint."
-        )
-    if header_length > size - 8:
-        raise _damaged(path, "its header ends early (the file was cut off?)")
-    header = _parse_json(b"{" + header_rest, path, "its header")
-    if not isinstance(header, dict):
-        raise _damaged(path, "its header is not a JSON object")
-    data_ends = [
-        entry["data_offsets"][1]
-        for name, entry in header.items()
-        if name != "__metadata__"
-        and isinstance(entry, dict)
-        and isinstance(entry.get("data_offsets"), list)
-        and len(entry["data_offsets"]) == 2
-        and isinstance(entry["data_offsets"][1], int)
-    ]
-    if 8 + header_length + max(data_ends, default=0) > size:
-        raise _damaged(path, "its tensor data ends early (the file was cut off?)")
-    return header
+    try:
+        with safetensors.safe_open(str(path), framework="pt") as handle:
+            return handle.metadata() or {}
+    except safetensors.SafetensorError as error:
+        raise _unreadable(path, error) from error
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -201,8 +223,8 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     weights_path, json_path = checkpoint_paths(path)
     if not weights_path.exists():
         raise DeeparchError(f"no checkpoint at {weights_path}")
-    metadata = _read_header(weights_path).get("__metadata__") or {}
-    if isinstance(metadata, dict) and isinstance(metadata.get(METADATA_KEY), str):
+    metadata = _read_metadata(weights_path)
+    if isinstance(metadata.get(METADATA_KEY), str):
         source = weights_path
         meta = _parse_json(metadata[METADATA_KEY], source, "its deeparch metadata")
     elif json_path.is_file():

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from deeparch.cli.render import print_table, table
 from deeparch.errors import DeeparchError
 
 logger = logging.getLogger(__name__)
@@ -22,22 +23,6 @@ class _OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def _columns(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: set[int]) -> str:
-    """Plain aligned text columns; the indices in `right` are right-aligned (numbers)."""
-    cells = [list(headers)] + [["" if v is None else str(v) for v in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = []
-    for index, row in enumerate(cells):
-        parts = [
-            cell.rjust(width) if column in right else cell.ljust(width)
-            for column, (cell, width) in enumerate(zip(row, widths))
-        ]
-        lines.append("  ".join(parts).rstrip())
-        if index == 0:
-            lines.append("  ".join("-" * width for width in widths))
-    return "\n".join(lines)
 
 
 def _shape_text(shape: Sequence[int] | None) -> str:
@@ -104,14 +89,14 @@ def _list_command(args: argparse.Namespace) -> int:
         (d["name"], d["kind"], _shape_text(d["shape"]), d["classes"]) for d in catalogue["datasets"]
     ]
     print("Architectures")
-    print(_columns(("name", "family", "task", "parameters", "default dataset"), arch_rows, {3}))
+    print_table(table(("name", "family", "task", "parameters", "default dataset"), arch_rows, {3}))
     print()
     print("Datasets")
-    print(_columns(("name", "kind", "shape", "classes"), data_rows, {3}))
+    print_table(table(("name", "kind", "shape", "classes"), data_rows, {3}))
     return 0
 
 
-def _summary_text(table: Any) -> str:
+def _print_summary(summary: Any) -> None:
     rows = [
         (
             row.name,
@@ -121,22 +106,21 @@ def _summary_text(table: Any) -> str:
             f"{row.mult_adds:,}",
             row.formula,
         )
-        for row in table.rows
+        for row in summary.rows
     ]
     headers = ("layer", "type", "output shape", "params", "mult-adds", "formula")
-    inputs = ", ".join(_shape_text(shape) for shape in table.input_shapes)
-    lines = [f"{table.title} on {table.dataset} (input {inputs}; batch dimension 1)"]
-    lines.append(_columns(headers, rows, {3, 4}))
-    lines.append("")
-    if table.has_parts:
+    inputs = ", ".join(_shape_text(shape) for shape in summary.input_shapes)
+    print(f"{summary.title} on {summary.dataset} (input {inputs}; batch dimension 1)")
+    print_table(table(headers, rows, {3, 4}))
+    print()
+    if summary.has_parts:
         # Parts without parameters (flatten, pooling) would only add noise to this line.
-        parts = "; ".join(f"{part} {count:,}" for part, count in table.subtotals.items() if count)
-        lines.append(f"parameters per part: {parts}")
-    lines.append(
-        f"total parameters: {table.total_params:,} (trainable {table.trainable_params:,}); "
-        f"mult-adds per sample: {table.total_mult_adds:,}"
+        parts = "; ".join(f"{part} {count:,}" for part, count in summary.subtotals.items() if count)
+        print(f"parameters per part: {parts}")
+    print(
+        f"total parameters: {summary.total_params:,} (trainable {summary.trainable_params:,}); "
+        f"mult-adds per sample: {summary.total_mult_adds:,}"
     )
-    return "\n".join(lines)
 
 
 def _summary_command(args: argparse.Namespace) -> int:
@@ -144,13 +128,13 @@ def _summary_command(args: argparse.Namespace) -> int:
     from deeparch.introspection.table import summarize
 
     overrides = parse_assignments(args.set)
-    table = summarize(args.arch, overrides or None, args.dataset)
+    summary = summarize(args.arch, overrides or None, args.dataset)
     if args.format == "json":
-        print(json.dumps(table.to_json_dict(), indent=2))
+        print(json.dumps(summary.to_json_dict(), indent=2))
     elif args.format == "csv":
-        sys.stdout.write(table.to_dataframe().to_csv(index=False))
+        sys.stdout.write(summary.to_dataframe().to_csv(index=False))
     else:
-        print(_summary_text(table))
+        _print_summary(summary)
     return 0
 
 

@@ -16,7 +16,6 @@ from deeparch.errors import ConfigError, DeeparchError
 EXIT_CODES = {"finished": 0, "failed": 1, "diverged": 3, "stopped": 130}
 EXIT_SAVE_FAILED = 4
 PROGRESS_INTERVAL_S = 0.25
-BAR_WIDTH = 24
 MAX_THREADS = 256
 
 
@@ -135,21 +134,6 @@ def build_train_config(args: argparse.Namespace) -> Any:
     return TrainConfig.from_dict(values)
 
 
-def _progress_line(snap: dict[str, Any]) -> str:
-    total = max(1, snap.get("total_steps") or 1)
-    step = snap.get("step", 0)
-    filled = int(BAR_WIDTH * min(step, total) / total)
-    bar = "#" * filled + "-" * (BAR_WIDTH - filled)
-    losses = snap.get("losses", {}).get("loss")
-    loss_text = f" loss {losses[-1][1]:.4f}" if losses else ""
-    eta = snap.get("eta_s")
-    eta_text = f" ETA {eta:.0f}s" if eta is not None else ""
-    return (
-        f"\r[{bar}] step {step}/{total} epoch {snap.get('epoch', 0)}/{snap.get('epochs', 0)}"
-        f"{loss_text} {snap.get('samples_per_s', 0.0):.0f} samples/s{eta_text}"
-    )
-
-
 def train_command(args: argparse.Namespace) -> int:
     import torch
 
@@ -177,6 +161,7 @@ def parse_threads(text: str | None) -> int | None:
 
 
 def _train(args: argparse.Namespace, config: Any) -> int:
+    from deeparch.cli.render import TrainingProgress
     from deeparch.engine.manager import JobManager
 
     # A manager of its own: one job, never expired (nobody sends heartbeats from a terminal).
@@ -186,15 +171,16 @@ def _train(args: argparse.Namespace, config: Any) -> int:
     except KeyboardInterrupt:
         print("deeparch: interrupted (Ctrl-C) before training started", file=sys.stderr)
         return EXIT_CODES["stopped"]
-    try:
-        while not job.wait(PROGRESS_INTERVAL_S):
-            sys.stderr.write(_progress_line(job.snapshot()))
-            sys.stderr.flush()
-    except KeyboardInterrupt:
-        job.stop("interrupted (Ctrl-C)")
-        job.wait()
-    snap = job.snapshot()
-    sys.stderr.write(_progress_line(snap) + "\n")
+    # Epochs a resumed run brings in its history were reported by the run that trained them.
+    with TrainingProgress(epochs_done=len(job.snapshot()["epoch_metrics"])) as progress:
+        try:
+            while not job.wait(PROGRESS_INTERVAL_S):
+                progress.update(job.snapshot())
+        except KeyboardInterrupt:
+            job.stop("interrupted (Ctrl-C)")
+            job.wait()
+        snap = job.snapshot()
+        progress.finish(snap)
     checkpoint_path, save_error = None, None
     if job.state in ("finished", "stopped"):
         try:
@@ -248,14 +234,33 @@ def check_bench_args(archs: list[str], args: argparse.Namespace) -> None:
     check_count("--repeats", args.repeats, 1, 100)
 
 
+# The bench's columns: a result's key, its header, its format.
+BENCH_COLUMNS = (
+    ("engine", "engine", ".0f"),
+    ("engine_in_steps", "(in steps)", ".0f"),
+    ("plain", "plain loop", ".0f"),
+    ("dataloader", "DataLoader loop", ".0f"),
+    ("engine_vs_plain", "engine / plain", ".2f"),
+    ("engine_vs_dataloader", "engine / DataLoader", ".2f"),
+)
+
+
 def bench_command(args: argparse.Namespace) -> int:
-    from deeparch.bench.engine import format_results, run_bench
+    from deeparch.bench.engine import run_bench
+    from deeparch.cli.render import print_table, table
 
     archs = [a.strip() for a in args.archs.split(",") if a.strip()]
     check_bench_args(archs, args)
     started = time.perf_counter()
     results = run_bench(archs, args.steps, args.batch_size, args.threads, args.repeats)
-    print(format_results(results))
+    rows = [
+        (arch, *(format(result[key], spec) for key, _, spec in BENCH_COLUMNS))
+        for arch, result in results.items()
+    ]
+    rounds = "1 round" if args.repeats == 1 else f"best of {args.repeats} rounds"
+    print(f"samples/s, batch {args.batch_size}, {rounds}")
+    headers = ("arch", *(header for _, header, _ in BENCH_COLUMNS))
+    print_table(table(headers, rows, right=set(range(1, len(headers)))))
     print(f"(bench took {time.perf_counter() - started:.0f} s)", file=sys.stderr)
     print(json.dumps(_json_ready(results)), flush=True)
     return 0

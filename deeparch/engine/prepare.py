@@ -110,8 +110,8 @@ def check_batch_norm_batch(model: torch.nn.Module, batch_size: int) -> None:
 def prefers_channels_last(model: torch.nn.Module, task_name: str, device: torch.device) -> bool:
     """Whether to store a classifier's convolution weights channels-last (N, H, W, C in memory).
 
-    On the CPU oneDNN convolves channels-last tensors without reordering them first: the seed
-    CNN trains about 1.3x faster. Values and results are unchanged (only strides differ); limited
+    On the CPU oneDNN convolves channels-last tensors without reordering them first: the default
+    cnn trains about 1.3x faster. Values and results are unchanged (only strides differ); limited
     to classifiers, whose snapshots never reinterpret a feature map's memory.
     """
     has_conv = any(isinstance(module, torch.nn.Conv2d) for module in model.modules())

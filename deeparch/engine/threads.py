@@ -41,7 +41,7 @@ def run_in_fresh_thread(function: Callable[..., Result], *args: object, name: st
 def threads_beside_a_browser() -> int:
     """Torch threads for training in a process that also serves a browser on the same machine.
 
-    One core is left to the browser and the web server: on 2 cores the app trains the seed MLP at
+    One core is left to the browser and the web server: on 2 cores the app trains the default mlp at
     about 24,000 samples/s with one thread and no faster with two, while Chromium redrawing the
     live page uses about half a core (measured with scripts/bench_app.py).
     """

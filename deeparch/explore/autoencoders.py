@@ -1,4 +1,4 @@
-"""PCA vs a linear and a nonlinear autoencoder at the same code size (seed 003)."""
+"""PCA vs linear and nonlinear autoencoders of one code size (Goodfellow et al. 2016, sec. 14.1)."""
 
 from __future__ import annotations
 

@@ -136,7 +136,7 @@ def interpolate_latents(z_from: np.ndarray, z_to: np.ndarray, lambdas: np.ndarra
 def interpolate_images(
     model: nn.Module, image_from: torch.Tensor, image_to: torch.Tensor, steps: int = 10
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Decode the straight line between two images' latent means (seed 004's interpolation).
+    """Decode the straight line between two images' latent means.
 
     Returns (lambdas (steps,), images (steps, C, H, W)); lambda 0 is image_from, 1 is image_to.
     """

@@ -199,7 +199,8 @@ class AutoencoderConfig:
     activation: str = hp("relu", "nonlinearity after each hidden layer", choices=HIDDEN_ACTIVATIONS)
     code_activation: str = hp(
         "relu",
-        "applied to the code (seed 000 uses ReLU; identity keeps it linear)",
+        'applied to the code (ReLU, as in Chollet\'s "Building Autoencoders in Keras", 2016; '
+        "identity keeps it linear)",
         choices=CODE_ACTIVATIONS,
     )
 
@@ -217,7 +218,7 @@ class DeepAutoencoderConfig(AutoencoderConfig):
     )
     code_activation: str = hp(
         "identity",
-        "applied to the code (identity: a linear code, as in the UPC slides)",
+        "applied to the code (identity: a linear code)",
         choices=CODE_ACTIVATIONS,
     )
 

@@ -1,4 +1,4 @@
-"""Convolutional classifiers: the seed's Keras-style convnet and a small-image AlexNet."""
+"""Convolutional classifiers: Chollet's Keras MNIST convnet and a small-image AlexNet."""
 
 from __future__ import annotations
 
@@ -22,18 +22,19 @@ POOLS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
 class CNNConfig:
     channels: tuple = hp(
         (32, 64, 64),
-        "Filters in each conv block, one entry per block (seed 003's Keras convnet: 32, 64, 64)",
+        "Filters in each conv block, one entry per block (32, 64, 64: the MNIST convnet of "
+        'Chollet\'s "Deep Learning with Python", 2017, section 5.1)',
         min=1,
         max=512,
     )
     kernel_size: int = hp(
-        3, "Height and width of every conv filter (seed: 3x3)", min=1, max=11, step=1
+        3, "Height and width of every conv filter (Chollet's convnet: 3x3)", min=1, max=11, step=1
     )
     stride: int = hp(1, "Step between filter positions; 2 halves the feature map", min=1, max=4)
     padding: int = hp(
         0,
-        "Zeros added on each side before a conv: 0 is Keras 'valid' (seed); kernel_size // 2 keeps "
-        "the size at stride 1 ('same')",
+        "Zeros added on each side before a conv: 0 is Keras 'valid' (Chollet's convnet); "
+        "kernel_size // 2 keeps the size at stride 1 ('same')",
         min=0,
         max=5,
     )
@@ -45,7 +46,8 @@ class CNNConfig:
     pool_size: int = hp(2, "Window and step of each pooling layer; 2 halves the map", min=2, max=4)
     pooled_blocks: int = hp(
         2,
-        "Pool after the first this many conv blocks (seed: 2; its last conv block is not pooled)",
+        "Pool after the first this many conv blocks (Chollet's convnet: 2; its last block is not "
+        "pooled)",
         min=0,
         max=8,
     )
@@ -57,7 +59,7 @@ class CNNConfig:
     )
     dense_width: int = hp(
         64,
-        "Units of the hidden dense layer after flattening (seed: 64); 0 removes it",
+        "Units of the hidden dense layer after flattening (Chollet's convnet: 64); 0 removes it",
         min=0,
         max=1024,
     )

@@ -43,7 +43,7 @@ def flat_size(info: DataInfo) -> int:
 class MLPConfig:
     hidden_sizes: tuple = hp(
         (500, 200, 100),
-        "Width of each hidden layer, input side first (seed: Fashion-MNIST MLP 784-500-200-100-10)",
+        "Width of each hidden layer, input side first (a common MNIST MLP: 784-500-200-100-10)",
         min=1,
         max=4096,
     )
@@ -107,8 +107,9 @@ class MLP(nn.Module):
 class MLPConv1d(nn.Module):
     """The same MLP computed by Conv1d layers of kernel size 1 over a length-1 position axis.
 
-    A width-1 kernel is a Linear layer applied at every position (seed 002: "kernel of width 1 is
-    equivalent to a fully connected layer sweeping in time"); here there is one position.
+    A width-1 kernel is a Linear layer applied with the same weights at every position (the
+    mlpconv layer of Lin, Chen & Yan 2014, "Network In Network", is 1x1 convolutions); here there
+    is one position.
     """
 
     def __init__(self, config: MLPConfig, in_features: int, num_classes: int) -> None:

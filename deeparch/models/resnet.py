@@ -37,9 +37,10 @@ class ResNetConfig:
 class ConvBlock(nn.Module):
     """conv1 3x3 -> bn1 -> relu -> conv2 3x3 -> bn2, plus the input when `residual`, then relu.
 
-    Seed 002's residual block, in He et al.'s order (2016, Fig. 2): the last ReLU comes after the
-    sum, so the skip carries the input unchanged. When the block changes the shape (stride 2 or
-    more channels) the skip is a 1x1 conv + batch norm projection ("option B"); otherwise identity.
+    The residual building block of He et al. (2016, Fig. 2), in their order: the last ReLU comes
+    after the sum, so the skip carries the input unchanged. When the block changes the shape
+    (stride 2 or more channels) the skip is a 1x1 conv + batch norm projection ("option B");
+    otherwise identity.
     """
 
     def __init__(self, channels_in: int, channels: int, stride: int, residual: bool) -> None:

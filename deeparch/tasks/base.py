@@ -23,7 +23,7 @@ from torch import nn
 from deeparch.data.info import DataInfo
 
 # Evaluation runs without gradients, so it takes larger batches; past about 256 a convolution's
-# activations no longer fit the CPU caches and samples/s falls (seed CNN: 14k at 256, 8k at 512).
+# activations no longer fit the CPU caches and samples/s falls (the cnn: 14k at 256, 8k at 512).
 EVAL_BATCH_SIZE = 256
 SHOW_EXAMPLES = 8  # how many examples a snapshot shows (misclassified digits, reconstructions)
 

@@ -79,7 +79,7 @@ FIRST_ROW = ("mlp", "logistic_regression", "softmax_regression")  # the registry
 def test_home_gallery_renders(server_url, page):
     page.goto(server_url)
     page.get_by_role("button", name="Inspect").first.wait_for()
-    assert page.get_by_text("93,322").count() >= 1  # seed 003's convnet card
+    assert page.get_by_text("93,322").count() >= 1  # the card of Chollet's convnet (cnn)
     # The cards of the first row are equally tall and their buttons line up, although their
     # summaries have different lengths.
     cards = [page.locator(f".st-key-home_card_{arch}") for arch in FIRST_ROW]

@@ -48,7 +48,7 @@ def test_home_shows_a_card_per_architecture_with_its_buttons():
         assert at.button(key=f"home_inspect_{arch}").label == "Inspect"
         assert at.button(key=f"home_train_{arch}").label == "Train"
     assert len(at.image) == len(list_archs())  # one drawing per card
-    assert any("**93,322** parameters" in m.value for m in at.markdown)  # seed 003's convnet
+    assert any("**93,322** parameters" in m.value for m in at.markdown)  # Chollet's convnet (cnn)
 
 
 def test_home_train_button_opens_the_train_page_with_that_architecture():
@@ -86,7 +86,7 @@ def test_inspect_invalid_hyperparameter_shows_the_engine_message():
     assert any("channels" in e.value for e in at.error)
 
 
-def test_inspect_conv_arithmetic_applies_the_seed_examples():
+def test_inspect_conv_arithmetic_applies_the_small_examples():
     at = open_page("pages/inspect.py", {"arch": "mlp"})
     at.button(key="conv_example_stride 2: 10 → 3").click().run()
     assert any("3 × 3" in s.value for s in at.success)

@@ -276,9 +276,33 @@ def test_a_header_that_is_not_json_is_called_damaged(tmp_path, tiny_job):
     path.write_bytes(bytes(data))
     assert_refused(
         path,
-        f"{path} is damaged: its header is not valid JSON (Expecting property name enclosed in "
-        "double quotes at character 1); save or download it again",
+        # the detail is safetensors' own (its JSON parser's words and position)
+        f"{path} is damaged: its header is not valid JSON (key must be a string at line 1 "
+        "column 2); save or download it again",
     )
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        # a header length past the format's 100 MB, then a header that starts like JSON
+        (checkpoint.MAX_HEADER_BYTES + 1).to_bytes(8, "little") + b'{"a": 1}',
+        (2**63).to_bytes(8, "little") + b"{}",
+        b"weights, one a line: 0.1 0.2 0.3\n",  # text: its first 8 bytes are a huge length
+    ],
+    ids=["header over 100 MB", "header of 2**63 bytes", "a text file"],
+)
+def test_a_file_whose_first_bytes_are_no_safetensors_header_is_refused(tmp_path, data, capsys):
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(data)
+    message = (
+        f"{path} is not a safetensors file; deeparch loads only .safetensors checkpoints and "
+        "never unpickles a file, because unpickling runs any code stored in it. Re-save the "
+        "weights with safetensors.torch.save_file, or train with deeparch to get a checkpoint."
+    )
+    assert_refused(path, message)
+    assert main(["evaluate", str(path)]) == 2
+    assert capsys.readouterr().err == f"deeparch: error: {message}\n"
 
 
 def edited(meta: dict, where: str, value) -> dict:

@@ -163,7 +163,7 @@ def test_extension_commands_are_added_and_their_errors_wrapped(capsys, monkeypat
 
 
 @needs_cnn
-def test_python_dash_m_summary_reports_the_seed_convnet():
+def test_python_dash_m_summary_reports_chollets_convnet():
     result = subprocess.run(
         [sys.executable, "-m", "deeparch", "summary", "cnn", "--format", "json"],
         cwd=REPO,

@@ -31,7 +31,13 @@ def test_train_mlp_on_bundled_mnist_reaches_85_percent(capsys, tmp_path):
     assert result["state"] == "finished" and result["dataset"] == "mnist"  # the default dataset
     assert result["epoch"] == 2 and result["step"] == 124  # 4000 // 64 = 62 steps per epoch
     assert result["val_accuracy"] >= 0.85
-    assert "step 124/124" in err  # the progress bar went to stderr
+    assert "step 124/124" in err  # the progress went to stderr
+    # not a terminal: a line per epoch and a last one, never a line redrawn with "\r"
+    lines = err.splitlines()
+    assert len(lines) == 3 and "\r" not in err
+    assert lines[0].startswith("epoch 1/2 (step 62/124): train_loss ")
+    assert lines[1].startswith("epoch 2/2 (step 124/124): train_loss ")
+    assert lines[2].startswith("step 124/124 epoch 2/2 loss ")
     assert result["checkpoint"] == str(tmp_path / "mlp-mnist.safetensors")
     assert (tmp_path / "mlp-mnist.json").exists()
 

@@ -113,8 +113,8 @@ def test_unknown_layer_lists_its_parameter_shapes():
 # --- rows and totals ------------------------------------------------------------------------------
 
 
-def seed_convnet() -> nn.Sequential:
-    """The Keras convnet of seed 003: 320 + 18,496 + 36,928 + 36,928 + 650 = 93,322."""
+def chollet_convnet() -> nn.Sequential:
+    """Chollet's MNIST convnet: 320 + 18,496 + 36,928 + 36,928 + 650 = 93,322 parameters."""
     return nn.Sequential(
         nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
@@ -123,8 +123,8 @@ def seed_convnet() -> nn.Sequential:
     )  # fmt: skip
 
 
-def test_seed_convnet_table_by_hand():
-    table = layer_table(seed_convnet(), (1, 28, 28))
+def test_chollet_convnet_table_by_hand():
+    table = layer_table(chollet_convnet(), (1, 28, 28))
     assert [r.params for r in table.rows if r.params] == [320, 18_496, 36_928, 36_928, 650]
     assert table.total_params == table.trainable_params == 93_322
     shapes = [r.output_shape for r in table.rows]
@@ -140,7 +140,7 @@ def test_seed_convnet_table_by_hand():
 
 
 @pytest.mark.skipif("cnn" not in list_archs(), reason="the cnn family is not registered")
-def test_registered_cnn_is_the_seed_convnet():
+def test_registered_cnn_is_chollets_convnet():
     table = summarize("cnn")
     assert [r.params for r in table.rows if r.params] == [320, 18_496, 36_928, 36_928, 650]
     assert table.total_params == 93_322
@@ -250,7 +250,7 @@ def test_modes_are_restored_and_batch_norm_takes_a_batch_of_one():
 
 
 def test_dataframe_and_dicts():
-    table = layer_table(seed_convnet(), (1, 28, 28))
+    table = layer_table(chollet_convnet(), (1, 28, 28))
     frame = table.to_dataframe()
     assert list(frame.columns)[:4] == ["name", "type", "output_shape", "params"]
     assert int(frame["params"].sum()) == 93_322

@@ -111,7 +111,7 @@ def _receptive_field_by_gradient(layers):
     "layers",
     [
         [(3, 1, 1), (3, 1, 1)],
-        [(3, 1, 1), (2, 2, 1), (3, 1, 1), (2, 2, 1), (3, 1, 1)],  # the seed convnet, one axis
+        [(3, 1, 1), (2, 2, 1), (3, 1, 1), (2, 2, 1), (3, 1, 1)],  # Chollet's convnet, one axis
         [(3, 1, 1), (3, 1, 2), (3, 1, 4)],  # a dilated (WaveNet-like) stack
         [(5, 2, 1), (3, 2, 1), (3, 1, 2)],
     ],
@@ -124,10 +124,10 @@ def test_receptive_field_accepts_pairs():
     assert receptive_field([(3, 1), (2, 2), (3, 1)]) == (1 + 2 + 1 + 2 * 2, 2)
 
 
-# ---- the seed models' parameter counts -----------------------------------------------------------
+# ---- the default models' parameter counts, against the published ones ----------------------------
 
 
-def test_seed_mlp_has_513810_parameters():
+def test_default_mlp_has_513810_parameters():
     model, config = create_model("mlp", info=MNIST)
     assert config.hidden_sizes == (500, 200, 100)
     widths = [784, 500, 200, 100, 10]
@@ -154,7 +154,7 @@ def test_seed_keras_convnet_has_93322_parameters_layer_by_layer():
     assert count(model) == sum(expected.values()) == 93_322
 
 
-def test_keras_convnet_feature_shapes_follow_the_seed_summary():
+def test_keras_convnet_feature_shapes_follow_chollets_summary():
     shapes = cnn_feature_shapes(build_config("cnn"), MNIST)
     assert shapes == [
         ("conv1", (32, 26, 26)),
@@ -241,7 +241,7 @@ def test_mlp_conv1d_computes_the_same_function_as_the_mlp(batch_norm):
     assert isinstance(dict(conv.named_modules())["layers.conv1"], nn.Conv1d)
 
 
-def test_mlp_conv1d_default_matches_the_seed_count():
+def test_mlp_conv1d_default_matches_the_mlps_count():
     model, _ = create_model("mlp_conv1d", info=MNIST)
     assert count(model) == 513_810
 
