@@ -6,7 +6,7 @@ import streamlit as st
 
 from deeparch.errors import DeeparchError
 from deeparch.figures.diagrams import asset_path
-from deeparch.models import create_model, get_arch, list_archs
+from deeparch.models import archs_in_gallery_order, create_model, get_arch, list_families
 from pages import _shared  # noqa: F401  (imported for use_app_router: app.py routes every page)
 
 CARDS_PER_ROW = 3
@@ -65,31 +65,11 @@ st.write(
     "builds it; **Train** fits it on real data while you watch the loss fall. Your running jobs "
     "stay in the sidebar on every page."
 )
-# From the simplest idea to the newest: a student reads the gallery top to bottom.
-FAMILY_ORDER = [
-    "mlp",
-    "cnn",
-    "inception",
-    "resnet",
-    "rnn",
-    "qrnn",
-    "tcn",
-    "autoencoder",
-    "vae",
-    "unet",
-    "gan",
-]
-archs = sorted(
-    list_archs(),
-    key=lambda a: (
-        FAMILY_ORDER.index(get_arch(a).family)
-        if get_arch(a).family in FAMILY_ORDER
-        else len(FAMILY_ORDER)
-    ),
-)  # sorted() is stable: the registry's order within a family stays
+# From the simplest idea to the newest (each family module's GALLERY_POSITION): a student reads
+# the gallery top to bottom.
+archs = archs_in_gallery_order()
 st.html(EQUAL_CARDS_CSS)
-families = list(dict.fromkeys(get_arch(a).family for a in archs))
-chosen = st.pills("Families", families, selection_mode="multi", key="home_families")
+chosen = st.pills("Families", list_families(), selection_mode="multi", key="home_families")
 shown = [a for a in archs if not chosen or get_arch(a).family in chosen]
 for start in range(0, len(shown), CARDS_PER_ROW):
     columns = st.columns(CARDS_PER_ROW)

@@ -15,6 +15,8 @@ from deeparch.data.info import DataInfo
 from deeparch.errors import ConfigError
 from deeparch.models.registry import ArchSpec, register
 
+GALLERY_POSITION = 90  # Home's gallery: simplest idea first (registry.list_families)
+
 # ---------------------------------------------------------------- loss (pure functions)
 
 
@@ -233,7 +235,6 @@ def build_conv_vae(config: ConvVAEConfig, info: DataInfo) -> VariationalAutoenco
 register(
     ArchSpec(
         name="vae",
-        family="vae",
         task="vae",
         config_cls=VAEConfig,
         builder=build_vae,
@@ -251,7 +252,6 @@ register(
 register(
     ArchSpec(
         name="conv_vae",
-        family="vae",
         task="vae",
         config_cls=ConvVAEConfig,
         builder=build_conv_vae,
