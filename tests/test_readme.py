@@ -30,3 +30,12 @@ def test_readme_architecture_table_is_the_generated_one():
         timeout=120,
     )
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_readme_says_how_to_add_an_architecture():
+    headings = re.findall(r"^## (.+)$", README, flags=re.MULTILINE)
+    assert headings.index("Development") == headings.index("Tests") - 1
+    development = README.split("## Development", 1)[1].split("## Tests", 1)[0]
+    # The names it gives are the code's (a rename leaves the README stale and fails here).
+    for name in ("GALLERY_POSITION", "scripts/readme_tables.py", "figures/layer_drawing.py"):
+        assert name in development
