@@ -5,8 +5,10 @@ from pathlib import Path
 import streamlit as st
 
 from deeparch.errors import DeeparchError
-from deeparch.figures.diagrams import asset_path
-from deeparch.models import create_model, get_arch, list_archs
+from deeparch.figures.diagrams import asset_for
+from deeparch.figures.layer_drawing import layer_stack_drawing
+from deeparch.introspection.table import summarize
+from deeparch.models import archs_in_gallery_order, create_model, get_arch, list_families
 from pages import _shared  # noqa: F401  (imported for use_app_router: app.py routes every page)
 
 CARDS_PER_ROW = 3
@@ -31,13 +33,14 @@ def default_parameter_count(arch: str) -> int | None:
     return sum(p.numel() for p in model.parameters())
 
 
-def drawing_for(arch: str, family: str) -> Path | None:
-    """The drawing of an architecture: its own if there is one, else its family's."""
-    for name in (arch, family):
-        path = asset_path(name, ASSETS_DIR)
-        if path.exists():
-            return path
-    return None
+@st.cache_data(show_spinner=False)
+def drawing_from_layer_table(arch: str) -> str | None:
+    """An SVG of the layer stack at defaults (None if it cannot be built): drawn once per process,
+    as st.cache_data is shared by every session."""
+    try:
+        return layer_stack_drawing(summarize(arch))
+    except (DeeparchError, RuntimeError):
+        return None
 
 
 def card(arch: str) -> None:
@@ -45,9 +48,10 @@ def card(arch: str) -> None:
     with st.container(border=True, key=f"home_card_{arch}"):
         st.markdown(f"#### {arch}")
         st.caption(f"family **{spec.family}** · task **{spec.task}** · data {spec.default_dataset}")
-        drawing = drawing_for(arch, spec.family)
+        # Its own drawing or its family's in assets/, else one made from its layer table.
+        drawing = asset_for(arch, spec.family, ASSETS_DIR) or drawing_from_layer_table(arch)
         if drawing is not None:
-            st.image(str(drawing), width="stretch")
+            st.image(drawing, width="stretch")  # a file, or the SVG text itself
         # The first sentence is the one-line summary; the whole description is in the tooltip.
         st.markdown(spec.summary, help=spec.description)
         count = default_parameter_count(arch)
@@ -65,31 +69,11 @@ st.write(
     "builds it; **Train** fits it on real data while you watch the loss fall. Your running jobs "
     "stay in the sidebar on every page."
 )
-# From the simplest idea to the newest: a student reads the gallery top to bottom.
-FAMILY_ORDER = [
-    "mlp",
-    "cnn",
-    "inception",
-    "resnet",
-    "rnn",
-    "qrnn",
-    "tcn",
-    "autoencoder",
-    "vae",
-    "unet",
-    "gan",
-]
-archs = sorted(
-    list_archs(),
-    key=lambda a: (
-        FAMILY_ORDER.index(get_arch(a).family)
-        if get_arch(a).family in FAMILY_ORDER
-        else len(FAMILY_ORDER)
-    ),
-)  # sorted() is stable: the registry's order within a family stays
+# From the simplest idea to the newest (each family module's GALLERY_POSITION): a student reads
+# the gallery top to bottom.
+archs = archs_in_gallery_order()
 st.html(EQUAL_CARDS_CSS)
-families = list(dict.fromkeys(get_arch(a).family for a in archs))
-chosen = st.pills("Families", families, selection_mode="multi", key="home_families")
+chosen = st.pills("Families", list_families(), selection_mode="multi", key="home_families")
 shown = [a for a in archs if not chosen or get_arch(a).family in chosen]
 for start in range(0, len(shown), CARDS_PER_ROW):
     columns = st.columns(CARDS_PER_ROW)

@@ -430,6 +430,16 @@ def asset_path(family: str, assets_dir: Path = ASSETS_DIR) -> Path:
     return assets_dir / f"{family}.svg"
 
 
+def asset_for(arch: str, family: str, assets_dir: Path = ASSETS_DIR) -> Path | None:
+    """The drawing an architecture has in assets/: its own, else its family's, else None (a
+    family needs none: figures.layer_drawing draws any architecture from its layer table)."""
+    for name in (arch, family):
+        path = asset_path(name, assets_dir)
+        if path.exists():
+            return path
+    return None
+
+
 def write_all(assets_dir: Path = ASSETS_DIR) -> list[Path]:
     """Write every family's drawing; returns the paths written."""
     assets_dir.mkdir(parents=True, exist_ok=True)

@@ -62,11 +62,12 @@ class Drawing:
         )
 
     def text(self, x: float, y: float, text: str, size: int = 10, weight: str = "normal",
-             colour: str = "#333") -> None:  # fmt: skip
+             colour: str = "#333", anchor: str = "middle") -> None:  # fmt: skip
+        """A label centred on x, or with anchor "start"/"end" beginning or ending there."""
         safe = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
         self.items.append(
             f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" font-weight="{weight}" '
-            f'fill="{colour}" text-anchor="middle" font-family="sans-serif">{safe}</text>'
+            f'fill="{colour}" text-anchor="{anchor}" font-family="sans-serif">{safe}</text>'
         )
 
     def svg(self) -> str:

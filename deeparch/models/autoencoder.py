@@ -16,6 +16,8 @@ from deeparch.data.info import DataInfo
 from deeparch.errors import ConfigError
 from deeparch.models.registry import ArchSpec, register
 
+GALLERY_POSITION = 80  # Home's gallery: simplest idea first (registry.list_families)
+
 # One place for the activation names a config may use.
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -377,7 +379,6 @@ def _register(
     register(
         ArchSpec(
             name=name,
-            family="autoencoder",
             task="reconstruct",
             config_cls=config_cls,
             builder=builder,

@@ -15,6 +15,8 @@ from deeparch.introspection.convmath import conv_output_size, pool_output_size
 from deeparch.models.mlp import ACTIVATIONS, make_activation
 from deeparch.models.registry import ArchSpec, register
 
+GALLERY_POSITION = 20  # Home's gallery: simplest idea first (registry.list_families)
+
 POOLS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
 
 
@@ -273,7 +275,6 @@ class AlexNet(nn.Module):
 register(
     ArchSpec(
         name="cnn",
-        family="cnn",
         task="classify",
         config_cls=CNNConfig,
         builder=ConvNet,
@@ -292,7 +293,6 @@ register(
 register(
     ArchSpec(
         name="alexnet",
-        family="cnn",
         task="classify",
         config_cls=AlexNetConfig,
         builder=AlexNet,

@@ -16,6 +16,8 @@ from deeparch.data.info import DataInfo
 from deeparch.errors import ConfigError
 from deeparch.models.registry import ArchSpec, register
 
+GALLERY_POSITION = 110  # Home's gallery: simplest idea first (registry.list_families)
+
 
 class GAN(nn.Module):
     """A generator and a discriminator, trained against each other by the engine's gan task.
@@ -365,7 +367,6 @@ def _spec(
 ) -> ArchSpec:
     return ArchSpec(
         name=name,
-        family="gan",
         task="gan",
         config_cls=config_cls,
         builder=builder,

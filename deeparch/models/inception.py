@@ -14,6 +14,8 @@ from deeparch.errors import ConfigError
 from deeparch.introspection.convmath import conv_output_size, pool_output_size
 from deeparch.models.registry import ArchSpec, register
 
+GALLERY_POSITION = 30  # Home's gallery: simplest idea first (registry.list_families)
+
 # Branch widths of GoogLeNet's first five Inception modules (Szegedy et al. 2015, Table 1, rows
 # inception (3a), (3b), (4a), (4b), (4c)), scaled by `width`:
 #   (#1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj)
@@ -216,7 +218,6 @@ class GoogLeNet(nn.Module):
 register(
     ArchSpec(
         name="inception",
-        family="inception",
         task="classify",
         config_cls=InceptionConfig,
         builder=GoogLeNet,

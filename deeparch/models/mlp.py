@@ -15,6 +15,8 @@ from deeparch.data.info import DataInfo
 from deeparch.errors import ConfigError, UnknownNameError
 from deeparch.models.registry import ArchSpec, register
 
+GALLERY_POSITION = 10  # Home's gallery: simplest idea first (registry.list_families)
+
 # The one name -> activation map of deeparch; other families import it rather than spell one out.
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
@@ -185,7 +187,6 @@ def check_has_features(config: object, info: DataInfo) -> None:
 register(
     ArchSpec(
         name="mlp",
-        family="mlp",
         task="classify",
         config_cls=MLPConfig,
         builder=build_mlp,
@@ -205,7 +206,6 @@ register(
 register(
     ArchSpec(
         name="logistic_regression",
-        family="mlp",
         task="classify",
         config_cls=LinearConfig,
         builder=build_logistic_regression,
@@ -223,7 +223,6 @@ register(
 register(
     ArchSpec(
         name="softmax_regression",
-        family="mlp",
         task="classify",
         config_cls=LinearConfig,
         builder=build_softmax_regression,
@@ -241,7 +240,6 @@ register(
 register(
     ArchSpec(
         name="mlp_conv1d",
-        family="mlp",
         task="classify",
         config_cls=MLPConfig,
         builder=build_mlp_conv1d,

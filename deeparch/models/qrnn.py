@@ -23,6 +23,8 @@ from deeparch.models.rnn import (
     sequence_length,
 )
 
+GALLERY_POSITION = 60  # Home's gallery: simplest idea first (registry.list_families)
+
 
 @dataclass(frozen=True)
 class QRNNConfig:
@@ -124,7 +126,6 @@ def build_qrnn(config: QRNNConfig, info: DataInfo) -> QRNNClassifier:
 register(
     ArchSpec(
         name="qrnn",
-        family="qrnn",
         task="sequence",
         config_cls=QRNNConfig,
         builder=build_qrnn,

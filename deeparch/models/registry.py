@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,8 +12,12 @@ from typing import Any
 from torch import nn
 
 from deeparch.config import FieldSpec, field_specs, make_config
+from deeparch.data.catalogue import dataset_info
 from deeparch.data.info import DataInfo
-from deeparch.errors import UnknownNameError
+from deeparch.errors import ConfigError, UnknownNameError
+
+# The package whose modules are the families (deeparch.models); see models/__init__.py.
+MODELS_PACKAGE = __name__.rpartition(".")[0]
 
 # What an architecture trains on; the training engine has one task per name.
 #   classify:   model(x) -> logits (N, num_classes), or (N, 1) for a binary logistic regression
@@ -31,7 +37,6 @@ TASKS = ("classify", "sequence", "reconstruct", "denoise", "vae", "gan")
 @dataclass(frozen=True)
 class ArchSpec:
     name: str
-    family: str  # the module it lives in: mlp, cnn, rnn, autoencoder, vae, gan, unet
     task: str
     config_cls: type
     builder: Callable[[Any, DataInfo], nn.Module]
@@ -50,6 +55,12 @@ class ArchSpec:
         return field_specs(self.config_cls)
 
     @property
+    def family(self) -> str:
+        """The family module's name (mlp, cnn, rnn, ...): the module that defines the builder,
+        as timm's register_model takes a model's module from its entrypoint function."""
+        return self.builder.__module__.rpartition(".")[2]
+
+    @property
     def summary(self) -> str:
         """The description's first sentence (for a card): a full stop that ends a sentence, not
         the one in "et al.", "e.g." or an ellipsis ("dilation 1, 2, 4, ...")."""
@@ -66,28 +77,49 @@ _REGISTRY: dict[str, ArchSpec] = {}
 
 
 def register(spec: ArchSpec) -> ArchSpec:
+    """Add an architecture under its name; its family is the module that defines its builder."""
     if spec.name in _REGISTRY:
         raise ValueError(f"architecture {spec.name!r} is registered twice")
+    module = spec.builder.__module__
+    if module.rpartition(".")[0] != MODELS_PACKAGE or spec.family.startswith("_"):
+        raise ValueError(
+            f"architecture {spec.name!r}: its builder is defined in {module}, but an "
+            f"architecture's family is the {MODELS_PACKAGE} module that defines its builder; "
+            "define the builder in the family's own module (a one-line wrapper will do)"
+        )
     _REGISTRY[spec.name] = spec
     return spec
 
 
-def _ensure_loaded() -> None:
-    # Importing the package registers every family (each module calls register at import).
-    import deeparch.models  # noqa: F401
-
-
 def list_archs() -> list[str]:
-    _ensure_loaded()
+    """Every architecture in registration order: family modules alphabetically (one imported by
+    another registers first: mlp before cnn), each in its own order."""
     return list(_REGISTRY)
 
 
 def get_arch(name: str) -> ArchSpec:
-    _ensure_loaded()
     try:
         return _REGISTRY[name]
     except KeyError:
         raise UnknownNameError("architecture", name, list(_REGISTRY)) from None
+
+
+def gallery_position(family: str) -> float:
+    """Where a family sits in Home's gallery: its module's GALLERY_POSITION, or last (inf)."""
+    return getattr(sys.modules[f"{MODELS_PACKAGE}.{family}"], "GALLERY_POSITION", math.inf)
+
+
+def list_families() -> list[str]:
+    """Every family in gallery order: by GALLERY_POSITION, families that declare none last, ties
+    in registration order."""
+    families = dict.fromkeys(spec.family for spec in _REGISTRY.values())
+    return sorted(families, key=gallery_position)  # sorted() is stable
+
+
+def archs_in_gallery_order() -> list[str]:
+    """Every architecture, family by family in gallery order; registration order within one."""
+    rank = {family: index for index, family in enumerate(list_families())}
+    return sorted(_REGISTRY, key=lambda name: rank[_REGISTRY[name].family])
 
 
 def build_config(name: str, overrides: dict[str, Any] | None = None) -> Any:
@@ -106,8 +138,6 @@ def create_model(
     spec = get_arch(name)
     config = make_config(spec.config_cls, overrides)
     if info is None:
-        from deeparch.data.catalogue import dataset_info
-
         info = dataset_info(spec.default_dataset)
     check_compatible(spec, info)
     if spec.check is not None:
@@ -117,8 +147,6 @@ def create_model(
 
 
 def check_compatible(spec: ArchSpec, info: DataInfo) -> None:
-    from deeparch.errors import ConfigError
-
     if info.kind not in spec.data_kinds or (
         spec.datasets is not None and info.name not in spec.datasets
     ):

@@ -14,6 +14,8 @@ from deeparch.errors import ConfigError
 from deeparch.introspection.convmath import conv_output_size
 from deeparch.models.registry import ArchSpec, register
 
+GALLERY_POSITION = 40  # Home's gallery: simplest idea first (registry.list_families)
+
 
 @dataclass(frozen=True)
 class ResNetConfig:
@@ -141,7 +143,6 @@ def build_plainnet(config: ResNetConfig, info: DataInfo) -> ResNet:
 register(
     ArchSpec(
         name="resnet",
-        family="resnet",
         task="classify",
         config_cls=ResNetConfig,
         builder=build_resnet,
@@ -160,7 +161,6 @@ register(
 register(
     ArchSpec(
         name="plainnet",
-        family="resnet",
         task="classify",
         config_cls=ResNetConfig,
         builder=build_plainnet,

@@ -14,6 +14,8 @@ from deeparch.data.info import DataInfo
 from deeparch.errors import ConfigError
 from deeparch.models.registry import ArchSpec, register
 
+GALLERY_POSITION = 50  # Home's gallery: simplest idea first (registry.list_families)
+
 SEQUENCE_KINDS = ("sequence", "tokens")
 READOUTS = ("last", "mean")
 
@@ -235,7 +237,6 @@ for _name, (_config_cls, _description) in _RECURRENT.items():
     register(
         ArchSpec(
             name=_name,
-            family="rnn",
             task="sequence",
             config_cls=_config_cls,
             builder=build_recurrent,

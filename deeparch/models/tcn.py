@@ -21,6 +21,8 @@ from deeparch.models.rnn import (
     sequence_length,
 )
 
+GALLERY_POSITION = 70  # Home's gallery: simplest idea first (registry.list_families)
+
 
 @dataclass(frozen=True)
 class TCNConfig:
@@ -110,7 +112,6 @@ def build_tcn(config: TCNConfig, info: DataInfo) -> TCNClassifier:
 register(
     ArchSpec(
         name="tcn",
-        family="tcn",
         task="sequence",
         config_cls=TCNConfig,
         builder=build_tcn,

@@ -13,6 +13,8 @@ from deeparch.data.info import DataInfo
 from deeparch.errors import ConfigError
 from deeparch.models.registry import ArchSpec, register
 
+GALLERY_POSITION = 100  # Home's gallery: simplest idea first (registry.list_families)
+
 CONV = {1: nn.Conv1d, 2: nn.Conv2d}
 CONV_TRANSPOSE = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d}
 
@@ -235,7 +237,6 @@ def build_unet2d(config: UNet2dConfig, info: DataInfo) -> UNet:
 register(
     ArchSpec(
         name="unet1d",
-        family="unet",
         task="denoise",
         config_cls=UNet1dConfig,
         builder=build_unet1d,
@@ -255,7 +256,6 @@ register(
 register(
     ArchSpec(
         name="unet2d",
-        family="unet",
         task="denoise",
         config_cls=UNet2dConfig,
         builder=build_unet2d,

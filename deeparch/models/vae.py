@@ -15,6 +15,8 @@ from deeparch.errors import ConfigError
 from deeparch.models.registry import ArchSpec, register
 from deeparch.randomness import current_generator
 
+GALLERY_POSITION = 90  # Home's gallery: simplest idea first (registry.list_families)
+
 # ---------------------------------------------------------------- models
 
 
@@ -202,7 +204,6 @@ def build_conv_vae(config: ConvVAEConfig, info: DataInfo) -> VariationalAutoenco
 register(
     ArchSpec(
         name="vae",
-        family="vae",
         task="vae",
         config_cls=VAEConfig,
         builder=build_vae,
@@ -220,7 +221,6 @@ register(
 register(
     ArchSpec(
         name="conv_vae",
-        family="vae",
         task="vae",
         config_cls=ConvVAEConfig,
         builder=build_conv_vae,

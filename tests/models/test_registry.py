@@ -1,17 +1,33 @@
 """Every registered architecture, the day it lands: builds at defaults, right shapes, no NaN."""
 
+import ast
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
+from deeparch import models
 from deeparch.config import check_value, field_specs
 from deeparch.data.catalogue import dataset_info, list_datasets, load_dataset
 from deeparch.errors import ConfigError, DeeparchError, UnknownNameError
-from deeparch.models.registry import TASKS, create_model, get_arch, list_archs
+from deeparch.models.mlp import MLPConfig
+from deeparch.models.registry import (
+    TASKS,
+    ArchSpec,
+    archs_in_gallery_order,
+    create_model,
+    get_arch,
+    list_archs,
+    list_families,
+    register,
+)
 
 ARCHS = list_archs()
 BATCH = 8
+# Home's gallery today, from the simplest idea to the newest (each module's GALLERY_POSITION).
+SYLLABUS_GALLERY = ["mlp", "cnn", "inception", "resnet", "rnn", "qrnn", "tcn", "autoencoder",
+                    "vae", "unet", "gan"]  # fmt: skip
 
 
 def test_the_syllabus_is_registered():
@@ -25,6 +41,80 @@ def test_the_syllabus_is_registered():
     }
     # fmt: on
     assert expected <= set(ARCHS)
+
+
+def test_every_family_module_is_found_and_registers_its_own_architectures():
+    # Discovered, not listed: every public module of deeparch.models but the registry.
+    package = Path(models.__file__).parent
+    public = sorted(path.stem for path in package.glob("*.py") if not path.stem.startswith("_"))
+    assert list(models.FAMILY_MODULES) == [name for name in public if name != "registry"]
+    assert {get_arch(name).family for name in ARCHS} == set(models.FAMILY_MODULES)
+    for name in ARCHS:
+        spec = get_arch(name)
+        assert spec.builder.__module__ == f"deeparch.models.{spec.family}", name
+
+
+def test_registration_order_is_module_by_module_alphabetically():
+    # The order every parametrized test and `deeparch list` see: the modules alphabetically (a
+    # module imported by another registers first: cnn imports mlp), each in its own order. A new
+    # family slots in without reordering these.
+    today = [
+        "autoencoder", "autoencoder_deep", "denoising_autoencoder", "sparse_autoencoder",
+        "conv_autoencoder", "linear_autoencoder", "mlp", "logistic_regression",
+        "softmax_regression", "mlp_conv1d", "cnn", "alexnet", "dcgan", "mlp_gan", "cgan",
+        "inception", "rnn", "lstm", "gru", "qrnn", "resnet", "plainnet", "tcn", "unet1d",
+        "unet2d", "vae", "conv_vae",
+    ]  # fmt: skip
+    assert [name for name in ARCHS if name in today] == today
+
+
+def test_gallery_goes_from_the_simplest_family_to_the_newest():
+    families = list_families()
+    assert [family for family in families if family in SYLLABUS_GALLERY] == SYLLABUS_GALLERY
+    assert sorted(families) == sorted(models.FAMILY_MODULES)
+    gallery = archs_in_gallery_order()
+    assert sorted(gallery) == sorted(ARCHS)
+    assert gallery[:4] == ["mlp", "logistic_regression", "softmax_regression", "mlp_conv1d"]
+    for family in families:  # each family in one run, in registration order
+        members = [name for name in ARCHS if get_arch(name).family == family]
+        start = gallery.index(members[0])
+        assert gallery[start : start + len(members)] == members
+
+
+def _builder_outside_the_models_package(config, info):
+    return torch.nn.Linear(2, 2)
+
+
+def test_a_builder_outside_a_family_module_is_refused():
+    spec = ArchSpec(
+        name="stray",
+        task="classify",
+        config_cls=MLPConfig,
+        builder=_builder_outside_the_models_package,
+        data_kinds=("points",),
+        default_dataset="moons",
+        description="A builder defined in a test module, so it has no family.",
+    )
+    with pytest.raises(ValueError, match="define the builder in the family's own module"):
+        register(spec)
+    assert "stray" not in list_archs()
+
+
+def test_models_import_deeparch_only_at_module_level():
+    # A function-level import hides a cycle; the registry needs none (models never import the
+    # engine, and deeparch.data never imports models).
+    for path in Path(models.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for function in ast.walk(tree):
+            if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for node in ast.walk(function):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("deeparch"):
+                    pytest.fail(f"{path.name}:{node.lineno} imports {node.module} in a function")
+                if isinstance(node, ast.Import) and any(
+                    alias.name.startswith("deeparch") for alias in node.names
+                ):
+                    pytest.fail(f"{path.name}:{node.lineno} imports deeparch in a function")
 
 
 @pytest.mark.parametrize("name", ARCHS)
