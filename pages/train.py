@@ -9,14 +9,14 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-from deeparch.engine.manager import TrainConfig
+from deeparch.engine.manager import TrainConfig, train_defaults, train_field_specs
 from deeparch.errors import ConfigError, DeeparchError
 from deeparch.figures import training as viz
 from deeparch.models import get_arch, list_archs
+from deeparch.models.registry import compatible_datasets
 from pages._shared import (
     ACTIVE_STATES,
     FINAL_STATES,
-    compatible_datasets,
     config_form,
     current_job,
     display_value,
@@ -31,17 +31,11 @@ from pages._shared import (
     typed_overrides,
 )
 
-# TrainConfig fields the page sets itself rather than through a widget.
-NOT_WIDGETS = ("arch", "dataset", "arch_config")
 TRAIN_PREFIX = "train_cfg"
 UPLOAD_DIR_KEY = "train_upload_dir"
 # Seconds between chart refreshes while a job runs: each refresh costs the browser a redraw, and
 # the browser shares the CPU with training.
 LIVE_REFRESH_S = 1.0
-
-
-def train_specs() -> list:
-    return [s for s in specs_of(TrainConfig) if s.name not in NOT_WIDGETS]
 
 
 def apply_share_link() -> None:
@@ -64,18 +58,13 @@ def apply_share_link() -> None:
     # A training field named like an architecture field travels as train.<name>.
     train_values = {
         s.name: params.get(f"train.{s.name}", params.get(s.name))
-        for s in train_specs()
+        for s in train_field_specs()
         if f"train.{s.name}" in params or (s.name in params and s.name not in arch_names)
     }
     problems = seed_values(arch_specs, f"train_{arch}", params)
-    problems += seed_values(train_specs(), TRAIN_PREFIX, train_values)
+    problems += seed_values(train_field_specs(), TRAIN_PREFIX, train_values)
     for problem in problems:
         st.warning(f"The link's value was not used: {problem}")
-
-
-def train_defaults(arch: str) -> dict:
-    """The training settings an architecture starts from: TrainConfig's, with its own on top."""
-    return {**{s.name: s.default for s in train_specs()}, **get_arch(arch).train_defaults}
 
 
 def follow_arch_defaults(arch: str) -> None:
@@ -89,7 +78,7 @@ def follow_arch_defaults(arch: str) -> None:
     if previous in list_archs():
         changed |= set(get_arch(previous).train_defaults)
     defaults = train_defaults(arch)
-    for spec in train_specs():
+    for spec in train_field_specs():
         if spec.name in changed:
             value = display_value(spec, defaults[spec.name])
             st.session_state[f"{TRAIN_PREFIX}_{spec.name}"] = value
@@ -104,7 +93,7 @@ def share_link(arch: str, dataset: str, arch_values: dict, train_values: dict) -
             params[spec.name] = _text(arch_values[spec.name])
     arch_names = {s.name for s in arch_specs}
     defaults = train_defaults(arch)
-    for spec in train_specs():
+    for spec in train_field_specs():
         if train_values.get(spec.name, defaults[spec.name]) != defaults[spec.name]:
             key = f"train.{spec.name}" if spec.name in arch_names else spec.name
             params[key] = _text(train_values[spec.name])
@@ -303,9 +292,9 @@ arch_specs = specs_of(spec.config_cls)
 with st.expander(f"{arch} hyperparameters", expanded=True):
     arch_raw, arch_slots = config_form(arch_specs, f"train_{arch}", columns=3)
 with st.expander("Training settings", expanded=True):
-    train_raw, train_slots = config_form(train_specs(), TRAIN_PREFIX, columns=4)
+    train_raw, train_slots = config_form(train_field_specs(), TRAIN_PREFIX, columns=4)
 arch_values, arch_errors = typed_overrides(arch_specs, arch_raw)
-train_values, train_errors = typed_overrides(train_specs(), train_raw)
+train_values, train_errors = typed_overrides(train_field_specs(), train_raw)
 slots = {**train_slots, **arch_slots}
 show_errors({**arch_errors, **train_errors}, slots)
 valid = not arch_errors and not train_errors

@@ -10,8 +10,9 @@ from typing import Any
 from torch import nn
 
 from deeparch.config import FieldSpec, field_specs, make_config
+from deeparch.data.catalogue import dataset_info, list_datasets
 from deeparch.data.info import DataInfo
-from deeparch.errors import UnknownNameError
+from deeparch.errors import ConfigError, UnknownNameError
 
 # What an architecture trains on; the training engine has one task per name.
 #   classify:   model(x) -> logits (N, num_classes), or (N, 1) for a binary logistic regression
@@ -106,8 +107,6 @@ def create_model(
     spec = get_arch(name)
     config = make_config(spec.config_cls, overrides)
     if info is None:
-        from deeparch.data.catalogue import dataset_info
-
         info = dataset_info(spec.default_dataset)
     check_compatible(spec, info)
     if spec.check is not None:
@@ -116,12 +115,22 @@ def create_model(
     return model, config
 
 
-def check_compatible(spec: ArchSpec, info: DataInfo) -> None:
-    from deeparch.errors import ConfigError
+def trains_on(spec: ArchSpec, info: DataInfo) -> bool:
+    """Whether an architecture can train on a dataset: its kind, and the spec's own list if any."""
+    return info.kind in spec.data_kinds and (spec.datasets is None or info.name in spec.datasets)
 
-    if info.kind not in spec.data_kinds or (
-        spec.datasets is not None and info.name not in spec.datasets
-    ):
+
+def compatible_datasets(spec: ArchSpec) -> list[str]:
+    """The datasets an architecture can train on, its default first (read without loading)."""
+    names = [name for name in list_datasets() if trains_on(spec, dataset_info(name))]
+    if spec.default_dataset in names:
+        names.remove(spec.default_dataset)
+        names.insert(0, spec.default_dataset)
+    return names
+
+
+def check_compatible(spec: ArchSpec, info: DataInfo) -> None:
+    if not trains_on(spec, info):
         raise ConfigError(
             "dataset",
             info.name,
