@@ -9,9 +9,11 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
+from deeparch import share
 from deeparch.engine.manager import TrainConfig, train_defaults, train_field_specs
 from deeparch.errors import ConfigError, DeeparchError
 from deeparch.figures import training as viz
+from deeparch.figures.text import escape_markdown
 from deeparch.models import get_arch, list_archs
 from deeparch.models.registry import compatible_datasets
 from pages._shared import (
@@ -46,25 +48,17 @@ def apply_share_link() -> None:
     if not params or st.session_state.get("train_applied_link") == signature:
         return
     st.session_state["train_applied_link"] = signature
-    if params.get("arch") not in list_archs():
-        return
-    arch = params["arch"]
-    st.session_state["train_arch"] = arch
-    follow_arch_defaults(arch)  # the link's own values, seeded below, win over these
-    if params.get("dataset"):
-        st.session_state[f"train_dataset_{arch}"] = params["dataset"]
-    arch_specs = specs_of(get_arch(arch).config_cls)
-    arch_names = {s.name for s in arch_specs}
-    # A training field named like an architecture field travels as train.<name>.
-    train_values = {
-        s.name: params.get(f"train.{s.name}", params.get(s.name))
-        for s in train_field_specs()
-        if f"train.{s.name}" in params or (s.name in params and s.name not in arch_names)
-    }
-    problems = seed_values(arch_specs, f"train_{arch}", params)
-    problems += seed_values(train_field_specs(), TRAIN_PREFIX, train_values)
-    for problem in problems:
-        st.warning(f"The link's value was not used: {problem}")
+    shared = share.decode(params)
+    if shared.arch is not None:
+        st.session_state["train_arch"] = shared.arch
+        follow_arch_defaults(shared.arch)  # the link's own values, seeded below, win over these
+        if shared.dataset is not None:
+            st.session_state[f"train_dataset_{shared.arch}"] = shared.dataset
+        arch_specs = specs_of(get_arch(shared.arch).config_cls)
+        seed_values(arch_specs, f"train_{shared.arch}", shared.arch_values)
+        seed_values(train_field_specs(), TRAIN_PREFIX, shared.train_values)
+    for problem in shared.problems:
+        st.warning(f"The link's value was not used: {escape_markdown(problem)}")
 
 
 def follow_arch_defaults(arch: str) -> None:
@@ -82,27 +76,6 @@ def follow_arch_defaults(arch: str) -> None:
         if spec.name in changed:
             value = display_value(spec, defaults[spec.name])
             st.session_state[f"{TRAIN_PREFIX}_{spec.name}"] = value
-
-
-def share_link(arch: str, dataset: str, arch_values: dict, train_values: dict) -> str:
-    """A URL whose query reopens this configuration (only values that differ from defaults)."""
-    arch_specs = specs_of(get_arch(arch).config_cls)
-    params = {"arch": arch, "dataset": dataset}
-    for spec in arch_specs:
-        if arch_values.get(spec.name, spec.default) != spec.default:
-            params[spec.name] = _text(arch_values[spec.name])
-    arch_names = {s.name for s in arch_specs}
-    defaults = train_defaults(arch)
-    for spec in train_field_specs():
-        if train_values.get(spec.name, defaults[spec.name]) != defaults[spec.name]:
-            key = f"train.{spec.name}" if spec.name in arch_names else spec.name
-            params[key] = _text(train_values[spec.name])
-    base = (st.context.url or "").split("?")[0]
-    return f"{base}?{urlencode(params, safe=',')}"
-
-
-def _text(value: object) -> str:
-    return ",".join(str(v) for v in value) if isinstance(value, tuple) else str(value)
 
 
 def start_job(arch: str, dataset: str, arch_values: dict, train_values: dict, slots: dict) -> None:
@@ -305,7 +278,8 @@ if start_col.button(
 ):
     start_job(arch, dataset, arch_values, train_values, slots)
 with link_col.popover("Share these settings"):
-    st.code(share_link(arch, dataset, arch_values, train_values), language=None)
+    params = share.encode(arch, dataset, arch_values, train_values)
+    st.code(share.link(st.context.url or "", params), language=None)
 
 job = current_job()
 active = job is not None and job.state in ACTIVE_STATES

@@ -117,6 +117,36 @@ def test_share_link_prefills_the_train_page():
     assert at.number_input(key="train_cfg_lr").value == pytest.approx(0.01)
 
 
+def test_a_share_link_says_what_it_did_not_use_escaped():
+    query = {
+        "arch": "mlp",
+        "dataset": "mnist1d",
+        "hidden_sizes": "1 6",
+        "epochs": "3",
+        "**x**": "[click](http://evil.example)",
+    }
+    at = open_page("pages/train.py", query)  # the warnings show on the run that reads the link
+    assert at.number_input(key="train_cfg_epochs").value == 3  # the good value is used
+    assert at.text_input(key="train_mlp_hidden_sizes").value == "500,200,100"  # not 16
+    assert at.selectbox(key="train_dataset_mlp").value == "mnist"
+    warnings = [w.value for w in at.warning]
+    assert warnings[0].startswith(r"The link's value was not used: dataset 'mnist1d' does not suit")
+    assert warnings[1] == (
+        r"The link's value was not used: hidden\_sizes='1 6' is not allowed: a comma-separated "
+        "list of integers, each from 1 to 4096"
+    )
+    assert warnings[2].startswith(
+        r"The link's value was not used: \*\*x\*\*='\[click\](http"
+        "\u2060://evil.example)' is not a setting: mlp has"
+    )
+    unknown = open_page("pages/train.py", {"arch": "nosuch"})
+    assert unknown.selectbox(key="train_arch").value == "mlp"
+    known = ", ".join(arch.replace("_", r"\_") for arch in list_archs())
+    assert [w.value for w in unknown.warning] == [
+        f"The link's value was not used: arch 'nosuch' is unknown; known: {known}"
+    ]
+
+
 def test_train_flow_starts_a_job_and_shows_its_metrics():
     at = open_page("pages/train.py")
     at.text_input(key="train_mlp_hidden_sizes").set_value("32").run()
