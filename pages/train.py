@@ -1,15 +1,13 @@
 """Train: pick data and hyperparameters, start a job, watch its curves live, save or load it."""
 
-import io
 import tempfile
-import zipfile
-import zlib
 from pathlib import Path
 from urllib.parse import urlencode
 
 import streamlit as st
 
 from deeparch import share
+from deeparch.checkpoint import archive
 from deeparch.engine.manager import TrainConfig, train_defaults, train_field_specs
 from deeparch.errors import ConfigError, DeeparchError
 from deeparch.figures import training as viz
@@ -34,7 +32,6 @@ from pages._shared import (
 )
 
 TRAIN_PREFIX = "train_cfg"
-UPLOAD_DIR_KEY = "train_upload_dir"
 # Seconds between chart refreshes while a job runs: each refresh costs the browser a redraw, and
 # the browser shares the CPU with training.
 LIVE_REFRESH_S = 1.0
@@ -169,55 +166,27 @@ def checkpoint_zip(job) -> bytes:
     if cached and cached[0] == (job.id, step):
         return cached[1]
     with tempfile.TemporaryDirectory() as folder:
-        weights = Path(
-            job.save_checkpoint(Path(folder) / f"{job.snapshot()['arch']}-{job.id[-6:]}")
-        )
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-            for path in sorted(weights.parent.iterdir()):
-                if path.stem == weights.stem:
-                    archive.write(path, path.name)
-    st.session_state["train_ckpt"] = ((job.id, step), buffer.getvalue())
-    return buffer.getvalue()
+        name = f"{job.snapshot()['arch']}-{job.id[-6:]}"
+        data = archive.pack(job.save_checkpoint(Path(folder) / name))
+    st.session_state["train_ckpt"] = ((job.id, step), data)
+    return data
 
 
 def load_upload(uploaded) -> None:
     """Validate an uploaded checkpoint (.safetensors or a .zip of one) and load it as a run."""
-    if UPLOAD_DIR_KEY not in st.session_state:
-        st.session_state[UPLOAD_DIR_KEY] = tempfile.mkdtemp(prefix="deeparch-upload-")
-    folder = Path(st.session_state[UPLOAD_DIR_KEY]) / Path(uploaded.name).stem
-    folder.mkdir(parents=True, exist_ok=True)
-    data = uploaded.getvalue()
+    owner = session_owner()
     try:
-        if uploaded.name.endswith(".zip"):
-            with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                names = [n for n in archive.namelist() if n.endswith((".safetensors", ".json"))]
-                weights = [n for n in names if n.endswith(".safetensors")]
-                if len(weights) != 1:
-                    raise DeeparchError("the zip must hold exactly one .safetensors file")
-                for name in names:
-                    (folder / Path(name).name).write_bytes(archive.read(name))
-                path = folder / Path(weights[0]).name
-        else:
-            path = folder / Path(uploaded.name).name
-            path.write_bytes(data)
-        job = manager().load_checkpoint(path, owner=session_owner())
-    except (
-        DeeparchError,
-        zipfile.BadZipFile,
-        zlib.error,
-        OSError,
-        ValueError,
-        RuntimeError,
-    ) as error:
-        # The server's temporary folder means nothing to the student: name their file only.
-        message = str(error).replace(f"{folder}/", "")
-        st.error(f"Could not load {uploaded.name}: {message}")
+        job = archive.load_upload(
+            uploaded.getvalue(),
+            uploaded.name,
+            lambda weights: manager().load_checkpoint(weights, owner=owner),
+        )
+    except DeeparchError as error:
+        st.error(escape_markdown(str(error)))
         return
     remember_loaded(job)
-    st.success(
-        f"Loaded {job.snapshot()['arch']} ({uploaded.name}); compare it on the Compare page."
-    )
+    name = escape_markdown(archive.shown_name(uploaded.name))
+    st.success(f"Loaded {job.snapshot()['arch']} ({name}); compare it on the Compare page.")
 
 
 def checkpoint_section(job) -> None:

@@ -144,6 +144,46 @@ def test_a_share_link_shows_what_it_did_not_use_as_written(server_url, page):
     shoot(page, "train_share_link_problems")
 
 
+def test_a_downloaded_checkpoint_uploads_again_and_a_harmful_zip_is_explained(
+    server_url, page, tmp_path
+):
+    import io
+    import zipfile
+
+    from playwright.sync_api import expect
+
+    page.goto(f"{server_url}/train?arch=mlp&hidden_sizes=8&max_steps=5")
+    page.locator(".st-key-train_start button").click()
+    download_button = page.get_by_role("button", name="Download checkpoint (.zip)")
+    download_button.wait_for()
+    with page.expect_download() as download:
+        download_button.click()
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    with zipfile.ZipFile(saved) as archive:
+        assert sorted(name.rsplit(".", 1)[1] for name in archive.namelist()) == [
+            "json",
+            "safetensors",
+        ]
+    upload = page.locator(".st-key-train_upload input[type=file]")
+    upload.set_input_files(str(saved))
+    expect(page.get_by_test_id("stAlert").filter(has_text="Loaded mlp")).to_contain_text(
+        f"({saved.name}); compare it on the Compare page"
+    )
+    evil = tmp_path / "evil_*run*.zip"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("../w.safetensors", b"x")
+    evil.write_bytes(buffer.getvalue())
+    upload.set_input_files(str(evil))
+    refused = page.get_by_test_id("stAlert").filter(has_text="Could not load")
+    expect(refused).to_have_text(
+        "Could not load evil_*run*.zip: it holds '../w.safetensors', a path or a hidden name; "
+        "zip the checkpoint's files themselves, without folders"
+    )
+    shoot(page, "train_upload_refused")
+
+
 def test_inspect_click_a_row_opens_the_layer(server_url, page):
     page.goto(f"{server_url}/inspect?arch=cnn")
     grid = page.locator('[data-testid="stDataFrame"]').first

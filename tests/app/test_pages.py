@@ -184,7 +184,22 @@ def test_reload_with_the_job_in_the_url_finds_the_job():
     run_until(reloaded, lambda a: metric(a, "state") == "finished")
 
 
-def test_upload_refuses_a_file_that_is_not_a_checkpoint():
+@pytest.fixture
+def server_tmp(tmp_path_factory, monkeypatch) -> Path:
+    """The server's temporary folder, for this test alone: what an upload leaves there shows."""
+    import tempfile
+
+    path = tmp_path_factory.mktemp("server-tmp")
+    monkeypatch.setattr(tempfile, "tempdir", str(path))
+    return path
+
+
+def left_by_deeparch(folder: Path) -> list[str]:
+    # torch keeps a cache of its own there (torchinductor_<user>), which is no upload.
+    return [path.name for path in folder.iterdir() if not path.name.startswith("torchinductor")]
+
+
+def test_upload_refuses_a_file_that_is_not_a_checkpoint(server_tmp):
     at = open_page("pages/train.py")
     at.file_uploader(key="train_upload").upload("weights.safetensors", b"\x80\x04 not a checkpoint")
     at.run()
@@ -193,6 +208,7 @@ def test_upload_refuses_a_file_that_is_not_a_checkpoint():
         for e in at.error
     ), [e.value for e in at.error]
     assert not any("deeparch-upload-" in e.value for e in at.error)  # no server paths
+    assert left_by_deeparch(server_tmp) == []  # the upload's folder is deleted
 
 
 def test_compare_without_runs_says_what_to_do():
@@ -225,7 +241,7 @@ def test_divergence_shows_the_engine_reason():
     assert any("The run diverged: the loss exploded" in e.value for e in at.error)
 
 
-def test_upload_of_a_saved_checkpoint_loads_it_as_a_run(tmp_path):
+def test_upload_of_a_saved_checkpoint_loads_it_as_a_run(tmp_path, server_tmp):
     import io
     import zipfile
 
@@ -243,6 +259,7 @@ def test_upload_of_a_saved_checkpoint_loads_it_as_a_run(tmp_path):
     at.file_uploader(key="train_upload").upload("run.zip", buffer.getvalue()).run()
     assert not at.exception
     assert any("Loaded mlp" in s.value for s in at.success), [e.value for e in at.error]
+    assert left_by_deeparch(server_tmp) == []  # read into memory, then deleted
     assert weights.suffix == ".safetensors"
     at.switch_page("pages/compare.py").run()
     table = at.dataframe[0].value
