@@ -144,8 +144,10 @@ def coerce(spec: FieldSpec, value: Any) -> Any:
             return number
         if spec.type is tuple:
             if isinstance(value, str):
-                parts = [p for p in value.replace(" ", "").strip("()[]").split(",") if p]
-                return tuple(int(p) for p in parts)
+                # Spaces may stand around a comma ("256, 64"), never inside a number: "1 6" is
+                # refused rather than read as 16.
+                parts = [p.strip() for p in value.strip().strip("()[]").split(",")]
+                return tuple(int(p) for p in parts if p)
             return tuple(int(v) for v in value)
         return str(value)
     except (TypeError, ValueError):

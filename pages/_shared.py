@@ -269,24 +269,3 @@ def validate_config(config_cls: type, values: Mapping[str, Any]) -> Any:
 
 def specs_of(config_cls: type) -> list[FieldSpec]:
     return field_specs(config_cls)
-
-
-# ---------------------------------------------------------------- datasets
-def compatible_datasets(arch_spec: Any) -> list[str]:
-    """Datasets an architecture can train on (read from their DataInfo, without loading them)."""
-    from deeparch.data.catalogue import dataset_info, list_datasets
-
-    names = []
-    for name in list_datasets():
-        if arch_spec.datasets is not None and name not in arch_spec.datasets:
-            continue
-        try:
-            kind = dataset_info(name).kind
-        except Exception:  # noqa: BLE001  (an optional dataset that cannot describe itself)
-            continue
-        if kind in arch_spec.data_kinds:
-            names.append(name)
-    if arch_spec.default_dataset in names:
-        names.remove(arch_spec.default_dataset)
-        names.insert(0, arch_spec.default_dataset)
-    return names

@@ -11,8 +11,8 @@ from deeparch.figures import training as viz
 from deeparch.introspection.convmath import conv_output_size
 from deeparch.introspection.table import summarize_arch
 from deeparch.models import get_arch, list_archs
+from deeparch.models.registry import compatible_datasets
 from pages._shared import (
-    compatible_datasets,
     config_form,
     show_errors,
     specs_of,

@@ -1,22 +1,22 @@
 """Train: pick data and hyperparameters, start a job, watch its curves live, save or load it."""
 
-import io
 import tempfile
-import zipfile
-import zlib
 from pathlib import Path
 from urllib.parse import urlencode
 
 import streamlit as st
 
-from deeparch.engine.config import TrainConfig
+from deeparch import share
+from deeparch.checkpoint import archive
+from deeparch.engine.config import TrainConfig, train_defaults, train_field_specs
 from deeparch.engine.divergence import loss_explosion_note
 from deeparch.engine.state import ACTIVE_STATES, SAVABLE_STATES
 from deeparch.errors import ConfigError, DeeparchError
 from deeparch.figures import training as viz
+from deeparch.figures.text import escape_markdown
 from deeparch.models import get_arch, list_archs
+from deeparch.models.registry import compatible_datasets
 from pages._shared import (
-    compatible_datasets,
     config_form,
     current_job,
     display_value,
@@ -31,17 +31,10 @@ from pages._shared import (
     typed_overrides,
 )
 
-# TrainConfig fields the page sets itself rather than through a widget.
-NOT_WIDGETS = ("arch", "dataset", "arch_config")
 TRAIN_PREFIX = "train_cfg"
-UPLOAD_DIR_KEY = "train_upload_dir"
 # Seconds between chart refreshes while a job runs: each refresh costs the browser a redraw, and
 # the browser shares the CPU with training.
 LIVE_REFRESH_S = 1.0
-
-
-def train_specs() -> list:
-    return [s for s in specs_of(TrainConfig) if s.name not in NOT_WIDGETS]
 
 
 def apply_share_link() -> None:
@@ -52,30 +45,17 @@ def apply_share_link() -> None:
     if not params or st.session_state.get("train_applied_link") == signature:
         return
     st.session_state["train_applied_link"] = signature
-    if params.get("arch") not in list_archs():
-        return
-    arch = params["arch"]
-    st.session_state["train_arch"] = arch
-    follow_arch_defaults(arch)  # the link's own values, seeded below, win over these
-    if params.get("dataset"):
-        st.session_state[f"train_dataset_{arch}"] = params["dataset"]
-    arch_specs = specs_of(get_arch(arch).config_cls)
-    arch_names = {s.name for s in arch_specs}
-    # A training field named like an architecture field travels as train.<name>.
-    train_values = {
-        s.name: params.get(f"train.{s.name}", params.get(s.name))
-        for s in train_specs()
-        if f"train.{s.name}" in params or (s.name in params and s.name not in arch_names)
-    }
-    problems = seed_values(arch_specs, f"train_{arch}", params)
-    problems += seed_values(train_specs(), TRAIN_PREFIX, train_values)
-    for problem in problems:
-        st.warning(f"The link's value was not used: {problem}")
-
-
-def train_defaults(arch: str) -> dict:
-    """The training settings an architecture starts from: TrainConfig's, with its own on top."""
-    return {**{s.name: s.default for s in train_specs()}, **get_arch(arch).train_defaults}
+    shared = share.decode(params)
+    if shared.arch is not None:
+        st.session_state["train_arch"] = shared.arch
+        follow_arch_defaults(shared.arch)  # the link's own values, seeded below, win over these
+        if shared.dataset is not None:
+            st.session_state[f"train_dataset_{shared.arch}"] = shared.dataset
+        arch_specs = specs_of(get_arch(shared.arch).config_cls)
+        seed_values(arch_specs, f"train_{shared.arch}", shared.arch_values)
+        seed_values(train_field_specs(), TRAIN_PREFIX, shared.train_values)
+    for problem in shared.problems:
+        st.warning(f"The link's value was not used: {escape_markdown(problem)}")
 
 
 def follow_arch_defaults(arch: str) -> None:
@@ -89,31 +69,10 @@ def follow_arch_defaults(arch: str) -> None:
     if previous in list_archs():
         changed |= set(get_arch(previous).train_defaults)
     defaults = train_defaults(arch)
-    for spec in train_specs():
+    for spec in train_field_specs():
         if spec.name in changed:
             value = display_value(spec, defaults[spec.name])
             st.session_state[f"{TRAIN_PREFIX}_{spec.name}"] = value
-
-
-def share_link(arch: str, dataset: str, arch_values: dict, train_values: dict) -> str:
-    """A URL whose query reopens this configuration (only values that differ from defaults)."""
-    arch_specs = specs_of(get_arch(arch).config_cls)
-    params = {"arch": arch, "dataset": dataset}
-    for spec in arch_specs:
-        if arch_values.get(spec.name, spec.default) != spec.default:
-            params[spec.name] = _text(arch_values[spec.name])
-    arch_names = {s.name for s in arch_specs}
-    defaults = train_defaults(arch)
-    for spec in train_specs():
-        if train_values.get(spec.name, defaults[spec.name]) != defaults[spec.name]:
-            key = f"train.{spec.name}" if spec.name in arch_names else spec.name
-            params[key] = _text(train_values[spec.name])
-    base = (st.context.url or "").split("?")[0]
-    return f"{base}?{urlencode(params, safe=',')}"
-
-
-def _text(value: object) -> str:
-    return ",".join(str(v) for v in value) if isinstance(value, tuple) else str(value)
 
 
 def start_job(arch: str, dataset: str, arch_values: dict, train_values: dict, slots: dict) -> None:
@@ -207,55 +166,27 @@ def checkpoint_zip(job) -> bytes:
     if cached and cached[0] == (job.id, step):
         return cached[1]
     with tempfile.TemporaryDirectory() as folder:
-        weights = Path(
-            job.save_checkpoint(Path(folder) / f"{job.snapshot()['arch']}-{job.id[-6:]}")
-        )
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-            for path in sorted(weights.parent.iterdir()):
-                if path.stem == weights.stem:
-                    archive.write(path, path.name)
-    st.session_state["train_ckpt"] = ((job.id, step), buffer.getvalue())
-    return buffer.getvalue()
+        name = f"{job.snapshot()['arch']}-{job.id[-6:]}"
+        data = archive.pack(job.save_checkpoint(Path(folder) / name))
+    st.session_state["train_ckpt"] = ((job.id, step), data)
+    return data
 
 
 def load_upload(uploaded) -> None:
     """Validate an uploaded checkpoint (.safetensors or a .zip of one) and load it as a run."""
-    if UPLOAD_DIR_KEY not in st.session_state:
-        st.session_state[UPLOAD_DIR_KEY] = tempfile.mkdtemp(prefix="deeparch-upload-")
-    folder = Path(st.session_state[UPLOAD_DIR_KEY]) / Path(uploaded.name).stem
-    folder.mkdir(parents=True, exist_ok=True)
-    data = uploaded.getvalue()
+    owner = session_owner()
     try:
-        if uploaded.name.endswith(".zip"):
-            with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                names = [n for n in archive.namelist() if n.endswith((".safetensors", ".json"))]
-                weights = [n for n in names if n.endswith(".safetensors")]
-                if len(weights) != 1:
-                    raise DeeparchError("the zip must hold exactly one .safetensors file")
-                for name in names:
-                    (folder / Path(name).name).write_bytes(archive.read(name))
-                path = folder / Path(weights[0]).name
-        else:
-            path = folder / Path(uploaded.name).name
-            path.write_bytes(data)
-        job = manager().load_checkpoint(path, owner=session_owner())
-    except (
-        DeeparchError,
-        zipfile.BadZipFile,
-        zlib.error,
-        OSError,
-        ValueError,
-        RuntimeError,
-    ) as error:
-        # The server's temporary folder means nothing to the student: name their file only.
-        message = str(error).replace(f"{folder}/", "")
-        st.error(f"Could not load {uploaded.name}: {message}")
+        job = archive.load_upload(
+            uploaded.getvalue(),
+            uploaded.name,
+            lambda weights: manager().load_checkpoint(weights, owner=owner),
+        )
+    except DeeparchError as error:
+        st.error(escape_markdown(str(error)))
         return
     remember_loaded(job)
-    st.success(
-        f"Loaded {job.snapshot()['arch']} ({uploaded.name}); compare it on the Compare page."
-    )
+    name = escape_markdown(archive.shown_name(uploaded.name))
+    st.success(f"Loaded {job.snapshot()['arch']} ({name}); compare it on the Compare page.")
 
 
 def checkpoint_section(job) -> None:
@@ -303,9 +234,9 @@ arch_specs = specs_of(spec.config_cls)
 with st.expander(f"{arch} hyperparameters", expanded=True):
     arch_raw, arch_slots = config_form(arch_specs, f"train_{arch}", columns=3)
 with st.expander("Training settings", expanded=True):
-    train_raw, train_slots = config_form(train_specs(), TRAIN_PREFIX, columns=4)
+    train_raw, train_slots = config_form(train_field_specs(), TRAIN_PREFIX, columns=4)
 arch_values, arch_errors = typed_overrides(arch_specs, arch_raw)
-train_values, train_errors = typed_overrides(train_specs(), train_raw)
+train_values, train_errors = typed_overrides(train_field_specs(), train_raw)
 slots = {**train_slots, **arch_slots}
 show_errors({**arch_errors, **train_errors}, slots)
 valid = not arch_errors and not train_errors
@@ -316,7 +247,8 @@ if start_col.button(
 ):
     start_job(arch, dataset, arch_values, train_values, slots)
 with link_col.popover("Share these settings"):
-    st.code(share_link(arch, dataset, arch_values, train_values), language=None)
+    params = share.encode(arch, dataset, arch_values, train_values)
+    st.code(share.link(st.context.url or "", params), language=None)
 
 job = current_job()
 active = job is not None and job.state in ACTIVE_STATES

@@ -20,7 +20,11 @@ class ToyConfig:
 def test_field_specs_carry_types_bounds_and_reasons():
     specs = {s.name: s for s in field_specs(ToyConfig)}
     assert [s.name for s in field_specs(ToyConfig)] == [
-        "width", "rate", "sizes", "activation", "batch_norm"
+        "width",
+        "rate",
+        "sizes",
+        "activation",
+        "batch_norm",
     ]
     assert specs["width"].type is int and specs["width"].min == 1 and specs["width"].max == 1024
     assert specs["rate"].type is float
@@ -40,7 +44,11 @@ def test_make_config_coerces_strings_from_the_command_line():
     assert config.sizes == (300, 100)
     assert config.batch_norm is True
     assert config_to_dict(config) == {
-        "width": 128, "rate": 0.5, "sizes": [300, 100], "activation": "relu", "batch_norm": True
+        "width": 128,
+        "rate": 0.5,
+        "sizes": [300, 100],
+        "activation": "relu",
+        "batch_norm": True,
     }
 
 
@@ -72,3 +80,27 @@ def test_parse_assignments():
     assert parse_assignments(["a=1", " b = x,y "]) == {"a": "1", "b": "x,y"}
     with pytest.raises(ConfigError, match="key=value"):
         parse_assignments(["oops"])
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("256,64", (256, 64)),
+        ("256, 64", (256, 64)),
+        (" 256 ,64 ", (256, 64)),
+        ("(32, 16)", (32, 16)),
+    ],
+)
+def test_a_list_may_have_spaces_around_its_commas(text, expected):
+    assert make_config(ToyConfig, {"sizes": text}).sizes == expected
+
+
+@pytest.mark.parametrize("text", ["1 6", "256, 6 4", "1\t6"])
+def test_a_space_inside_a_number_is_refused_not_joined(text):
+    # "1 6" used to become 16: the spaces were dropped before the text was split.
+    with pytest.raises(ConfigError) as caught:
+        make_config(ToyConfig, {"sizes": text})
+    assert caught.value.field == "sizes"
+    assert str(caught.value) == (
+        f"sizes={text!r} is not allowed: a comma-separated list of integers, each from 1 to 4096"
+    )

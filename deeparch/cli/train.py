@@ -90,7 +90,7 @@ def build_train_config(args: argparse.Namespace) -> Any:
     """TrainConfig from the command line (and from the checkpoint when resuming)."""
     from deeparch.checkpoint.files import read_checkpoint
     from deeparch.config import parse_assignments
-    from deeparch.engine.config import TrainConfig, train_field_specs
+    from deeparch.engine.config import TrainConfig, train_defaults, train_field_specs
     from deeparch.models import get_arch
 
     spec = get_arch(args.arch)
@@ -121,7 +121,7 @@ def build_train_config(args: argparse.Namespace) -> Any:
     else:
         # The architecture's own training defaults (more epochs for slow learners), then the flags.
         values = {
-            **spec.train_defaults,
+            **train_defaults(args.arch),
             "arch": args.arch,
             "dataset": args.dataset,
             "arch_config": arch_overrides,

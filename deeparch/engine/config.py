@@ -153,3 +153,8 @@ def spec_config(config: TrainConfig) -> Any:
 def train_field_specs() -> list[FieldSpec]:
     """The training hyperparameters of TrainConfig, for widgets (arch and dataset left out)."""
     return [s for s in field_specs(TrainConfig) if s.name not in IDENTITY_FIELDS]
+
+
+def train_defaults(arch: str) -> dict[str, Any]:
+    """The training settings an architecture starts from: TrainConfig's, with its own on top."""
+    return {**{s.name: s.default for s in train_field_specs()}, **get_arch(arch).train_defaults}

@@ -12,7 +12,7 @@ from typing import Any
 from torch import nn
 
 from deeparch.config import FieldSpec, field_specs, make_config
-from deeparch.data.catalogue import dataset_info
+from deeparch.data.catalogue import dataset_info, list_datasets
 from deeparch.data.info import DataInfo
 from deeparch.errors import ConfigError, UnknownNameError
 
@@ -146,10 +146,22 @@ def create_model(
     return model, config
 
 
+def trains_on(spec: ArchSpec, info: DataInfo) -> bool:
+    """Whether an architecture can train on a dataset: its kind, and the spec's own list if any."""
+    return info.kind in spec.data_kinds and (spec.datasets is None or info.name in spec.datasets)
+
+
+def compatible_datasets(spec: ArchSpec) -> list[str]:
+    """The datasets an architecture can train on, its default first (read without loading)."""
+    names = [name for name in list_datasets() if trains_on(spec, dataset_info(name))]
+    if spec.default_dataset in names:
+        names.remove(spec.default_dataset)
+        names.insert(0, spec.default_dataset)
+    return names
+
+
 def check_compatible(spec: ArchSpec, info: DataInfo) -> None:
-    if info.kind not in spec.data_kinds or (
-        spec.datasets is not None and info.name not in spec.datasets
-    ):
+    if not trains_on(spec, info):
         raise ConfigError(
             "dataset",
             info.name,

@@ -1,7 +1,7 @@
 """A real Chromium drives `streamlit run app.py`: train, watch the loss, pause, stop, inspect."""
 
 import time
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, quote, urlparse
 
 import pytest
 
@@ -125,6 +125,63 @@ def test_train_mlp_watch_the_loss_pause_and_stop(server_url, page):
     page.locator(".st-key-compare_loss_chart").wait_for()
     assert page.get_by_text("mlp on mnist").count() >= 1
     shoot(page, "compare")
+
+
+def test_a_share_link_shows_what_it_did_not_use_as_written(server_url, page):
+    from playwright.sync_api import expect
+
+    note = "**bold** [click](http://evil.example) <b>x</b> www.evil.example x@evil.example"
+    page.goto(f"{server_url}/train?arch=mlp&hidden_sizes=1%206&epochs=3&note={quote(note)}")
+    expect(page.locator(".st-key-train_cfg_epochs input")).to_have_value("3", timeout=30_000)
+    alerts = page.get_by_test_id("stAlert")
+    expect(alerts.filter(has_text="hidden_sizes='1 6' is not allowed")).to_have_count(1)
+    shown = alerts.filter(has_text="note=")
+    shown.wait_for()
+    text = shown.inner_text().replace("\u2060", "")  # the word joiner that stops autolinks
+    assert f"note={note!r} is not a setting: mlp has hidden_sizes" in text
+    assert shown.locator("a, strong, b").count() == 0  # no link, no bold: Markdown is code
+    assert page.locator(".st-key-train_mlp_hidden_sizes input").input_value() == "500,200,100"
+    shoot(page, "train_share_link_problems")
+
+
+def test_a_downloaded_checkpoint_uploads_again_and_a_harmful_zip_is_explained(
+    server_url, page, tmp_path
+):
+    import io
+    import zipfile
+
+    from playwright.sync_api import expect
+
+    page.goto(f"{server_url}/train?arch=mlp&hidden_sizes=8&max_steps=5")
+    page.locator(".st-key-train_start button").click()
+    download_button = page.get_by_role("button", name="Download checkpoint (.zip)")
+    download_button.wait_for()
+    with page.expect_download() as download:
+        download_button.click()
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    with zipfile.ZipFile(saved) as archive:
+        assert sorted(name.rsplit(".", 1)[1] for name in archive.namelist()) == [
+            "json",
+            "safetensors",
+        ]
+    upload = page.locator(".st-key-train_upload input[type=file]")
+    upload.set_input_files(str(saved))
+    expect(page.get_by_test_id("stAlert").filter(has_text="Loaded mlp")).to_contain_text(
+        f"({saved.name}); compare it on the Compare page"
+    )
+    evil = tmp_path / "evil_*run*.zip"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("../w.safetensors", b"x")
+    evil.write_bytes(buffer.getvalue())
+    upload.set_input_files(str(evil))
+    refused = page.get_by_test_id("stAlert").filter(has_text="Could not load")
+    expect(refused).to_have_text(
+        "Could not load evil_*run*.zip: it holds '../w.safetensors', a path or a hidden name; "
+        "zip the checkpoint's files themselves, without folders"
+    )
+    shoot(page, "train_upload_refused")
 
 
 def test_inspect_click_a_row_opens_the_layer(server_url, page):

@@ -120,6 +120,36 @@ def test_share_link_prefills_the_train_page():
     assert at.number_input(key="train_cfg_lr").value == pytest.approx(0.01)
 
 
+def test_a_share_link_says_what_it_did_not_use_escaped():
+    query = {
+        "arch": "mlp",
+        "dataset": "mnist1d",
+        "hidden_sizes": "1 6",
+        "epochs": "3",
+        "**x**": "[click](http://evil.example)",
+    }
+    at = open_page("pages/train.py", query)  # the warnings show on the run that reads the link
+    assert at.number_input(key="train_cfg_epochs").value == 3  # the good value is used
+    assert at.text_input(key="train_mlp_hidden_sizes").value == "500,200,100"  # not 16
+    assert at.selectbox(key="train_dataset_mlp").value == "mnist"
+    warnings = [w.value for w in at.warning]
+    assert warnings[0].startswith(r"The link's value was not used: dataset 'mnist1d' does not suit")
+    assert warnings[1] == (
+        r"The link's value was not used: hidden\_sizes='1 6' is not allowed: a comma-separated "
+        "list of integers, each from 1 to 4096"
+    )
+    assert warnings[2].startswith(
+        r"The link's value was not used: \*\*x\*\*='\[click\](http"
+        "\u2060://evil.example)' is not a setting: mlp has"
+    )
+    unknown = open_page("pages/train.py", {"arch": "nosuch"})
+    assert unknown.selectbox(key="train_arch").value == "mlp"
+    known = ", ".join(arch.replace("_", r"\_") for arch in list_archs())
+    assert [w.value for w in unknown.warning] == [
+        f"The link's value was not used: arch 'nosuch' is unknown; known: {known}"
+    ]
+
+
 def test_train_flow_starts_a_job_and_shows_its_metrics():
     at = open_page("pages/train.py")
     at.text_input(key="train_mlp_hidden_sizes").set_value("32").run()
@@ -157,7 +187,22 @@ def test_reload_with_the_job_in_the_url_finds_the_job():
     run_until(reloaded, lambda a: metric(a, "state") == "finished")
 
 
-def test_upload_refuses_a_file_that_is_not_a_checkpoint():
+@pytest.fixture
+def server_tmp(tmp_path_factory, monkeypatch) -> Path:
+    """The server's temporary folder, for this test alone: what an upload leaves there shows."""
+    import tempfile
+
+    path = tmp_path_factory.mktemp("server-tmp")
+    monkeypatch.setattr(tempfile, "tempdir", str(path))
+    return path
+
+
+def left_by_deeparch(folder: Path) -> list[str]:
+    # torch keeps a cache of its own there (torchinductor_<user>), which is no upload.
+    return [path.name for path in folder.iterdir() if not path.name.startswith("torchinductor")]
+
+
+def test_upload_refuses_a_file_that_is_not_a_checkpoint(server_tmp):
     at = open_page("pages/train.py")
     at.file_uploader(key="train_upload").upload("weights.safetensors", b"\x80\x04 not a checkpoint")
     at.run()
@@ -166,6 +211,7 @@ def test_upload_refuses_a_file_that_is_not_a_checkpoint():
         for e in at.error
     ), [e.value for e in at.error]
     assert not any("deeparch-upload-" in e.value for e in at.error)  # no server paths
+    assert left_by_deeparch(server_tmp) == []  # the upload's folder is deleted
 
 
 def test_compare_without_runs_says_what_to_do():
@@ -198,7 +244,7 @@ def test_divergence_shows_the_engine_reason():
     assert any("The run diverged: the loss exploded" in e.value for e in at.error)
 
 
-def test_upload_of_a_saved_checkpoint_loads_it_as_a_run(tmp_path):
+def test_upload_of_a_saved_checkpoint_loads_it_as_a_run(tmp_path, server_tmp):
     import io
     import zipfile
 
@@ -217,6 +263,7 @@ def test_upload_of_a_saved_checkpoint_loads_it_as_a_run(tmp_path):
     at.file_uploader(key="train_upload").upload("run.zip", buffer.getvalue()).run()
     assert not at.exception
     assert any("Loaded mlp" in s.value for s in at.success), [e.value for e in at.error]
+    assert left_by_deeparch(server_tmp) == []  # read into memory, then deleted
     assert weights.suffix == ".safetensors"
     at.switch_page("pages/compare.py").run()
     table = at.dataframe[0].value

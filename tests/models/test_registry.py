@@ -16,6 +16,8 @@ from deeparch.models.registry import (
     TASKS,
     ArchSpec,
     archs_in_gallery_order,
+    check_compatible,
+    compatible_datasets,
     create_model,
     get_arch,
     list_archs,
@@ -268,3 +270,24 @@ def test_every_kind_has_an_architecture_that_accepts_it():
     kinds = {dataset_info(name).kind for name in list_datasets()}
     accepted = {kind for name in ARCHS for kind in get_arch(name).data_kinds}
     assert kinds <= accepted
+
+
+@pytest.mark.parametrize("name", ARCHS)
+def test_compatible_datasets_are_exactly_those_it_can_train_on_its_default_first(name):
+    spec = get_arch(name)
+    usable = compatible_datasets(spec)
+    assert usable[0] == spec.default_dataset
+    assert len(set(usable)) == len(usable)
+    for dataset in list_datasets():
+        if dataset in usable:
+            check_compatible(spec, dataset_info(dataset))  # raises for one it cannot use
+        else:
+            with pytest.raises(ConfigError) as refused:
+                check_compatible(spec, dataset_info(dataset))
+            assert refused.value.field == "dataset" and refused.value.value == dataset
+
+
+def test_compatible_datasets_of_a_sequence_model_and_an_image_classifier():
+    assert compatible_datasets(get_arch("lstm")) == ["mnist1d", "digits_tokens", "mnist_rows"]
+    assert compatible_datasets(get_arch("mlp"))[:2] == ["mnist", "digits"]
+    assert "mnist1d" not in compatible_datasets(get_arch("mlp"))
