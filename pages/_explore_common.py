@@ -7,6 +7,7 @@ from typing import Any
 
 import streamlit as st
 
+from deeparch.data import load_dataset
 from deeparch.engine.handle import JobHandle
 from deeparch.engine.state import ACTIVE_STATES
 from deeparch.errors import DeeparchError
@@ -100,7 +101,6 @@ def job_model(job: JobHandle) -> tuple[Any, int]:
 @st.cache_resource(show_spinner="Loading data ...")
 def dataset(name: str) -> Any:
     """A dataset's tensors (deeparch caches them in-process as well)."""
-    from deeparch.data.catalogue import load_dataset
 
     return load_dataset(name)
 

@@ -12,14 +12,17 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
+from deeparch.data.catalogue import load_dataset
+from deeparch.engine.config import TrainConfig
+from deeparch.engine.manager import JobManager
 from deeparch.engine.threads import run_in_fresh_thread
+from deeparch.models import create_model
 
 WARMUP_STEPS = 10
 POLL_INTERVAL_S = 0.25  # the engine is measured while a reader polls it four times a second
 
 
 def _fresh_model(arch: str, info: Any, seed: int) -> torch.nn.Module:
-    from deeparch.models import create_model
 
     torch.manual_seed(seed)
     model, _ = create_model(arch, None, info)
@@ -28,7 +31,6 @@ def _fresh_model(arch: str, info: Any, seed: int) -> torch.nn.Module:
 
 def plain_loop(arch: str, steps: int, batch_size: int, seed: int = 0) -> float:
     """A hand-written loop over the in-memory tensors: samples/s."""
-    from deeparch.data.catalogue import load_dataset
 
     data = load_dataset("mnist")
     model = _fresh_model(arch, data.info, seed)
@@ -77,7 +79,6 @@ class _PerSampleTransformDataset(TorchDataset):
 
 def dataloader_loop(arch: str, steps: int, batch_size: int, seed: int = 0) -> float:
     """A DataLoader loop with per-sample transforms (a torch Dataset, a DataLoader): samples/s."""
-    from deeparch.data.catalogue import load_dataset
 
     data = load_dataset("mnist")
     images = (data.x_train[:, 0] * 255).round().to(torch.uint8).numpy()
@@ -109,8 +110,6 @@ def dataloader_loop(arch: str, steps: int, batch_size: int, seed: int = 0) -> fl
 
 def engine_run(arch: str, steps: int, batch_size: int, seed: int = 0) -> dict[str, float]:
     """The engine, polled by a reader thread: overall and in-step samples/s."""
-    from deeparch.engine.config import TrainConfig
-    from deeparch.engine.manager import JobManager
 
     manager = JobManager(max_running=1, heartbeat_timeout=0)
     config = TrainConfig(

@@ -16,6 +16,12 @@ import numpy as np
 import torch
 
 from deeparch.config import check_count
+from deeparch.data.info import EXAMPLE_INFO
+from deeparch.explore import latent
+from deeparch.explore.images import inspect_image
+from deeparch.explore.sequences import CELL_VARIANTS, measure_training_speed
+from deeparch.figures import explore as figs
+from deeparch.models import create_model
 
 # The budgets the views are built to (README): a slider must feel immediate.
 BUDGETS_MS = {
@@ -39,11 +45,6 @@ def median_ms(function: Callable[[], Any], repeats: int, warmup: int = 2) -> flo
 
 def view_timings(repeats: int = 15) -> dict[str, float]:
     """Median milliseconds of each view's deeparch computation (and of building its figure)."""
-    from deeparch.data.info import EXAMPLE_INFO
-    from deeparch.explore import latent
-    from deeparch.explore.images import inspect_image
-    from deeparch.figures import explore as figs
-    from deeparch.models import create_model
 
     info = EXAMPLE_INFO["image"]
     torch.manual_seed(0)
@@ -75,7 +76,6 @@ def view_timings(repeats: int = 15) -> dict[str, float]:
 
 def sequence_speeds(dataset: str = "mnist1d", steps: int = 20, batch_size: int = 64) -> dict:
     """Training samples/s per cell type (Bradbury et al. 2016: QRNNs up to 16x faster than LSTM)."""
-    from deeparch.explore.sequences import CELL_VARIANTS, measure_training_speed
 
     return {
         label: round(measure_training_speed(label, dataset, steps, batch_size).samples_per_s)

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import sys
 from collections.abc import Sequence
 from typing import Any
 
+from deeparch.cli import train as train_commands
 from deeparch.cli.render import print_table, table
+from deeparch.config import parse_assignments
+from deeparch.data import dataset_info, list_datasets
 from deeparch.errors import DeeparchError
+from deeparch.introspection.table import dataset_info_for, summarize
+from deeparch.models.registry import create_model, get_arch, list_archs
 
 logger = logging.getLogger(__name__)
 
@@ -31,9 +35,6 @@ def _shape_text(shape: Sequence[int] | None) -> str:
 
 def _catalogue() -> dict[str, list[dict[str, Any]]]:
     """Every architecture (with its parameter count at defaults) and every dataset."""
-    from deeparch.data.catalogue import dataset_info, list_datasets
-    from deeparch.introspection.table import dataset_info_for
-    from deeparch.models.registry import create_model, get_arch, list_archs
 
     architectures = []
     for name in list_archs():
@@ -124,9 +125,6 @@ def _print_summary(summary: Any) -> None:
 
 
 def _summary_command(args: argparse.Namespace) -> int:
-    from deeparch.config import parse_assignments
-    from deeparch.introspection.table import summarize
-
     overrides = parse_assignments(args.set)
     summary = summarize(args.arch, overrides or None, args.dataset)
     if args.format == "json":
@@ -138,16 +136,8 @@ def _summary_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_extension_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Commands other modules add (train, evaluate, bench), when those modules are installed."""
-    try:
-        # import_module, not `from deeparch import`: only it raises ModuleNotFoundError here.
-        cli_train = importlib.import_module("deeparch.cli.train")
-    except ModuleNotFoundError as error:
-        if error.name != "deeparch.cli.train":
-            raise  # a missing dependency inside cli_train is a real error, not an absent extension
-        return
-    cli_train.add_commands(subparsers)
+# Modules that add commands of their own: each has add_commands(subparsers).
+COMMAND_MODULES: tuple = (train_commands,)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -179,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     summary_parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
     summary_parser.set_defaults(func=_summary_command)
 
-    _add_extension_commands(subparsers)
+    for module in COMMAND_MODULES:
+        module.add_commands(subparsers)
     return parser
 
 

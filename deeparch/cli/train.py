@@ -9,7 +9,16 @@ import sys
 import time
 from typing import Any
 
+from deeparch.bench.engine import run_bench
+from deeparch.bench.explore import add_command as add_bench_explore
+from deeparch.checkpoint.files import read_checkpoint
+from deeparch.cli.render import TrainingProgress, print_table, table
+from deeparch.config import check_count, parse_assignments
+from deeparch.engine.config import TrainConfig, train_defaults, train_field_specs
+from deeparch.engine.evaluate import evaluate_checkpoint
+from deeparch.engine.manager import JobManager
 from deeparch.errors import ConfigError, DeeparchError
+from deeparch.models import get_arch
 
 # Exit codes: 0 finished, 1 failed, 2 bad input (cli.main), 3 diverged, 4 trained but the
 # checkpoint could not be written, 130 interrupted (Ctrl-C).
@@ -69,9 +78,6 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument("--repeats", type=int, default=3, help="rounds; the best of each is kept")
     bench.set_defaults(func=bench_command)
 
-    # Imported here: the exploration benchmark pulls in plotly, which `train` does not need.
-    from deeparch.bench.explore import add_command as add_bench_explore
-
     add_bench_explore(subparsers)
 
 
@@ -88,10 +94,6 @@ def _json_ready(value: Any) -> Any:
 
 def build_train_config(args: argparse.Namespace) -> Any:
     """TrainConfig from the command line (and from the checkpoint when resuming)."""
-    from deeparch.checkpoint.files import read_checkpoint
-    from deeparch.config import parse_assignments
-    from deeparch.engine.config import TrainConfig, train_defaults, train_field_specs
-    from deeparch.models import get_arch
 
     spec = get_arch(args.arch)
     arch_fields = {f.name for f in spec.fields()}
@@ -161,8 +163,6 @@ def parse_threads(text: str | None) -> int | None:
 
 
 def _train(args: argparse.Namespace, config: Any) -> int:
-    from deeparch.cli.render import TrainingProgress
-    from deeparch.engine.manager import JobManager
 
     # A manager of its own: one job, never expired (nobody sends heartbeats from a terminal).
     manager = JobManager(max_running=1, heartbeat_timeout=0)
@@ -210,7 +210,6 @@ def _train(args: argparse.Namespace, config: Any) -> int:
 
 
 def evaluate_command(args: argparse.Namespace) -> int:
-    from deeparch.engine.evaluate import evaluate_checkpoint
 
     metrics = evaluate_checkpoint(args.checkpoint, dataset=args.dataset)
     print(json.dumps(_json_ready(metrics)), flush=True)
@@ -219,8 +218,6 @@ def evaluate_command(args: argparse.Namespace) -> int:
 
 def check_bench_args(archs: list[str], args: argparse.Namespace) -> None:
     """The bench trains image classifiers with cross-entropy on bundled MNIST, three ways."""
-    from deeparch.config import check_count
-    from deeparch.models import get_arch
 
     if not archs:
         raise ConfigError("--archs", args.archs, "comma-separated architecture names")
@@ -246,8 +243,6 @@ BENCH_COLUMNS = (
 
 
 def bench_command(args: argparse.Namespace) -> int:
-    from deeparch.bench.engine import run_bench
-    from deeparch.cli.render import print_table, table
 
     archs = [a.strip() for a in args.archs.split(",") if a.strip()]
     check_bench_args(archs, args)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from deeparch.cli import main as cli_main
 from deeparch.cli.main import main
 from deeparch.errors import ConfigError
 from deeparch.models.registry import get_arch, list_archs
@@ -153,9 +154,9 @@ def test_extension_commands_are_added_and_their_errors_wrapped(capsys, monkeypat
         subparsers.add_parser("hello").set_defaults(func=lambda args: 0)
         subparsers.add_parser("fail").set_defaults(func=refuse)
 
-    fake = types.ModuleType("deeparch.cli.train")
+    fake = types.ModuleType("deeparch.cli.hello")
     fake.add_commands = add_commands
-    monkeypatch.setitem(sys.modules, "deeparch.cli.train", fake)
+    monkeypatch.setattr(cli_main, "COMMAND_MODULES", (*cli_main.COMMAND_MODULES, fake))
     assert run(capsys, "hello") == (0, "", "")
     code, out, err = run(capsys, "fail")
     assert code == 2 and out == ""

@@ -146,7 +146,7 @@ def test_a_failed_job_exits_1_with_the_reason(capsys, tmp_path, monkeypatch):
 
 
 def test_bench_prints_samples_per_second_for_each_way(capsys, monkeypatch):
-    import deeparch.bench.engine as bench
+    import deeparch.cli.train as cli_train
 
     calls = []
 
@@ -155,7 +155,7 @@ def test_bench_prints_samples_per_second_for_each_way(capsys, monkeypatch):
         way = {"engine": 950.0, "engine_in_steps": 990.0, "plain": 1000.0, "dataloader": 400.0}
         return {"mlp": {**way, "engine_vs_plain": 0.95, "engine_vs_dataloader": 2.375}}
 
-    monkeypatch.setattr(bench, "run_bench", fake_run)
+    monkeypatch.setattr(cli_train, "run_bench", fake_run)
     code, out, _ = run(capsys, "bench", "--steps", "7", "--archs", "mlp", "--repeats", "1")
     assert code == 0
     assert calls == [(["mlp"], 7, 64, 2, 1)]
