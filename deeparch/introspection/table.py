@@ -327,12 +327,6 @@ def _rows(model: nn.Module, seen: dict[str, _Seen]) -> list[LayerRow]:
     return rows
 
 
-def layer_stack(source: LayerTable | nn.Module, example: Any = None) -> list[tuple]:
-    """(name, type, output_shape) of every layer that ran, in order: the data of a layer diagram."""
-    table = source if isinstance(source, LayerTable) else layer_table(source, example)
-    return [(r.name, r.type, r.output_shape) for r in table.rows if r.output_shape is not None]
-
-
 def dataset_info_for(arch_name: str, dataset: str | None = None) -> DataInfo:
     """The DataInfo an architecture is built for (its default dataset unless named); no loading."""
     from deeparch.models.registry import get_arch

@@ -126,7 +126,8 @@ def test_a_module_order_chain_writes_every_layer_and_every_shape():
     graph = module_order_graph(layer_table(model, (784,)), "shown in module order")
     read = statements(graph_dot(graph))
     labels = [attributes["label"] for attributes in read["nodes"].values()]
-    assert len([n for n in graph.nodes if n.kind == MODULE]) == 3  # one box per layer
+    boxes = [a for a in read["nodes"].values() if a["shape"] == "box"]
+    assert len(boxes) == 3 and len(read["nodes"]) == 5  # one box per layer, input, output
     assert sum("392,500 params" in label for label in labels) == 1
     shapes = [attributes["label"].strip() for _, _, attributes in read["edges"]]
     assert shapes[0] == "1×784"  # the shape on the first arrow
