@@ -10,7 +10,8 @@ from deeparch.errors import ConfigError, DeeparchError
 from deeparch.figures import training as viz
 from deeparch.figures.graph import graph_dot
 from deeparch.introspection.convmath import conv_output_size
-from deeparch.introspection.graph import collapse, summarize_graph
+from deeparch.introspection.graph import summarize_graph
+from deeparch.introspection.model_graph import collapse
 from deeparch.introspection.table import summarize_arch
 from deeparch.models import get_arch, list_archs
 from pages._shared import (

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from deeparch.figures.svg import BLUE, GREEN, GREY, ORANGE, PURPLE
 
 if TYPE_CHECKING:  # only for the annotations: the figure reads the graph, it builds nothing
-    from deeparch.introspection.graph import Block, GraphNode, ModelGraph
+    from deeparch.introspection.model_graph import Block, GraphNode, ModelGraph
 
 FONT = "Helvetica"
 # (shape, fill, border) per node kind; a module without parameters (ReLU, pooling) is grey.

@@ -7,7 +7,8 @@ import pytest
 from torch import nn
 
 from deeparch.figures.graph import graph_dot, quote
-from deeparch.introspection.graph import (
+from deeparch.introspection.graph import summarize_graph
+from deeparch.introspection.model_graph import (
     BLOCK,
     MODULE,
     Block,
@@ -16,7 +17,6 @@ from deeparch.introspection.graph import (
     ModelGraph,
     collapse,
     module_order_graph,
-    summarize_graph,
 )
 from deeparch.introspection.table import layer_table
 from deeparch.models.registry import list_archs

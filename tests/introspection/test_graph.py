@@ -10,18 +10,20 @@ from torch import nn
 
 from deeparch.introspection import graph as graph_module
 from deeparch.introspection.graph import (
+    TracedPart,
+    TracingFailed,
+    summarize_graph,
+    trace_graph,
+)
+from deeparch.introspection.model_graph import (
     BLOCK,
     FUNCTION,
     INPUT,
     MODULE,
     OUTPUT,
     ModelGraph,
-    TracedPart,
-    TracingFailed,
     collapse,
     module_order_graph,
-    summarize_graph,
-    trace_graph,
 )
 from deeparch.introspection.table import layer_table, summarize
 from deeparch.models.inception import InceptionConfig, module_widths
