@@ -8,7 +8,10 @@ import streamlit as st
 
 from deeparch.errors import ConfigError, DeeparchError
 from deeparch.figures import training as viz
+from deeparch.figures.graph import graph_dot
 from deeparch.introspection.convmath import conv_output_size
+from deeparch.introspection.graph import summarize_graph
+from deeparch.introspection.model_graph import collapse
 from deeparch.introspection.table import summarize_arch
 from deeparch.models import get_arch, list_archs
 from deeparch.models.registry import compatible_datasets
@@ -203,13 +206,21 @@ if table is not None:
         if selected:
             layer_detail(table.rows[selected[0]])
     with diagram_tab:
-        stack = [r.to_dict() for r in table.rows if r.output_shape is not None]
-        input_shape = table.input_shapes[0] if table.input_shapes else None
-        st.plotly_chart(
-            viz.layer_stack_figure(stack, input_shape),
-            key="inspect_diagram",
-            config={"displayModeBar": False},
-        )
+        graph = summarize_graph(arch, overrides, dataset=dataset)
+        if st.toggle(
+            "collapse repeated blocks",
+            key="inspect_collapse_blocks",
+            help="Draw each repeated block (a ResNet block, an Inception module) as one box.",
+            disabled=not graph.repeated_blocks,
+        ):
+            graph = collapse(graph, graph.repeated_blocks)
+        if not graph.traced:
+            st.warning(f"drawn in module order: {graph.reason}")
+        for note in graph.notes:
+            st.caption(note)
+        st.caption("Shapes on the arrows include the batch dimension (1).")
+        with st.container(key="inspect_diagram"):
+            st.graphviz_chart(graph_dot(graph))
 else:
     for tab in (layers_tab, diagram_tab):
         tab.info("Fix the hyperparameter marked above to see the layers.")

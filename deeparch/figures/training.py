@@ -1,4 +1,4 @@
-"""Pure plotting functions: training logs, layer stacks and conv arithmetic in, plotly figures."""
+"""Pure plotting functions: training logs and conv arithmetic in, plotly figures out."""
 
 from __future__ import annotations
 
@@ -193,69 +193,6 @@ def compare_epoch_figure(
         fig.update_yaxes(range=[0, 1.02], tickformat=".0%", tickmode="linear", dtick=0.2)
     else:
         fig.update_yaxes(tickformat=".4~g")
-    return fig
-
-
-def _shape_text(shape: Sequence[int] | str | None) -> str:
-    if shape is None or shape == "":
-        return ""
-    if isinstance(shape, str):
-        return shape
-    return "(" + ", ".join(str(d) for d in shape) + ")"
-
-
-def layer_stack_figure(
-    layers: Sequence[Mapping[str, object]], input_shape: Sequence[int] | str | None = None
-) -> go.Figure:
-    """The layer stack top to bottom, with the tensor shape written on each arrow.
-
-    Each layer is a mapping with "name", "type", "output_shape" and "params".
-    """
-    box_height, gap = 0.6, 0.9
-    pitch = box_height + gap
-    shapes: list[dict] = []
-    annotations: list[dict] = [_label(0.5, 0.0, f"<b>input</b> {_shape_text(input_shape)}", 13)]
-    shape_above = input_shape
-    y = 0.0
-    for index, layer in enumerate(layers):
-        y = -(index + 1) * pitch
-        top, bottom_above = y + box_height / 2, y + pitch - box_height / 2
-        annotations.append(
-            {"x": 0.5, "y": top, "ax": 0.5, "ay": bottom_above, "xref": "x", "yref": "y",
-             "axref": "x", "ayref": "y", "showarrow": True, "arrowhead": 2,
-             "arrowsize": 1.2, "arrowcolor": "#888", "text": ""}
-        )  # fmt: skip
-        annotations.append(
-            _label(0.52, (top + bottom_above) / 2, _shape_text(shape_above), 11, "left")
-        )
-        colour = PALETTE[index % len(PALETTE)]
-        shapes.append(
-            {"type": "rect", "x0": 0.1, "x1": 0.9, "y0": y - box_height / 2, "y1": top,
-             "line": {"color": colour, "width": 2}, "fillcolor": colour, "opacity": 0.18,
-             "layer": "below"}
-        )  # fmt: skip
-        params = layer.get("params", 0) or 0
-        text = f"<b>{layer.get('name')}</b>  {layer.get('type')}  ·  {int(params):,} params"
-        annotations.append(_label(0.5, y, text, 12))
-        shape_above = layer.get("output_shape")
-    y_output = y - pitch
-    annotations.append(
-        {"x": 0.5, "y": y_output + box_height / 2 - 0.1, "ax": 0.5, "ay": y + -box_height / 2,
-         "xref": "x", "yref": "y", "axref": "x", "ayref": "y", "showarrow": True,
-         "arrowhead": 2, "arrowsize": 1.2, "arrowcolor": "#888", "text": ""}
-    )  # fmt: skip
-    annotations.append(_label(0.5, y_output, f"<b>output</b> {_shape_text(shape_above)}", 13))
-    y = y_output - box_height
-    fig = go.Figure()
-    fig.update_layout(
-        shapes=shapes,
-        annotations=annotations,
-        height=max(220, int(60 * (len(layers) + 2))),
-        margin={"l": 10, "r": 10, "t": 10, "b": 10},
-        xaxis={"visible": False, "range": [0, 1], "fixedrange": True},
-        yaxis={"visible": False, "range": [y, box_height], "fixedrange": True},
-        showlegend=False,
-    )
     return fig
 
 

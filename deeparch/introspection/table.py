@@ -327,12 +327,6 @@ def _rows(model: nn.Module, seen: dict[str, _Seen]) -> list[LayerRow]:
     return rows
 
 
-def layer_stack(source: LayerTable | nn.Module, example: Any = None) -> list[tuple]:
-    """(name, type, output_shape) of every layer that ran, in order: the data of a layer diagram."""
-    table = source if isinstance(source, LayerTable) else layer_table(source, example)
-    return [(r.name, r.type, r.output_shape) for r in table.rows if r.output_shape is not None]
-
-
 def dataset_info_for(arch_name: str, dataset: str | None = None) -> DataInfo:
     """The DataInfo an architecture is built for (its default dataset unless named); no loading."""
     from deeparch.models.registry import get_arch
@@ -361,20 +355,26 @@ def example_input(info: DataInfo, batch_size: int = 1) -> torch.Tensor:
     return torch.randn(shape, generator=generator)
 
 
+def gan_example_inputs(model: nn.Module, info: DataInfo) -> dict[str, tuple[torch.Tensor, ...]]:
+    """The inputs of each GAN part on its own: the generator's noise, the discriminator's images
+    in [-1, 1] (the engine maps data [0, 1] there), each with a class label when conditional."""
+    labels = (torch.zeros(1, dtype=torch.long),) if model.conditional else ()
+    return {
+        "generator": (model.sample_noise(1), *labels),
+        "discriminator": (example_input(info) * 2 - 1, *labels),
+    }
+
+
 def _gan_runs(info: DataInfo) -> list[Run]:
     """The generator on noise, then the discriminator on an image in [-1, 1], each on its own."""
 
-    def labels(model: nn.Module) -> tuple:
-        return (torch.zeros(1, dtype=torch.long),) if model.conditional else ()
+    def run_part(part: str) -> Run:
+        def run(model: nn.Module) -> object:
+            return getattr(model, part)(*gan_example_inputs(model, info)[part])
 
-    def run_generator(model: nn.Module) -> object:
-        return model.generator(model.sample_noise(1), *labels(model))
+        return run
 
-    def run_discriminator(model: nn.Module) -> object:
-        images = example_input(info) * 2 - 1  # the engine maps data [0, 1] -> [-1, 1]
-        return model.discriminator(images, *labels(model))
-
-    return [run_generator, run_discriminator]
+    return [run_part("generator"), run_part("discriminator")]
 
 
 def summarize(

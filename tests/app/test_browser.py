@@ -198,9 +198,48 @@ def test_inspect_click_a_row_opens_the_layer(server_url, page):
     shoot(page, "inspect_layer")
 
     page.get_by_role("tab", name="Diagram").click()
-    page.locator(".st-key-inspect_diagram .js-plotly-plot").wait_for()
-    shoot(page, "inspect_diagram")
+    assert_graph_renders(page, "inspect_diagram")
     page.get_by_role("tab", name="Convolution arithmetic").click()
     page.get_by_role("button", name="stride 2: 10 → 3").click()
     page.get_by_text("output size: 3 × 3").wait_for()
     shoot(page, "inspect_conv_arithmetic")
+
+
+def assert_graph_renders(page, name: str, min_nodes: int = 3) -> None:
+    """Graphviz (compiled to WebAssembly in the browser) turned the DOT into an SVG of nodes."""
+    nodes = page.locator(".st-key-inspect_diagram svg g.node")
+    nodes.first.wait_for()
+    assert nodes.count() >= min_nodes
+    assert page.locator(".st-key-inspect_diagram svg g.edge text").count() > 0  # shapes
+    # The main area scrolls inside the page, so a full-page shot ends at the viewport: make the
+    # viewport as tall as the drawing (a ResNet's is ~4,500 px) to see all of it in the shot.
+    box = page.locator(".st-key-inspect_diagram").bounding_box()
+    width = page.viewport_size["width"]
+    page.set_viewport_size(
+        {"width": width, "height": min(int(box["y"] + box["height"]) + 80, 8000)}
+    )
+    shoot(page, name)
+
+
+@pytest.mark.parametrize(
+    "arch, joint, joints_collapsed",
+    # resnet's adds and inception's cats lie inside the repeated blocks; unet's cats between them
+    [("resnet", "add", 0), ("inception", "cat dim=1", 0), ("unet2d", "cat dim=1", 2)],
+)
+def test_inspect_diagram_draws_skips_branches_and_bridges(
+    server_url, page, arch, joint, joints_collapsed
+):
+    page.goto(f"{server_url}/inspect?arch={arch}")
+    page.get_by_role("tab", name="Diagram").click()
+    assert_graph_renders(page, f"inspect_graph_{arch}", min_nodes=15)
+    graph = page.locator(".st-key-inspect_diagram svg")
+    assert graph.locator("g.node", has_text=joint).count() >= 2
+    assert graph.locator("g.cluster").count() >= 4  # a frame per block
+    expanded = graph.locator("g.node").count()
+    page.get_by_text("collapse repeated blocks").click()
+    page.wait_for_function(
+        "n => document.querySelectorAll('.st-key-inspect_diagram svg g.node').length < n",
+        arg=expanded,
+    )
+    assert graph.locator("g.node", has_text=joint).count() == joints_collapsed
+    shoot(page, f"inspect_graph_{arch}_collapsed")

@@ -89,6 +89,23 @@ def test_inspect_invalid_hyperparameter_shows_the_engine_message():
     assert any("channels" in e.value for e in at.error)
 
 
+def test_inspect_diagram_draws_the_traced_graph_and_collapses_blocks():
+    at = open_page("pages/inspect.py", {"arch": "resnet"})
+    (chart,) = at.get("graphviz_chart")
+    full = chart.proto.spec
+    assert full.startswith('digraph "resnet"') and full.count('"add') >= 6  # a skip per block
+    at.toggle(key="inspect_collapse_blocks").set_value(True).run()
+    (chart,) = at.get("graphviz_chart")
+    collapsed = chart.proto.spec
+    assert '"stages.stage1.block1" [label="stages.stage1.block1\\nConvBlock · 4,672 params"' in (
+        collapsed
+    )
+    assert collapsed.count("->") < full.count("->")
+    assert not any("drawn in module order" in w.value for w in at.warning)
+    at = open_page("pages/inspect.py", {"arch": "mlp"})
+    assert at.toggle(key="inspect_collapse_blocks").disabled  # a chain: nothing to collapse
+
+
 def test_inspect_conv_arithmetic_applies_the_small_examples():
     at = open_page("pages/inspect.py", {"arch": "mlp"})
     at.button(key="conv_example_stride 2: 10 → 3").click().run()

@@ -77,23 +77,6 @@ def test_a_run_that_blew_up_switches_the_comparison_to_a_log_axis():
     assert viz.compare_figure({"a": calm}, "loss").layout.yaxis.type is None
 
 
-def test_layer_stack_figure_writes_every_layer_and_every_shape():
-    layers = [
-        {"name": "fc1", "type": "Linear", "output_shape": (1, 500), "params": 392_500},
-        {"name": "act1", "type": "ReLU", "output_shape": (1, 500), "params": 0},
-        {"name": "fc2", "type": "Linear", "output_shape": (1, 10), "params": 5_010},
-    ]
-    fig = viz.layer_stack_figure(layers, (1, 784))
-    texts = [a.text for a in fig.layout.annotations]
-    assert len(fig.layout.shapes) == 3  # one box per layer
-    assert sum("392,500 params" in t for t in texts) == 1
-    assert "(1, 784)" in texts  # the shape on the first arrow
-    assert sum(t == "(1, 500)" for t in texts) == 2  # on the arrows after fc1 and act1
-    assert texts[-1] == "<b>output</b> (1, 10)"
-    arrows = [a for a in fig.layout.annotations if a.showarrow]
-    assert len(arrows) == 4  # input -> fc1 -> act1 -> fc2 -> output
-
-
 @pytest.mark.parametrize(
     "size,kernel,stride,padding,dilation",
     [(3, 2, 1, 0, 1), (5, 3, 1, 1, 1), (10, 5, 2, 0, 1), (7, 3, 2, 1, 2)],

@@ -10,7 +10,6 @@ from deeparch.introspection.formulas import parameter_formula
 from deeparch.introspection.table import (
     LayerTable,
     dataset_info_for,
-    layer_stack,
     layer_table,
     summarize,
 )
@@ -136,7 +135,6 @@ def test_chollet_convnet_table_by_hand():
     assert conv.detail["input_shape"] == [1, 1, 28, 28]
     assert conv.detail["kernel_size"] == [3, 3] and conv.detail["padding"] == [0, 0]
     assert [r.name for r in table.rows][:3] == ["0", "1", "2"]
-    assert layer_stack(table)[-1] == ("11", "Linear", (1, 10))
 
 
 @pytest.mark.skipif("cnn" not in list_archs(), reason="the cnn family is not registered")
