@@ -10,10 +10,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from deeparch.data.info import EXAMPLE_INFO, DataInfo
+from deeparch.config import config_to_dict
+from deeparch.data import dataset_info
+from deeparch.data.info import DataInfo
 from deeparch.errors import ConfigError, UnknownNameError
 from deeparch.introspection import formulas
 from deeparch.introspection.convmath import receptive_field
+from deeparch.models.registry import create_model, get_arch
 
 logger = logging.getLogger(__name__)
 
@@ -329,19 +332,7 @@ def _rows(model: nn.Module, seen: dict[str, _Seen]) -> list[LayerRow]:
 
 def dataset_info_for(arch_name: str, dataset: str | None = None) -> DataInfo:
     """The DataInfo an architecture is built for (its default dataset unless named); no loading."""
-    from deeparch.models.registry import get_arch
-
-    spec = get_arch(arch_name)
-    try:
-        from deeparch.data.catalogue import dataset_info
-    except ModuleNotFoundError as error:
-        if error.name != "deeparch.data.catalogue":
-            raise
-        # A tree without the data module yet: describe the dataset by the kind the model takes.
-        logger.warning("deeparch.data is missing; using an example %s input", spec.data_kinds[0])
-        by_name = {info.name: info for info in EXAMPLE_INFO.values()}
-        return by_name.get(dataset or spec.default_dataset, EXAMPLE_INFO[spec.data_kinds[0]])
-    return dataset_info(dataset or spec.default_dataset)
+    return dataset_info(dataset or get_arch(arch_name).default_dataset)
 
 
 def example_input(info: DataInfo, batch_size: int = 1) -> torch.Tensor:
@@ -383,9 +374,6 @@ def summarize(
     """The layer table of a registered architecture, or of "torchvision:<name>"."""
     if arch_name.startswith(TORCHVISION_PREFIX):
         return summarize_torchvision(arch_name[len(TORCHVISION_PREFIX) :], overrides, dataset)
-    from deeparch.config import config_to_dict
-    from deeparch.models.registry import create_model, get_arch
-
     spec = get_arch(arch_name)
     info = dataset_info_for(arch_name, dataset)
     model, config = create_model(arch_name, overrides, info)
