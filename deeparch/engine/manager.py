@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import secrets
 import threading
 import time
@@ -20,6 +19,7 @@ from deeparch.engine.handle import JobHandle
 from deeparch.engine.optim import default_max_running
 from deeparch.engine.state import JobState
 from deeparch.errors import ConfigError, UnknownNameError
+from deeparch.settings import load_settings
 
 logger = logging.getLogger(__name__)
 
@@ -189,14 +189,13 @@ _manager_lock = threading.Lock()
 
 
 def get_manager() -> JobManager:
-    """The process-wide manager. DEEPARCH_MAX_JOBS and DEEPARCH_HEARTBEAT_S configure it."""
+    """The process-wide manager, configured by the class settings (deeparch.settings)."""
     global _manager
     with _manager_lock:
         if _manager is None:
-            max_jobs = os.environ.get("DEEPARCH_MAX_JOBS")
-            timeout = os.environ.get("DEEPARCH_HEARTBEAT_S")
+            settings = load_settings()
             _manager = JobManager(
-                max_running=int(max_jobs) if max_jobs else None,
-                heartbeat_timeout=float(timeout) if timeout else 600.0,
+                max_running=settings.max_running or None,
+                heartbeat_timeout=settings.heartbeat_s,
             )
         return _manager
