@@ -7,14 +7,16 @@ import pandas as pd
 import streamlit as st
 
 from deeparch.errors import ConfigError, DeeparchError
-from deeparch.figures import training as viz
+from deeparch.figures.conv_layer import layer_figure
 from deeparch.figures.graph import graph_dot
-from deeparch.introspection.convmath import conv_output_size
+from deeparch.figures.text import escape_markdown
+from deeparch.introspection.convmath import LAYER_BOUNDS, LAYER_MODES, layer_axis
 from deeparch.introspection.graph import summarize_graph
 from deeparch.introspection.model_graph import collapse
 from deeparch.introspection.table import summarize_arch
 from deeparch.models import get_arch, list_archs
 from deeparch.models.registry import compatible_datasets
+from pages._components import conv_window, instant_toggle
 from pages._shared import (
     config_form,
     show_errors,
@@ -28,19 +30,34 @@ NUMBER_COLUMNS = {
     "mult_adds": st.column_config.NumberColumn("mult-adds", format="localized"),
 }
 TABLE_COLUMNS = ["name", "type", "output_shape", "params", "mult_adds", "formula", "part"]
-# Three small cases: a 2x2 filter shrinks a 3x3 map to 2x2; zero padding keeps the size;
-# stride 2 over 10 positions with a filter of 5 leaves 3 outputs.
+# Small cases to start from: a 2x2 filter shrinks a 3x3 map to 2x2; zero padding keeps the size;
+# stride 2 over 10 positions with a filter of 5 leaves 3 outputs; a transposed convolution as a
+# learnable upsampler (DCGAN's generator, FCN's upsampling); WaveNet's causal dilated convolution;
+# the 2x2 max pooling of VGG and LeNet-style nets.
+CONV_DEFAULTS = {
+    "dims": "2-D", "mode": "convolution", "size": 7, "kernel": 3, "stride": 1, "padding": 0,
+    "dilation": 1, "output_padding": 0, "causal": False, "ceil_mode": False,
+}  # fmt: skip
 CONV_EXAMPLES = {
-    "3×3 input, 2×2 filter": {"size": 3, "kernel": 2, "stride": 1, "padding": 0, "dilation": 1},
-    "zero padding keeps 5×5": {"size": 5, "kernel": 3, "stride": 1, "padding": 1, "dilation": 1},
-    "stride 2: 10 → 3": {"size": 10, "kernel": 5, "stride": 2, "padding": 0, "dilation": 1},
-}
-CONV_FIELDS = {
-    "size": (1, 32, 7),
-    "kernel": (1, 11, 3),
-    "stride": (1, 4, 1),
-    "padding": (0, 5, 0),
-    "dilation": (1, 4, 1),
+    "3×3 input, 2×2 filter": {"size": 3, "kernel": 2},
+    "zero padding keeps 5×5": {"size": 5, "kernel": 3, "padding": 1},
+    "stride 2: 10 → 3": {"size": 10, "kernel": 5, "stride": 2},
+    "upsampler 2 → 12": {"mode": "transposed convolution", "size": 2, "kernel": 8, "stride": 4},
+    "causal 1-D, dilation 2": {
+        "dims": "1-D", "size": 12, "kernel": 3, "dilation": 2, "causal": True,
+    },
+    "2×2 max pooling": {"mode": "pooling", "size": 8, "kernel": 2, "stride": 2},
+}  # fmt: skip
+CONV_NUMBERS = ("size", "kernel", "stride", "padding", "dilation", "output_padding")
+CONV_FORMULAS = {
+    "convolution": "output = ⌊(input + 2·padding − dilation·(kernel − 1) − 1) / stride⌋ + 1",
+    "causal": "left padding = dilation·(kernel − 1), none on the right: "
+    "output = ⌊(input − 1) / stride⌋ + 1, and output t reads inputs t and earlier only",
+    "transposed convolution": "output = (input − 1)·stride − 2·padding + dilation·(kernel − 1) "
+    "+ output_padding + 1: each input cell adds the kernel times its value into the output, "
+    "stride cells apart; padding crops the output",
+    "pooling": "output = ⌊(input + 2·padding − kernel) / stride⌋ + 1 (⌈…⌉ in ceil mode); PyTorch's "
+    "stride defaults to the kernel",
 }
 
 
@@ -77,56 +94,77 @@ def layer_detail(row: object) -> None:
 
 
 def conv_arithmetic() -> None:
-    """Output size of a convolution from its five numbers, with the sliding window drawn."""
-    st.write("Output = ⌊(input + 2·padding − dilation·(kernel−1) − 1) / stride⌋ + 1")
-    for key, (_, _, default) in CONV_FIELDS.items():
-        if f"conv_{key}" not in st.session_state:
-            st.session_state[f"conv_{key}"] = default
+    """Output size of a convolution, transposed convolution or pooling layer, with its cells.
+
+    The numbers are checked by deeparch (convmath.layer_axis), not by the boxes' bounds: an
+    out-of-range box would stay red in the browser and leave the previous result on the page.
+    """
+    for key, default in CONV_DEFAULTS.items():
+        st.session_state.setdefault(f"conv_{key}", default)
     example_cols = st.columns(len(CONV_EXAMPLES))
     for column, (label, values) in zip(example_cols, CONV_EXAMPLES.items()):
         column.button(label, key=f"conv_example_{label}", on_click=_apply_example, args=(values,))
-    inputs = st.columns(len(CONV_FIELDS))
-    numbers = {
-        key: column.number_input(key, low, high, step=1, key=f"conv_{key}")
-        for column, (key, (low, high, _)) in zip(inputs, CONV_FIELDS.items())
-    }
-    out = conv_output_size(
-        numbers["size"],
-        numbers["kernel"],
-        numbers["stride"],
-        numbers["padding"],
-        numbers["dilation"],
+    kind_col, dims_col, flags_col = st.columns([3, 1, 2])
+    mode = kind_col.radio("layer", LAYER_MODES, key="conv_mode", horizontal=True)
+    dims = dims_col.radio("dimensions", ("2-D", "1-D"), key="conv_dims", horizontal=True)
+    transposed, pooling = mode == "transposed convolution", mode == "pooling"
+    causal = flags_col.checkbox(
+        "causal (1-D convolution)",
+        key="conv_causal",
+        disabled=dims != "1-D" or mode != "convolution",
+        help="pad dilation·(kernel − 1) on the left only, so no output reads a later input",
+    ) and (dims == "1-D" and mode == "convolution")
+    ceil_mode = flags_col.checkbox(
+        "ceil mode (pooling)", key="conv_ceil_mode", disabled=not pooling
     )
-    if out <= 0:
-        span = numbers["dilation"] * (numbers["kernel"] - 1) + 1
-        st.error(
-            f"kernel {numbers['kernel']} with dilation {numbers['dilation']} spans {span} "
-            "positions, "
-            f"more than the padded input ({numbers['size']} + 2×{numbers['padding']}); "
-            "lower the kernel or dilation, or add padding"
-        )
+    ceil_mode = ceil_mode and pooling
+    shown = [n for n in CONV_NUMBERS if n != "output_padding" or transposed]
+    boxes = dict(zip(shown, st.columns(len(shown))))
+    numbers = {}
+    for name, column in boxes.items():
+        low, high = LAYER_BOUNDS[name]
+        ignored = (name == "dilation" and pooling) or (name == "padding" and causal)
+        numbers[name] = column.number_input(
+            name.replace("_", " "), step=1, key=f"conv_{name}", disabled=ignored,
+            help=f"a whole number from {low} to {high}"
+            + (" (not used here)" if ignored else ""),
+        )  # fmt: skip
+        if ignored:
+            numbers[name] = 1 if name == "dilation" else 0
+    numbers.setdefault("output_padding", 0)
+    st.write(CONV_FORMULAS["causal" if causal else mode])
+    try:
+        axis = layer_axis(mode, **numbers, causal=causal, ceil_mode=ceil_mode)
+    except ConfigError as error:  # the message instead of any result: nothing stale stays
+        st.error(escape_markdown(str(error)))
         return
-    st.success(f"output size: **{out} × {out}**")
+    size_text = f"{axis.out} × {axis.out}" if dims == "2-D" else f"{axis.out}"
+    st.success(f"output size: **{size_text}**")
+    rank = 2 if dims == "2-D" else 1
+    if instant_toggle("conv_instant", "the sliding window"):
+        conv_window(axis.to_dict(), rank, key="conv_component")
+        return
+    side = "in" if transposed else "out"
+    last = (axis.size if transposed else axis.out) - 1
+    what = "input" if transposed else "output"
     position_cols = st.columns(2)
-    row = position_cols[0].slider(
-        "output row", 0, max(out - 1, 1), 0, key="conv_row", disabled=out == 1
-    )
-    col = position_cols[1].slider(
-        "output column", 0, max(out - 1, 1), 0, key="conv_col", disabled=out == 1
-    )
-    figure = viz.conv_window_figure(
-        numbers["size"],
-        numbers["kernel"],
-        numbers["stride"],
-        numbers["padding"],
-        numbers["dilation"],
-        (row, col),
-    )
+    positions = []
+    for column, (name, label) in zip(
+        position_cols, (("row", f"{what} row"), ("col", f"{what} column"))
+    ):
+        if name == "row" and rank == 1:
+            positions.append(0)
+            continue
+        key = f"conv_{name}"
+        if not 0 <= st.session_state.get(key, 0) <= last:
+            st.session_state[key] = 0
+        positions.append(column.slider(label, 0, max(last, 1), key=key, disabled=last == 0))
+    figure = layer_figure(axis, rank, side, *positions)
     st.plotly_chart(figure, key="conv_figure", config={"displayModeBar": False})
 
 
 def _apply_example(values: dict) -> None:
-    for key, value in values.items():
+    for key, value in {**CONV_DEFAULTS, **values}.items():
         st.session_state[f"conv_{key}"] = value
     st.session_state["conv_row"] = st.session_state["conv_col"] = 0
 

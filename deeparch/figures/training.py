@@ -1,4 +1,4 @@
-"""Pure plotting functions: training logs and conv arithmetic in, plotly figures out."""
+"""Pure plotting functions: training logs in, plotly figures out."""
 
 from __future__ import annotations
 
@@ -194,65 +194,3 @@ def compare_epoch_figure(
     else:
         fig.update_yaxes(tickformat=".4~g")
     return fig
-
-
-def _label(x: float, y: float, text: str, size: int, align: str = "center") -> dict:
-    return {
-        "x": x, "y": y, "xref": "x", "yref": "y", "text": text, "showarrow": False,
-        "font": {"size": size}, "xanchor": align if align != "center" else "center",
-    }  # fmt: skip
-
-
-def conv_window_figure(
-    size: int,
-    kernel: int,
-    stride: int = 1,
-    padding: int = 0,
-    dilation: int = 1,
-    position: tuple[int, int] = (0, 0),
-) -> go.Figure:
-    """A square input (with zero padding) and the cells the kernel covers at one output position.
-
-    `position` is the (row, column) of the output cell; the output grid is drawn to the right.
-    The output size is (size + 2*padding - dilation*(kernel-1) - 1) // stride + 1.
-    """
-    padded = size + 2 * padding
-    out = (padded - dilation * (kernel - 1) - 1) // stride + 1
-    row, col = (min(max(p, 0), max(out - 1, 0)) for p in position)
-    covered = {
-        (row * stride + i * dilation, col * stride + j * dilation)
-        for i in range(kernel)
-        for j in range(kernel)
-    }
-    shapes: list[dict] = []
-    for r in range(padded):
-        for c in range(padded):
-            is_pad = r < padding or c < padding or r >= padding + size or c >= padding + size
-            fill = "#E45756" if (r, c) in covered else ("#EEEEEE" if is_pad else "#FFFFFF")
-            shapes.append(_cell(c, -r, fill, dashed=is_pad))
-    offset = padded + 2  # the output grid sits to the right of the input
-    for r in range(max(out, 0)):
-        for c in range(max(out, 0)):
-            fill = "#E45756" if (r, c) == (row, col) else "#DCE6F2"
-            shapes.append(_cell(offset + c, -r, fill))
-    fig = go.Figure()
-    fig.update_layout(
-        shapes=shapes,
-        annotations=[
-            _label(padded / 2, 1.0, f"input {size}×{size} + padding {padding}", 12),
-            _label(offset + max(out, 1) / 2, 1.0, f"output {out}×{out}", 12),
-        ],
-        height=320,
-        margin={"l": 10, "r": 10, "t": 10, "b": 10},
-        xaxis={"visible": False, "range": [-0.5, offset + max(out, 1) + 0.5]},
-        yaxis={"visible": False, "range": [-padded - 0.5, 1.6], "scaleanchor": "x"},
-        showlegend=False,
-    )
-    return fig
-
-
-def _cell(x: int, y: int, fill: str, dashed: bool = False) -> dict:
-    return {
-        "type": "rect", "x0": x, "x1": x + 0.95, "y0": y - 0.95, "y1": y, "fillcolor": fill,
-        "line": {"color": "#999", "width": 1, "dash": "dot" if dashed else "solid"},
-    }  # fmt: skip

@@ -111,7 +111,7 @@ def test_inspect_conv_arithmetic_applies_the_small_examples():
     at.button(key="conv_example_stride 2: 10 → 3").click().run()
     assert any("3 × 3" in s.value for s in at.success)
     at.number_input(key="conv_kernel").set_value(11).run()  # larger than 10 + 2*0
-    assert any("more than the padded input" in e.value for e in at.error)
+    assert any("a window that fits the padded input" in e.value for e in at.error)
 
 
 def test_train_page_shows_both_config_forms():

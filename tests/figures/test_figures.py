@@ -1,10 +1,8 @@
 """Tests for deeparch.figures.training: the figures hold exactly the data they were given."""
 
 import plotly.graph_objects as go
-import pytest
 
 from deeparch.figures import training as viz
-from deeparch.introspection.convmath import conv_output_size
 
 
 def test_loss_figure_has_one_trace_per_term_with_every_point():
@@ -75,25 +73,6 @@ def test_a_run_that_blew_up_switches_the_comparison_to_a_log_axis():
     log_figure = viz.compare_figure({"a": calm, "b": blown}, "loss", log_y=True)
     assert log_figure.layout.yaxis.type == "log"
     assert viz.compare_figure({"a": calm}, "loss").layout.yaxis.type is None
-
-
-@pytest.mark.parametrize(
-    "size,kernel,stride,padding,dilation",
-    [(3, 2, 1, 0, 1), (5, 3, 1, 1, 1), (10, 5, 2, 0, 1), (7, 3, 2, 1, 2)],
-)
-def test_conv_window_figure_draws_the_padded_input_and_the_output(
-    size, kernel, stride, padding, dilation
-):
-    out = conv_output_size(size, kernel, stride, padding, dilation)
-    fig = viz.conv_window_figure(size, kernel, stride, padding, dilation, (out - 1, 0))
-    padded = size + 2 * padding
-    assert len(fig.layout.shapes) == padded**2 + out**2
-    highlighted = [s for s in fig.layout.shapes[: padded**2] if s.fillcolor == "#E45756"]
-    assert len(highlighted) == kernel * kernel  # the window the kernel covers
-    # The last output row's window ends at the last padded row the kernel can reach.
-    lowest_row = max(-s.y1 for s in highlighted)
-    assert lowest_row == (out - 1) * stride + dilation * (kernel - 1)
-    assert f"output {out}×{out}" in [a.text for a in fig.layout.annotations]
 
 
 def test_epoch_metrics_figure_fixes_a_fraction_axis_at_0_to_100_percent():
