@@ -7,10 +7,20 @@ import streamlit as st
 
 from deeparch.explore import latent
 from deeparch.explore import views as explore
+from deeparch.explore.payload import pack
 from deeparch.figures import explore as figs
+from pages._components import (
+    browser_weights,
+    choose,
+    chosen,
+    image_scrubber,
+    instant_toggle,
+    refresh_step,
+)
 from pages._explore_common import (
     choose_job,
     dataset,
+    is_active,
     job_model,
     model_at,
     show_live,
@@ -18,6 +28,7 @@ from pages._explore_common import (
 )
 
 P = "gan"  # widget key prefix of this page
+SCRUBBER = f"{P}_scrubber"  # the browser component's key
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -30,6 +41,17 @@ def noise_walk_cached(
     job_id: str, step: int, seed_from: int, seed_to: int, steps: int, class_index: int
 ) -> np.ndarray:
     return latent.interpolate_noise(model_at(job_id, step), seed_from, seed_to, steps, class_index)
+
+
+@st.cache_resource(max_entries=16, show_spinner="Preparing the samples for your browser ...")
+def scrubber_cached(
+    job_id: str, refresh: int, dataset_name: str, seed: int, seed_from: int, seed_to: int
+) -> tuple[bytes, str, int]:
+    """Every class's samples and noise walk, packed once per job, snapshot and seeds."""
+    model, step = browser_weights(job_id, refresh)
+    names = list(dataset(dataset_name).info.class_names or [])
+    header, arrays = latent.gan_payload(model, names, seed, seed_from, seed_to, job_id, step)
+    return pack(header, arrays), header["name"], step
 
 
 def latest_weights(step: int) -> str:
@@ -127,6 +149,8 @@ def class_picker(job, step: int, class_names) -> int:
     st.subheader("Samples of one class")
     class_col, seed_col = st.columns(2)
     names = list(class_names) or [str(i) for i in range(10)]
+    if f"{P}_class" not in st.session_state:  # where the browser's class buttons left it
+        st.session_state[f"{P}_class"] = int((chosen(SCRUBBER) or {}).get("set", 0))
     class_index = class_col.selectbox(
         "class", range(len(names)), format_func=lambda i: names[i], key=f"{P}_class"
     )
@@ -137,15 +161,46 @@ def class_picker(job, step: int, class_names) -> int:
     return int(class_index)
 
 
-def noise_walk(job, step: int, class_index: int) -> None:
-    st.subheader("Walk between two noise vectors")
+def walk_inputs() -> tuple[int, int, int]:
     a_col, b_col, n_col = st.columns(3)
     seed_from = a_col.number_input("from seed", 0, 10_000, 1, key=f"{P}_walk_from")
     seed_to = b_col.number_input("to seed", 0, 10_000, 2, key=f"{P}_walk_to")
     steps = n_col.slider("steps", 3, 20, 10, key=f"{P}_walk_steps")
-    strip = noise_walk_cached(job.id, step, int(seed_from), int(seed_to), steps, class_index)
+    return int(seed_from), int(seed_to), int(steps)
+
+
+def noise_walk(job, step: int, class_index: int) -> None:
+    st.subheader("Walk between two noise vectors")
+    seed_from, seed_to, steps = walk_inputs()
+    walked = float((chosen(SCRUBBER) or {}).get("lambda", 0.5))  # keep the browser's lambda
+    choose(SCRUBBER, {"lambda": walked, "set": class_index}, from_server=True)
+    strip = noise_walk_cached(job.id, step, seed_from, seed_to, steps, class_index)
     title = f"G((1 - lambda) z_a + lambda z_b) ({latest_weights(step)})"
     st.plotly_chart(figs.image_grid_figure(strip, steps, title, 160), key=f"{P}_walk")
+
+
+def browser_views(job, model, dataset_name: str) -> None:
+    """The class samples and the noise walk, every class at once, answered in the browser."""
+    conditional = bool(getattr(model, "conditional", False))
+    st.subheader(
+        "Samples of one class, and a walk between two noise vectors"
+        if conditional
+        else "Walk between two noise vectors"
+    )
+    seed = 0
+    if conditional:
+        seed_col, note_col = st.columns([1, 2], vertical_alignment="bottom")
+        seed = int(seed_col.number_input("noise seed", 0, 10_000, 0, key=f"{P}_seed"))
+        note_col.caption("Point at a class to see its samples and its walk; click to keep it.")
+    seed_from, seed_to, steps = walk_inputs()
+    refresh = refresh_step(job, is_active(job))
+    shared, name, step = scrubber_cached(job.id, refresh, dataset_name, seed, seed_from, seed_to)
+    image_scrubber(shared, name, job.id, SCRUBBER, steps, memory="gan")
+    st.session_state.pop(f"{P}_class", None)  # the fallback starts from the chosen class
+    st.caption(
+        f"These use the weights of step {step}, refreshed at each snapshot while the job "
+        "trains; point along the strip to walk between the two noise vectors."
+    )
 
 
 st.title("GAN studio")
@@ -162,6 +217,10 @@ if job is not None:
         class_names = list(dataset(snap["dataset"]).info.class_names or [])
         samples_through_training(snap, model, class_names)
         training_curves(snap)
+        instant = instant_toggle(f"{P}_instant", "the class samples and the walk")
+        if instant:
+            browser_views(job, model, snap["dataset"])
+            return
         st.caption(
             f"The views below use the latest weights (step {step}): only the fixed-noise grid "
             "above keeps earlier steps, so the time slider does not move them."

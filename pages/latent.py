@@ -6,10 +6,21 @@ import numpy as np
 import streamlit as st
 
 from deeparch.explore import latent
+from deeparch.explore.payload import pack
 from deeparch.figures import explore as figs
+from pages._components import (
+    browser_weights,
+    choose,
+    chosen,
+    image_scrubber,
+    instant_toggle,
+    latent_explorer,
+    refresh_step,
+)
 from pages._explore_common import (
     choose_job,
     dataset,
+    is_active,
     job_model,
     model_at,
     show_live,
@@ -17,6 +28,7 @@ from pages._explore_common import (
 
 P = "lat"  # widget key prefix of this page
 MEANS_SHOWN = 1000  # validation images encoded for the scatter
+EXPLORER, STRIP = f"{P}_explorer", f"{P}_interpolation"  # the browser components' keys
 
 
 # Each cache below is keyed by (job, step) plus what the widget changed, so moving one slider
@@ -44,6 +56,32 @@ def means_cached(job_id: str, step: int, dataset_name: str) -> np.ndarray:
     return latent.encode_means(model_at(job_id, step), data.x_val[:MEANS_SHOWN])
 
 
+@st.cache_resource(max_entries=8, show_spinner="Preparing the explorer for your browser ...")
+def explorer_cached(job_id: str, refresh: int, dataset_name: str) -> tuple[bytes, str] | None:
+    """The latent explorer's shared payload (packed) and its name, once per job and snapshot for
+    the whole server; None where the browser cannot answer (a larger latent, conv decoder)."""
+    model, step = browser_weights(job_id, refresh)
+    data = dataset(dataset_name)
+    means = latent.encode_means(model, data.x_val[:MEANS_SHOWN])
+    payload = latent.explorer_payload(
+        model, means, data.y_val[: len(means)].numpy(), data.info.class_names,
+        data.info.input_shape, job_id, step,
+    )  # fmt: skip
+    return None if payload is None else (pack(*payload), payload[0]["name"])
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def strip_cached(
+    job_id: str, refresh: int, dataset_name: str, index_from: int, index_to: int
+) -> tuple[bytes, str]:
+    model, step = browser_weights(job_id, refresh)
+    data = dataset(dataset_name)
+    header, arrays = latent.interpolation_payload(
+        model, data.x_val[index_from], data.x_val[index_to], job_id, step
+    )
+    return pack(header, arrays), header["name"]
+
+
 @st.cache_data(max_entries=32, show_spinner=False)
 def interpolation_cached(
     job_id: str, step: int, dataset_name: str, index_from: int, index_to: int, steps: int
@@ -53,10 +91,11 @@ def interpolation_cached(
     return latent.interpolate_images(model, data.x_val[index_from], data.x_val[index_to], steps)
 
 
-# Half the range of every z slider. Fixed, not taken from the means: a widget whose bounds change
-# is a new widget to Streamlit and jumps back to its default while the job trains. The prior is
-# N(0, 1), so +-4 holds all but 0.006% of it, and the means of a trained VAE mostly lie within it.
-Z_BOUND = 4.0
+# Half the range of every z slider (latent.Z_BOUND). Fixed, not taken from the means: a widget
+# whose bounds change is a new widget to Streamlit and jumps back to its default while the job
+# trains. The prior is N(0, 1), so +-4 holds all but 0.006% of it, and the means of a trained VAE
+# mostly lie within it.
+Z_BOUND = latent.Z_BOUND
 
 
 def set_sliders(values: np.ndarray, bound: float) -> None:
@@ -66,9 +105,10 @@ def set_sliders(values: np.ndarray, bound: float) -> None:
 
 
 def latent_sliders(latent_dim: int, means: np.ndarray) -> tuple[float, ...]:
-    """One slider per latent dimension (z1, z2, ...) over [-Z_BOUND, Z_BOUND].
+    """One slider per latent dimension (z1, z2, ...) over [-Z_BOUND, Z_BOUND] (the fallback).
 
-    "Start from" puts them at a validation image's mean, a real digit to move away from.
+    "Start from" puts them at a validation image's mean, a real digit to move away from. They
+    start where the browser explorer left the point, and tell it where they leave it.
     """
     bound = Z_BOUND
     pick_col, go_col, zero_col = st.columns([2, 1, 1], vertical_alignment="bottom")
@@ -86,6 +126,9 @@ def latent_sliders(latent_dim: int, means: np.ndarray) -> tuple[float, ...]:
     columns = st.columns(min(latent_dim, 4))
     values = []
     start = latent.slider_start(means)
+    point = chosen(EXPLORER)
+    if point is not None and len(point) == latent_dim:
+        start = np.asarray(point)
     for dim in range(latent_dim):
         key = f"{P}_z{dim + 1}"
         # Set only when missing or out of range: writing a widget's key on every run would
@@ -96,7 +139,24 @@ def latent_sliders(latent_dim: int, means: np.ndarray) -> tuple[float, ...]:
             st.session_state[key] = float(np.clip(round(float(first), 2), -bound, bound))
         with columns[dim % len(columns)]:
             values.append(st.slider(f"z{dim + 1}", -bound, bound, step=0.05, key=key))
-    return tuple(float(v) for v in values)
+    values = tuple(float(v) for v in values)
+    choose(EXPLORER, list(values), from_server=True)
+    return values
+
+
+def show_explorer(job, latent_dim: int, dataset_name: str) -> bool:
+    """The browser's latent explorer, where it can decode; whether it is shown."""
+    cached = explorer_cached(job.id, refresh_step(job, is_active(job)), dataset_name)
+    if cached is None:
+        st.caption(
+            "This decoder has convolutions and the latent more than two dimensions: your browser "
+            "cannot decode it, so the sliders below go through the server."
+        )
+        return False
+    latent_explorer(*cached, job.id, EXPLORER)
+    for dim in range(latent_dim):  # the fallback's sliders start again from the chosen point
+        st.session_state.pop(f"{P}_z{dim + 1}", None)
+    return True
 
 
 RANGE_FOLLOW, RANGE_JOB = f"{P}_range_follow", f"{P}_range_job"
@@ -142,13 +202,17 @@ def grid_range_controls(job_id: str, means: np.ndarray) -> tuple[tuple, tuple, i
     return tuple(ranges[0]), tuple(ranges[1]), side
 
 
-def explore_2d(job, step: int, means: np.ndarray, labels: np.ndarray, names: tuple) -> None:
-    st.subheader(latent.latent_space_heading(2))
+def explore_2d(
+    job, step: int, means: np.ndarray, labels: np.ndarray, names: tuple, sliders: bool
+) -> None:
+    """The decoded grid; with `sliders` (no browser explorer) the sliders, scatter and decode."""
     z1_range, z2_range, side = grid_range_controls(job.id, means)
-    z = latent_sliders(2, means)
+    z = latent_sliders(2, means) if sliders else None
     grid_col, scatter_col = st.columns(2)
     with grid_col:
         st.plotly_chart(grid_figure_cached(job.id, step, z1_range, z2_range, side), key=f"{P}_grid")
+    if z is None:
+        return
     with scatter_col:
         st.plotly_chart(
             figs.latent_scatter_figure(
@@ -168,7 +232,6 @@ def explore_2d(job, step: int, means: np.ndarray, labels: np.ndarray, names: tup
 def explore_nd(
     job, step: int, latent_dim: int, means: np.ndarray, labels: np.ndarray, names: tuple
 ) -> None:
-    st.subheader(latent.latent_space_heading(latent_dim))
     z = latent_sliders(latent_dim, means)
     projection = latent.project_means(means)
     marker = tuple(float(v) for v in projection.project(np.asarray(z)))
@@ -192,31 +255,42 @@ def explore_nd(
         )
 
 
-def interpolation(job, step: int, dataset_name: str, count: int) -> None:
+def interpolation(job, step: int, dataset_name: str, count: int, instant: bool) -> None:
     st.subheader("Interpolate between two validation images")
     a_col, b_col, n_col = st.columns(3)
     index_from = a_col.number_input("from image #", 0, count - 1, 0, key=f"{P}_from")
     index_to = b_col.number_input("to image #", 0, count - 1, 1, key=f"{P}_to")
     steps = n_col.slider("steps", 3, 20, 10, key=f"{P}_steps")
-    lambdas, strip = interpolation_cached(
-        job.id, step, dataset_name, int(index_from), int(index_to), steps
-    )
     data = dataset(dataset_name)
     names = data.info.class_names
     ends = []
     for index in (int(index_from), int(index_to)):
         label = int(data.y_val[index])
         ends.append(f"#{index}: {names[label] if label < len(names) else label}")
+    title = (
+        f"image {ends[0]} (framed, left) to image {ends[1]} (framed, right), "
+        "decoded along the line between their means"
+    )
+    if instant:
+        shared, name = strip_cached(
+            job.id, refresh_step(job, is_active(job)), dataset_name, int(index_from), int(index_to)
+        )
+        image_scrubber(shared, name, job.id, STRIP, steps, title, memory="interpolation")
+        st.session_state.pop(f"{P}_lambda", None)  # the fallback starts from the chosen lambda
+        return
+    lambdas, strip = interpolation_cached(
+        job.id, step, dataset_name, int(index_from), int(index_to), steps
+    )
     st.plotly_chart(
         figs.interpolation_figure(
-            data.x_val[[index_from, index_to]].numpy(), strip, lambdas, tuple(ends),
-            f"image {ends[0]} (framed, left) to image {ends[1]} (framed, right), "
-            "decoded along the line between their means",
-            200,
+            data.x_val[[index_from, index_to]].numpy(), strip, lambdas, tuple(ends), title, 200
         ),
         key=f"{P}_strip",
-    )  # fmt: skip
-    mix = st.slider("lambda", 0.0, 1.0, 0.5, 0.05, key=f"{P}_lambda")
+    )
+    if f"{P}_lambda" not in st.session_state:
+        st.session_state[f"{P}_lambda"] = round(float((chosen(STRIP) or {}).get("lambda", 0.5)), 2)
+    mix = st.slider("lambda", 0.0, 1.0, step=0.05, key=f"{P}_lambda")
+    choose(STRIP, {"lambda": float(mix), "set": 0}, from_server=True)
     means = latent.encode_means(model_at(job.id, step), data.x_val[[index_from, index_to]])
     z = latent.interpolate_latents(means[0], means[1], np.array([mix]))[0]
     st.plotly_chart(
@@ -240,13 +314,16 @@ if job is not None:
         snap = job.snapshot()
         model, step = job_model(job)
         data = dataset(snap["dataset"])
+        instant = instant_toggle(f"{P}_instant", "decoding")
+        st.subheader(latent.latent_space_heading(model.latent_dim))
+        explorer = instant and show_explorer(job, model.latent_dim, snap["dataset"])
         means = means_cached(job.id, step, snap["dataset"])
         labels = data.y_val[: len(means)].numpy()
         names = data.info.class_names
         if model.latent_dim == 2:
-            explore_2d(job, step, means, labels, names)
-        else:
+            explore_2d(job, step, means, labels, names, sliders=not explorer)
+        elif not explorer:
             explore_nd(job, step, model.latent_dim, means, labels, names)
-        interpolation(job, step, snap["dataset"], len(data.x_val))
+        interpolation(job, step, snap["dataset"], len(data.x_val), instant)
 
     show_live(job, latent_view)

@@ -9,6 +9,8 @@ import torch
 from torch import nn
 
 from deeparch.errors import ConfigError
+from deeparch.explore.payload import to_uint8
+from deeparch.figures.explore import CLASS_COLOURS
 from deeparch.tasks import evaluation_mode
 
 MAX_GRID_SIDE = 40  # 1,600 decodes: beyond that the picture is too fine to read anyway
@@ -22,6 +24,7 @@ def latent_grid_points(
     high: float = 1.5,
     side: int = 20,
     z2_range: tuple[float, float] | None = None,
+    max_side: int = MAX_GRID_SIDE,
 ) -> np.ndarray:
     """The (side*side, 2) latent points of a grid, row-major with z2 decreasing down the rows.
 
@@ -29,8 +32,8 @@ def latent_grid_points(
     column c holds (z1 = x_c, z2 = y_{side-1-r}) so the picture reads like a plot: z1 grows to
     the right and z2 grows upwards.
     """
-    if not 2 <= side <= MAX_GRID_SIDE:
-        raise ConfigError("grid_side", side, f"an integer from 2 to {MAX_GRID_SIDE}")
+    if not 2 <= side <= max_side:
+        raise ConfigError("grid_side", side, f"an integer from 2 to {max_side}")
     z2_low, z2_high = (low, high) if z2_range is None else z2_range
     for name, (start, stop) in (("z1 range", (low, high)), ("z2 range", (z2_low, z2_high))):
         if not stop > start:
@@ -238,6 +241,13 @@ def interpolate_noise(
     """Generator images along the line between two seeds' noise vectors: (steps, C, H, W)."""
     if not 2 <= steps <= 50:
         raise ConfigError("steps", steps, "an integer from 2 to 50")
+    return noise_line(model, seed_from, seed_to, steps, class_index)
+
+
+def noise_line(
+    model: nn.Module, seed_from: int, seed_to: int, steps: int, class_index: int | None = None
+) -> np.ndarray:
+    """interpolate_noise without its bound on steps (the browser's walk takes WALK_FRAMES)."""
     z_from, z_to = fixed_noise(model, 1, seed_from), fixed_noise(model, 1, seed_to)
     lambdas = torch.linspace(0.0, 1.0, steps).view(-1, *([1] * (z_from.dim() - 1)))
     noise = (1 - lambdas) * z_from + lambdas * z_to  # (steps, *noise_shape)
@@ -245,3 +255,183 @@ def interpolate_noise(
     if getattr(model, "conditional", False):
         labels = torch.full((steps,), int(class_index or 0), dtype=torch.long)
     return generate(model, noise, labels)
+
+
+# ---------------------------------------------------------------- payloads for the browser
+
+EXPLORER_SIDE = 64  # decodes per axis of the explorer's grid: 4,096 images, 3.2 MB for MNIST
+# A decoder of at most this many weights goes to the browser itself (4 MB of float32), which then
+# decodes any z exactly; one decode is that many multiply-adds, well under a millisecond there.
+MAX_MLP_PARAMETERS = 1_000_000
+MLP_ACTIVATIONS = {nn.ReLU: "relu", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh"}
+SCRUB_FRAMES = 101  # decodes along an interpolation: lambda in steps of 0.01
+WALK_FRAMES = 65  # generator images along a noise walk, per class
+Z_BOUND = 4.0  # the z sliders run over [-Z_BOUND, Z_BOUND]: all but 0.006% of the N(0, 1) prior
+
+
+def explorer_step(snapshot: dict, active: bool) -> int:
+    """The step whose weights the browser explorers use: the newest snapshot while training.
+
+    A running job's step changes every second; its snapshots come every snapshot_every steps,
+    so the megabytes of a decode grid are computed and sent once per snapshot, not per second.
+    A job that no longer trains keeps its step.
+    """
+    if not active:
+        return int(snapshot.get("step", 0))
+    steps = [int(s["step"]) for s in snapshot.get("snapshots") or []]
+    return max(steps, default=0)
+
+
+def mlp_layers(model: nn.Module) -> list[tuple[np.ndarray, np.ndarray, str]] | None:
+    """A VAE decoder as (weight (out, in), bias (out,), activation) layers the browser can run.
+
+    Only a Sequential of Linear layers, each followed by at most one ReLU, Sigmoid or Tanh, and a
+    final Unflatten, with at most MAX_MLP_PARAMETERS numbers; None for anything else (convolution).
+    """
+    decoder = getattr(model, "decoder", None)
+    if not isinstance(decoder, nn.Sequential):
+        return None
+    layers: list[list] = []
+    modules = list(decoder)
+    for position, module in enumerate(modules):
+        if isinstance(module, nn.Linear):
+            weight = module.weight.detach().cpu().float().numpy()
+            bias = module.bias.detach().cpu().float().numpy() if module.bias is not None else None
+            layers.append(
+                [
+                    weight,
+                    np.zeros(weight.shape[0], np.float32) if bias is None else bias,
+                    "identity",
+                ]
+            )
+        elif type(module) in MLP_ACTIVATIONS and layers and layers[-1][2] == "identity":
+            layers[-1][2] = MLP_ACTIVATIONS[type(module)]
+        elif isinstance(module, nn.Unflatten) and position == len(modules) - 1:
+            continue
+        else:
+            return None
+    if not layers or sum(w.size + b.size for w, b, _ in layers) > MAX_MLP_PARAMETERS:
+        return None
+    return [(w, b, act) for w, b, act in layers]
+
+
+def _class_colours(count: int) -> list[str]:
+    return [CLASS_COLOURS[index % len(CLASS_COLOURS)] for index in range(count)]
+
+
+def explorer_payload(
+    model: nn.Module,
+    means: np.ndarray,
+    labels: np.ndarray,
+    class_names: tuple | list,
+    image_shape: tuple[int, ...],
+    job: str,
+    step: int,
+    side: int = EXPLORER_SIDE,
+) -> tuple[dict, dict[str, np.ndarray]] | None:
+    """Everything the latent explorer needs to answer every move in the browser, or None.
+
+    mode "mlp": the decoder's weights (any latent size); mode "grid": a side x side grid of decodes
+    (uint8) over where the validation means lie (latent.grid_range), for a 2-D latent whose decoder
+    is not a small MLP. None for a larger latent with such a decoder (the page's sliders remain).
+    The scatter shows the means (PCA axes above two dimensions, as project_means); `job` and
+    `step` (of the weights) name the payload, so a browser can tell one from the next.
+    """
+    means = np.asarray(means, dtype=np.float32)
+    latent_dim = int(means.shape[1])
+    layers = mlp_layers(model)
+    if layers is None and latent_dim != 2:
+        return None
+    projection = project_means(means)
+    view = grid_range(projection.points, bound=GRID_BOUND)
+    header: dict = {
+        "kind": "latent",
+        "name": f"{job}@{step}",
+        "step": int(step),
+        "latent_dim": latent_dim,
+        "image": [int(n) for n in image_shape],
+        "view": [list(view[0]), list(view[1])],
+        "axis_titles": ["z1", "z2"]
+        if latent_dim == 2
+        else [f"PC{i + 1} ({share:.0%})" for i, share in enumerate(projection.explained)],
+        "class_names": [str(n) for n in class_names],
+        "colours": _class_colours(max(len(class_names), int(labels.max(initial=0)) + 1)),
+        "z_bound": Z_BOUND,
+        "start": [float(v) for v in slider_start(means)],
+    }
+    arrays = {
+        "points": projection.points.astype(np.float32),
+        "labels": np.asarray(labels, dtype=np.int32),
+        "means": means,
+        "axes": projection.axes.astype(np.float32),
+    }
+    if layers is not None:
+        header["mode"] = "mlp"
+        header["layers"] = [
+            {"in": int(w.shape[1]), "out": int(w.shape[0]), "activation": act}
+            for w, _, act in layers
+        ]
+        arrays["weights"] = np.concatenate([np.concatenate([w.ravel(), b]) for w, b, _ in layers])
+    else:
+        header["mode"] = "grid"
+        header["grid"] = {"side": side, "z1": list(view[0]), "z2": list(view[1])}
+        images = decode(model, latent_grid_points(*view[0], side, view[1], max_side=side))
+        arrays["grid"] = to_uint8(images)  # (side*side, H, W, C), rows of z2 from the top
+    return header, arrays
+
+
+def interpolation_payload(
+    model: nn.Module, image_from: torch.Tensor, image_to: torch.Tensor, job: str, step: int
+) -> tuple[dict, dict[str, np.ndarray]]:
+    """The interpolation strip for the browser: SCRUB_FRAMES decodes between the two means.
+
+    The browser draws the strip's thumbnails from them (lambda to 0.01) with the two images at
+    its ends, and the decode at any lambda the student points at.
+    """
+    means = encode_means(model, torch.stack([image_from, image_to]))  # (2, latent_dim)
+    lambdas = np.linspace(0.0, 1.0, SCRUB_FRAMES, dtype=np.float32)
+    frames = decode(model, interpolate_latents(means[0], means[1], lambdas))
+    ends = torch.stack([image_from, image_to]).cpu().float().numpy()
+    header = {
+        "kind": "scrubber", "name": f"{job}@{step}", "step": int(step), "sets": [],
+        "lambdas": [round(float(v), 4) for v in lambdas],
+        "title": "decode((1 - lambda) mu_from + lambda mu_to)",
+    }  # fmt: skip
+    arrays = {"frames": to_uint8(frames)[None], "ends": to_uint8(ends)}
+    return header, arrays
+
+
+def gan_payload(
+    model: nn.Module,
+    class_names: list,
+    seed: int,
+    seed_from: int,
+    seed_to: int,
+    job: str,
+    step: int,
+    samples: int = 16,
+) -> tuple[dict, dict[str, np.ndarray]]:
+    """The GAN studio's class samples and noise walk, for every class at once (a cGAN).
+
+    frames (classes, WALK_FRAMES, H, W, C): the generator along the line between two seeds' noise,
+    one row per class; samples (classes, samples, H, W, C): fixed noise of `seed`, per class. An
+    unconditional GAN has one "class" and no samples.
+    """
+    conditional = bool(getattr(model, "conditional", False))
+    classes = int(getattr(model, "num_classes", 0)) if conditional else 1
+    names = [str(n) for n in class_names][:classes] if conditional else []
+    if conditional and len(names) < classes:
+        names += [str(i) for i in range(len(names), classes)]
+    walks = [noise_line(model, seed_from, seed_to, WALK_FRAMES, c) for c in range(classes)]
+    arrays = {"frames": np.stack([to_uint8(w) for w in walks])}
+    if conditional:
+        arrays["samples"] = np.stack(
+            [to_uint8(samples_of_class(model, c, samples, seed)) for c in range(classes)]
+        )
+    header = {
+        "kind": "scrubber", "name": f"{job}@{step}", "step": int(step), "sets": names,
+        "lambdas": [round(float(v), 4) for v in np.linspace(0.0, 1.0, WALK_FRAMES)],
+        "title": f"G((1 - lambda) z_a + lambda z_b) (weights of step {step})",
+        "samples_title": f"{samples} samples of class {{set}} (weights of step {step})",
+    }  # fmt: skip
+    return header, arrays

@@ -38,6 +38,13 @@ def open_page(page: str, owner: str) -> AppTest:
     return at
 
 
+def server_path(at: AppTest, prefix: str) -> AppTest:
+    """The page with its browser components off: the server-drawn fallback, widget by widget."""
+    at.toggle(key=f"{prefix}_instant").set_value(False).run()
+    assert not at.exception, at.exception
+    return at
+
+
 def chart(at: AppTest, key: str) -> dict:
     """The plotly figure (as JSON) of the chart with this widget key."""
     for element in at.get("plotly_chart"):
@@ -78,7 +85,7 @@ def test_empty_session_offers_to_start_a_suitable_model(page, arch):
 def test_latent_slider_redecodes_only_the_single_image():
     owner = new_owner()
     trained_job(owner, arch="vae", dataset="mnist", arch_config={"latent_dim": 2}, max_steps=10)
-    at = open_page("pages/latent.py", owner)
+    at = server_path(open_page("pages/latent.py", owner), "lat")
     grid, decoded, scatter = (
         chart(at, "lat_grid"),
         chart(at, "lat_decoded"),
@@ -109,7 +116,7 @@ def test_larger_latent_gets_a_slider_per_dimension_and_a_pca_scatter():
     job_id = trained_job(
         owner, arch="vae", dataset="mnist", arch_config={"latent_dim": 4}, max_steps=5
     ).id
-    at = open_page("pages/latent.py", owner)
+    at = server_path(open_page("pages/latent.py", owner), "lat")
     assert [s.key for s in at.slider if s.key.startswith("lat_z")] == [
         f"lat_z{i}" for i in range(1, 5)
     ]
@@ -147,7 +154,7 @@ def test_feature_maps_page_shows_every_conv_layer_and_the_prediction():
 def test_conditional_gan_class_choice_changes_the_samples():
     owner = new_owner()
     trained_job(owner, arch="cgan", dataset="mnist", max_steps=10)
-    at = open_page("pages/gan_studio.py", owner)
+    at = server_path(open_page("pages/gan_studio.py", owner), "gan")
     assert chart(at, "gan_verdicts")["layout"]["shapes"][0]["y0"] == 0.5  # the 0.5 line
     assert {t["name"] for t in chart(at, "gan_losses")["data"]} == {
         "discriminator loss",
@@ -220,7 +227,7 @@ def test_a_loaded_checkpoint_is_explored_like_a_run(tmp_path):
     path = job.save_checkpoint(tmp_path / "vae2d")
     owner = new_owner()
     loaded = get_manager().load_checkpoint(path, owner=owner)
-    at = open_page("pages/latent.py", owner)
+    at = server_path(open_page("pages/latent.py", owner), "lat")
     assert any(loaded.id in caption.value for caption in at.caption)
     decoded = chart(at, "lat_decoded")
     at.slider(key="lat_z2").set_value(-1.0).run()
@@ -244,7 +251,7 @@ def test_latent_grid_range_follows_the_means_until_the_student_sets_it():
     owner = new_owner()
     job = trained_job(owner, arch="vae", dataset="mnist", arch_config={"latent_dim": 2},
                       max_steps=10)  # fmt: skip
-    at = open_page("pages/latent.py", owner)
+    at = server_path(open_page("pages/latent.py", owner), "lat")
     assert at.subheader[0].value == "The 2-D latent space"
     data = load_dataset("mnist")
     means = encode_means(job.model_copy(), data.x_val[:1000])
@@ -354,7 +361,7 @@ def test_feature_maps_are_drawn_signed_and_titled_before_the_activation():
 def test_gan_studio_says_which_weights_each_view_uses_and_labels_the_cgan_grid():
     owner = new_owner()
     trained_job(owner, arch="cgan", dataset="mnist", max_steps=10)
-    at = open_page("pages/gan_studio.py", owner)
+    at = server_path(open_page("pages/gan_studio.py", owner), "gan")
     grid = chart(at, "gan_grid")
     assert grid["layout"]["xaxis"]["ticktext"] == [str(i) for i in range(10)]  # one class a column
     assert grid["layout"]["xaxis"]["title"]["text"] == "class the generator was asked for"
@@ -370,6 +377,6 @@ def test_gan_studio_says_which_weights_each_view_uses_and_labels_the_cgan_grid()
 def test_unconditional_gan_grid_keeps_eight_unlabelled_columns():
     owner = new_owner()
     trained_job(owner, arch="mlp_gan", dataset="mnist", max_steps=5)
-    at = open_page("pages/gan_studio.py", owner)
+    at = server_path(open_page("pages/gan_studio.py", owner), "gan")
     assert chart(at, "gan_grid")["layout"]["xaxis"]["visible"] is False
     assert "latest weights, step 5" in chart(at, "gan_walk")["layout"]["title"]["text"]
