@@ -143,3 +143,15 @@ def test_the_gan_studio_sends_every_class_and_keeps_seeds_on_the_server():
     at.toggle(key="gan_instant").set_value(False).run()
     assert at.selectbox(key="gan_class").value == 6
     assert "16 samples of class 6" in chart(at, "gan_class_samples")["layout"]["title"]["text"]
+
+
+def test_an_unconditional_gan_gets_its_walk_without_classes():
+    owner = new_owner()
+    job = trained_job(owner, arch="mlp_gan", dataset="mnist", max_steps=5)
+    at = open_page("pages/gan_studio.py", owner)
+    session, header, arrays, _ = packs(at, "gan_scrubber")
+    assert header["sets"] == [] and "samples" not in arrays
+    assert not any(n.key == "gan_seed" for n in at.number_input)  # no class samples to seed
+    walk = latent.noise_line(job.model_copy(), 1, 2, 65)
+    assert np.array_equal(arrays["frames"][0], to_uint8(walk))
+    assert any("weights of step 5" in c.value for c in at.caption)
