@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from deeparch.checkpoint import files as checkpoint
+from deeparch.engine.checkpointing import read_resume
 from deeparch.engine.config import TrainConfig
 from deeparch.engine.evaluate import checkpoint_config
 from deeparch.engine.handle import JobHandle
 from deeparch.engine.job import Scheduler, ThreadJob, loaded_job
 from deeparch.engine.prepare import prepare
 from deeparch.engine.threads import run_in_fresh_thread
-from deeparch.errors import ConfigError
 
 
 class SchedulableJob(JobHandle, Protocol):
@@ -74,10 +74,7 @@ class ThreadBackend:
     ) -> ThreadJob:
         job = ThreadJob(job_id, prepare(config), owner, scheduler)
         if resume is not None:
-            tensors, meta = checkpoint.read_checkpoint(resume)
-            if meta.get("arch") != config.arch:
-                raise ConfigError("arch", config.arch, f"{meta.get('arch')!r}, the checkpoint's")
-            job.restore(tensors, meta)
+            job.restore(*read_resume(resume, config.arch))
         return job
 
     def load(self, job_id: str, path: str | Path, owner: str | None) -> ThreadJob:
