@@ -45,6 +45,19 @@ def waiting_reason(position: int) -> str:
     return f"waiting for a free training slot: position {position} in the queue"
 
 
+def snapshot_identity(job: Any, position: int) -> dict[str, Any]:
+    """What a job's snapshot says of the job itself: what trains on what, where, its place."""
+    return {
+        "id": job.id,
+        "arch": job.arch,
+        "dataset": job.dataset,
+        "task": job.task_name,
+        "queue_position": position,
+        "device": str(job.device),
+        "config": job.config.to_dict(),
+    }
+
+
 def checkpoint_target(dir_or_path: str | Path, arch: str, dataset: str) -> Path:
     """Where save_checkpoint writes: the path given, or <arch>-<dataset>.safetensors in a folder."""
     target = Path(dir_or_path)
@@ -150,16 +163,8 @@ class ThreadJob(StateView):
             copied["reason"] = waiting_reason(position)
         if state is JobState.RUNNING and self.control.pause_requested:
             copied["reason"] = "pausing after the current step"
-        copied.update(
-            id=self.id,
-            arch=self.arch,
-            dataset=self.dataset,
-            task=self.task_name,
-            queue_position=position,
-            device=str(self.device),
-            config=self.config.to_dict(),
-            final_metrics=dict(self.trainer.progress.final_metrics),
-        )
+        copied.update(snapshot_identity(self, position))
+        copied["final_metrics"] = dict(self.trainer.progress.final_metrics)
         return copied
 
     def latest_snapshot(self) -> dict[str, Any] | None:
