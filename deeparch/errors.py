@@ -6,6 +6,19 @@ from __future__ import annotations
 class DeeparchError(ValueError):
     """Base class for every error deeparch reports to a person rather than a traceback."""
 
+    def __reduce__(self) -> tuple:
+        # Pickled as its class, message and attributes rather than by calling __init__ again (whose
+        # arguments differ per subclass), so it crosses into another process (a Ray worker's
+        # answer) as the same error with the same field, value and message.
+        return _rebuild, (type(self), self.args, self.__dict__)
+
+
+def _rebuild(cls: type, args: tuple, attributes: dict) -> DeeparchError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(attributes)
+    return error
+
 
 class ConfigError(DeeparchError):
     """A hyperparameter, or a combination of them, that cannot work.

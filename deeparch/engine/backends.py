@@ -2,7 +2,8 @@
 
 A backend turns a validated TrainConfig into a job that implements deeparch.engine.handle.JobHandle
 and has `start()`, which the manager calls when a training slot is free; the job tells its
-scheduler (the manager) when it ends. Another backend (Ray actors) plugs in the same way.
+scheduler (the manager) when it ends. The Ray backend (deeparch.engine.ray_backend) plugs in the
+same way; make_backend chooses by the class settings.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from deeparch.checkpoint import files as checkpoint
+from deeparch.engine.checkpointing import read_resume
 from deeparch.engine.config import TrainConfig
 from deeparch.engine.evaluate import checkpoint_config
 from deeparch.engine.handle import JobHandle
 from deeparch.engine.job import Scheduler, ThreadJob, loaded_job
 from deeparch.engine.prepare import prepare
 from deeparch.engine.threads import run_in_fresh_thread
-from deeparch.errors import ConfigError
+from deeparch.settings import ClassSettings
 
 
 class SchedulableJob(JobHandle, Protocol):
@@ -74,10 +76,7 @@ class ThreadBackend:
     ) -> ThreadJob:
         job = ThreadJob(job_id, prepare(config), owner, scheduler)
         if resume is not None:
-            tensors, meta = checkpoint.read_checkpoint(resume)
-            if meta.get("arch") != config.arch:
-                raise ConfigError("arch", config.arch, f"{meta.get('arch')!r}, the checkpoint's")
-            job.restore(tensors, meta)
+            job.restore(*read_resume(resume, config.arch))
         return job
 
     def load(self, job_id: str, path: str | Path, owner: str | None) -> ThreadJob:
@@ -92,3 +91,20 @@ class ThreadBackend:
 
     def shutdown(self) -> None:
         """Threads are daemons of this process: nothing to release."""
+
+
+def make_backend(settings: ClassSettings) -> Backend:
+    """The backend the class settings ask for: threads of this process, or a Ray cluster's
+    workers (ray_address or RAY_ADDRESS, else a local Ray), ray_cpus_per_job and
+    ray_gpus_per_job reserved for each job."""
+    if settings.backend != "ray":
+        return ThreadBackend()
+    # late import: ray is large and optional; a server on the thread backend never loads it
+    from deeparch.engine.ray_backend import RayBackend
+
+    return RayBackend(
+        local=ThreadBackend(),
+        cpus_per_job=settings.ray_cpus_per_job,
+        gpus_per_job=settings.ray_gpus_per_job,
+        address=settings.ray_address,
+    )

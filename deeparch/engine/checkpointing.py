@@ -4,6 +4,7 @@ a trainer continues from one. The file format itself is deeparch.checkpoint's.""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -12,6 +13,7 @@ from deeparch.checkpoint import files as checkpoint
 from deeparch.engine.loop import Trainer
 from deeparch.engine.metrics_log import MetricsLog
 from deeparch.engine.state import JobState
+from deeparch.errors import ConfigError
 
 FORMAT = "deeparch-checkpoint-1"
 
@@ -96,3 +98,12 @@ def match_parameter_layouts(optimizers: dict[str, torch.optim.Optimizer]) -> Non
                     and value.stride() != param.stride()
                 ):
                     entries[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+
+
+def read_resume(path: str | Path, arch: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """A checkpoint to continue a job of `arch` from: (tensors, description), checked on reading;
+    a checkpoint of another architecture is a ConfigError naming arch."""
+    tensors, meta = checkpoint.read_checkpoint(path)
+    if meta.get("arch") != arch:
+        raise ConfigError("arch", arch, f"{meta.get('arch')!r}, the checkpoint's")
+    return tensors, meta

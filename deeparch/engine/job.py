@@ -26,7 +26,7 @@ from deeparch.engine.divergence import EXPLOSION_FACTOR, weights_finite
 from deeparch.engine.loop import Trainer
 from deeparch.engine.metrics_log import MetricsLog
 from deeparch.engine.prepare import Prepared
-from deeparch.engine.state import JobState, StateMachine
+from deeparch.engine.state import JobState, StateMachine, StateView
 from deeparch.tasks import Task
 
 logger = logging.getLogger(__name__)
@@ -40,7 +40,33 @@ class Scheduler(Protocol):
     def job_ended(self, job: Any) -> None: ...
 
 
-class ThreadJob:
+def waiting_reason(position: int) -> str:
+    """What a queued job says while it waits (position 1 starts next)."""
+    return f"waiting for a free training slot: position {position} in the queue"
+
+
+def snapshot_identity(job: Any, position: int) -> dict[str, Any]:
+    """What a job's snapshot says of the job itself: what trains on what, where, its place."""
+    return {
+        "id": job.id,
+        "arch": job.arch,
+        "dataset": job.dataset,
+        "task": job.task_name,
+        "queue_position": position,
+        "device": str(job.device),
+        "config": job.config.to_dict(),
+    }
+
+
+def checkpoint_target(dir_or_path: str | Path, arch: str, dataset: str) -> Path:
+    """Where save_checkpoint writes: the path given, or <arch>-<dataset>.safetensors in a folder."""
+    target = Path(dir_or_path)
+    if target.suffix not in (checkpoint.SUFFIX, ".json"):
+        target = target / f"{arch}-{dataset}{checkpoint.SUFFIX}"
+    return target
+
+
+class ThreadJob(StateView):
     """A training run in a thread. Control: pause, resume, step, stop. Read: snapshot, copies."""
 
     def __init__(
@@ -76,17 +102,6 @@ class ThreadJob:
         self._thread: threading.Thread | None = None
 
     # ---- state ------------------------------------------------------------------------------
-
-    @property
-    def state(self) -> JobState:
-        return self.machine.state
-
-    @property
-    def reason(self) -> str:
-        return self.machine.reason
-
-    def is_active(self) -> bool:
-        return self.state.is_active
 
     def _publish_state(self, state: JobState, reason: str) -> None:
         self.log.update(state=str(state), reason=reason)
@@ -145,19 +160,11 @@ class ThreadJob:
         copied["state"], copied["reason"] = str(state), reason
         position = self.queue_position()
         if state is JobState.QUEUED and position:
-            copied["reason"] = f"waiting for a free training slot: position {position} in the queue"
+            copied["reason"] = waiting_reason(position)
         if state is JobState.RUNNING and self.control.pause_requested:
             copied["reason"] = "pausing after the current step"
-        copied.update(
-            id=self.id,
-            arch=self.arch,
-            dataset=self.dataset,
-            task=self.task_name,
-            queue_position=position,
-            device=str(self.device),
-            config=self.config.to_dict(),
-            final_metrics=dict(self.trainer.progress.final_metrics),
-        )
+        copied.update(snapshot_identity(self, position))
+        copied["final_metrics"] = dict(self.trainer.progress.final_metrics)
         return copied
 
     def latest_snapshot(self) -> dict[str, Any] | None:
@@ -175,11 +182,10 @@ class ThreadJob:
 
     def save_checkpoint(self, dir_or_path: str | Path) -> Path:
         """Write <stem>.safetensors and <stem>.json (a folder gets <arch>-<dataset>.*)."""
-        target = Path(dir_or_path)
-        if target.suffix not in (checkpoint.SUFFIX, ".json"):
-            target = target / f"{self.arch}-{self.dataset}{checkpoint.SUFFIX}"
         tensors, meta = checkpoint_contents(self.trainer, self.log, self.state, self.dataset)
-        return checkpoint.write_checkpoint(target, tensors, meta)
+        return checkpoint.write_checkpoint(
+            checkpoint_target(dir_or_path, self.arch, self.dataset), tensors, meta
+        )
 
     def restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         """Continue from a checkpoint (before the job starts)."""

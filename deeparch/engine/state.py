@@ -112,3 +112,20 @@ class StateMachine:
     def wait_final(self, timeout: float | None = None) -> bool:
         with self.condition:
             return self.condition.wait_for(lambda: self._state.is_final, timeout)
+
+
+class StateView:
+    """A job's state, reason and whether it is active, read from its `machine`."""
+
+    machine: StateMachine
+
+    @property
+    def state(self) -> JobState:
+        return self.machine.state
+
+    @property
+    def reason(self) -> str:
+        return self.machine.reason
+
+    def is_active(self) -> bool:
+        return self.state.is_active

@@ -1,0 +1,175 @@
+"""The Ray backend's worker: a process that trains the jobs a RayBackend hands it, one at a time.
+
+Worker is a plain class; deeparch.engine.ray_backend makes it a threaded Ray actor, so that reads
+and controls are answered while a job trains. Each job it trains is a WorkerJob: the thread
+backend's ThreadJob (prepare, the Trainer and its callbacks, JobControl, checkpointing), whose
+training thread runs here, in the worker's process. Nothing in this module imports ray.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from deeparch.engine.checkpointing import checkpoint_contents
+from deeparch.engine.config import TrainConfig
+from deeparch.engine.job import ThreadJob
+from deeparch.engine.mirror import changes_since
+from deeparch.engine.prepare import prepare
+from deeparch.engine.state import JobState
+from deeparch.engine.threads import run_in_fresh_thread
+from deeparch.errors import DeeparchError
+
+# (tensors, description) of a checkpoint to continue from, as deeparch.checkpoint reads them.
+Resume = tuple[dict[str, torch.Tensor], dict[str, Any]]
+CONTROLS = ("pause", "resume", "step", "stop")
+
+
+class Status(NamedTuple):
+    """A job's state as its worker last saw it; `version` counts its state changes."""
+
+    version: int
+    state: str
+    reason: str
+    step: int
+
+
+class WorkerJob(ThreadJob):
+    """A ThreadJob that numbers its state changes, so that a caller can wait for the next one."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.version = 0
+        super().__init__(*args, **kwargs)
+
+    def _publish_state(self, state: JobState, reason: str) -> None:
+        super()._publish_state(state, reason)
+        # The state machine calls this under its condition (deeparch.engine.state).
+        self.version += 1
+        self.machine.condition.notify_all()
+
+    def status(self) -> Status:
+        with self.machine.condition:
+            state, reason = self.machine.read()
+            return Status(self.version, str(state), reason, self.trainer.progress.global_step)
+
+    def wait_for_change(self, version: int, timeout: float) -> Status:
+        """The status once it differs from `version`, or after `timeout` seconds."""
+        with self.machine.condition:
+            self.machine.condition.wait_for(lambda: self.version != version, timeout)
+            return self.status()
+
+
+def build_job(job_id: str, config: TrainConfig, resume: Resume | None) -> WorkerJob:
+    """Prepare (one dry-run batch included) and restore a job, as the thread backend does."""
+    job = WorkerJob(job_id, prepare(config))
+    if resume is not None:
+        job.restore(*resume)
+    return job
+
+
+class Worker:
+    """One worker process's jobs by id. A DeeparchError is returned, not raised, so that it
+    reaches the server as itself rather than wrapped in Ray's RayTaskError."""
+
+    def __init__(self, threads: int) -> None:
+        # Ray reserves num_cpus for this actor; torch uses as many threads, at least one.
+        torch.set_num_threads(max(1, threads))
+        self._jobs: dict[str, WorkerJob] = {}
+        self._lock = threading.Lock()
+
+    def where(self) -> tuple[str, int]:
+        """(host name, process id): which machine and process train here."""
+        return socket.gethostname(), os.getpid()
+
+    def _job(self, job_id: str) -> WorkerJob:
+        with self._lock:
+            return self._jobs[job_id]
+
+    @staticmethod
+    def _build(job_id: str, config: TrainConfig, resume: Resume | None) -> WorkerJob:
+        # In a thread that ends afterwards: the actor's call threads live on, and one that ran
+        # torch's parallel kernels would keep an OpenMP team (deeparch.engine.threads explains).
+        return run_in_fresh_thread(build_job, job_id, config, resume, name="deeparch-prepare")
+
+    def describe(
+        self, job_id: str, config: TrainConfig, resume: Resume | None
+    ) -> dict[str, Any] | DeeparchError:
+        """Build the job as `begin` will, and return its first snapshot; keep nothing."""
+        try:
+            return self._build(job_id, config, resume).snapshot()
+        except DeeparchError as error:
+            return error
+
+    def begin(
+        self,
+        job_id: str,
+        config: TrainConfig,
+        resume: Resume | None,
+        hooks: list[Callable[[WorkerJob], Any]],
+    ) -> Status | DeeparchError:
+        """Build the job, call each hook on it, and start its training thread."""
+        try:
+            job = self._build(job_id, config, resume)
+        except DeeparchError as error:
+            return error
+        for hook in hooks:
+            hook(job)
+        with self._lock:
+            self._jobs[job_id] = job
+        job.start()
+        return job.status()
+
+    def watch(self, job_id: str, version: int, timeout: float) -> Status:
+        return self._job(job_id).wait_for_change(version, timeout)
+
+    def control(self, job_id: str, action: str, reason: str = "") -> tuple[bool, Status]:
+        if action not in CONTROLS:
+            raise ValueError(f"unknown control {action!r}; known: {', '.join(CONTROLS)}")
+        job = self._job(job_id)
+        done = job.stop(reason) if action == "stop" else getattr(job, action)()
+        return done, job.status()
+
+    def wait_paused(self, job_id: str, timeout: float) -> tuple[bool, Status]:
+        job = self._job(job_id)
+        return job.wait_paused(timeout), job.status()
+
+    def changes(self, job_id: str, cursor: dict[str, Any]) -> dict[str, Any]:
+        """What a mirror at `cursor` lacks of the job's snapshot, and the job's status."""
+        job = self._job(job_id)
+        status = job.status()
+        return {"status": status, **changes_since(job.snapshot(), cursor)}
+
+    def model_copy(self, job_id: str) -> nn.Module:
+        return self._job(job_id).model_copy()
+
+    def checkpoint(self, job_id: str) -> Resume:
+        job = self._job(job_id)
+        return checkpoint_contents(job.trainer, job.log, job.state, job.dataset)
+
+    def initial_model(self, config: TrainConfig) -> nn.Module:
+        """A queued job's weights: the model its seed builds, in eval mode, on the CPU."""
+        prepared = run_in_fresh_thread(prepare, config, False, name="deeparch-prepare")
+        return prepared.template
+
+    def call(self, job_id: str, function: Callable[[WorkerJob], Any]) -> Any:
+        """function(job) here, for tests and diagnostics."""
+        return function(self._job(job_id))
+
+    def final(self, job_id: str, cursor: dict[str, Any]) -> dict[str, Any]:
+        """An ended job's last changes, weights and checkpoint contents; then it is forgotten."""
+        job = self._job(job_id)
+        job.wait()
+        ended = {
+            "changes": self.changes(job_id, cursor),
+            "model": job.model_copy(),
+            "checkpoint": self.checkpoint(job_id),
+        }
+        with self._lock:
+            del self._jobs[job_id]
+        return ended
