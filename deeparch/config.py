@@ -13,6 +13,10 @@ from typing import Any
 
 from deeparch.errors import ConfigError
 
+# The most entries a list field (layer widths) takes unless its hp() says otherwise: a link with
+# fifty 4096-wide layers would need about 17 GB, and no lesson needs more than a few layers.
+DEFAULT_MAX_ITEMS = 8
+
 
 @dataclass(frozen=True)
 class FieldSpec:
@@ -27,6 +31,7 @@ class FieldSpec:
     step: float | None = None
     choices: tuple | None = None
     log: bool = False  # a slider on a log scale (learning rates, weights of penalties)
+    max_items: int | None = None  # tuples: the most entries
 
     def allowed(self) -> str:
         """A phrase that says what values are allowed, for error messages and help texts."""
@@ -37,6 +42,8 @@ class FieldSpec:
         kind = {int: "an integer", float: "a number"}.get(self.type, self.type.__name__)
         if self.type is tuple:
             kind = "a comma-separated list of integers"
+            if self.max_items is not None:
+                kind = f"a comma-separated list of at most {self.max_items} integers"
             if self.min is not None and self.max is not None:
                 return f"{kind}, each from {_fmt(self.min)} to {_fmt(self.max)}"
             return kind
@@ -62,11 +69,15 @@ def hp(
     step: float | None = None,
     choices: tuple | list | None = None,
     log: bool = False,
+    max_items: int | None = None,
 ) -> Any:
     """Declare a config field with its default, its reason and the bounds the UI needs.
 
-    Tuples (layer widths) take `min`/`max` per element.
+    Tuples (layer widths) take `min`/`max` per element and `max_items` for their length
+    (DEFAULT_MAX_ITEMS unless given).
     """
+    if isinstance(default, tuple) and max_items is None:
+        max_items = DEFAULT_MAX_ITEMS
     meta = {
         "help": help,
         "min": min,
@@ -74,6 +85,7 @@ def hp(
         "step": step,
         "choices": tuple(choices) if choices is not None else None,
         "log": log,
+        "max_items": max_items,
     }
     return dataclasses.field(default=default, metadata=meta)
 
@@ -94,6 +106,7 @@ def field_specs(config_cls: type) -> list[FieldSpec]:
                 step=f.metadata.get("step"),
                 choices=f.metadata.get("choices"),
                 log=f.metadata.get("log", False),
+                max_items=f.metadata.get("max_items"),
             )
         )
     return specs
@@ -163,6 +176,8 @@ def check_value(spec: FieldSpec, value: Any) -> None:
     items = value if spec.type is tuple else (value,)
     if spec.type is tuple and len(items) == 0 and spec.min is not None:
         raise ConfigError(spec.name, value, spec.allowed(), "give at least one value")
+    if spec.type is tuple and spec.max_items is not None and len(items) > spec.max_items:
+        raise ConfigError(spec.name, value, spec.allowed(), f"{len(items)} given")
     for item in items:
         if isinstance(item, bool) or not isinstance(item, (int, float)):
             continue
@@ -207,11 +222,20 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 
 
 def parse_assignments(assignments: list[str] | None) -> dict[str, str]:
-    """Parse CLI `key=value` strings into a dict; raise ConfigError on a malformed one."""
+    """Parse CLI `key=value` strings into a dict; raise ConfigError on a malformed one or on a
+    key given twice (which of the two was meant cannot be guessed)."""
     result: dict[str, str] = {}
     for item in assignments or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError("--set", item, "key=value, for example --set hidden_sizes=500,200")
-        result[key.strip()] = value.strip()
+        key = key.strip()
+        if key in result:
+            raise ConfigError(
+                "--set",
+                item,
+                f"each key once; {key} is already set to {result[key]!r}",
+                "drop one of the two",
+            )
+        result[key] = value.strip()
     return result

@@ -12,6 +12,7 @@ from deeparch.engine.handle import JobHandle
 from deeparch.engine.state import ACTIVE_STATES
 from deeparch.errors import DeeparchError
 from deeparch.explore import views as explore
+from deeparch.figures.text import escape_markdown
 from pages._shared import (
     current_job,
     manager,
@@ -37,7 +38,7 @@ def choose_job(view: str, prefix: str) -> JobHandle | None:
         return None
     if len(jobs) == 1:
         job = jobs[0]
-        st.caption(f"Showing {job.id}: {job.arch} on {job.dataset}")
+        st.caption(escape_markdown(f"Showing {job.id}: {job.arch} on {job.dataset}"))
         return job
     labels = {job.id: explore.job_label(job) for job in jobs}
     chosen = st.selectbox(
@@ -55,7 +56,8 @@ def show_starter(view: str, prefix: str, spec: explore.ViewSpec) -> None:
     starter = spec.starter
     st.info(
         f"{spec.hint} Nothing of that kind in this session yet: train one on the Train page, "
-        f"load a checkpoint there, or start {starter['arch']} on {starter['dataset']} here."
+        f"load a checkpoint there, or start {escape_markdown(starter['arch'])} on "
+        f"{escape_markdown(starter['dataset'])} here."
     )
     if st.button(
         f"Train {starter['arch']} on {starter['dataset']} ({starter['epochs']} epochs)",
@@ -65,7 +67,7 @@ def show_starter(view: str, prefix: str, spec: explore.ViewSpec) -> None:
         try:
             job = manager().submit(explore.starter_config(view), owner=session_owner())
         except DeeparchError as error:
-            st.error(str(error))
+            st.error(escape_markdown(str(error)))
             return
         remember_job(job)
         st.rerun()
@@ -115,16 +117,17 @@ def status_line(job: JobHandle, live: bool) -> None:
     if live and not is_active(job):
         st.rerun()
     text = f"{snap['state']} · step {snap['step']}/{snap.get('total_steps', 0)}"
-    st.caption(text)
+    st.caption(escape_markdown(text))
     if snap["state"] == "queued":
         position = snap.get("queue_position")
         waiting = f" (position {position} in the queue)" if position else ""
         st.info(
-            f"This job waits for another one to finish{waiting}; until it starts, the views "
+            f"This job waits for another one to finish{escape_markdown(waiting)}; until it "
+            "starts, the views "
             "below show the untrained model."
         )
     if snap.get("reason") and snap["state"] in ("failed", "diverged"):
-        st.warning(snap["reason"])
+        st.warning(escape_markdown(snap["reason"]))
 
 
 def time_slider(steps: list[int], key: str) -> int:

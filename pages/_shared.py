@@ -13,6 +13,7 @@ from deeparch.engine.handle import JobHandle
 from deeparch.engine.manager import JobManager, get_manager
 from deeparch.engine.state import ACTIVE_STATES, FINAL_ORDER
 from deeparch.errors import ConfigError
+from deeparch.figures.text import escape_markdown
 
 OWNER_KEY = "deeparch_owner"
 CURRENT_JOB_KEY = "deeparch_current_job"
@@ -135,12 +136,15 @@ def _job_panel() -> None:
     for job in shown:
         snap = job.snapshot(owner=session_owner())  # reading as the owner keeps the job alive
         with st.container(border=True):
-            st.markdown(f"**{snap['arch']}** on {snap['dataset']} · _{snap['state']}_")
+            st.markdown(
+                f"**{escape_markdown(snap['arch'])}** on {escape_markdown(snap['dataset'])} · "
+                f"_{escape_markdown(snap['state'])}_"
+            )
             queue_position = snap.get("queue_position")
             text = f"step {snap.get('step', 0)}/{snap.get('total_steps', 0)}"
             if snap["state"] == "queued" and queue_position:
                 text = f"queued, position {queue_position}"
-            st.progress(progress_fraction(snap), text=text)
+            st.progress(progress_fraction(snap), text=escape_markdown(text))
             if job.state in ACTIVE_STATES:
                 pause_col, stop_col = st.columns(2)
                 paused = job.state == "paused"
@@ -155,7 +159,7 @@ def _job_panel() -> None:
     ended = [job.state for job in jobs if job.state not in ACTIVE_STATES]
     if ended:
         counts = ", ".join(f"{ended.count(s)} {s}" for s in FINAL_ORDER if s in ended)
-        st.caption(f"Ended runs: {counts}; see Compare.")
+        st.caption(f"Ended runs: {escape_markdown(counts)}; see Compare.")
 
 
 # ---------------------------------------------------------------- config forms
@@ -257,9 +261,9 @@ def show_errors(errors: Mapping[str, ConfigError], slots: Mapping[str, Any]) -> 
     for field, error in errors.items():
         slot = slots.get(field)
         if slot is not None:
-            slot.error(str(error))
+            slot.error(escape_markdown(str(error)))
         else:
-            st.error(str(error))
+            st.error(escape_markdown(str(error)))
 
 
 def validate_config(config_cls: type, values: Mapping[str, Any]) -> Any:

@@ -9,6 +9,7 @@ from deeparch.errors import DeeparchError
 from deeparch.explore import autoencoders as ae
 from deeparch.explore import views as explore
 from deeparch.figures import explore as figs
+from deeparch.figures.text import escape_markdown
 from pages._explore_common import choose_job, dataset, job_model, show_live, time_slider
 
 P = "ae"  # widget key prefix of this page
@@ -35,7 +36,7 @@ def job_section(job) -> None:
     if snap["task"] == "denoise":
         skips = snap["config"]["arch_config"].get("skip_connections", True)
         st.caption(
-            f"{snap['arch']}: a U-Net has no small code; "
+            f"{escape_markdown(snap['arch'])}: a U-Net has no small code; "
             + (
                 "skip connections hand each encoder level's feature maps to the decoder, so fine "
                 "strokes survive. Train it again with skip_connections off to see the bottleneck "
@@ -48,7 +49,8 @@ def job_section(job) -> None:
     else:
         model, _step = job_model(job)
         st.caption(
-            f"{snap['arch']} with a code of {model.code_size} numbers for {pixels} pixels; set "
+            f"{escape_markdown(snap['arch'])} with a code of {model.code_size:d} numbers for "
+            f"{pixels:d} pixels; set "
             "the code size on the Train page, or compare code sizes with PCA below."
         )
     steps = explore.snapshot_steps(snapshots)
@@ -95,7 +97,7 @@ def comparison_section() -> None:
     try:
         result = comparison_cached(*request)
     except DeeparchError as error:  # a combination no widget bound foresaw: say so, never crash
-        st.error(str(error))
+        st.error(escape_markdown(str(error)))
         return
     st.plotly_chart(
         figs.bar_figure(

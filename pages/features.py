@@ -14,6 +14,7 @@ from deeparch.explore.images import (
     preprocess_image,
 )
 from deeparch.figures import explore as figs
+from deeparch.figures.text import escape_markdown
 from pages._explore_common import choose_job, dataset, job_model, show_live
 
 P = "feat"  # widget key prefix of this page
@@ -34,7 +35,8 @@ def input_image(info, data) -> np.ndarray | None:
     if source == SOURCES[0]:
         index = st.number_input("validation image #", 0, len(data.x_val) - 1, 0, key=f"{P}_index")
         label = int(data.y_val[index])
-        st.caption(f"true class: {info.class_names[label] if info.class_names else label}")
+        name = info.class_names[label] if info.class_names else label
+        st.caption(f"true class: {escape_markdown(name)}")
         return data.x_val[index].numpy()
     if source == SOURCES[1]:
         from streamlit_drawable_canvas import st_canvas
@@ -76,7 +78,7 @@ def input_image(info, data) -> np.ndarray | None:
         picture = decode_upload(upload.getvalue(), upload.name)
         return preprocess_image(picture, info.input_shape, invert=invert, name=upload.name).numpy()
     except DeeparchError as error:
-        st.error(str(error))
+        st.error(escape_markdown(str(error)))
         return None
 
 
@@ -173,7 +175,7 @@ if job is not None:
         try:
             result = inspect_cached(job.id, step, image)
         except DeeparchError as error:
-            st.error(str(error))
+            st.error(escape_markdown(str(error)))
             return
         show_inspection(result, data.info.class_names)
 

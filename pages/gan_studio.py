@@ -198,7 +198,7 @@ def browser_views(job, model, dataset_name: str) -> None:
     image_scrubber(shared, name, job.id, SCRUBBER, steps, memory="gan")
     st.session_state.pop(f"{P}_class", None)  # the fallback starts from the chosen class
     st.caption(
-        f"These use the weights of step {step}, refreshed at each snapshot while the job "
+        f"These use the weights of step {step:,}, refreshed at each snapshot while the job "
         "trains; point along the strip to walk between the two noise vectors."
     )
 
@@ -222,7 +222,7 @@ if job is not None:
             browser_views(job, model, snap["dataset"])
             return
         st.caption(
-            f"The views below use the latest weights (step {step}): only the fixed-noise grid "
+            f"The views below use the latest weights (step {step:d}): only the fixed-noise grid "
             "above keeps earlier steps, so the time slider does not move them."
         )
         class_index = 0

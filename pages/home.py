@@ -7,6 +7,7 @@ import streamlit as st
 from deeparch.errors import DeeparchError
 from deeparch.figures.diagrams import asset_for
 from deeparch.figures.layer_drawing import layer_stack_drawing
+from deeparch.figures.text import escape_markdown
 from deeparch.introspection.table import summarize
 from deeparch.models import archs_in_gallery_order, create_model, get_arch, list_families
 from pages import _shared  # noqa: F401  (imported for use_app_router: app.py routes every page)
@@ -46,8 +47,11 @@ def drawing_from_layer_table(arch: str) -> str | None:
 def card(arch: str) -> None:
     spec = get_arch(arch)
     with st.container(border=True, key=f"home_card_{arch}"):
-        st.markdown(f"#### {arch}")
-        st.caption(f"family **{spec.family}** · task **{spec.task}** · data {spec.default_dataset}")
+        st.markdown(f"#### {escape_markdown(arch)}")
+        st.caption(
+            f"family **{escape_markdown(spec.family)}** · task **{escape_markdown(spec.task)}** · "
+            f"data {escape_markdown(spec.default_dataset)}"
+        )
         # Its own drawing or its family's in assets/, else one made from its layer table.
         drawing = asset_for(arch, spec.family, ASSETS_DIR) or drawing_from_layer_table(arch)
         if drawing is not None:

@@ -6,10 +6,11 @@ import sys
 import pandas as pd
 import streamlit as st
 
+from deeparch import share
 from deeparch.errors import ConfigError, DeeparchError
 from deeparch.figures.conv_layer import layer_figure
 from deeparch.figures.graph import graph_dot
-from deeparch.figures.text import escape_markdown
+from deeparch.figures.text import code_span, escape_markdown
 from deeparch.introspection.convmath import LAYER_BOUNDS, LAYER_MODES, layer_axis
 from deeparch.introspection.graph import summarize_graph
 from deeparch.introspection.model_graph import collapse
@@ -68,16 +69,16 @@ def shape_text(shape: object) -> str:
 def layer_detail(row: object) -> None:
     """Everything about one layer: shapes, the worked-out count, its receptive field and code."""
     detail = row.detail
-    st.markdown(f"### `{row.name}` · {row.type}")
+    st.markdown(f"### {code_span(row.name)} · {escape_markdown(row.type)}")
     st.code(f"{row.name.split('.')[-1]} = {detail.get('code', row.type)}", language="python")
     shapes = st.columns(4)
     shapes[0].metric("input shape", shape_text(detail.get("input_shape")))
     shapes[1].metric("output shape", shape_text(row.output_shape))
     shapes[2].metric("weight shape", shape_text(detail.get("weight_shape")))
     shapes[3].metric("bias shape", shape_text(detail.get("bias_shape")))
-    st.markdown(f"**Parameters:** `{row.formula}`")
+    st.markdown(f"**Parameters:** {code_span(row.formula)}")
     if detail.get("formula_legend"):
-        st.caption(detail["formula_legend"])
+        st.caption(escape_markdown(detail["formula_legend"]))
     others = {
         k: v for k, v in detail.get("parameter_shapes", {}).items() if k not in ("weight", "bias")
     }
@@ -86,11 +87,13 @@ def layer_detail(row: object) -> None:
     if detail.get("receptive_field"):
         field, jump = detail["receptive_field"], detail.get("jump") or []
         st.info(
-            f"Receptive field {shape_text(field)}: one output position of this layer sees a "
-            f"{shape_text(field)} window of the input; neighbouring outputs are "
-            f"{shape_text(jump)} input positions apart."
+            f"Receptive field {escape_markdown(shape_text(field))}: one output position of this "
+            f"layer sees a {escape_markdown(shape_text(field))} window of the input; neighbouring "
+            f"outputs are {escape_markdown(shape_text(jump))} input positions apart."
         )
-    st.caption(f"{row.mult_adds:,} mult-adds per sample · called {detail.get('calls', 0)} time(s)")
+    st.caption(
+        f"{row.mult_adds:,} mult-adds per sample · called {detail.get('calls', 0):d} time(s)"
+    )
 
 
 def conv_arithmetic() -> None:
@@ -138,7 +141,7 @@ def conv_arithmetic() -> None:
     except ConfigError as error:  # the message instead of any result: nothing stale stays
         st.error(escape_markdown(str(error)))
         return
-    size_text = f"{axis.out} × {axis.out}" if dims == "2-D" else f"{axis.out}"
+    size_text = f"{axis.out:d} × {axis.out:d}" if dims == "2-D" else f"{axis.out:d}"
     st.success(f"output size: **{size_text}**")
     rank = 2 if dims == "2-D" else 1
     if instant_toggle("conv_instant", "the sliding window"):
@@ -176,6 +179,8 @@ if "inspect_arch" not in st.session_state:
     st.session_state["inspect_arch"] = (
         wanted if wanted in archs else "cnn" if "cnn" in archs else archs[0]
     )
+    for problem in share.decode({"arch": wanted}).problems if wanted is not None else []:
+        st.warning(f"The link's value was not used: {escape_markdown(problem)}")
 top = st.columns([2, 2, 3])
 arch = top[0].selectbox("architecture", archs, key="inspect_arch")
 spec = get_arch(arch)
@@ -195,9 +200,9 @@ if not errors:
     except ConfigError as error:
         errors = {error.field: error}
     except DeeparchError as error:
-        st.error(str(error))
+        st.error(escape_markdown(str(error)))
     except RuntimeError as error:  # a combination no check foresaw: say so, never a traceback
-        st.error(f"{arch} cannot be built with these settings: {error}")
+        st.error(escape_markdown(f"{arch} cannot be built with these settings: {error}"))
 show_errors(errors, slots)
 
 if table is not None:
@@ -253,9 +258,9 @@ if table is not None:
         ):
             graph = collapse(graph, graph.repeated_blocks)
         if not graph.traced:
-            st.warning(f"drawn in module order: {graph.reason}")
+            st.warning(f"drawn in module order: {escape_markdown(graph.reason)}")
         for note in graph.notes:
-            st.caption(note)
+            st.caption(escape_markdown(note))
         st.caption("Shapes on the arrows include the batch dimension (1).")
         with st.container(key="inspect_diagram"):
             st.graphviz_chart(graph_dot(graph))
@@ -264,7 +269,7 @@ else:
         tab.info("Fix the hyperparameter marked above to see the layers.")
 with code_tab:
     module = sys.modules[spec.builder.__module__]
-    st.caption(f"`{module.__name__}`: the file that builds {arch}")
+    st.caption(f"{code_span(module.__name__)}: the file that builds {escape_markdown(arch)}")
     st.code(inspect.getsource(module), language="python", line_numbers=True)
 with conv_tab:
     conv_arithmetic()

@@ -8,6 +8,7 @@ import streamlit as st
 from deeparch.explore import latent
 from deeparch.explore.payload import pack
 from deeparch.figures import explore as figs
+from deeparch.figures.text import escape_markdown
 from pages._components import (
     browser_weights,
     choose,
@@ -315,7 +316,7 @@ if job is not None:
         model, step = job_model(job)
         data = dataset(snap["dataset"])
         instant = instant_toggle(f"{P}_instant", "decoding")
-        st.subheader(latent.latent_space_heading(model.latent_dim))
+        st.subheader(escape_markdown(latent.latent_space_heading(model.latent_dim)))
         explorer = instant and show_explorer(job, model.latent_dim, snap["dataset"])
         means = means_cached(job.id, step, snap["dataset"])
         labels = data.y_val[: len(means)].numpy()

@@ -7,6 +7,7 @@ import streamlit as st
 
 from deeparch.explore import sequences as seq
 from deeparch.figures import explore as figs
+from deeparch.figures.text import escape_markdown
 from pages._explore_common import (
     choose_job,
     dataset,
@@ -150,7 +151,7 @@ def comparison_section() -> None:
             ),
             key=f"{P}_grads",
         )
-        st.caption(accuracy_caption(comparison, request[2]))
+        st.caption(escape_markdown(accuracy_caption(comparison, request[2])))
 
 
 def accuracy_caption(comparison: seq.GradientComparison, train_steps: int) -> str:
@@ -211,7 +212,8 @@ def speed_section() -> None:
         )
         threads = {r.torch_threads for r in results}
         st.caption(
-            f"Measured on this machine's CPU with {', '.join(map(str, sorted(threads)))} torch "
+            f"Measured on this machine's CPU with "
+            f"{escape_markdown(', '.join(map(str, sorted(threads))))} torch "
             "thread(s), forward and backward pass and an Adam step per batch, after 2 warm-up "
             "steps. On a GPU the ranking can differ: a QRNN's convolutions parallelise over "
             "time steps, an LSTM's recurrence cannot."

@@ -83,10 +83,10 @@ def start_job(arch: str, dataset: str, arch_values: dict, train_values: dict, sl
         show_errors({error.field: error}, slots)
         return
     except DeeparchError as error:
-        st.error(str(error))
+        st.error(escape_markdown(str(error)))
         return
     except RuntimeError as error:  # a combination no check foresaw: say so, never a traceback
-        st.error(f"{arch} cannot train with these settings: {error}")
+        st.error(escape_markdown(f"{arch} cannot train with these settings: {error}"))
         return
     remember_job(job)
     st.session_state["train_last_state"] = job.state
@@ -130,7 +130,7 @@ def live_panel() -> None:
     text = f"{epoch} · step {snap.get('step', 0)}/{snap.get('total_steps', 0)}"
     if state == "queued":
         text = f"queued (position {snap.get('queue_position')}): another job is training"
-    st.progress(progress_fraction(snap), text=f"{state} · {text}")
+    st.progress(progress_fraction(snap), text=escape_markdown(f"{state} · {text}"))
     numbers = st.columns(5)
     numbers[0].metric("state", state)
     numbers[1].metric("samples/s", f"{snap.get('samples_per_s') or 0:,.0f}")
@@ -139,12 +139,12 @@ def live_panel() -> None:
     numbers[3].metric("elapsed", f"{snap.get('elapsed_s') or 0:.1f} s")
     numbers[4].metric("device", str(snap.get("device", "?")))
     if state in ("failed", "diverged"):
-        st.error(f"The run {state}: {snap.get('reason') or 'no reason given'}")
+        st.error(escape_markdown(f"The run {state}: {snap.get('reason') or 'no reason given'}"))
     elif state == "stopped" and snap.get("reason"):
-        st.warning(snap["reason"])
+        st.warning(escape_markdown(snap["reason"]))
     explosion = loss_explosion_note(snap.get("losses", {}), float(snap.get("lr") or 0.0))
     if explosion and state != "diverged":
-        st.warning(explosion)
+        st.warning(escape_markdown(explosion))
     charts = st.columns(2)
     charts[0].plotly_chart(viz.loss_figure(snap.get("losses", {})), key="train_loss_chart")
     if snap.get("epoch_metrics"):
@@ -186,7 +186,8 @@ def load_upload(uploaded) -> None:
         return
     remember_loaded(job)
     name = escape_markdown(archive.shown_name(uploaded.name))
-    st.success(f"Loaded {job.snapshot()['arch']} ({name}); compare it on the Compare page.")
+    arch = escape_markdown(job.snapshot()["arch"])
+    st.success(f"Loaded {arch} ({name}); compare it on the Compare page.")
 
 
 def checkpoint_section(job) -> None:
@@ -206,8 +207,10 @@ def checkpoint_section(job) -> None:
             st.caption("Pause or finish a run to download its weights (.safetensors + .json).")
     with load_col:
         st.markdown("**Load**")
+        # No `type` filter: the browser's refusal would read " files are not allowed" without the
+        # types that are; deeparch's own names them (and says why a .pt is never opened).
         uploaded = st.file_uploader(
-            "a deeparch checkpoint", type=["zip", "safetensors"], key="train_upload"
+            "a deeparch checkpoint (.zip or .safetensors)", key="train_upload"
         )
         if uploaded is not None and st.session_state.get("train_loaded_name") != uploaded.file_id:
             st.session_state["train_loaded_name"] = uploaded.file_id

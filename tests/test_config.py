@@ -102,5 +102,6 @@ def test_a_space_inside_a_number_is_refused_not_joined(text):
         make_config(ToyConfig, {"sizes": text})
     assert caught.value.field == "sizes"
     assert str(caught.value) == (
-        f"sizes={text!r} is not allowed: a comma-separated list of integers, each from 1 to 4096"
+        f"sizes={text!r} is not allowed: a comma-separated list of at most 8 integers, each from "
+        "1 to 4096"
     )

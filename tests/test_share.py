@@ -157,7 +157,8 @@ def test_unknown_names_and_bad_values_are_each_named_with_their_value():
     assert shared.arch_values == {}
     assert shared.train_values == {"epochs": 5}  # the good value is still used
     assert shared.problems == [
-        "hidden_sizes='1 6' is not allowed: a comma-separated list of integers, each from 1 to "
+        "hidden_sizes='1 6' is not allowed: a comma-separated list of at most 8 integers, each "
+        "from 1 to "
         "4096",
         "activation='swish' is not allowed: one of 'relu', 'tanh', 'sigmoid', 'leaky_relu', "
         "'gelu', 'elu'",

@@ -109,12 +109,27 @@ def _unpack(data: bytes, filename: str, folder: Path) -> tuple[Path, dict[Path, 
             _copy_capped(io.BytesIO(data), weights, MAX_UNPACKED_BYTES, filename, written)
             shown_names = {weights: shown_name(filename)}
         else:
-            raise _refused(filename, f"upload a .zip or a {SUFFIX} checkpoint")
+            raise _refused(filename, _wrong_type(filename))
     except BaseException:
         for path in written:
             path.unlink(missing_ok=True)
         raise
     return weights, shown_names
+
+
+# Suffixes of pickled PyTorch files, which deeparch never opens.
+PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle")
+
+
+def _wrong_type(filename: str) -> str:
+    """What to upload instead of a file of another type."""
+    allowed = f"upload a .zip or a {SUFFIX} checkpoint (the Train page's download gives a .zip)"
+    if filename.lower().endswith(PICKLE_SUFFIXES):
+        return (
+            f"it is a pickled PyTorch file, which deeparch never opens because unpickling runs "
+            f"any code stored in it; {allowed}"
+        )
+    return f"it is not a checkpoint; {allowed}"
 
 
 def _unpack_zip(

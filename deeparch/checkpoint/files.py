@@ -4,7 +4,8 @@
 state under `optimizer/<name>/<param index>/<key>`; its header metadata holds the JSON description
 (architecture, configs, dataset, metrics, versions), so the one file is complete on its own.
 <stem>.json repeats that description for people and tools that read JSON.
-Reading checks the file's bytes, the description's structure and the optimizer state's shapes, so
+Reading checks that the path is a plain file (a FIFO would block, a device never ends), the file's
+bytes, the description's structure and every optimizer tensor (deeparch.checkpoint.optimizer), so
 a cut-off or edited checkpoint is refused with one message that names the file and the problem.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import stat
 import uuid
 from pathlib import Path
 from typing import Any
@@ -25,11 +27,15 @@ from torch import nn
 
 import deeparch
 from deeparch.checkpoint.meta import check_description
+from deeparch.checkpoint.optimizer import (
+    OPTIMIZER_PREFIX,
+    CheckpointMismatchError,
+    check_optimizer_tensors,
+)
 from deeparch.errors import DeeparchError
 
 SUFFIX = ".safetensors"
 METADATA_KEY = "deeparch"
-OPTIMIZER_PREFIX = "optimizer/"
 # A safetensors header is JSON of at most 100 MB (the format's own limit, which safe_open checks).
 MAX_HEADER_BYTES = 100_000_000
 
@@ -46,7 +52,14 @@ def library_versions() -> dict[str, str]:
 
 def checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path]:
     """(weights file, JSON file) for a path given as <stem>, <stem>.safetensors or <stem>.json."""
+    if not str(path).strip():
+        blank = "only spaces" if str(path) else "empty"
+        raise DeeparchError(f"the checkpoint path is {blank}; give the path of a {SUFFIX} file")
     path = Path(path)
+    if not path.name:  # "/" or ".": no stem to add the suffix to
+        raise DeeparchError(
+            f"{path} is a folder, not a checkpoint; give the path of a {SUFFIX} file"
+        )
     if path.suffix == ".json":
         path = path.with_suffix(SUFFIX)
     elif path.suffix != SUFFIX:
@@ -142,6 +155,9 @@ def _damaged(path: Path, problem: str) -> DeeparchError:
 def _parse_json(text: str | bytes, path: Path, what: str) -> Any:
     try:
         return json.loads(text)
+    except RecursionError:
+        # Python's parser recurses once per level of nesting; no description nests beyond a few.
+        raise _damaged(path, f"{what} is nested too deeply to be a deeparch description") from None
     except json.JSONDecodeError as error:
         problem = f"{what} is not valid JSON ({error.msg} at character {error.pos})"
         raise _damaged(path, problem) from None
@@ -149,14 +165,70 @@ def _parse_json(text: str | bytes, path: Path, what: str) -> Any:
         raise _damaged(path, f"{what} is not valid JSON ({error})") from None
 
 
+# What a path that is no plain file is, for the message (stat's file types).
+FILE_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _plain_file_problem(path: Path) -> str | None:
+    """Why `path` (after links) is not a plain file to read, or None when it is one.
+
+    Reading a FIFO blocks until someone writes to it, and a device such as /dev/urandom never
+    ends: neither is ever opened.
+    """
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "missing"
+    except OSError as error:
+        return f"unreadable ({error.strerror or error})"
+    if stat.S_ISREG(mode):
+        return None
+    for test, kind in FILE_KINDS:
+        if test(mode):
+            return kind
+    return "not a plain file"
+
+
+def _check_plain_file(path: Path) -> None:
+    problem = _plain_file_problem(path)
+    if problem == "missing":
+        raise DeeparchError(f"no checkpoint at {path}")
+    if problem is not None:
+        shown = f"{path} (a link to {path.resolve()})" if path.is_symlink() else str(path)
+        raise DeeparchError(
+            f"{shown} is {problem}, not a checkpoint file; give the path of a {SUFFIX} file"
+        )
+
+
 def _first_bytes(path: Path) -> tuple[bytes, int]:
-    """(the first two bytes, the size) of a file."""
+    """(the first nine bytes, the size) of a file."""
     try:
         size = path.stat().st_size
         with open(path, "rb") as handle:
-            return handle.read(2), size
+            return handle.read(9), size
     except OSError as error:
         raise DeeparchError(f"cannot read {path}: {error.strerror or error}") from error
+
+
+def _pickled(head: bytes, size: int) -> bool:
+    """Whether a file's first bytes are a pickle (protocol 2 and later: 0x80 and the protocol) or
+    torch.save's zip, and not a safetensors header that happens to start with the same byte.
+
+    A safetensors file starts with its header's length (8 bytes, little-endian) and the header's
+    "{": a header of 640 bytes (0x280) starts with 0x80 0x02, as a pickle of protocol 2 does.
+    """
+    length = int.from_bytes(head[:8], "little")
+    if head[8:9] == b"{" and 8 + length <= size:
+        return False
+    return (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")) or (
+        head[:4] == b"PK\x03\x04"
+    )
 
 
 def _foreign(path: Path, kind: str) -> DeeparchError:
@@ -201,7 +273,7 @@ def _read_metadata(path: Path) -> dict[str, str]:
     makes no sense), and a file too short to hold a header is given its size ("header too small").
     """
     head, size = _first_bytes(path)
-    if head[:1] == b"\x80" or head == b"PK":  # pickle protocol 2+; torch.save's zip since 1.6
+    if _pickled(head, size):  # pickle protocol 2+; torch.save's zip since 1.6
         raise _foreign(path, "a pickled PyTorch file")
     if size < 9:  # 8 bytes of header length and at least the header's "{"
         length = "it is empty" if size == 0 else f"it is only {size} bytes long"
@@ -221,15 +293,14 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     """
     # A foreign suffix (.pt, .pth, .bin) is kept, so its first bytes are checked and it is refused.
     weights_path, json_path = checkpoint_paths(path)
-    if not weights_path.exists():
-        raise DeeparchError(f"no checkpoint at {weights_path}")
+    _check_plain_file(weights_path)
     metadata = _read_metadata(weights_path)
     if isinstance(metadata.get(METADATA_KEY), str):
         source = weights_path
         meta = _parse_json(metadata[METADATA_KEY], source, "its deeparch metadata")
-    elif json_path.is_file():
+    elif _plain_file_problem(json_path) is None:
         source = json_path
-        meta = _parse_json(json_path.read_bytes(), source, "its deeparch metadata")
+        meta = _parse_json(_read_description(json_path), source, "its deeparch metadata")
     else:
         raise DeeparchError(
             f"{weights_path} holds tensors but no deeparch description (architecture, configs); "
@@ -241,7 +312,20 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     except (safetensors.SafetensorError, ValueError, RuntimeError, TypeError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise _damaged(weights_path, f"safetensors cannot read it ({reason})") from error
+    check_optimizer_tensors(tensors, meta, weights_path)
     return tensors, meta
+
+
+def _read_description(path: Path) -> bytes:
+    """A .json description's bytes, refusing one larger than a safetensors header may be."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_HEADER_BYTES + 1)
+    except OSError as error:
+        raise DeeparchError(f"cannot read {path}: {error.strerror or error}") from error
+    if len(data) > MAX_HEADER_BYTES:
+        raise _damaged(path, f"it is over {MAX_HEADER_BYTES // 1_000_000} MB, not a description")
+    return data
 
 
 def split_tensors(
@@ -254,7 +338,8 @@ def split_tensors(
 
 
 def load_model_state(model: nn.Module, state: dict[str, torch.Tensor], arch: str) -> None:
-    """Load weights into a model after checking every name and shape, explaining a mismatch."""
+    """Load weights into a model after checking every name, shape and dtype, explaining a
+    mismatch (load_state_dict would cast bool, integer or complex weights without a word)."""
     expected = model.state_dict()
     missing = [name for name in expected if name not in state]
     unexpected = [name for name in state if name not in expected]
@@ -264,127 +349,21 @@ def load_model_state(model: nn.Module, state: dict[str, torch.Tensor], arch: str
             detail.append(f"missing {', '.join(missing[:5])}")
         if unexpected:
             detail.append(f"unexpected {', '.join(unexpected[:5])}")
-        raise DeeparchError(
+        raise CheckpointMismatchError(
             f"the checkpoint's tensors do not match architecture {arch!r}: {'; '.join(detail)}"
         )
     for name, tensor in expected.items():
         if tuple(state[name].shape) != tuple(tensor.shape):
-            raise DeeparchError(
+            raise CheckpointMismatchError(
                 f"tensor {name!r} has shape {tuple(state[name].shape)} in the checkpoint but "
                 f"{tuple(tensor.shape)} in architecture {arch!r} as configured; use the same "
                 "architecture settings the checkpoint was trained with"
             )
+        if state[name].dtype != tensor.dtype:
+            saved, wanted = (str(t.dtype).removeprefix("torch.") for t in (state[name], tensor))
+            raise CheckpointMismatchError(
+                f"tensor {name!r} is {saved} in the checkpoint but {wanted} in architecture "
+                f"{arch!r}; deeparch writes every tensor in its model's own dtype, so the file "
+                "was edited or written by another program"
+            )
     model.load_state_dict(state)
-
-
-def optimizer_state(
-    optimizers: dict[str, torch.optim.Optimizer],
-) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Optimizer state as (tensors for safetensors, JSON-ready scalars and parameter groups)."""
-    tensors: dict[str, torch.Tensor] = {}
-    described: dict[str, Any] = {}
-    for name, optimizer in optimizers.items():
-        state_dict = optimizer.state_dict()
-        scalars: dict[str, dict[str, Any]] = {}
-        for index, entries in state_dict["state"].items():
-            for key, value in entries.items():
-                if isinstance(value, torch.Tensor):
-                    tensors[f"{OPTIMIZER_PREFIX}{name}/{index}/{key}"] = value
-                else:
-                    scalars.setdefault(str(index), {})[key] = value
-        groups = [
-            {k: list(v) if isinstance(v, tuple) else v for k, v in group.items()}
-            for group in state_dict["param_groups"]
-        ]
-        described[name] = {"param_groups": groups, "scalars": scalars}
-    return tensors, described
-
-
-# Optimizer state entries that hold one number for a whole parameter tensor, not one per element.
-SCALAR_STATE_KEYS = ("step",)
-EDITED = "the optimizer state was edited or damaged"
-
-
-def _optimizer_tensors(
-    name: str,
-    parameters: list[nn.Parameter],
-    tensors: dict[str, torch.Tensor],
-    model: nn.Module | None,
-) -> dict[int, dict[str, Any]]:
-    """The tensor state of optimizer `name` by parameter index, each checked against its parameter.
-
-    Fused optimizers update a parameter and its state element by element, so a state tensor of
-    another shape would be read past its end or silently broadcast: it is refused here instead.
-    """
-    names = {id(p): n for n, p in model.named_parameters()} if model is not None else {}
-    state: dict[int, dict[str, Any]] = {}
-    prefix = f"{OPTIMIZER_PREFIX}{name}/"
-    for key, value in tensors.items():
-        if not key.startswith(prefix):
-            continue
-        index_text, _, entry = key[len(prefix) :].partition("/")
-        if not index_text.isdigit() or not entry:
-            raise DeeparchError(
-                f"the checkpoint's optimizer tensor {key!r} is not named "
-                f"{prefix}<parameter index>/<entry>; {EDITED}"
-            )
-        index = int(index_text)
-        if index >= len(parameters):
-            raise DeeparchError(
-                f"the checkpoint's optimizer tensor {key!r} belongs to parameter {index}, but "
-                f"optimizer {name!r} has {len(parameters)} parameters; {EDITED}"
-            )
-        param = parameters[index]
-        if entry in SCALAR_STATE_KEYS:
-            expected, like = (), "a single number"
-        else:
-            expected = tuple(param.shape)
-            like = f"like parameter {names.get(id(param), index)}"
-        if tuple(value.shape) != expected:
-            raise DeeparchError(
-                f"the checkpoint's optimizer tensor {key!r} has shape {tuple(value.shape)} but "
-                f"should have shape {expected}, {like}; {EDITED}"
-            )
-        state.setdefault(index, {})[entry] = value
-    return state
-
-
-def restore_optimizers(
-    optimizers: dict[str, torch.optim.Optimizer],
-    tensors: dict[str, torch.Tensor],
-    described: dict[str, Any],
-    model: nn.Module | None = None,
-) -> None:
-    """Load the state written by `optimizer_state` back into freshly built optimizers.
-
-    Every state tensor must have its parameter's shape (`model` names the parameter in the error).
-    """
-    for name, optimizer in optimizers.items():
-        if name not in described:
-            raise DeeparchError(f"the checkpoint has no state for optimizer {name!r}")
-        parameters = [p for group in optimizer.param_groups for p in group["params"]]
-        state = _optimizer_tensors(name, parameters, tensors, model)
-        for index, entries in described[name]["scalars"].items():
-            if int(index) >= len(parameters):
-                raise DeeparchError(
-                    f"the checkpoint's optimizer {name!r} has state for parameter {index}, but "
-                    f"it has {len(parameters)} parameters; {EDITED}"
-                )
-            state.setdefault(int(index), {}).update(entries)
-        current_groups = optimizer.state_dict()["param_groups"]
-        saved_groups = described[name]["param_groups"]
-        if len(saved_groups) != len(current_groups) or any(
-            len(saved["params"]) != len(current["params"])
-            for saved, current in zip(saved_groups, current_groups)
-        ):
-            raise DeeparchError(f"the checkpoint's optimizer {name!r} has a different layout")
-        groups = []
-        for saved, current in zip(saved_groups, current_groups):
-            # JSON turned tuples (Adam's betas) into lists; give them back their type.
-            groups.append(
-                {
-                    k: tuple(v) if isinstance(current.get(k), tuple) and isinstance(v, list) else v
-                    for k, v in saved.items()
-                }
-            )
-        optimizer.load_state_dict({"state": state, "param_groups": groups})

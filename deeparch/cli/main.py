@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from deeparch.cli import train as train_commands
+from deeparch.cli.options import name_option
 from deeparch.cli.render import print_table, table
 from deeparch.config import parse_assignments
 from deeparch.data import dataset_info, list_datasets
@@ -126,7 +127,7 @@ def _print_summary(summary: Any) -> None:
 
 def _summary_command(args: argparse.Namespace) -> int:
     overrides = parse_assignments(args.set)
-    summary = summarize(args.arch, overrides or None, args.dataset)
+    summary = summarize(args.arch, overrides or None, name_option("--dataset", args.dataset))
     if args.format == "json":
         print(json.dumps(summary.to_json_dict(), indent=2))
     elif args.format == "csv":

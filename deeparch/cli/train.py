@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from deeparch.bench.engine import run_bench
 from deeparch.bench.explore import add_command as add_bench_explore
-from deeparch.checkpoint.files import read_checkpoint
+from deeparch.checkpoint.files import checkpoint_paths, read_checkpoint
+from deeparch.checkpoint.optimizer import CheckpointMismatchError
+from deeparch.cli.options import name_option
 from deeparch.cli.render import TrainingProgress, print_table, table
 from deeparch.config import check_count, parse_assignments
 from deeparch.engine.config import TrainConfig, train_defaults, train_field_specs
@@ -26,6 +30,15 @@ EXIT_CODES = {"finished": 0, "failed": 1, "diverged": 3, "stopped": 130}
 EXIT_SAVE_FAILED = 4
 PROGRESS_INTERVAL_S = 0.25
 MAX_THREADS = 256
+# The training flags of `train` that are also TrainConfig fields (and so also --set keys).
+TRAIN_FLAGS = {
+    "epochs": "--epochs",
+    "lr": "--lr",
+    "batch_size": "--batch-size",
+    "optimizer": "--optimizer",
+    "seed": "--seed",
+    "max_steps": "--max-steps",
+}
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -112,24 +125,33 @@ def build_train_config(args: argparse.Namespace) -> Any:
                 f"a field of {args.arch} ({', '.join(sorted(arch_fields)) or 'none'}) "
                 f"or of training ({', '.join(sorted(train_fields))})",
             )
+    for name, flag in TRAIN_FLAGS.items():
+        if getattr(args, name) is not None and name in train_overrides:
+            raise ConfigError(
+                flag,
+                getattr(args, name),
+                f"either {flag} or --set {name}=..., not both",
+                f"--set {name}={train_overrides[name]} was given too",
+            )
+    dataset = name_option("--dataset", args.dataset)
     if args.resume:
         _, meta = read_checkpoint(args.resume)
         values = dict(meta["train_config"])
         if values.get("arch") != args.arch:
             raise ConfigError("ARCH", args.arch, f"{values.get('arch')!r}, the checkpoint's")
-        values["arch_config"] = {**values.get("arch_config", {}), **arch_overrides}
-        if args.dataset:
-            values["dataset"] = args.dataset
+        values["arch_config"] = {**(values.get("arch_config") or {}), **arch_overrides}
+        if dataset is not None:
+            values["dataset"] = dataset
     else:
         # The architecture's own training defaults (more epochs for slow learners), then the flags.
         values = {
             **train_defaults(args.arch),
             "arch": args.arch,
-            "dataset": args.dataset,
+            "dataset": dataset,
             "arch_config": arch_overrides,
         }
     values.update(train_overrides)
-    for name in ("epochs", "lr", "batch_size", "optimizer", "seed", "max_steps"):
+    for name in TRAIN_FLAGS:
         given = getattr(args, name)
         if given is not None:
             values[name] = given
@@ -167,7 +189,8 @@ def _train(args: argparse.Namespace, config: Any) -> int:
     # A manager of its own: one job, never expired (nobody sends heartbeats from a terminal).
     manager = JobManager(max_running=1, heartbeat_timeout=0)
     try:
-        job = manager.submit(config, resume=args.resume)
+        with naming_the_checkpoint(args.resume):
+            job = manager.submit(config, resume=args.resume)
     except KeyboardInterrupt:
         print("deeparch: interrupted (Ctrl-C) before training started", file=sys.stderr)
         return EXIT_CODES["stopped"]
@@ -209,9 +232,23 @@ def _train(args: argparse.Namespace, config: Any) -> int:
     return EXIT_CODES.get(job.state, 1) if save_error is None else EXIT_SAVE_FAILED
 
 
-def evaluate_command(args: argparse.Namespace) -> int:
+@contextlib.contextmanager
+def naming_the_checkpoint(path: str | None) -> Iterator[None]:
+    """Put the checkpoint's path in front of a mismatch found after it was read (such errors
+    say "the checkpoint's ..." without knowing which file it was)."""
+    try:
+        yield
+    except CheckpointMismatchError as error:
+        if path is None:
+            raise
+        weights = checkpoint_paths(path)[0]
+        raise CheckpointMismatchError(f"{weights} does not fit: {error}") from error
 
-    metrics = evaluate_checkpoint(args.checkpoint, dataset=args.dataset)
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    dataset = name_option("--dataset", args.dataset)
+    with naming_the_checkpoint(args.checkpoint):
+        metrics = evaluate_checkpoint(args.checkpoint, dataset=dataset)
     print(json.dumps(_json_ready(metrics)), flush=True)
     return 0
 

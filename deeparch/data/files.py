@@ -1,14 +1,19 @@
-"""Full image sets from a data folder via torchvision: MNIST, Fashion-MNIST, KMNIST, CIFAR-10."""
+"""Full image sets from a data folder: MNIST, Fashion-MNIST, KMNIST (IDX files, read and checked
+here), CIFAR-10; torchvision downloads them when online."""
 
 from __future__ import annotations
 
 import gzip
 import logging
-import shutil
+import math
+import os
 import socket
+import stat
+import struct
 import threading
 import urllib.parse
 import urllib.request
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +30,10 @@ IDX_FILES = (
     "t10k-images-idx3-ubyte",
     "t10k-labels-idx1-ubyte",
 )
+IDX_IMAGE_SIZE = (28, 28)
+IDX_CLASSES = 10  # MNIST, Fashion-MNIST and KMNIST have ten classes each
+# MNIST's largest file, the training images, is 47,040,016 bytes; anything far larger is not one.
+MAX_IDX_BYTES = 100_000_000
 CIFAR_PYTHON_DIR = "cifar-10-batches-py"
 CIFAR_PYTHON_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch", "batches.meta")
 CIFAR_PYTHON_ARCHIVE = "cifar-10-python.tar.gz"
@@ -94,31 +103,141 @@ def _cap(split: Splits, limit: int) -> Splits:
 # The MNIST family (IDX files)
 
 
-def _gunzip_missing(raw_dir: Path) -> None:
+def _unavailable(name: str, path: Path, problem: str) -> DatasetUnavailableError:
+    return DatasetUnavailableError(
+        f"{name}: {path} {problem}; put the original file there again (or delete it to download "
+        "it once more)"
+    )
+
+
+def _gunzip(name: str, packed: Path, target: Path) -> None:
+    """Decompress packed into target through a temporary file, so a gzip that is cut off or not a
+    gzip at all leaves no half-written target behind to break the next run."""
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    logger.info("decompressing %s", packed)
+    try:
+        written = 0
+        with gzip.open(packed, "rb") as source, open(temporary, "wb") as destination:
+            while chunk := source.read(1 << 20):
+                written += len(chunk)
+                if written > MAX_IDX_BYTES:
+                    raise _unavailable(
+                        name, packed, f"expands to more than {MAX_IDX_BYTES // 10**6} MB"
+                    )
+                destination.write(chunk)
+        os.replace(temporary, target)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as error:
+        kind = "is cut off" if isinstance(error, EOFError) else "is not a gzip file"
+        raise _unavailable(name, packed, f"{kind} ({error})") from None
+    except OSError as error:
+        raise _unavailable(name, packed, f"cannot be decompressed ({error})") from None
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _gunzip_missing(name: str, raw_dir: Path) -> None:
     """Decompress <file>.gz for any IDX file that is only there compressed (as downloaded)."""
-    for name in IDX_FILES:
-        target, packed = raw_dir / name, raw_dir / f"{name}.gz"
-        if not target.exists() and packed.exists():
-            logger.info("decompressing %s", packed)
-            with gzip.open(packed, "rb") as source, open(target, "wb") as destination:
-                shutil.copyfileobj(source, destination)
+    for file_name in IDX_FILES:
+        target, packed = raw_dir / file_name, raw_dir / f"{file_name}.gz"
+        if not target.exists() and packed.is_file():
+            _gunzip(name, packed, target)
+
+
+def read_idx(name: str, path: Path, dimensions: int) -> np.ndarray:
+    """An IDX file of unsigned bytes (LeCun's MNIST format) as a numpy array, checked.
+
+    The header is two zero bytes, the type code 0x08 (unsigned byte), the number of dimensions,
+    then each dimension as a big-endian 32-bit number; the bytes follow, exactly as many as the
+    dimensions multiply to.
+    """
+    try:
+        status = path.stat()
+        if not stat.S_ISREG(status.st_mode):  # a FIFO would block, a device never end
+            raise _unavailable(name, path, "is not a plain file (a FIFO, a device or a folder)")
+        size = status.st_size
+        if size > MAX_IDX_BYTES:
+            raise _unavailable(name, path, f"is {size:,} bytes, more than an IDX file of MNIST's")
+        data = path.read_bytes()
+    except OSError as error:
+        raise _unavailable(name, path, f"cannot be read ({error.strerror or error})") from None
+    header = 4 + 4 * dimensions
+    expected_magic = 0x0800 + dimensions
+    if len(data) < header:
+        raise _unavailable(name, path, f"is only {len(data)} bytes long, shorter than its header")
+    magic = int.from_bytes(data[:4], "big")
+    if magic != expected_magic:
+        raise _unavailable(
+            name,
+            path,
+            f"starts with the magic number 0x{magic:08x}, not 0x{expected_magic:08x} (an IDX file "
+            f"of {dimensions}-dimensional unsigned bytes)",
+        )
+    shape = struct.unpack(f">{dimensions}I", data[4:header])
+    count = math.prod(shape)
+    if len(data) - header != count:
+        raise _unavailable(
+            name,
+            path,
+            f"holds {len(data) - header:,} bytes after its header, but the header announces "
+            f"{' x '.join(str(n) for n in shape)} = {count:,} (the file was cut off?)",
+        )
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def read_idx_pair(
+    name: str, images_path: Path, labels_path: Path, classes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(images float32 (N, 1, 28, 28) in [0, 1], labels int64 (N,)) from an IDX pair, checked
+    against each other: as many labels as images, 28x28 images, labels from 0 to classes - 1."""
+    images = read_idx(name, images_path, 3)
+    labels = read_idx(name, labels_path, 1)
+    if images.shape[1:] != IDX_IMAGE_SIZE:
+        height, width = images.shape[1:]
+        raise _unavailable(
+            name, images_path, f"holds {height}x{width} images, but {name} images are 28x28"
+        )
+    if len(labels) != len(images):
+        raise _unavailable(
+            name,
+            labels_path,
+            f"holds {len(labels):,} labels for the {len(images):,} images in {images_path.name}",
+        )
+    if len(labels) and int(labels.max()) >= classes:
+        raise _unavailable(
+            name,
+            labels_path,
+            f"holds the label {int(labels.max())}, but {name}'s labels are 0 to {classes - 1}",
+        )
+    pixels = images.astype(np.float32) / 255.0
+    return pixels.reshape(-1, 1, *IDX_IMAGE_SIZE), labels.astype(np.int64)  # (N,28,28)->(N,1,28,28)
+
+
+def check_data_root(name: str, root: Path) -> None:
+    """The data folder must be a folder: DEEPARCH_DATA_DIR=/etc/passwd names a file."""
+    if root.exists() and not root.is_dir():
+        raise DatasetUnavailableError(
+            f"{name} is not available: the data folder {root} is a file, not a folder; set "
+            "DEEPARCH_DATA_DIR to a folder (or unset it to use the repository's data/)"
+        )
 
 
 def load_mnist_family(name: str, class_name: str, root: Path, limit: int, download: bool) -> Splits:
     """torchvision's MNIST / FashionMNIST / KMNIST: its train/test split as train/validation.
 
-    Images float32 (N, 1, 28, 28) in [0, 1]. Reads <root>/<class_name>/raw/; downloads only when
-    files are missing, `download` is true and the mirror answers.
+    Images float32 (N, 1, 28, 28) in [0, 1]. Reads <root>/<class_name>/raw/ (with read_idx, which
+    checks every count and size); downloads through torchvision only when files are missing,
+    `download` is true and the mirror answers.
     """
-    dataset_cls = _torchvision_class(class_name)
+    check_data_root(name, root)
     raw_dir = root / class_name / "raw"
-    _gunzip_missing(raw_dir)
-    missing = [f for f in IDX_FILES if not (raw_dir / f).is_file()]
+    _gunzip_missing(name, raw_dir)
+    missing = [f for f in IDX_FILES if not (raw_dir / f).exists()]
     why = "downloading is off (download=False)"
     if missing and download:
+        dataset_cls = _torchvision_class(class_name)
         urls = [mirror + dataset_cls.resources[0][0] for mirror in dataset_cls.mirrors]
         why = _try_download(dataset_cls, root, urls)
-        missing = [f for f in IDX_FILES if not (raw_dir / f).is_file()]
+        missing = [f for f in IDX_FILES if not (raw_dir / f).exists()]
     if missing:
         still_missing = (
             "" if len(missing) == len(IDX_FILES) else f" (missing: {', '.join(missing)})"
@@ -129,18 +248,10 @@ def load_mnist_family(name: str, class_name: str, root: Path, limit: int, downlo
             f"{why or 'the download left files missing'}. "
             "Set DEEPARCH_DATA_DIR to use another data folder."
         )
-    arrays = []
-    for train in (True, False):
-        try:
-            loaded = dataset_cls(str(root), train=train, download=False)
-        except Exception as error:  # a truncated or foreign file fails inside torchvision
-            raise DatasetUnavailableError(
-                f"{name}: could not read the IDX files in {raw_dir}: {error}"
-            ) from error
-        images = loaded.data.numpy().astype(np.float32) / 255.0
-        arrays.append(images.reshape(-1, 1, 28, 28))  # (N, 28, 28) -> (N, 1, 28, 28)
-        arrays.append(loaded.targets.numpy().astype(np.int64))
-    return _cap(Splits(*arrays), limit)
+    train_images, train_labels, val_images, val_labels = (raw_dir / f for f in IDX_FILES)
+    x_train, y_train = read_idx_pair(name, train_images, train_labels, IDX_CLASSES)
+    x_val, y_val = read_idx_pair(name, val_images, val_labels, IDX_CLASSES)
+    return _cap(Splits(x_train, y_train, x_val, y_val), limit)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,6 +299,7 @@ def load_cifar10(root: Path, limit: int, download: bool) -> Splits:
     Looks in order for <root>/cifar-10-batches-bin (read with numpy), <root>/cifar-10-batches-py
     (read by torchvision), <root>/cifar-10-python.tar.gz (extracted by torchvision), then downloads.
     """
+    check_data_root("cifar10", root)
     binary_dir = root / CIFAR_BINARY_DIR
     binary_train = [binary_dir / f for f in CIFAR_BINARY_TRAIN]
     if all(p.is_file() for p in binary_train + [binary_dir / CIFAR_BINARY_TEST]):

@@ -4,16 +4,25 @@ a trainer continues from one. The file format itself is deeparch.checkpoint's.""
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from deeparch.checkpoint import files as checkpoint
+from deeparch.checkpoint.optimizer import (
+    CheckpointMismatchError,
+    optimizer_state,
+    restore_optimizers,
+)
+from deeparch.config import check_value, coerce
+from deeparch.engine.config import TrainConfig, train_field_specs
 from deeparch.engine.loop import Trainer
 from deeparch.engine.metrics_log import MetricsLog
 from deeparch.engine.state import JobState
 from deeparch.errors import ConfigError
+from deeparch.models import get_arch
 
 FORMAT = "deeparch-checkpoint-1"
 
@@ -31,7 +40,7 @@ def checkpoint_contents(
     progress = trainer.progress
     with trainer.step_lock:
         tensors = cpu_copy(trainer.model.state_dict())
-        opt_tensors, opt_described = checkpoint.optimizer_state(trainer.task.optimizers)
+        opt_tensors, opt_described = optimizer_state(trainer.task.optimizers)
         tensors.update(cpu_copy(opt_tensors))
         opt_described = copy.deepcopy(opt_described)
         saved_progress = {
@@ -62,15 +71,19 @@ def restore_trainer(
 ) -> None:
     """Continue from a checkpoint: weights, optimizer state, counters and history.
 
-    `meta` comes from checkpoint.read_checkpoint, which has checked the type of every field
-    read here; weights and optimizer state are checked against the model's shapes.
+    `meta` comes from checkpoint.read_checkpoint, which has checked the type of every field read
+    here; weights and optimizer state are checked against the model, the counters against the
+    data and the run's limits. The optimizers keep the trainer's hyperparameters, so a resumed run
+    with another learning rate trains at that rate from the checkpoint's moments.
     """
     config = trainer.config
+    saved_config = _saved_config(meta)
+    _check_progress(trainer, meta, saved_config)
     model_state, optimizer_tensors = checkpoint.split_tensors(tensors)
     checkpoint.load_model_state(trainer.model, model_state, config.arch)
-    saved_optimizer = meta["train_config"].get("optimizer")
-    if saved_optimizer == config.optimizer and meta.get("optimizer"):
-        checkpoint.restore_optimizers(
+    if saved_config.optimizer == config.optimizer and meta.get("optimizer"):
+        _check_hyperparameters(meta["optimizer"])
+        restore_optimizers(
             trainer.task.optimizers, optimizer_tensors, meta["optimizer"], trainer.model
         )
         match_parameter_layouts(trainer.task.optimizers)
@@ -83,6 +96,119 @@ def restore_trainer(
     progress.elapsed_before = float(saved.get("elapsed_s") or 0.0)
     progress.final_metrics = dict(meta.get("final_metrics") or {})
     log.restore(meta["history"])
+    _check_room_to_train(trainer)
+
+
+def _saved_config(meta: dict[str, Any]) -> TrainConfig:
+    try:
+        return TrainConfig.from_dict(meta["train_config"])
+    except ConfigError as error:
+        raise CheckpointMismatchError(
+            f"the checkpoint's train_config cannot be used: {error}"
+        ) from None
+
+
+def _inconsistent(problem: str) -> CheckpointMismatchError:
+    return CheckpointMismatchError(
+        f"the checkpoint's {problem}; its description was edited or damaged"
+    )
+
+
+def _check_progress(trainer: Trainer, meta: dict[str, Any], saved_config: TrainConfig) -> None:
+    """The saved counters against the checkpoint's own settings and, when it trained on the same
+    data, against that data: a believed progress.step of 10**30 would report "reached max_steps"
+    steps that never happened."""
+    saved = meta["progress"]
+    step, epoch, epoch_step = int(saved["step"]), int(saved["epoch"]), int(saved["epoch_step"])
+    if epoch > int(saved_config.epochs):
+        raise _inconsistent(
+            f"progress.epoch is {epoch}, more than the {saved_config.epochs} epochs its "
+            "train_config trains"
+        )
+    if epoch_step > step:
+        raise _inconsistent(f"progress.epoch_step {epoch_step} is more than progress.step {step}")
+    diverged = meta.get("state") in ("diverged", "failed")
+    if not diverged and not math.isfinite(float(saved["epoch_loss_sum"])):
+        raise _inconsistent(
+            f"progress.epoch_loss_sum is {saved['epoch_loss_sum']}, but the run ended "
+            f"{meta.get('state') or 'without a state'}, not diverged"
+        )
+    for term, points in meta["history"]["losses"].items():
+        late = [point[0] for point in points if point[0] > step]
+        if late:
+            raise _inconsistent(
+                f"history.losses.{term} has step {late[0]}, after progress.step {step}"
+            )
+    spec = get_arch(saved_config.arch)
+    trained_on = saved_config.dataset or spec.default_dataset
+    for field, expected in (("dataset", trained_on), ("task", spec.task)):
+        if meta.get(field) is not None and meta[field] != expected:
+            raise _inconsistent(
+                f"{field} is {meta[field]!r}, but its train_config trains {saved_config.arch} "
+                f"{'on' if field == 'dataset' else 'as'} {expected!r}"
+            )
+    if trained_on != trainer.prepared.dataset_name:
+        return  # another dataset has other epochs: only the checks above apply
+    n = len(trainer.prepared.x_train)
+    per_epoch = max(1, n // min(int(saved_config.batch_size), n))
+    total = int(saved_config.epochs) * per_epoch
+    if int(saved_config.max_steps):
+        total = min(total, int(saved_config.max_steps))
+    if step > total:
+        raise _inconsistent(
+            f"progress.step is {step:,}, but its train_config trains at most {total:,} steps on "
+            f"{trainer.prepared.dataset_name}"
+        )
+    if epoch_step > per_epoch or step != epoch * per_epoch + epoch_step:
+        raise _inconsistent(
+            f"progress (step {step:,}, epoch {epoch:,}, epoch_step {epoch_step:,}) does not fit "
+            f"{per_epoch} steps per epoch (batch_size {saved_config.batch_size} on "
+            f"{n:,} training samples): step should be epoch x {per_epoch} + epoch_step"
+        )
+
+
+def _check_hyperparameters(described: dict[str, Any]) -> None:
+    """The saved learning rate and weight decay within TrainConfig's bounds: the restored optimizer
+    uses the run's own, but a checkpoint whose optimizer ran at lr -1 or 1e30 is not believed."""
+    specs = {spec.name: spec for spec in train_field_specs()}
+    for name, entry in described.items():
+        for index, group in enumerate(entry["param_groups"]):
+            for field in ("lr", "weight_decay"):
+                if field not in group:
+                    continue
+                value = group[field]
+                try:
+                    check_value(specs[field], coerce(specs[field], value))
+                except ConfigError as error:
+                    raise _inconsistent(
+                        f"optimizer.{name}.param_groups[{index}].{field} is {value!r}, not "
+                        f"{error.allowed}"
+                    ) from None
+
+
+def _check_room_to_train(trainer: Trainer) -> None:
+    """A resumed run whose limits lie below the checkpoint's step would report "step 5/3".
+
+    A checkpoint loaded to be shown has its own settings, which it always fits.
+    """
+    config, step = trainer.config, trainer.progress.global_step
+    if step <= trainer.total_steps:
+        return
+    max_steps = int(config.max_steps)
+    if max_steps and step > max_steps:
+        raise ConfigError(
+            "max_steps",
+            max_steps,
+            f"0 (all epochs) or at least {step:,}, the step the checkpoint reached",
+            "a resumed run goes on from the checkpoint's step",
+        )
+    epochs_done = math.ceil(step / trainer.steps_per_epoch)
+    raise ConfigError(
+        "epochs",
+        int(config.epochs),
+        f"at least {epochs_done:,}, the epochs the checkpoint has trained",
+        "a resumed run goes on from the checkpoint's step; raise epochs to train more",
+    )
 
 
 def match_parameter_layouts(optimizers: dict[str, torch.optim.Optimizer]) -> None:

@@ -1,9 +1,10 @@
-"""When a run has diverged: a non-finite loss term, a loss 1000x its first value, NaN weights."""
+"""When a run has diverged: a non-finite loss term, a loss 1000x its first value, NaN weights, or
+a layer whose output is no longer finite."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -15,6 +16,43 @@ EXPLOSION_FACTOR = 1000.0
 def weights_finite(model: nn.Module) -> bool:
     with torch.no_grad():
         return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+def _finite(value: object) -> bool:
+    if isinstance(value, torch.Tensor):
+        return not value.is_floating_point() or bool(torch.isfinite(value).all())
+    if isinstance(value, tuple | list):
+        return all(_finite(item) for item in value)
+    return True
+
+
+def first_nonfinite_output(model: nn.Module, run: Callable[[], object]) -> str | None:
+    """The first layer (in the order they ran) whose output is NaN or infinite while `run()` calls
+    the model; None when every output is finite.
+
+    Weights can be finite while a forward pass overflows (a VAE at lr 10: exp(logvar) becomes
+    infinite, and the loss function then refuses its NaN input with an error of its own). `run`
+    may raise: what was seen before it did still counts.
+    """
+    found: list[str] = []
+
+    def hook(name: str) -> Callable:
+        def record(_module: nn.Module, _inputs: tuple, output: object) -> None:
+            if not found and not _finite(output):
+                found.append(name or type(model).__name__)
+
+        return record
+
+    handles = [module.register_forward_hook(hook(name)) for name, module in model.named_modules()]
+    try:
+        with torch.no_grad():
+            run()
+    except Exception:  # noqa: BLE001 (the run is a probe after a failure; its own error is known)
+        pass
+    finally:
+        for handle in handles:
+            handle.remove()
+    return found[0] if found else None
 
 
 def explosion_reason(first_loss: float, loss: float, step: int, lr: float) -> str | None:

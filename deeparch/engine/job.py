@@ -22,7 +22,11 @@ from deeparch.checkpoint import files as checkpoint
 from deeparch.engine.callbacks import default_callbacks, progress_counters
 from deeparch.engine.checkpointing import checkpoint_contents, cpu_copy, restore_trainer
 from deeparch.engine.control import JobControl
-from deeparch.engine.divergence import EXPLOSION_FACTOR, weights_finite
+from deeparch.engine.divergence import (
+    EXPLOSION_FACTOR,
+    first_nonfinite_output,
+    weights_finite,
+)
 from deeparch.engine.loop import Trainer
 from deeparch.engine.metrics_log import MetricsLog
 from deeparch.engine.prepare import Prepared
@@ -242,12 +246,19 @@ class ThreadJob(StateView):
         return JobState.FAILED, f"{type(error).__name__} at step {step}: {message}"
 
     def _blow_up(self) -> str:
-        """Why an exception looks like divergence: NaN weights or an exploding loss; else ''."""
+        """Why an exception looks like divergence: NaN weights, an exploding loss, or a layer
+        whose output overflowed on a validation batch; else ''."""
         if not weights_finite(self.model):
             return "the weights became NaN"
         losses = self.log.copy()["losses"].get("loss", [])
         if len(losses) >= 2 and losses[-1][1] > EXPLOSION_FACTOR * max(abs(losses[0][1]), 1e-3):
             return f"the loss exploded from {losses[0][1]:.3g} to {losses[-1][1]:.3g}"
+        prepared = self._prepared
+        size = min(int(self.config.batch_size), len(prepared.x_val))
+        x, y = prepared.x_val[:size], prepared.y_val[:size]
+        layer = first_nonfinite_output(self.model, lambda: self.task.loss_terms(x, y))
+        if layer is not None:
+            return f"the output of {layer} became NaN or infinite"
         return ""
 
     def _release_device_memory(self) -> None:

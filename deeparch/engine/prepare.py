@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from deeparch.data import DataInfo, load_dataset
+from deeparch.engine.limits import check_job_limits
 from deeparch.engine.optim import choose_device, make_optimizer
 from deeparch.errors import ConfigError, DeeparchError
 from deeparch.models import create_model, get_arch
@@ -55,6 +56,7 @@ def prepare(config: Any, dry_run: bool = True) -> Prepared:
     # generator, which is lent seeded and under a lock (deeparch.randomness explains).
     with borrowed_global_generator(int(config.seed)):
         model, arch_config = create_model(config.arch, config.arch_config, data.info)
+    check_job_limits(config, arch_config, model, len(data.x_train))  # the class's caps
     use_job_dropout(model)  # dropout masks from the job's generator, not the process's
     check_batch_norm_batch(model, int(config.batch_size))
     template = copy.deepcopy(model).eval()

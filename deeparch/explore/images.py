@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import io
+import struct
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import nn
 
 from deeparch.errors import ConfigError, DeeparchError
 from deeparch.tasks import evaluation_mode
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # a photo of a digit needs far less; refuse anything larger
-MAX_UPLOAD_PIXELS = 4096 * 4096  # guards against decompression bombs (a small file, a huge image)
+# A small file can hold a huge image (a 16 KB PNG of 4096x4096 took 811 MB and 3 s to prepare):
+# at most 2048 x 2048 pixels are decoded, 21 times fewer than PIL's own limit of 89 million.
+MAX_UPLOAD_SIDE = 2048
+JPEG_DRAFT_SCALE = 8  # a JPEG decoder shrinks by up to 8 per side while decoding
+WORKING_SIDE = 512  # a decoded picture is shrunk to this many pixels a side at most
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Start-of-frame markers (baseline, progressive, lossless, ...), which carry the picture's size.
+JPEG_FRAME_MARKERS = frozenset(
+    {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+)
 ALLOWED_FORMATS = ("PNG", "JPEG")
 # MNIST digits sit in a 20x20 box centred in 28x28 (LeCun et al.); drawings are fitted the same way.
 DIGIT_BOX_FRACTION = 20 / 28
@@ -119,8 +129,62 @@ def inspect_image(model: nn.Module, image: torch.Tensor) -> ImageInspection:
     )
 
 
+def header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG's IHDR chunk or a JPEG's start-of-frame marker, read from the
+    bytes themselves before any decoder runs (PIL's own check refuses a valid 20000x20000 PNG as a
+    "decompression bomb" before its size can be said); None when the header is not there."""
+    if data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR" and len(data) >= 24:
+        width, height = struct.unpack(">II", data[16:24])
+        return width, height
+    if data[:2] != b"\xff\xd8":
+        return None
+    position = 2
+    while position + 4 <= len(data):
+        if data[position] != 0xFF:
+            return None
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            position += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
+            position += 2
+            continue
+        (length,) = struct.unpack(">H", data[position + 2 : position + 4])
+        if marker in JPEG_FRAME_MARKERS and position + 9 <= len(data):
+            height, width = struct.unpack(">HH", data[position + 5 : position + 9])
+            return width, height
+        position += 2 + length
+    return None
+
+
+def _too_large(filename: str, width: int, height: int, side: int) -> UploadError:
+    return UploadError(
+        filename,
+        f"{filename} is too large: {width} x {height} pixels, at most {side} x {side}; crop or "
+        "shrink it first (a digit needs no more than a few hundred pixels)",
+        f"a picture of at most {side} x {side} pixels",
+    )
+
+
+def _unreadable(filename: str, why: str) -> UploadError:
+    return UploadError(
+        filename,
+        f"{filename} could not be read as a picture: {why}; save it as PNG or JPEG and upload "
+        "it again",
+        "a PNG or JPEG picture",
+        "the file is damaged or not a picture",
+    )
+
+
 def decode_upload(data: bytes, filename: str = "the file") -> Image.Image:
-    """Open uploaded bytes as a PNG or JPEG image, refusing large, broken or other files."""
+    """Open uploaded bytes as a PNG or JPEG image, refusing large, broken or other files.
+
+    The size comes from the header before anything is decoded: a PNG may have at most
+    MAX_UPLOAD_SIDE x MAX_UPLOAD_SIDE pixels (its decoder holds every one), a JPEG up to 8 times
+    more per side, because its decoder shrinks it by up to 8 while decoding (Image.draft). The
+    picture is turned upright by its EXIF orientation (phones store photos sideways) and shrunk to
+    at most WORKING_SIDE pixels a side, so what follows handles a small array.
+    """
     allowed = "a PNG or JPEG picture"
     if len(data) == 0:
         raise UploadError(
@@ -134,6 +198,11 @@ def decode_upload(data: bytes, filename: str = "the file") -> Image.Image:
             f"{limit_mb} MB (a photo of one digit needs far less: crop or shrink it)",
             f"{allowed} of at most {limit_mb} MB",
         )
+    size = header_size(data)
+    if size is not None:
+        side = MAX_UPLOAD_SIDE * (JPEG_DRAFT_SCALE if data[:2] == b"\xff\xd8" else 1)
+        if size[0] * size[1] > side * side:
+            raise _too_large(filename, *size, side)
     try:
         image = Image.open(io.BytesIO(data))
         if image.format not in ALLOWED_FORMATS:
@@ -143,25 +212,43 @@ def decode_upload(data: bytes, filename: str = "the file") -> Image.Image:
                 "the picture in one of those formats)",
                 allowed,
             )
-        if image.width * image.height > MAX_UPLOAD_PIXELS:
-            raise UploadError(
-                filename,
-                f"{filename} is {image.width}x{image.height} pixels; upload a picture of at most "
-                "4096x4096 pixels (crop or shrink it first)",
-                "a picture of at most 4096x4096 pixels",
-            )
+        if image.format == "JPEG":
+            image.draft(image.mode, (WORKING_SIDE, WORKING_SIDE))  # decode at 1/2, 1/4 or 1/8
+        if image.width * image.height > MAX_UPLOAD_SIDE * MAX_UPLOAD_SIDE:
+            raise _too_large(filename, image.width, image.height, MAX_UPLOAD_SIDE)
         image.load()
+        image = ImageOps.exif_transpose(image)
+        image.thumbnail((WORKING_SIDE, WORKING_SIDE))
     except UploadError:
         raise
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
-        raise UploadError(
-            filename,
-            f"{filename} could not be read as a picture: it is damaged or not an image; save it "
-            "as PNG or JPEG and upload it again",
-            allowed,
-            "the file is damaged or not a picture",
-        ) from None
+    except Image.DecompressionBombError:
+        raise _unreadable(filename, "it claims more pixels than a picture may have") from None
+    except ValueError as error:
+        # PIL's cap on text (zTXt, iTXt) and colour-profile (iCCP) chunks that inflate too far
+        why = "a text or colour-profile chunk in it expands too far"
+        if "too large" not in str(error).lower():
+            why = "it is damaged or not an image"
+        raise _unreadable(filename, why) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, EOFError, struct.error, IndexError):
+        raise _unreadable(filename, "it is damaged or not an image") from None
     return image
+
+
+def _composited(image: Image.Image) -> Image.Image:
+    """An RGB picture; transparency is filled with a background that contrasts with the visible
+    pixels (white behind dark strokes, black behind light ones), as _to_gray_array does."""
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+    if not has_alpha:
+        return image.convert("RGB")
+    rgba = image.convert("RGBA")
+    array = np.asarray(rgba, dtype=np.float32) / 255.0
+    alpha = array[..., 3:4]
+    gray = array[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    visible = alpha[..., 0] > 0.5
+    light_ink = not visible.any() or float(np.median(gray[visible])) > 0.5
+    background = 0.0 if light_ink or visible.all() else 1.0
+    rgb = array[..., :3] * alpha + background * (1.0 - alpha)
+    return Image.fromarray((np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8), "RGB")
 
 
 def _to_gray_array(image: Image.Image | np.ndarray) -> np.ndarray:
@@ -245,7 +332,7 @@ def preprocess_image(
         raise ConfigError("input_shape", input_shape, "1 or 3 channels")
     if channels == 3 and isinstance(image, Image.Image):
         # Colour model: keep the colours, only resize (no digit fitting or inversion).
-        resized = image.convert("RGB").resize((width, height), Image.Resampling.BILINEAR)
+        resized = _composited(image).resize((width, height), Image.Resampling.BILINEAR)
         array = np.asarray(resized, dtype=np.float32) / 255.0  # (H, W, 3)
         return torch.from_numpy(array.transpose(2, 0, 1).copy())
     gray = _to_gray_array(image)

@@ -30,3 +30,13 @@ def _escape_block_start(match: re.Match) -> str:
     if mark.isdigit():  # "1." starts an ordered list: escape the full stop after the number
         return f"{indent}{mark}\\"
     return f"{indent}\\{mark}"
+
+
+def code_span(text: str) -> str:
+    """`text` as inline code on one line: fenced by more backticks than any run inside it, so no
+    backtick in it can end the span (backslash escapes mean nothing inside code)."""
+    text = NEWLINES.sub(" ", str(text))
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    padded = f" {text} " if text.startswith("`") or text.endswith("`") else text
+    return f"{fence}{padded}{fence}"

@@ -12,7 +12,8 @@ import torch
 
 from deeparch.checkpoint import archive
 from deeparch.checkpoint.archive import MAX_RATIO, MAX_UNPACKED_BYTES, load_upload, pack, unpack
-from deeparch.checkpoint.files import optimizer_state, read_checkpoint
+from deeparch.checkpoint.files import read_checkpoint
+from deeparch.checkpoint.optimizer import optimizer_state
 from deeparch.engine.manager import JobManager, TrainConfig
 from deeparch.engine.optim import make_optimizer
 from deeparch.errors import DeeparchError
@@ -20,6 +21,11 @@ from deeparch.models import create_model, list_archs
 
 GB = 2**30
 LIMIT = "150 MB"
+PICKLED = (
+    "it is a pickled PyTorch file, which deeparch never opens because unpickling runs any code "
+    "stored in it; upload a .zip or a .safetensors checkpoint (the Train page's download gives "
+    "a .zip)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -163,9 +169,7 @@ def test_a_name_longer_than_a_file_system_allows_is_no_problem(weights, server_t
     assert meta["arch"] == "mlp"
     with pytest.raises(DeeparchError) as refused:
         load_upload(b"", "é" * 200 + ".pt", read_checkpoint)
-    assert str(refused.value) == (
-        f"Could not load {'é' * 60}…{'é' * 16}.pt: upload a .zip or a .safetensors checkpoint"
-    )
+    assert str(refused.value) == (f"Could not load {'é' * 60}…{'é' * 16}.pt: {PICKLED}")
     assert list(server_tmp.iterdir()) == []
 
 
@@ -269,8 +273,10 @@ def test_what_is_no_zip_or_no_checkpoint_is_refused(folder):
     assert refusal(b"not a zip", "run.zip", folder) == (
         "Could not load run.zip: it is not a zip file, or it is damaged"
     )
-    assert refusal(b"\x80\x04", "model.pt", folder) == (
-        "Could not load model.pt: upload a .zip or a .safetensors checkpoint"
+    assert refusal(b"\x80\x04", "model.pt", folder) == f"Could not load model.pt: {PICKLED}"
+    assert refusal(b"hello", "notes.txt", folder) == (
+        "Could not load notes.txt: it is not a checkpoint; upload a .zip or a .safetensors "
+        "checkpoint (the Train page's download gives a .zip)"
     )
 
 

@@ -104,6 +104,49 @@ def test_bad_input_exits_2_with_one_line(capsys, argv):
     assert len(err.strip().splitlines()) == 1 and err.startswith("deeparch: error:")
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["train", "mlp", "--set", "lr=0.1", "--set", "lr=0.2"],
+            "--set='lr=0.2' is not allowed: each key once; lr is already set to '0.1' (drop one "
+            "of the two)",
+        ),
+        (
+            ["summary", "mlp", "--set", "hidden_sizes=8", "--set", " hidden_sizes =16"],
+            "--set=' hidden_sizes =16' is not allowed: each key once; hidden_sizes is already "
+            "set to '8' (drop one of the two)",
+        ),
+        (
+            ["train", "mlp", "--lr", "0.1", "--set", "lr=0.2"],
+            "--lr='0.1' is not allowed: either --lr or --set lr=..., not both (--set lr=0.2 was "
+            "given too)",
+        ),
+        (
+            ["train", "mlp", "--max-steps", "3", "--set", "max_steps=4"],
+            "--max-steps='3' is not allowed: either --max-steps or --set max_steps=..., not both "
+            "(--set max_steps=4 was given too)",
+        ),
+        (
+            ["train", "mlp", "--set", "hidden_sizes=1 6"],
+            "hidden_sizes='1 6' is not allowed: a comma-separated list of at most 8 integers, "
+            "each from 1 to 4096",
+        ),
+    ],
+    ids=["--set twice", "--set twice, spaced", "--lr and --set lr", "--max-steps twice", "1 6"],
+)
+def test_settings_given_twice_or_garbled_are_refused(capsys, argv, message):
+    assert run(capsys, *argv) == (2, "", f"deeparch: error: {message}\n")
+
+
+@pytest.mark.parametrize("command", [["train", "mlp"], ["summary", "mlp"], ["evaluate", "x"]])
+@pytest.mark.parametrize("name", ["", " "])
+def test_an_empty_dataset_name_is_refused_not_read_as_the_default(capsys, command, name):
+    code, out, err = run(capsys, *command, "--dataset", name)
+    assert (code, out) == (2, "")
+    assert err.startswith(f"deeparch: error: --dataset={name!r} is not allowed: a dataset name: ")
+
+
 def test_a_pickled_checkpoint_exits_2_and_never_runs(capsys, tmp_path):
     marker = tmp_path / "pwned"
 
@@ -131,6 +174,20 @@ def test_divergence_exits_3_with_the_reason(capsys, tmp_path):
     # SGD at lr 10 takes unet1d's loss from ~1 to ~1e21 within a few steps, before any NaN.
     assert "deeparch: diverged: the loss exploded from" in err
     assert "try a learning rate below 10" in err
+
+
+def test_a_forward_pass_that_overflows_is_divergence_not_a_failure(capsys, tmp_path):
+    # At lr 10 the VAE's logvar grows until exp(logvar) is infinite; its weights are still
+    # finite, but the decoder's output is NaN and binary cross-entropy refuses it with an error.
+    code, out, err = run(
+        capsys, "train", "vae", "--dataset", "digits", "--set", "lr=10", "--max-steps", "20",
+        "--out", str(tmp_path),
+    )  # fmt: skip
+    assert code == 3, err
+    assert last_json_line(out)["state"] == "diverged"
+    assert "deeparch: diverged: the output of decoder.fc1 became NaN or infinite at step" in err
+    assert "(RuntimeError: all elements of input should be between 0 and 1)" in err
+    assert err.rstrip().endswith("try a learning rate below 10")
 
 
 def test_a_failed_job_exits_1_with_the_reason(capsys, tmp_path, monkeypatch):

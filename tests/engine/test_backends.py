@@ -296,7 +296,7 @@ def test_heartbeat_expiry_stops_an_abandoned_job(backend):
 
 def test_the_watchdog_expires_jobs_by_itself(backend):
     manager = JobManager(max_running=1, heartbeat_timeout=0.2, backend=backend)
-    job = manager.submit(dataclasses.replace(SMALL, max_steps=0, epochs=1000), owner="tab")
+    job = manager.submit(dataclasses.replace(SMALL, max_steps=0, epochs=200), owner="tab")
     assert job.wait(WAIT_S)
     assert job.state == "stopped" and "owner has not looked" in job.reason
 

@@ -135,7 +135,7 @@ def test_bad_uploads_are_config_errors():
         decode_upload(png_bytes(np.zeros((8, 8), dtype=np.uint8), "GIF"))
     with pytest.raises(ConfigError, match="at most 5 MB"):
         decode_upload(b"\x89PNG" + bytes(6 * 1024 * 1024))
-    with pytest.raises(ConfigError, match="4096x4096"):
+    with pytest.raises(ConfigError, match="at most 2048 x 2048"):
         decode_upload(png_bytes(np.zeros((1, 4100 * 4100 // 1), dtype=np.uint8)))
     with pytest.raises(ConfigError) as invert:
         preprocess_image(np.zeros((8, 8)), (1, 28, 28), invert="maybe")

@@ -4,7 +4,7 @@ import html
 
 import pytest
 
-from deeparch.figures.text import WORD_JOINER, escape_markdown
+from deeparch.figures.text import WORD_JOINER, code_span, escape_markdown
 
 ATTACKS = [
     "**bold** _italic_ `code`",
@@ -45,3 +45,13 @@ def test_newlines_cannot_start_a_block_and_bare_urls_are_no_links():
     assert escape_markdown("see http://evil.example") == "see http\u2060://evil.example"
     assert escape_markdown("or WWW.evil.example") == "or WWW\u2060.evil.example"
     assert escape_markdown("mail x@evil.example") == "mail x\u2060@evil.example"
+
+
+@pytest.mark.parametrize(
+    "text", ["layers.fc1", "a`b", "``x``", "`start", "[link](http://evil.example)", "two\nlines"]
+)
+def test_a_code_span_shows_its_text_as_code_whatever_it_holds(text):
+    markdown_it = pytest.importorskip("markdown_it")
+    rendered = markdown_it.MarkdownIt("commonmark").render(code_span(text))
+    shown = " ".join(text.split("\n"))
+    assert rendered == f"<p><code>{html.escape(shown, quote=False)}</code></p>\n"
