@@ -101,8 +101,8 @@ def restore_trainer(
 
 def _saved_config(meta: dict[str, Any]) -> TrainConfig:
     try:
-        return TrainConfig.from_dict(meta["train_config"])
-    except ConfigError as error:
+        return TrainConfig.from_saved(meta["train_config"])
+    except (ConfigError, TypeError, ValueError) as error:
         raise CheckpointMismatchError(
             f"the checkpoint's train_config cannot be used: {error}"
         ) from None

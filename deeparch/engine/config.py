@@ -8,7 +8,7 @@ from typing import Any
 
 from deeparch.config import FieldSpec, check_value, coerce, config_to_dict, field_specs, hp
 from deeparch.data import dataset_info, list_datasets
-from deeparch.engine.optim import DEVICE_CHOICES, OPTIMIZERS, choose_device
+from deeparch.engine.optim import DEVICE_CHOICES, OPTIMIZERS, choose_device, device_available
 from deeparch.errors import ConfigError, UnknownNameError
 from deeparch.models import build_config, get_arch, list_archs
 from deeparch.models.registry import check_compatible
@@ -124,6 +124,15 @@ class TrainConfig:
         typed_arch = spec_config(config)
         arch_values = {k: getattr(typed_arch, k) for k in config.arch_config}
         return dataclasses.replace(config, arch_config=arch_values)
+
+    @classmethod
+    def from_saved(cls, values: dict[str, Any]) -> TrainConfig:
+        """A checkpoint's config, opened here: a device this machine lacks becomes auto (trained
+        on a GPU server, opened on a laptop: the weights are the same on any device)."""
+        values = dict(values)
+        if not device_available(str(values.get("device", "auto"))):
+            values["device"] = "auto"
+        return cls.from_dict(values)
 
     def validate(self) -> None:
         """Raise ConfigError naming the field for a bad value, name or combination."""

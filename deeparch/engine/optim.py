@@ -71,6 +71,11 @@ def choose_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def device_available(name: str) -> bool:
+    """Whether choose_device(name) finds that device here."""
+    return {"cuda": torch.cuda.is_available, "mps": _mps_available}.get(name, lambda: True)()
+
+
 def default_max_running() -> int:
     """How many jobs may train at once: one per GPU, else one per two CPU cores."""
     if torch.cuda.is_available():

@@ -5,6 +5,7 @@ dry-run batch, so a mistake is a ConfigError message rather than a traceback ins
 from __future__ import annotations
 
 import copy
+import gc
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,11 +130,14 @@ def check_one_batch(prepared: Prepared) -> None:
     )
     # Throwaway generators: the dry run must not move the job's own (nor the default) ones.
     seed = int(prepared.config.seed)
+    out_of_memory = ""
     try:
         with use_generators(JobGenerators(seed, prepared.device)), borrowed_global_generator(seed):
             prepared.task.dry_run(batch)
     except DeeparchError:
         raise
+    except torch.cuda.OutOfMemoryError as error:
+        out_of_memory = str(error).splitlines()[0] if str(error) else "out of memory"
     except (RuntimeError, ValueError, IndexError, TypeError) as error:
         first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ConfigError(
@@ -143,3 +147,20 @@ def check_one_batch(prepared: Prepared) -> None:
             f"(input {tuple(prepared.info.input_shape)})",
             f"one batch failed: {first_line}",
         ) from error
+    if out_of_memory:
+        # Out of the except block, whose traceback held the batch's activations: now they go.
+        del batch
+        release_cuda_cache()
+        raise ConfigError(
+            "batch_size",
+            prepared.config.batch_size,
+            f"a batch that fits in the memory of {prepared.device}",
+            f"one batch ran out of memory ({out_of_memory}); try a smaller batch_size or model",
+        )
+
+
+def release_cuda_cache() -> None:
+    """Return freed blocks to the device, so nvidia-smi and other jobs see the memory again."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
