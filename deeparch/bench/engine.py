@@ -29,31 +29,55 @@ def _fresh_model(arch: str, info: Any, seed: int) -> torch.nn.Module:
     return model.train()
 
 
-def plain_loop(arch: str, steps: int, batch_size: int, seed: int = 0) -> float:
-    """A hand-written loop over the in-memory tensors: samples/s."""
+def plain_loop(
+    arch: str,
+    steps: int,
+    batch_size: int,
+    seed: int = 0,
+    device: str = "cpu",
+    channels_last: bool = False,
+    bf16: bool = False,
+) -> float:
+    """A hand-written loop over tensors already on `device`: samples/s.
+
+    `channels_last` stores the model's weights and the batches N, H, W, C in memory; `bf16` runs
+    forward and loss under bfloat16 autocast (the update stays in float32).
+    """
 
     data = load_dataset("mnist")
-    model = _fresh_model(arch, data.info, seed)
+    target = torch.device(device)
+    model = _fresh_model(arch, data.info, seed).to(target)
+    x, y = data.x_train.to(target), data.y_train.to(target)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x, y = data.x_train, data.y_train
     batches_per_epoch = len(x) // batch_size
     generator = torch.Generator().manual_seed(seed)
     done, started = 0, 0.0
     while done < steps + WARMUP_STEPS:
-        order = torch.randperm(len(x), generator=generator)
+        order = torch.randperm(len(x), generator=generator).to(target)
         for b in range(batches_per_epoch):
             if done == WARMUP_STEPS:
+                _synchronize(target)
                 started = time.perf_counter()
             if done == steps + WARMUP_STEPS:
                 break
             index = order[b * batch_size : (b + 1) * batch_size]
-            loss = F.cross_entropy(model(x[index]), y[index])
+            with torch.autocast(target.type, dtype=torch.bfloat16, enabled=bf16):
+                loss = F.cross_entropy(model(x[index]), y[index])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             loss.item()  # a real loop logs its loss
             done += 1
+    _synchronize(target)
     return steps * batch_size / (time.perf_counter() - started)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 class _PerSampleTransformDataset(TorchDataset):
@@ -108,7 +132,9 @@ def dataloader_loop(arch: str, steps: int, batch_size: int, seed: int = 0) -> fl
     return steps * batch_size / (time.perf_counter() - started)
 
 
-def engine_run(arch: str, steps: int, batch_size: int, seed: int = 0) -> dict[str, float]:
+def engine_run(
+    arch: str, steps: int, batch_size: int, seed: int = 0, device: str = "cpu"
+) -> dict[str, float]:
     """The engine, polled by a reader thread: overall and in-step samples/s."""
 
     manager = JobManager(max_running=1, heartbeat_timeout=0)
@@ -121,7 +147,7 @@ def engine_run(arch: str, steps: int, batch_size: int, seed: int = 0) -> dict[st
         seed=seed,
         optimizer="adam",
         lr=1e-3,
-        device="cpu",
+        device=device,
     )
     job = manager.submit(config)
     polls = 0
