@@ -143,6 +143,7 @@ class Tab:
     runs: list[RunRecord] = field(default_factory=list)
     sent: list[BackMsg] = field(default_factory=list)
     session_id: str = ""
+    timed_fragments: set[str] = field(default_factory=set)  # every fragment given a timer
     closed: bool = False
     on_change: Callable[[Tab], None] | None = None
 
@@ -385,6 +386,7 @@ class Tab:
 
     # ---------------------------------------------------------------- timers
     def _start_timer(self, fragment_id: str, interval: float) -> None:
+        self.timed_fragments.add(fragment_id)
         old = self._timers.pop(fragment_id, None)
         if old is not None:
             old.cancel()
