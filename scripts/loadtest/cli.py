@@ -75,6 +75,9 @@ def parser() -> argparse.ArgumentParser:
                    help="another Train widget to set, by its key (train_cfg_lr=0.01)")  # fmt: skip
     p.add_argument("--abandon-wait", type=float, default=150.0,
                    help="abandon: seconds to wait for the server to fall idle")  # fmt: skip
+    p.add_argument("--open-pages", type=lambda text: tuple(text.split(",")), default=None,
+                   help="cold: the URL paths the tabs open in turn (default: home and six pages; "
+                   "an empty entry is /)")  # fmt: skip
     p.add_argument("--log-dir", type=Path, default=Path("/tmp/deeparch-loadtest"))
     p.add_argument("--timeout", type=float, default=900.0, help="per step of a student")
     return p
@@ -103,6 +106,7 @@ def options_from(args: argparse.Namespace) -> Options:
         cycles=args.cycles,
         settings=settings,
         abandon_wait_s=args.abandon_wait,
+        open_pages=args.open_pages,
         log_dir=args.log_dir,
         timeout_s=args.timeout,
     )

@@ -332,6 +332,11 @@ class Tab:
                     timer.cancel()
         elif kind == "delta":
             self._apply_delta(msg)
+        elif kind == "session_event" and msg.session_event.HasField(
+            "script_compilation_exception"
+        ):  # a page that does not even compile: the browser shows it as an error page too
+            error = msg.session_event.script_compilation_exception
+            self.errors.append(error.message or error.type)
         elif kind == "script_finished":
             self._finish(ForwardMsg.ScriptFinishedStatus.Name(msg.script_finished), now)
         if kind in ("delta", "script_finished") and self.on_change is not None:

@@ -23,6 +23,8 @@ from .student import DEFAULT_SETTINGS, ENDED, Student, state_of
 
 SCENARIOS = ("cold", "ramp", "soak", "abandon", "churn")
 RAMP_STAGES = (1, 5, 10, 20, 30)
+# Where a class lands on a fresh server: the home page, and the pages a shared link opens.
+COLD_PAGES = ("", "train", "compare", "inspect", "features", "latent", "sequences")
 # A run an abandoned tab leaves behind must outlast the heartbeat, or it simply finishes.
 ABANDON_SETTINGS = {"train_cfg_epochs": 50, "train_cfg_max_steps": 0}
 IDLE_CORES = 0.15  # the server's CPU use below which no job trains (page reruns stop with tabs)
@@ -44,6 +46,7 @@ class Options:
     minutes: float = 10.0
     cycles: int = 100
     settings: dict = field(default_factory=dict)
+    open_pages: tuple[str, ...] | None = None  # URL paths the tabs open, in turn
     abandon_wait_s: float = 150.0
     log_dir: Path = Path("/tmp/deeparch-loadtest")
     timeout_s: float = 900.0
@@ -121,6 +124,17 @@ def _jobs_summary(students: list[Student]) -> dict:
     }
 
 
+def class_throughput(students: list[Student]) -> dict:
+    """The class's samples/s: every finished job's samples over the span from the first Start to
+    the last end; beside it the median job's own figure (what one job alone would show)."""
+    jobs = [j for s in students for j in s.record.jobs if j.end_s is not None and j.steps]
+    if not jobs:
+        return {"class_samples_per_s": None}
+    samples = sum(j.steps * (j.batch_size or 0) for j in jobs)
+    span = max(j.end_s for j in jobs) - min(j.start_s for j in jobs)
+    return {"class_samples_per_s": round(samples / span, 1) if span > 0 else None}
+
+
 def _settings(options: Options, defaults: dict | None = None) -> dict:
     return {**(defaults if defaults is not None else DEFAULT_SETTINGS), **options.settings}
 
@@ -143,8 +157,10 @@ async def cold(options: Options) -> dict:
         async with server_for(options, f"cold-{trial}") as server:
             sampler = Sampler(server.pid, options.sample_every_s).start() if server.pid else None
             t0 = time.monotonic()
+            pages = options.open_pages if options.open_pages is not None else COLD_PAGES
             students = [
-                Student(server.url, f"s{i}", t0, settings={}) for i in range(options.students)
+                Student(server.url, f"s{i}", t0, {}, pages[i % len(pages)])
+                for i in range(options.students)
             ]
             await asyncio.gather(*(_guarded(s.open(options.timeout_s), s) for s in students))
             for student in students:
@@ -165,6 +181,7 @@ async def cold(options: Options) -> dict:
             }
         )
     return {
+        "open_pages": list(pages),
         "error_pages_per_trial": [t["error_pages"] for t in trials],
         "tabs_per_trial": options.students,
         "trials": trials,
@@ -199,6 +216,7 @@ async def ramp(options: Options) -> dict:
                     **_error_summary(students),
                     "problems": [s.record.problem for s in students if s.record.problem],
                     **_jobs_summary(students),
+                    **class_throughput(students),
                     "rss_mb_after": sampler.samples[-1].rss_mb
                     if sampler and sampler.samples
                     else None,
@@ -207,6 +225,10 @@ async def ramp(options: Options) -> dict:
             await asyncio.sleep(2)  # the closed sessions' cleanup, before the next stage
         if sampler:
             await sampler.stop()
+    alone = results[0]["samples_per_s"].get("median") if results[0]["students"] == 1 else None
+    for stage in results:
+        if alone and stage.get("class_samples_per_s"):
+            stage["class_vs_one_job_alone"] = round(stage["class_samples_per_s"] / alone, 2)
     return {
         "settings": settings,
         "stages": results,

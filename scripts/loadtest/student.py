@@ -8,6 +8,7 @@ the first plotly loss chart with a point in it; the queue wait is from Start unt
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -32,11 +33,15 @@ class JobRecord:
     state: str = ""
     samples_per_s: float | None = None
     progress: str = ""
+    end_s: float | None = None  # seconds since the scenario began, when the page showed the end
+    steps: int | None = None  # trained, from the progress text "step 60/60"
+    batch_size: int | None = None
 
 
 @dataclass
 class StudentRecord:
     name: str
+    open_page: str = ""
     page_s: float | None = None  # open to the first page drawn
     train_page_s: float | None = None
     error_page: bool = False
@@ -47,6 +52,13 @@ class StudentRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def steps_done(progress: str) -> int | None:
+    """The trained steps in a progress text such as "finished · epoch 1/1 · step 60/60"."""
+    _, found, rest = progress.rpartition("step ")
+    done = rest.split("/", 1)[0]
+    return int(done) if found and done.isdigit() else None
 
 
 def state_of(tab: Tab) -> str:
@@ -78,9 +90,12 @@ def progress_text(tab: Tab) -> str:
 class Student:
     """One tab driven through the Train page; every figure lands in `record`."""
 
-    def __init__(self, url: str, name: str, t0: float, settings: dict | None = None) -> None:
+    def __init__(
+        self, url: str, name: str, t0: float, settings: dict | None = None, open_page: str = ""
+    ) -> None:
         self.tab = Tab(url, name=name)
-        self.record = StudentRecord(name)
+        self.record = StudentRecord(name, open_page=open_page)
+        self.open_page = open_page  # the URL's path a tab opens (a shared link), "" for "/"
         self.t0 = t0
         self.settings = DEFAULT_SETTINGS if settings is None else settings
 
@@ -95,7 +110,7 @@ class Student:
         """Open the app and go to Train; False (and the error noted) if a page failed."""
         opened = time.monotonic()
         await self.tab.connect(timeout)
-        await self.tab.open()
+        await self.tab.open(self.open_page)
         await self.tab.settle(timeout)
         self.record.page_s = self._since(opened)
         self.record.session_id = self.tab.session_id
@@ -103,8 +118,9 @@ class Student:
         if self.tab.error_page:
             return False
         switched = time.monotonic()
-        await self.tab.goto("train")
-        await self.tab.settle(timeout)
+        if self.tab.page_hash != self.tab.pages.get("train"):
+            await self.tab.goto("train")
+            await self.tab.settle(timeout)
         self.record.train_page_s = self._since(switched)
         self._note_errors()
         if self.tab.error_page:
@@ -119,6 +135,8 @@ class Student:
         job = JobRecord(start_s=round(time.monotonic() - self.t0, 3))
         self.record.jobs.append(job)
         pressed = time.monotonic()
+        with contextlib.suppress(LookupError):
+            job.batch_size = self.tab.widgets[self.tab.widget_id("train_cfg_batch_size")].int_value
 
         def seen(tab: Tab) -> None:
             state = state_of(tab)
@@ -148,6 +166,9 @@ class Student:
         job.state = state_of(self.tab)
         job.samples_per_s = samples_per_s(self.tab)
         job.progress = progress_text(self.tab)
+        job.steps = steps_done(job.progress)
+        if job.state in ENDED and job.end_s is None:
+            job.end_s = round(time.monotonic() - self.t0, 3)
         self._note_errors()
 
     async def watch_to_end(self, timeout: float = 900.0) -> JobRecord:

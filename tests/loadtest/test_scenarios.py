@@ -52,7 +52,7 @@ def test_cold_start_counts_each_error_page_the_server_logged(tmp_path):
     app = failing_app(tmp_path / "app")
     options = Options(
         scenario="cold", students=TABS, start_server=True, app_dir=app, repeat=1,
-        log_dir=tmp_path / "logs", timeout_s=120,
+        open_pages=("",), log_dir=tmp_path / "logs", timeout_s=120,
     )  # fmt: skip
     result = asyncio.run(cold(options))
     trial = result["trials"][0]
@@ -72,6 +72,7 @@ def test_cold_start_of_the_app_reports_what_the_server_logged(tmp_path):
     trial = result["trials"][0]
     assert not trial["problems"]
     assert trial["page_s"]["n"] == 8
+    assert result["open_pages"][:2] == ["", "train"]  # the home page and shared links
     assert result["error_pages_per_trial"] == [tracebacks_in(tmp_path / "cold-0.log")]
 
 
