@@ -54,7 +54,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--epochs", type=int, default=None)
     train.add_argument("--lr", default=None, help="learning rate")
     train.add_argument("--batch-size", dest="batch_size", default=None)
-    train.add_argument("--optimizer", default=None, help="sgd, adam, adamw, rmsprop or adagrad")
+    train.add_argument(
+        "--optimizer", default=None, help="sgd, adam, adamw, rmsprop, adagrad or adadelta"
+    )
     train.add_argument("--seed", default=None)
     train.add_argument("--max-steps", dest="max_steps", default=None, help="0: all epochs")
     train.add_argument(
