@@ -20,7 +20,7 @@ import torch
 from deeparch.engine.diagnostics import layer_statistics
 from deeparch.engine.divergence import divergence_reason, explosion_reason
 from deeparch.engine.metrics_log import MetricsLog
-from deeparch.engine.schedule import scheduled_lr
+from deeparch.engine.schedule import LR_FLOOR, scheduled_lr
 from deeparch.engine.state import JobState
 
 if TYPE_CHECKING:  # only for annotations: the loop imports nothing from here
@@ -74,7 +74,9 @@ class EpochEvaluation(Callback):
 class LearningRateSchedule(Callback):
     """Sets every optimizer's rate for the coming step from the schedule (a function of the step,
     so a resumed run needs no saved scheduler). Each parameter group keeps its own ratio to the
-    base rate: the rate a task gave a group is scaled, not replaced."""
+    base rate: the rate a task gave a group is scaled, not replaced. No rate goes below LR_FLOOR,
+    the least lr a run may set (cosine's eta_min, so a checkpoint's rate is one a run could
+    have)."""
 
     def __init__(self) -> None:
         self.base_lrs: dict[str, list[float]] = {}
@@ -91,8 +93,8 @@ class LearningRateSchedule(Callback):
 
     def apply(self, trainer: Trainer) -> None:
         config = trainer.config
-        if config.lr_schedule == "constant":
-            return
+        if config.lr_schedule == "constant" or trainer.progress.global_step >= trainer.total_steps:
+            return  # after the last step the rate stays that of the last step
         factor = scheduled_lr(
             config.lr_schedule,
             1.0,
@@ -104,7 +106,7 @@ class LearningRateSchedule(Callback):
         )
         for name, optimizer in trainer.task.optimizers.items():
             for group, base in zip(optimizer.param_groups, self.base_lrs[name], strict=True):
-                group["lr"] = base * factor
+                group["lr"] = max(base * factor, LR_FLOOR)
 
 
 class EarlyStopping(Callback):

@@ -9,7 +9,7 @@ from typing import Any
 from deeparch.config import FieldSpec, check_value, coerce, config_to_dict, field_specs, hp
 from deeparch.data import dataset_info, list_datasets
 from deeparch.engine.optim import DEVICE_CHOICES, OPTIMIZERS, choose_device
-from deeparch.engine.schedule import LR_SCHEDULES
+from deeparch.engine.schedule import LR_FLOOR, LR_SCHEDULES
 from deeparch.errors import ConfigError, UnknownNameError
 from deeparch.models import build_config, get_arch, list_archs
 from deeparch.models.registry import check_compatible
@@ -39,7 +39,7 @@ class TrainConfig:
     lr: float = hp(
         1e-3,
         "Learning rate: the step size of each update; too large diverges",
-        min=1e-6,
+        min=LR_FLOOR,
         max=10.0,
         log=True,
     )

@@ -10,6 +10,9 @@ from __future__ import annotations
 import math
 
 LR_SCHEDULES = ("constant", "step", "cosine")
+# The least rate a schedule sets: TrainConfig's least lr (the schedules' eta_min), so every rate
+# an optimizer holds is one a run could be started with, and a checkpoint's is believable.
+LR_FLOOR = 1e-6
 
 
 def scheduled_lr(

@@ -31,18 +31,20 @@ def reconstruction_error(
     return LOSS_FUNCTIONS[kind](reconstruction, target)
 
 
-def check_output_range(kind: str, output: torch.Tensor, arch: str) -> None:
-    """BCE reads the output as probabilities: a model whose output leaves [0, 1] cannot use it."""
+def check_output_range(kind: str, output: torch.Tensor, target: torch.Tensor, arch: str) -> None:
+    """BCE reads output and target as probabilities: where either leaves [0, 1] it cannot apply
+    (a linear output layer; signals such as MNIST-1D's)."""
     if kind != "bce":
         return
-    low, high = float(output.min()), float(output.max())
-    if low < 0.0 or high > 1.0:
-        raise ConfigError(
-            "reconstruction_loss",
-            kind,
-            f"mse or l1 for {arch}, whose output is not in [0, 1]",
-            f"one batch's output spans {low:.3g} to {high:.3g}; BCE needs probabilities",
-        )
+    for what, values in (("output", output), ("data", target)):
+        low, high = float(values.min()), float(values.max())
+        if low < 0.0 or high > 1.0:
+            raise ConfigError(
+                "reconstruction_loss",
+                kind,
+                f"mse or l1 for {arch}, whose {what} is not in [0, 1]",
+                f"one batch's {what} spans {low:.3g} to {high:.3g}; BCE needs probabilities",
+            )
 
 
 def corrupt(
@@ -77,9 +79,10 @@ class ReconstructTask(Task):
         return "mse" if chosen == "default" else chosen
 
     def dry_run(self, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
-        super().dry_run(batch)
+        # Before the loss runs, so a BCE that cannot apply is named rather than failing inside.
         with evaluation_mode(self.model):
-            check_output_range(self.loss_kind, self.model(batch[0]), str(self.config.arch))
+            check_output_range(self.loss_kind, self.model(batch[0]), batch[0], self.config.arch)
+        super().dry_run(batch)
 
     def loss_terms(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         noisy = self.corrupt(x)

@@ -23,7 +23,7 @@ from deeparch.engine.loop import Trainer, epoch_order
 from deeparch.engine.metrics_log import MetricsLog
 from deeparch.engine.optim import OPTIMIZERS, make_optimizer
 from deeparch.engine.prepare import prepare
-from deeparch.engine.schedule import LR_SCHEDULES, scheduled_lr
+from deeparch.engine.schedule import LR_FLOOR, LR_SCHEDULES, scheduled_lr
 from deeparch.engine.state import JobState
 from deeparch.errors import ConfigError
 from deeparch.models import create_model, get_arch, list_archs
@@ -98,6 +98,12 @@ def test_cosine_schedule_matches_pytorch_cosine_annealing():
     assert scheduled_lr("cosine", 0.2, 25, 25, 5) == pytest.approx(0.0)
 
 
+def test_a_scheduled_rate_never_goes_below_the_least_lr():
+    config = dataclasses.replace(CONFIG, lr=1e-5, lr_schedule="step", lr_gamma=0.01, epochs=3)
+    trainer, _, _, _ = train(config)
+    assert trainer.current_lr() == LR_FLOOR == 1e-6
+
+
 @pytest.mark.parametrize("schedule", LR_SCHEDULES)
 def test_every_step_trains_at_the_scheduled_rate(schedule):
     config = dataclasses.replace(CONFIG, lr_schedule=schedule, lr_step_epochs=1, lr_gamma=0.5)
@@ -118,7 +124,12 @@ def test_every_step_trains_at_the_scheduled_rate(schedule):
     recorder = RateRecorder()
     trainer, _, _, _ = train(config, [recorder])
     expected = [
-        scheduled_lr(schedule, 1e-3, step, trainer.total_steps, trainer.steps_per_epoch, 1, 0.5)
+        max(
+            LR_FLOOR,
+            scheduled_lr(
+                schedule, 1e-3, step, trainer.total_steps, trainer.steps_per_epoch, 1, 0.5
+            ),
+        )
         for step in range(trainer.total_steps)
     ]
     assert np.allclose(recorder.rates, expected)
@@ -378,3 +389,47 @@ def test_layer_statistics_of_registered_models(arch):
     stats = layer_statistics(model)
     assert len(stats["names"]) == stats["weight_edges"].shape[0]
     assert get_arch(arch).task == "classify"
+
+
+@pytest.mark.parametrize("arch", freezable_archs())
+def test_the_layer_table_counts_a_frozen_part_as_not_trainable(arch):
+    from deeparch.introspection.table import summarize
+
+    model, _ = create_model(arch)
+    first = top_level_parts(model)[0]
+    part_size = sum(p.numel() for p in dict(model.named_children())[first].parameters())
+    plain, frozen = summarize(arch), summarize(arch, freeze=first)
+    assert frozen.total_params == plain.total_params == plain.trainable_params
+    assert frozen.trainable_params == plain.total_params - part_size
+    for row in frozen.rows:
+        in_part = row.name == first or row.name.startswith(first + ".")
+        assert row.trainable == (0 if in_part else row.params)
+
+
+def test_a_checkpoint_of_a_frozen_adadelta_run_with_a_schedule_resumes(tmp_path):
+    from deeparch.checkpoint import files as checkpoint
+    from deeparch.engine.checkpointing import checkpoint_contents, restore_trainer
+
+    config = dataclasses.replace(
+        CONFIG,
+        optimizer="adadelta",
+        lr=1.0,
+        freeze=top_level_parts(create_model("mlp", CONFIG.arch_config)[0])[0],
+        lr_schedule="cosine",
+        epochs=2,
+        max_steps=5,
+    )
+    trainer, log, _, _ = train(config)
+    tensors, meta = checkpoint_contents(trainer, log, JobState.STOPPED, "mnist")
+    path = checkpoint.write_checkpoint(tmp_path / "run.safetensors", tensors, meta)
+    longer = dataclasses.replace(config, max_steps=8)
+    resumed = Trainer(prepare(longer), AlwaysGo(), default_callbacks(MetricsLog()))
+    restore_trainer(resumed, MetricsLog(), *checkpoint.read_checkpoint(path))
+    assert resumed.progress.global_step == 5
+    before = {n: p.detach().clone() for n, p in resumed.model.named_parameters()}
+    resumed.run()
+    assert resumed.progress.global_step == 8
+    optimizer = resumed.task.optimizers["model"]
+    for name, param in resumed.model.named_parameters():
+        assert torch.equal(param, before[name]) == (not param.requires_grad)
+        assert (param in optimizer.state) == param.requires_grad
