@@ -38,6 +38,12 @@ TRAIN_FLAGS = {
     "optimizer": "--optimizer",
     "seed": "--seed",
     "max_steps": "--max-steps",
+    "lr_schedule": "--lr-schedule",
+    "early_stopping": "--early-stopping",
+    "train_subset": "--train-subset",
+    "augment": "--augment",
+    "freeze": "--freeze",
+    "reconstruction_loss": "--loss",
 }
 
 
@@ -54,9 +60,50 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--epochs", type=int, default=None)
     train.add_argument("--lr", default=None, help="learning rate")
     train.add_argument("--batch-size", dest="batch_size", default=None)
-    train.add_argument("--optimizer", default=None, help="sgd, adam, adamw, rmsprop or adagrad")
+    train.add_argument(
+        "--optimizer", default=None, help="sgd, adam, adamw, rmsprop, adagrad or adadelta"
+    )
     train.add_argument("--seed", default=None)
     train.add_argument("--max-steps", dest="max_steps", default=None, help="0: all epochs")
+    train.add_argument(
+        "--lr-schedule",
+        dest="lr_schedule",
+        default=None,
+        help="constant, step (--set lr_step_epochs=..., lr_gamma=...) or cosine",
+    )
+    train.add_argument(
+        "--early-stopping",
+        dest="early_stopping",
+        default=None,
+        metavar="PATIENCE",
+        help="stop when val_loss has not improved for this many epochs; keep the best weights",
+    )
+    train.add_argument(
+        "--train-subset",
+        dest="train_subset",
+        default=None,
+        metavar="N",
+        help="train on N training samples (stratified, fixed by --seed) to see overfitting",
+    )
+    train.add_argument(
+        "--augment",
+        action="store_const",
+        const="true",
+        default=None,
+        help="image sets: random shifts, small rotations and flips where they make sense",
+    )
+    train.add_argument(
+        "--freeze",
+        default=None,
+        metavar="PARTS",
+        help="parts not to train, comma-separated (see `summary ARCH` for the part names)",
+    )
+    train.add_argument(
+        "--loss",
+        dest="reconstruction_loss",
+        default=None,
+        help="autoencoders, U-Nets and VAEs: default, mse, bce or l1",
+    )
     train.add_argument(
         "--set",
         action="append",

@@ -16,6 +16,7 @@ from deeparch.data.info import DataInfo
 from deeparch.errors import ConfigError, UnknownNameError
 from deeparch.introspection import formulas
 from deeparch.introspection.convmath import receptive_field
+from deeparch.models.parts import freeze_parts
 from deeparch.models.registry import create_model, get_arch
 
 logger = logging.getLogger(__name__)
@@ -369,14 +370,19 @@ def _gan_runs(info: DataInfo) -> list[Run]:
 
 
 def summarize(
-    arch_name: str, overrides: dict[str, Any] | None = None, dataset: str | None = None
+    arch_name: str,
+    overrides: dict[str, Any] | None = None,
+    dataset: str | None = None,
+    freeze: str | Sequence[str] = (),
 ) -> LayerTable:
-    """The layer table of a registered architecture, or of "torchvision:<name>"."""
+    """The layer table of a registered architecture, or of "torchvision:<name>"; the parts named
+    in `freeze` count as not trainable (the trainable column and total)."""
     if arch_name.startswith(TORCHVISION_PREFIX):
         return summarize_torchvision(arch_name[len(TORCHVISION_PREFIX) :], overrides, dataset)
     spec = get_arch(arch_name)
     info = dataset_info_for(arch_name, dataset)
     model, config = create_model(arch_name, overrides, info)
+    freeze_parts(model, freeze)
     runs = _gan_runs(info) if spec.task == "gan" else [example_input(info)]
     table = layer_table(model, runs[0] if len(runs) == 1 else runs, title=arch_name)
     table.dataset = info.name

@@ -67,7 +67,7 @@ def test_widget_fields_are_declared_with_bounds():
         "dataset",
         "arch_config",
     }
-    assert specs["optimizer"].choices == ("sgd", "adam", "adamw", "rmsprop", "adagrad")
+    assert specs["optimizer"].choices == ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta")
     assert specs["lr"].log and specs["lr"].min > 0
     assert all(spec.help for spec in specs.values())
 
