@@ -20,6 +20,7 @@ from pages._shared import (
     config_form,
     current_job,
     display_value,
+    keep,
     manager,
     progress_fraction,
     remember_job,
@@ -75,6 +76,23 @@ def follow_arch_defaults(arch: str) -> None:
             st.session_state[f"{TRAIN_PREFIX}_{spec.name}"] = value
 
 
+def apply_job_settings(job) -> None:
+    """Show a job's own settings in the form once per session (a reload with ?job=<id>); the
+    student's later changes stay. A job started here already has the form's settings."""
+    if job is None or st.session_state.get("train_form_job") == job.id:
+        return
+    st.session_state["train_form_job"] = job.id
+    config = job.config
+    st.session_state["train_arch"] = config.arch
+    follow_arch_defaults(config.arch)
+    spec = get_arch(config.arch)
+    st.session_state[f"train_dataset_{config.arch}"] = config.dataset or spec.default_dataset
+    arch_values = {field.name: field.default for field in spec.fields()} | dict(config.arch_config)
+    seed_values(spec.fields(), f"train_{config.arch}", arch_values)
+    train_values = {name: getattr(config, name) for name in train_defaults(config.arch)}
+    seed_values(train_field_specs(), TRAIN_PREFIX, train_values)
+
+
 def start_job(arch: str, dataset: str, arch_values: dict, train_values: dict, slots: dict) -> None:
     config = {**train_values, "arch": arch, "dataset": dataset, "arch_config": arch_values}
     try:
@@ -89,6 +107,7 @@ def start_job(arch: str, dataset: str, arch_values: dict, train_values: dict, sl
         st.error(escape_markdown(f"{arch} cannot train with these settings: {error}"))
         return
     remember_job(job)
+    st.session_state["train_form_job"] = job.id  # the form holds its settings already
     st.session_state["train_last_state"] = job.state
     st.rerun()  # the sidebar, drawn before this page, shows the new job from the next run on
 
@@ -219,15 +238,15 @@ def checkpoint_section(job) -> None:
 
 st.title("Train")
 apply_share_link()
+apply_job_settings(current_job())
 archs = list_archs()
-if "train_arch" not in st.session_state:
-    st.session_state["train_arch"] = "mlp" if "mlp" in archs else archs[0]
 top = st.columns([2, 2, 3])
-arch = top[0].selectbox("architecture", archs, key="train_arch")
+arch_key = keep("train_arch", "mlp" if "mlp" in archs else archs[0])
+arch = top[0].selectbox("architecture", archs, key=arch_key)
 follow_arch_defaults(arch)
 spec = get_arch(arch)
 datasets = compatible_datasets(spec)
-dataset_key = f"train_dataset_{arch}"
+dataset_key = keep(f"train_dataset_{arch}", datasets[0])
 if st.session_state.get(dataset_key) not in datasets:
     st.session_state[dataset_key] = datasets[0]
 dataset = top[1].selectbox("dataset", datasets, key=dataset_key)
