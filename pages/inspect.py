@@ -118,7 +118,7 @@ def conv_arithmetic() -> None:
     out-of-range box would stay red in the browser and leave the previous result on the page.
     """
     for key, default in CONV_DEFAULTS.items():
-        st.session_state.setdefault(f"conv_{key}", default)
+        keep(f"conv_{key}", default)
     example_cols = st.columns(len(CONV_EXAMPLES))
     for column, (label, values) in zip(example_cols, CONV_EXAMPLES.items()):
         column.button(label, key=f"conv_example_{label}", on_click=_apply_example, args=(values,))
@@ -173,7 +173,7 @@ def conv_arithmetic() -> None:
         if name == "row" and rank == 1:
             positions.append(0)
             continue
-        key = f"conv_{name}"
+        key = keep(f"conv_{name}", 0)
         if not 0 <= st.session_state.get(key, 0) <= last:
             st.session_state[key] = 0
         positions.append(column.slider(label, 0, max(last, 1), key=key, disabled=last == 0))

@@ -1,7 +1,5 @@
 """Train: pick data and hyperparameters, start a job, watch its curves live, save or load it."""
 
-import tempfile
-from pathlib import Path
 from urllib.parse import urlencode
 
 import streamlit as st
@@ -26,6 +24,7 @@ from pages._shared import (
     remember_job,
     remember_loaded,
     seed_values,
+    session_jobs,
     session_owner,
     show_errors,
     specs_of,
@@ -184,9 +183,7 @@ def checkpoint_zip(job) -> bytes:
     step = job.snapshot().get("step")
     if cached and cached[0] == (job.id, step):
         return cached[1]
-    with tempfile.TemporaryDirectory() as folder:
-        name = f"{job.snapshot()['arch']}-{job.id[-6:]}"
-        data = archive.pack(job.save_checkpoint(Path(folder) / name))
+    data = archive.pack_job(job)
     st.session_state["train_ckpt"] = ((job.id, step), data)
     return data
 
@@ -263,11 +260,23 @@ slots = {**train_slots, **arch_slots}
 show_errors({**arch_errors, **train_errors}, slots)
 valid = not arch_errors and not train_errors
 
+# One run at a time per student: a second Start would queue a second job without a word.
+running = [job for job in session_jobs(include_loaded=False) if job.state in ACTIVE_STATES]
 start_col, link_col = st.columns([1, 5])
 if start_col.button(
-    "Start", key="train_start", type="primary", disabled=not valid, width="stretch"
-):
+    "Start", key="train_start", type="primary", disabled=not valid or bool(running),
+    width="stretch",
+):  # fmt: skip
     start_job(arch, dataset, arch_values, train_values, slots)
+if running:
+    link_col.caption(
+        f"Your {escape_markdown(running[0].arch)} run is {escape_markdown(running[0].state)}: "
+        "stop it (below or in the sidebar) to start another, or replace it."
+    )
+    if link_col.button("Stop it and start these settings", key="train_replace", disabled=not valid):
+        for job in running:
+            job.stop("replaced by a new run")
+        start_job(arch, dataset, arch_values, train_values, slots)
 with link_col.popover("Share these settings"):
     params = share.encode(arch, dataset, arch_values, train_values)
     st.code(share.link(st.context.url or "", params), language=None)

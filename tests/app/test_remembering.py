@@ -1,6 +1,7 @@
 """Pages keep what the student chose: a page switch, a reload with ?job=<id>, an Inspect link."""
 
-from tests.app.test_pages import metric, open_page
+from pages._shared import manager
+from tests.app.test_pages import metric, open_page, run_until
 
 
 def cnn_form(at) -> dict:
@@ -114,3 +115,21 @@ def test_inspect_a_torchvision_model_by_name_and_by_link():
     assert any("at most 200,000,000 parameters" in e.value for e in huge.error), [
         e.value for e in huge.error
     ]
+
+
+def test_start_waits_while_the_students_own_run_trains_and_replace_says_so():
+    at = open_page("pages/train.py", {"arch": "mlp", "hidden_sizes": "8", "epochs": "200"})
+    at.switch_page("pages/train.py").run()
+    at.button(key="train_start").click().run()
+    first = at.session_state["deeparch_current_job"]
+    assert at.button(key="train_start").disabled
+    assert any("Your mlp run is" in c.value for c in at.caption), [c.value for c in at.caption]
+    at.button(key="train_replace").click().run()
+    second = at.session_state["deeparch_current_job"]
+    assert second != first
+
+    assert manager().get(first).state == "stopped"
+    assert manager().get(second).state in ("queued", "running")
+    at.button(key="train_stop").click().run()
+    run_until(at, lambda a: metric(a, "state") == "stopped")
+    assert not at.button(key="train_start").disabled
