@@ -18,6 +18,7 @@ from deeparch.figures.text import escape_markdown
 OWNER_KEY = "deeparch_owner"
 CURRENT_JOB_KEY = "deeparch_current_job"
 LOADED_JOBS_KEY = "deeparch_loaded_jobs"
+KEPT_KEY = "deeparch_kept"  # widget key -> the value the student chose last (see keep)
 SLIDER_MAX_STEPS = 64  # an int field with at most this many values gets a slider
 SIDEBAR_REFRESH_S = 2.0  # the job list; the Train page itself refreshes its charts faster
 
@@ -86,6 +87,16 @@ def remember_job(job: JobHandle) -> None:
     """Make a job the page's current one (also in the URL, so a reload finds it)."""
     st.session_state[CURRENT_JOB_KEY] = job.id
     st.query_params["job"] = job.id
+
+
+def write_link(params: Mapping[str, str]) -> None:
+    """Put a page's settings in the address bar (the job parameter stays), so the address
+    reopens what the page shows."""
+    for key in [key for key in st.query_params if key != "job" and key not in params]:
+        del st.query_params[key]
+    for key, value in params.items():
+        if st.query_params.get(key) != value:
+            st.query_params[key] = value
 
 
 def current_job() -> JobHandle | None:
@@ -162,6 +173,37 @@ def _job_panel() -> None:
         st.caption(f"Ended runs: {escape_markdown(counts)}; see Compare.")
 
 
+# ---------------------------------------------------------------- what the student chose
+def keep(key: str, default: Any = None) -> str:
+    """Make widget `key` keep the student's value on pages that do not draw it; returns the key.
+
+    Streamlit forgets the state of every widget a page run does not draw, so after Train ->
+    Compare -> Train the form would be back at its defaults. The value also lives in a plain
+    session_state dict, never a widget's, which restore_kept puts back before each page runs.
+    `default` seeds the widget the first time (None: the widget's own default).
+    """
+    kept = st.session_state.setdefault(KEPT_KEY, {})
+    if key not in st.session_state:
+        if key in kept:
+            st.session_state[key] = kept[key]
+        elif default is not None:
+            st.session_state[key] = default
+    if key in st.session_state:
+        kept[key] = st.session_state[key]
+    return key
+
+
+def restore_kept() -> None:
+    """Before a page runs (app.py): note the latest value of every kept widget, and put back the
+    ones the previous page did not draw (a value typed just before a page switch counts too)."""
+    kept = st.session_state.setdefault(KEPT_KEY, {})
+    for key, value in kept.items():
+        if key in st.session_state:
+            kept[key] = st.session_state[key]
+        else:
+            st.session_state[key] = value
+
+
 # ---------------------------------------------------------------- config forms
 def widget_key(prefix: str, name: str) -> str:
     return f"{prefix}_{name}"
@@ -194,8 +236,7 @@ def seed_values(specs: Iterable[FieldSpec], prefix: str, values: Mapping[str, An
 
 def field_widget(spec: FieldSpec, key: str) -> Any:
     """One widget for one hyperparameter, chosen from its type and bounds."""
-    if key not in st.session_state:
-        st.session_state[key] = display_value(spec, spec.default)
+    keep(key, display_value(spec, spec.default))
     label, help_text = spec.name, f"{spec.help} Allowed: {spec.allowed()}."
     if spec.choices is not None:
         return st.selectbox(label, spec.choices, key=key, help=help_text)

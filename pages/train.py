@@ -1,7 +1,5 @@
 """Train: pick data and hyperparameters, start a job, watch its curves live, save or load it."""
 
-import tempfile
-from pathlib import Path
 from urllib.parse import urlencode
 
 import streamlit as st
@@ -20,11 +18,13 @@ from pages._shared import (
     config_form,
     current_job,
     display_value,
+    keep,
     manager,
     progress_fraction,
     remember_job,
     remember_loaded,
     seed_values,
+    session_jobs,
     session_owner,
     show_errors,
     specs_of,
@@ -75,6 +75,23 @@ def follow_arch_defaults(arch: str) -> None:
             st.session_state[f"{TRAIN_PREFIX}_{spec.name}"] = value
 
 
+def apply_job_settings(job) -> None:
+    """Show a job's own settings in the form once per session (a reload with ?job=<id>); the
+    student's later changes stay. A job started here already has the form's settings."""
+    if job is None or st.session_state.get("train_form_job") == job.id:
+        return
+    st.session_state["train_form_job"] = job.id
+    config = job.config
+    st.session_state["train_arch"] = config.arch
+    follow_arch_defaults(config.arch)
+    spec = get_arch(config.arch)
+    st.session_state[f"train_dataset_{config.arch}"] = config.dataset or spec.default_dataset
+    arch_values = {field.name: field.default for field in spec.fields()} | dict(config.arch_config)
+    seed_values(spec.fields(), f"train_{config.arch}", arch_values)
+    train_values = {name: getattr(config, name) for name in train_defaults(config.arch)}
+    seed_values(train_field_specs(), TRAIN_PREFIX, train_values)
+
+
 def start_job(arch: str, dataset: str, arch_values: dict, train_values: dict, slots: dict) -> None:
     config = {**train_values, "arch": arch, "dataset": dataset, "arch_config": arch_values}
     try:
@@ -89,6 +106,7 @@ def start_job(arch: str, dataset: str, arch_values: dict, train_values: dict, sl
         st.error(escape_markdown(f"{arch} cannot train with these settings: {error}"))
         return
     remember_job(job)
+    st.session_state["train_form_job"] = job.id  # the form holds its settings already
     st.session_state["train_last_state"] = job.state
     st.rerun()  # the sidebar, drawn before this page, shows the new job from the next run on
 
@@ -165,9 +183,7 @@ def checkpoint_zip(job) -> bytes:
     step = job.snapshot().get("step")
     if cached and cached[0] == (job.id, step):
         return cached[1]
-    with tempfile.TemporaryDirectory() as folder:
-        name = f"{job.snapshot()['arch']}-{job.id[-6:]}"
-        data = archive.pack(job.save_checkpoint(Path(folder) / name))
+    data = archive.pack_job(job)
     st.session_state["train_ckpt"] = ((job.id, step), data)
     return data
 
@@ -219,15 +235,15 @@ def checkpoint_section(job) -> None:
 
 st.title("Train")
 apply_share_link()
+apply_job_settings(current_job())
 archs = list_archs()
-if "train_arch" not in st.session_state:
-    st.session_state["train_arch"] = "mlp" if "mlp" in archs else archs[0]
 top = st.columns([2, 2, 3])
-arch = top[0].selectbox("architecture", archs, key="train_arch")
+arch_key = keep("train_arch", "mlp" if "mlp" in archs else archs[0])
+arch = top[0].selectbox("architecture", archs, key=arch_key)
 follow_arch_defaults(arch)
 spec = get_arch(arch)
 datasets = compatible_datasets(spec)
-dataset_key = f"train_dataset_{arch}"
+dataset_key = keep(f"train_dataset_{arch}", datasets[0])
 if st.session_state.get(dataset_key) not in datasets:
     st.session_state[dataset_key] = datasets[0]
 dataset = top[1].selectbox("dataset", datasets, key=dataset_key)
@@ -244,11 +260,23 @@ slots = {**train_slots, **arch_slots}
 show_errors({**arch_errors, **train_errors}, slots)
 valid = not arch_errors and not train_errors
 
+# One run at a time per student: a second Start would queue a second job without a word.
+running = [job for job in session_jobs(include_loaded=False) if job.state in ACTIVE_STATES]
 start_col, link_col = st.columns([1, 5])
 if start_col.button(
-    "Start", key="train_start", type="primary", disabled=not valid, width="stretch"
-):
+    "Start", key="train_start", type="primary", disabled=not valid or bool(running),
+    width="stretch",
+):  # fmt: skip
     start_job(arch, dataset, arch_values, train_values, slots)
+if running:
+    link_col.caption(
+        f"Your {escape_markdown(running[0].arch)} run is {escape_markdown(running[0].state)}: "
+        "stop it (below or in the sidebar) to start another, or replace it."
+    )
+    if link_col.button("Stop it and start these settings", key="train_replace", disabled=not valid):
+        for job in running:
+            job.stop("replaced by a new run")
+        start_job(arch, dataset, arch_values, train_values, slots)
 with link_col.popover("Share these settings"):
     params = share.encode(arch, dataset, arch_values, train_values)
     st.code(share.link(st.context.url or "", params), language=None)
