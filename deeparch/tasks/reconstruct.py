@@ -36,6 +36,7 @@ class ReconstructTask(Task):
     """Autoencoders: reconstruct the clean input from a (possibly corrupted) one, plus a penalty."""
 
     name = "reconstruct"
+    summary_metrics = ("val_reconstruction", "val_loss")
 
     @dataclasses.dataclass(frozen=True)
     class Settings:
@@ -74,6 +75,8 @@ class DenoiseTask(ReconstructTask):
     """U-Nets: model(noisy) -> clean estimate; mean squared error to the clean input."""
 
     name = "denoise"
+    summary_metrics = ("val_mse",)
+    best_by = ("val_mse", "min")
 
     def loss_terms(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         noisy = self.corrupt(x)

@@ -51,6 +51,7 @@ class VaeTask(Task):
     """Variational autoencoders: reconstruction + beta * KL (Kingma & Welling 2014)."""
 
     name = "vae"
+    summary_metrics = ("val_reconstruction", "val_kl", "val_loss")
 
     @dataclasses.dataclass(frozen=True)
     class Settings:
