@@ -100,3 +100,43 @@ def test_train_shows_reconstruction_error_and_kl_as_numbers(arch, finals):
     for label in finals:
         assert metric(at, label) == f"{final[names[label.removeprefix('final ')]]:.4g}"
     assert not [c for c in at.get("plotly_chart") if c.proto.id.endswith("confusion_chart")]
+
+
+def test_compare_names_runs_by_what_differs_and_marks_a_loaded_checkpoint(tmp_path):
+    from deeparch.checkpoint import archive
+
+    at = open_page("pages/train.py")
+    at.text_input(key="train_mlp_hidden_sizes").set_value("16").run()
+    at.number_input(key="train_cfg_max_steps").set_value(20).run()
+    job_ids = []
+    for lr in (0.01, 0.001):
+        at.number_input(key="train_cfg_lr").set_value(lr).run()
+        at.button(key="train_start").click().run()
+        job_ids.append(at.session_state["deeparch_current_job"])
+        run_until(at, lambda a: metric(a, "state") == "finished")
+    first = get_manager().get(job_ids[0])
+    packed = archive.pack(first.save_checkpoint(tmp_path / "first"))
+    at.file_uploader(key="train_upload").upload("first.zip", packed, "application/zip").run()
+    assert any(s.value.startswith("Loaded mlp") for s in at.success), [e.value for e in at.error]
+
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    runs = at.multiselect(key="compare_runs")
+    assert len(runs.value) == 3  # newest first: the loaded checkpoint, the second run, the first
+    # The loaded copy has the first run's settings: the two are told apart by their ids.
+    loaded_id = runs.value[0]
+    assert runs.value[1:] == job_ids[::-1]
+    assert runs.options == [
+        f"lr 0.01 · {loaded_id[-6:]} (loaded)",
+        "lr 0.001",
+        f"lr 0.01 · {job_ids[0][-6:]}",
+    ]
+    legend = [trace["name"] for trace in chart_spec(at, "compare_loss_chart")["data"]]
+    assert legend == runs.options
+    assert "All of them: mlp on mnist; each is named by what it changes." in [
+        c.value for c in at.caption
+    ]
+    runs.set_value(job_ids).run()  # only the two trained runs: named by lr alone
+    legend = [trace["name"] for trace in chart_spec(at, "compare_loss_chart")["data"]]
+    assert legend == ["lr 0.01", "lr 0.001"]
+    assert list(at.dataframe[0].value.columns) == ["lr 0.01", "lr 0.001"]
