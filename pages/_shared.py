@@ -121,11 +121,6 @@ def session_jobs(include_loaded: bool = True) -> list[JobHandle]:
     return list(reversed(jobs))
 
 
-def run_label(snap: Mapping[str, Any]) -> str:
-    """A short name for a run: architecture, dataset and the last characters of its id."""
-    return f"{snap.get('arch')} on {snap.get('dataset')} · {str(snap.get('id'))[-6:]}"
-
-
 def progress_fraction(snap: Mapping[str, Any]) -> float:
     total = snap.get("total_steps") or 0
     return min(1.0, (snap.get("step") or 0) / total) if total else 0.0

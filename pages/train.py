@@ -14,6 +14,7 @@ from deeparch.figures import training as viz
 from deeparch.figures.text import escape_markdown
 from deeparch.models import get_arch, list_archs
 from deeparch.models.registry import compatible_datasets
+from pages._results import confusion_section, run_results
 from pages._shared import (
     config_form,
     current_job,
@@ -171,6 +172,8 @@ def live_panel() -> None:
         )
     else:
         charts[1].caption("Validation metrics appear at the end of each epoch.")
+    run_results(snap)
+    confusion_section(job, snap)
     previous = st.session_state.get("train_last_state")
     st.session_state["train_last_state"] = state
     if previous is not None and previous != state:

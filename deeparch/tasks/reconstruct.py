@@ -62,6 +62,7 @@ class ReconstructTask(Task):
     """Autoencoders: reconstruct the clean input from a (possibly corrupted) one, plus a penalty."""
 
     name = "reconstruct"
+    summary_metrics = ("val_reconstruction", "val_loss")
 
     @dataclasses.dataclass(frozen=True)
     class Settings:
@@ -113,6 +114,8 @@ class DenoiseTask(ReconstructTask):
     by default), reported under the loss's name (mse, bce or l1)."""
 
     name = "denoise"
+    summary_metrics = ("val_mse",)
+    best_by = ("val_mse", "min")
 
     def loss_terms(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         noisy = self.corrupt(x)

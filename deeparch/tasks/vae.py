@@ -59,6 +59,7 @@ class VaeTask(Task):
     """Variational autoencoders: reconstruction + beta * KL (Kingma & Welling 2014)."""
 
     name = "vae"
+    summary_metrics = ("val_reconstruction", "val_kl", "val_loss")
 
     @dataclasses.dataclass(frozen=True)
     class Settings:

@@ -106,6 +106,13 @@ def test_snapshots_hold_the_documented_keys_and_shapes(arch):
         assert wrong["inputs"].shape == (m, *sample_shape)
         assert wrong["true"].shape == wrong["pred"].shape == (m,)
         assert (wrong["true"] != wrong["pred"]).all()
+        cells = snap["cell_examples"]  # (K, K, 8): the first examples of each cell, -1 after
+        assert cells.shape == (k, k, 8)
+        np.testing.assert_array_equal((cells >= 0).sum(axis=2), np.minimum(snap["confusion"], 8))
+        for true_class, predicted in zip(*np.nonzero(snap["confusion"])):
+            expected = np.nonzero((y.numpy() == true_class) & (pred == predicted))[0][:8]
+            shown = cells[true_class, predicted]
+            np.testing.assert_array_equal(shown[shown >= 0], expected)
     if name == "sequence":
         steps = x.shape[1]
         assert snap["grad_norm_per_step"].shape == (steps,)
