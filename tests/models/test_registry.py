@@ -46,10 +46,14 @@ def test_the_syllabus_is_registered():
 
 
 def test_every_family_module_is_found_and_registers_its_own_architectures():
-    # Discovered, not listed: every public module of deeparch.models but the registry.
+    # Discovered, not listed: every public module of deeparch.models but the registry and the
+    # helpers every family shares (parts: naming and freezing a model's parts).
     package = Path(models.__file__).parent
     public = sorted(path.stem for path in package.glob("*.py") if not path.stem.startswith("_"))
-    assert list(models.FAMILY_MODULES) == [name for name in public if name != "registry"]
+    assert models.NOT_A_FAMILY == {"registry", "parts"}
+    assert list(models.FAMILY_MODULES) == [
+        name for name in public if name not in {"registry", "parts"}
+    ]
     assert {get_arch(name).family for name in ARCHS} == set(models.FAMILY_MODULES)
     for name in ARCHS:
         spec = get_arch(name)
