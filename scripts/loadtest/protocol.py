@@ -460,6 +460,19 @@ class Tab:
                 return element.metric.body
         return None
 
+    def texts(self, since: int = 0) -> list[str]:
+        """Every markdown, alert, heading and progress text on the page, in page order."""
+        out = []
+        for path in sorted(self.elements):
+            element, kind = self.elements[path], self.elements[path].WhichOneof("type")
+            if not self._drawn_since(path, since):
+                continue
+            if kind in ("markdown", "alert", "heading"):
+                out.append(getattr(element, kind).body)
+            elif kind == "progress":
+                out.append(element.progress.text)
+        return out
+
     def chart_points(self, key: str, since: int = 0) -> int:
         """Points on the plotly chart with this key= (-1: none on the page, or an older one)."""
         for element in self.find("plotly_chart", since):

@@ -298,7 +298,8 @@ async def soak(options: Options) -> dict:
 
 # ------------------------------------------------------------------------------ abandonment
 async def _job_state(url: str, job_id: str, timeout: float) -> dict:
-    """A fresh tab opened on Train with ?job=<id> (as a reload would): the job's state and why."""
+    """A fresh tab opened on Train with ?job=<id> (as a reload would): the job's state and why
+    ("released" if the server no longer has the job)."""
     tab = Tab(url, name=f"observer-{job_id}")
     tab.query_string = f"job={job_id}"
     try:
@@ -307,7 +308,8 @@ async def _job_state(url: str, job_id: str, timeout: float) -> dict:
         await tab.settle(timeout)
         await tab.wait_for(lambda t: bool(state_of(t)), 10.0)
         alerts = [e.alert.body for e in tab.find("alert")]
-        return {"job": job_id, "state": state_of(tab), "alerts": alerts[-2:]}
+        # a server that releases a closed session's jobs no longer knows the link's job at all
+        return {"job": job_id, "state": state_of(tab) or "released", "alerts": alerts[-2:]}
     finally:
         await tab.close()
 
