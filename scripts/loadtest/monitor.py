@@ -83,6 +83,7 @@ class Sample:
     threads: int
     cpu_cores: float  # CPU time used since the previous sample / wall time between them
     children_rss_mb: float
+    children: int  # processes below the server (a local Ray's raylet and workers)
 
 
 @dataclass
@@ -103,8 +104,8 @@ class Sampler:
             cpu = cpu_seconds(self.pid)
         except OSError:
             return None
-        children = 0
-        for child in descendants(self.pid):
+        children, below = 0, descendants(self.pid)
+        for child in below:
             try:
                 children += status_of(child).get("VmRSS", 0)
             except OSError:
@@ -121,6 +122,7 @@ class Sampler:
             status.get("Threads", 0),
             round(cores, 2),
             round(children / 1024, 1),
+            len(below),
         )
         self.samples.append(sample)
         return sample
@@ -163,6 +165,8 @@ class Sampler:
             "threads_peak": max(s.threads for s in self.samples),
             "threads_last": self.samples[-1].threads,
             "cpu_cores_peak": max(s.cpu_cores for s in self.samples),
+            "children_peak": max(s.children for s in self.samples),
+            "children_rss_mb_peak": max(s.children_rss_mb for s in self.samples),
             "series_columns": ["t_s", "rss_mb", "threads", "cpu_cores", "children_rss_mb"],
             "series": series,
         }

@@ -154,8 +154,8 @@ class Tab:
         self._written: dict[tuple[int, ...], str] = {}  # delta path -> run id that wrote it
         self._fragment_of: dict[tuple[int, ...], str] = {}
         self._run: RunRecord | None = None
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._run_index: dict[str, int] = {}  # script run id -> its place in self.runs
+        self._action_index = 0  # the first run that can answer the student's last action
         self._changed = asyncio.Event()
 
     # ---------------------------------------------------------------- connection
@@ -208,6 +208,7 @@ class Tab:
         auto: bool = False,
         page_name: str = "",
     ) -> None:
+        """One rerun_script BackMsg; unless it is a timer's, settle() waits for its answer."""
         msg = BackMsg()
         state = msg.rerun_script
         state.query_string = self.query_string
@@ -225,7 +226,8 @@ class Tab:
         info.timezone, info.timezone_offset, info.locale = self.timezone, 0, "en-US"
         info.url, info.is_embedded, info.color_scheme = self._context_url(), False, "light"
         self.sent.append(msg)
-        self._idle.clear()
+        if not auto:
+            self._action_index = len(self.runs)
         await self._ws.send(msg.SerializeToString())
 
     async def open(self, page: str = "") -> None:
@@ -298,7 +300,6 @@ class Tab:
             pass
         finally:
             self.closed = True
-            self._idle.set()
             self._changed.set()
 
     def _handle(self, msg: ForwardMsg) -> None:
@@ -307,8 +308,8 @@ class Tab:
         if kind == "new_session":
             run = msg.metadata.run
             self._run = RunRecord(run.script_run_id, tuple(run.fragment_ids), now)
+            self._run_index[run.script_run_id] = len(self.runs)
             self.runs.append(self._run)
-            self._idle.clear()
             session = msg.new_session
             self.session_id = session.initialize.session_id or self.session_id
             if session.page_script_hash:
@@ -369,7 +370,6 @@ class Tab:
             run.finished, run.status = now, status
             if status in ("FINISHED_SUCCESSFULLY", "FINISHED_FRAGMENT_RUN_SUCCESSFULLY"):
                 self._drop_stale(run)
-        self._idle.set()
 
     def _drop_stale(self, run: RunRecord) -> None:
         """After a complete run what it did not draw is gone (after a fragment run, within it)."""
@@ -416,10 +416,18 @@ class Tab:
 
     # ---------------------------------------------------------------- waiting and reading
     def idle(self) -> bool:
-        """No run in progress, none asked for, and none the last one asked for (st.rerun())."""
-        last = self.runs[-1] if self.runs else None
-        pending = last is not None and last.status in ("", "FINISHED_EARLY_FOR_RERUN")
-        return self.closed or (self._idle.is_set() and not pending)
+        """A run begun after the student's last action has finished, and not early for a rerun
+        (st.rerun(): the server starts the next run itself); timers' runs may go on."""
+        answers = self.runs[self._action_index :]
+        done = any(r.status not in ("", "FINISHED_EARLY_FOR_RERUN") for r in answers)
+        return self.closed or done
+
+    def run_count(self) -> int:
+        """Runs begun so far: pass it as `since` to look only at what later runs drew."""
+        return len(self.runs)
+
+    def _drawn_since(self, path: tuple[int, ...], since: int) -> bool:
+        return self._run_index.get(self._written.get(path, ""), -1) >= since
 
     async def settle(self, timeout: float = 120.0) -> None:
         """Wait until the run in progress (and any rerun it asked for) has finished."""
@@ -438,37 +446,36 @@ class Tab:
                 await asyncio.wait_for(self._changed.wait(), remaining)
         return True
 
-    def find(self, kind: str) -> list[Element]:
-        """The page's elements of one type (in page order)."""
+    def find(self, kind: str, since: int = 0) -> list[Element]:
+        """The page's elements of one type (in page order), drawn by run `since` or later."""
         return [
             self.elements[p]
             for p in sorted(self.elements)
-            if self.elements[p].WhichOneof("type") == kind
+            if self.elements[p].WhichOneof("type") == kind and self._drawn_since(p, since)
         ]
 
-    def metric(self, label: str) -> str | None:
-        for element in self.find("metric"):
+    def metric(self, label: str, since: int = 0) -> str | None:
+        for element in self.find("metric", since):
             if element.metric.label == label:
                 return element.metric.body
         return None
 
-    def texts(self) -> list[str]:
-        """Every markdown, alert, heading and progress text on the page."""
+    def texts(self, since: int = 0) -> list[str]:
+        """Every markdown, alert, heading and progress text on the page, in page order."""
         out = []
         for path in sorted(self.elements):
-            element = self.elements[path]
-            kind = element.WhichOneof("type")
+            element, kind = self.elements[path], self.elements[path].WhichOneof("type")
+            if not self._drawn_since(path, since):
+                continue
             if kind in ("markdown", "alert", "heading"):
                 out.append(getattr(element, kind).body)
             elif kind == "progress":
                 out.append(element.progress.text)
-            elif kind == "exception":
-                out.append(element.exception.message)
         return out
 
-    def chart_points(self, key: str) -> int:
-        """Points on the plotly chart with this key= (-1: no such chart on the page)."""
-        for element in self.find("plotly_chart"):
+    def chart_points(self, key: str, since: int = 0) -> int:
+        """Points on the plotly chart with this key= (-1: none on the page, or an older one)."""
+        for element in self.find("plotly_chart", since):
             if user_key(element.plotly_chart.id) == key:
                 return plotly_points(element.plotly_chart.spec)
         return -1

@@ -90,7 +90,7 @@ async def server_for(options: Options, name: str) -> AsyncIterator[Server]:
     env = dict(options.server_env)
     if options.backend:
         env["DEEPARCH_BACKEND"] = options.backend
-    log_path = options.log_dir / f"{name}.log"
+    log_path = options.log_dir / f"{name}{'-' + options.backend if options.backend else ''}.log"
     process = start_server(options.app_dir, port, log_path, env)
     server = Server(f"http://127.0.0.1:{port}", process.pid, log_path)
     try:
@@ -125,8 +125,8 @@ def _jobs_summary(students: list[Student]) -> dict:
 
 
 def class_throughput(students: list[Student]) -> dict:
-    """The class's samples/s: every finished job's samples over the span from the first Start to
-    the last end; beside it the median job's own figure (what one job alone would show)."""
+    """The class's samples/s: every ended job's samples over the span from the first Start to
+    the last end (queue waits, job setup and page overhead included, as the class lives them)."""
     jobs = [j for s in students for j in s.record.jobs if j.end_s is not None and j.steps]
     if not jobs:
         return {"class_samples_per_s": None}
@@ -202,6 +202,10 @@ async def ramp(options: Options) -> dict:
     results = []
     async with server_for(options, "ramp") as server:
         sampler = Sampler(server.pid, options.sample_every_s).start() if server.pid else None
+        # one run before the stages, so stage 1 is one job on a warm server (data parsed once)
+        warmup = Student(server.url, "warmup", time.monotonic(), settings)
+        await _guarded(_one_run(warmup, options), warmup)
+        await warmup.close()
         for n in stages:
             t0 = time.monotonic()
             students = [Student(server.url, f"n{n}-s{i}", t0, settings) for i in range(n)]
@@ -225,12 +229,17 @@ async def ramp(options: Options) -> dict:
             await asyncio.sleep(2)  # the closed sessions' cleanup, before the next stage
         if sampler:
             await sampler.stop()
-    alone = results[0]["samples_per_s"].get("median") if results[0]["students"] == 1 else None
+    # the class's throughput against one student's alone, both measured the same way
+    alone = results[0]["class_samples_per_s"] if results[0]["students"] == 1 else None
     for stage in results:
         if alone and stage.get("class_samples_per_s"):
             stage["class_vs_one_job_alone"] = round(stage["class_samples_per_s"] / alone, 2)
     return {
         "settings": settings,
+        "warmup": {
+            "first_point_s": warmup.record.jobs[0].first_point_s if warmup.record.jobs else None,
+            "problem": warmup.record.problem,
+        },
         "stages": results,
         "server_startup_s": server.startup_s,
         "server": sampler.summary() if sampler else None,
@@ -279,16 +288,18 @@ async def soak(options: Options) -> dict:
         result["rss_mb_growth_after_first_minute"] = round(
             max(s.rss_mb for s in sampler.samples) - after_minute, 1
         )
-        ended = sum(1 for s in students for j in s.record.jobs if j.state in ENDED)
-        if ended:
-            growth = sampler.samples[-1].rss_mb - sampler.samples[0].rss_mb
-            result["rss_mb_per_ended_run"] = round(growth / ended, 2)
+        later = [j for s in students for j in s.record.jobs if (j.end_s or 0) > 60.0]
+        result["runs_ended_after_first_minute"] = len(later)
+        if later:
+            growth = sampler.samples[-1].rss_mb - after_minute
+            result["rss_mb_per_run_after_first_minute"] = round(growth / len(later), 2)
     return result
 
 
 # ------------------------------------------------------------------------------ abandonment
 async def _job_state(url: str, job_id: str, timeout: float) -> dict:
-    """A fresh tab opened on Train with ?job=<id> (as a reload would): the job's state and why."""
+    """A fresh tab opened on Train with ?job=<id> (as a reload would): the job's state and why
+    ("released" if the server no longer has the job)."""
     tab = Tab(url, name=f"observer-{job_id}")
     tab.query_string = f"job={job_id}"
     try:
@@ -297,7 +308,8 @@ async def _job_state(url: str, job_id: str, timeout: float) -> dict:
         await tab.settle(timeout)
         await tab.wait_for(lambda t: bool(state_of(t)), 10.0)
         alerts = [e.alert.body for e in tab.find("alert")]
-        return {"job": job_id, "state": state_of(tab), "alerts": alerts[-2:]}
+        # a server that releases a closed session's jobs no longer knows the link's job at all
+        return {"job": job_id, "state": state_of(tab) or "released", "alerts": alerts[-2:]}
     finally:
         await tab.close()
 
@@ -352,11 +364,11 @@ async def abandon(options: Options) -> dict:
 async def churn(options: Options) -> dict:
     """One tab: Start, wait for the first loss point, Stop; C times. Memory left per cycle."""
     settings = _settings(options, ABANDON_SETTINGS)
+    rss_after_cycle: list[float] = []
     async with server_for(options, "churn") as server:
         sampler = Sampler(server.pid, options.sample_every_s).start() if server.pid else None
         t0 = time.monotonic()
         student = Student(server.url, "churner", t0, settings)
-        rss_before = sampler.sample().rss_mb if sampler else None
 
         async def cycles() -> None:
             if not await student.open(options.timeout_s):
@@ -368,29 +380,33 @@ async def churn(options: Options) -> dict:
                     continue
                 if job.state not in ENDED:
                     await student.stop(options.timeout_s)
+                if sampler and (sample := sampler.sample()):
+                    rss_after_cycle.append(sample.rss_mb)
 
         await _guarded(cycles(), student)
         await student.close()
         await asyncio.sleep(3)
-        rss_after = sampler.sample().rss_mb if sampler else None
+        rss_closed = sampler.sample().rss_mb if sampler else None
         if sampler:
             await sampler.stop()
-    done = len(student.record.jobs)
+    jobs = student.record.jobs
     result = {
         "settings": settings,
         "cycles_asked": options.cycles,
-        "cycles_done": done,
+        "cycles_done": len(jobs),
         **_error_summary([student]),
         "problem": student.record.problem,
-        "states": dict(Counter(job.state for job in student.record.jobs)),
-        "first_point_s": stats([job.first_point_s for job in student.record.jobs]),
+        "states": dict(Counter(job.state for job in jobs)),
+        "first_point_s": stats([job.first_point_s for job in jobs]),
         "wall_s": round(time.monotonic() - t0, 1),
-        "rss_mb_before": rss_before,
-        "rss_mb_after": rss_after,
+        "rss_mb_after_first_cycle": rss_after_cycle[0] if rss_after_cycle else None,
+        "rss_mb_after_last_cycle": rss_after_cycle[-1] if rss_after_cycle else None,
+        "rss_mb_after_tab_closed": rss_closed,
         "server": sampler.summary() if sampler else None,
     }
-    if rss_before is not None and rss_after is not None and done:
-        result["rss_mb_per_cycle"] = round((rss_after - rss_before) / done, 2)
+    if len(rss_after_cycle) > 1:  # from the first cycle on: torch and the data are loaded once
+        growth = rss_after_cycle[-1] - rss_after_cycle[0]
+        result["rss_mb_per_cycle"] = round(growth / (len(rss_after_cycle) - 1), 2)
     return result
 
 

@@ -131,24 +131,34 @@ class Student:
         return True
 
     async def start(self, first_point_timeout: float = 600.0) -> JobRecord:
-        """Press Start and wait for the first loss point (or the run's end, or an error)."""
+        """Press Start and wait for the first loss point (or the run's end, or an error).
+
+        Only what runs after the page learnt the new job's id drew counts: the previous run's
+        chart and state stay on the page until the new job's replace them.
+        """
         job = JobRecord(start_s=round(time.monotonic() - self.t0, 3))
         self.record.jobs.append(job)
         pressed = time.monotonic()
         with contextlib.suppress(LookupError):
             job.batch_size = self.tab.widgets[self.tab.widget_id("train_cfg_batch_size")].int_value
+        previous_job = job_id_of(self.tab)
+        since: list[int] = []  # the first run that knows the new job, once the id has changed
 
         def seen(tab: Tab) -> None:
-            state = state_of(tab)
-            if state == "running" and job.queue_wait_s is None:
-                job.queue_wait_s = self._since(pressed)
-            if job.first_point_s is None and tab.chart_points(LOSS_CHART) > 0:
+            if not since:
+                if job_id_of(tab) in ("", previous_job):
+                    return
+                since.append(tab.run_count())
+            state = tab.metric("state", since[0]) or ""
+            if state and state != "queued" and job.queue_wait_s is None:
+                job.queue_wait_s = self._since(pressed)  # out of the queue: training or ended
+            if job.first_point_s is None and tab.chart_points(LOSS_CHART, since[0]) > 0:
                 job.first_point_s = self._since(pressed)
 
         self.tab.on_change = seen
-        previous_job = job_id_of(self.tab)
         await self.tab.click(START)
         await self.tab.settle(first_point_timeout)
+        await self.tab.wait_for(lambda t: job_id_of(t) not in ("", previous_job), 5.0)
         job.job_id = job_id_of(self.tab)
         if job.job_id in ("", previous_job):  # Start refused: the page says why
             job.job_id, job.state = "", "refused"
@@ -156,7 +166,11 @@ class Student:
             self._note_errors()
             return job
         await self.tab.wait_for(
-            lambda t: job.first_point_s is not None or state_of(t) in ENDED or t.error_page,
+            lambda t: (
+                job.first_point_s is not None
+                or (job.queue_wait_s is not None and state_of(t) in ENDED)
+                or t.error_page
+            ),
             first_point_timeout,
         )
         self._read_job(job)

@@ -85,5 +85,6 @@ def test_a_closed_tab_is_seen_by_the_server_and_its_job_stops(tmp_path):
     result = asyncio.run(abandon(options))
     assert result["jobs_started"] == 1 and not result["problems"]
     assert result["states_when_closed"] in ({"running": 1}, {"queued": 1})
-    assert result["final_states"] == {"stopped": 1}
+    # stopped by the heartbeat, or released with the session that ended
+    assert result["final_states"] in ({"stopped": 1}, {"released": 1})
     assert result["server_idle_after_close_s"] is not None
