@@ -118,13 +118,20 @@ def layer_gradient_norms(
 ) -> dict[str, float]:
     """|| d loss / d W || of each layer's weight on one batch, in the model's order (eval mode:
     batch norm uses its running statistics, so the numbers are those of the trained model)."""
-    with evaluation_mode(model):
-        model.zero_grad(set_to_none=True)
-        loss_fn(model(x), y).backward()
+    was_training = model.training
+    model.eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(True)  # a job's model copy comes without gradients
+    try:
+        with torch.enable_grad():
+            model.zero_grad(set_to_none=True)
+            loss_fn(model(x), y).backward()
         norms = {
             name: float(module.weight.grad.norm())
             for name, module in model.named_modules()
             if isinstance(module, layer_types) and module.weight.grad is not None
         }
         model.zero_grad(set_to_none=True)
+    finally:
+        model.train(was_training)
     return norms

@@ -10,9 +10,10 @@ from torch import nn
 from deeparch.data import load_dataset
 from deeparch.engine.config import TrainConfig
 from deeparch.engine.handle import JobHandle
+from deeparch.lessons.measure import accuracy as measured_accuracy
 from deeparch.lessons.measure import layer_gradient_norms
 from deeparch.lessons.registry import Lesson, Outcome, Prediction, register
-from deeparch.lessons.runner import failed_outcome, last_epoch, unfinished
+from deeparch.lessons.runner import failed_outcome, unfinished
 
 # Deep enough that the plain net degrades: 3 stages of 6 blocks is 37 layers with weights. At
 # the registry's defaults (2 blocks a stage) the two tie, which is why the lesson goes deeper.
@@ -49,12 +50,13 @@ def judge_residual(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
         return failed_outcome(LESSON, problems)
     data = load_dataset("mnist")
     x, y = data.x_val[:256], data.y_val[:256]
+    models = {label: job.model_copy() for label, job in jobs.items()}
     accuracy = {
-        label: float(last_epoch(job).get("val_accuracy", 0.0)) for label, job in jobs.items()
+        label: measured_accuracy(model, data.x_val, data.y_val) for label, model in models.items()
     }
     norms = {
-        label: layer_gradient_norms(job.model_copy(), x, y, nn.functional.cross_entropy)
-        for label, job in jobs.items()
+        label: layer_gradient_norms(model, x, y, nn.functional.cross_entropy)
+        for label, model in models.items()
     }
     first = {label: next(iter(layer_norms.values())) for label, layer_norms in norms.items()}
     margin = accuracy["resnet"] - accuracy["plainnet"]
