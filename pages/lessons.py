@@ -75,8 +75,11 @@ def verdict(lesson: Lesson, outcome) -> None:
     with yours:
         st.markdown("**Your prediction**")
         shown = present.answer_text(lesson.prediction, guess)
-        mark = {True: ":green[right]", False: ":red[not this time]", None: ""}[right]
-        st.markdown(f"{code_span(shown)} {mark}")
+        st.markdown(code_span(shown))
+        if right is True:
+            st.markdown(":green[right]")
+        elif right is False:
+            st.markdown(":red[not this time]")
     with measured:
         st.markdown("**Measured here**")
         st.markdown(code_span(answer))
@@ -132,8 +135,10 @@ def comparison_section() -> None:
     st.subheader("A comparison from your teacher")
     for index, one in enumerate(shared, start=1):
         values = {**one.arch_values, **one.train_values}
-        st.markdown(f"{index}. {code_span(one.arch)} on {code_span(one.dataset or 'its default')}"
-                    + (f" with {code_span(str(values))}" if values else ""))  # fmt: skip
+        setting = f"{one.arch} on {one.dataset or 'its default dataset'}"
+        if values:
+            setting += f" with {values}"
+        st.markdown(escape_markdown(f"{index}. {setting}"))
     if st.button("Train them all", key="lessons_compare_start"):
         configs = [TrainConfig.from_dict({"arch": one.arch, "dataset": one.dataset,
                                           "arch_config": one.arch_values, **one.train_values})

@@ -78,14 +78,16 @@ def judge_pca(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
     # close: the error barely depends on them.
     overlap = sum(math.cos(math.radians(a)) ** 2 for a in angles) / len(angles)
     ratio = ae_error / pca_error
-    held = ratio < 1.05 and overlap > 0.9
+    median = angles[len(angles) // 2]
+    held = ratio < 1.05 and median < 5.0
     return Outcome(
         PCA_LESSON.name,
         held=held,
         verdict=f"with a code of {PCA_CODE_SIZE} on the 8x8 digits, PCA's validation error is "
         f"{pca_error:.4f} and the linear autoencoder's {ae_error:.4f} ({ratio:.3f}x); the "
         f"principal angles between their subspaces are {angles[0]:.1f} to {angles[-1]:.1f} "
-        f"degrees (median {angles[len(angles) // 2]:.1f}; overlap {overlap:.3f} of 1)",
+        f"degrees (median {median:.1f}; overlap {overlap:.3f} of 1): the last directions, whose "
+        f"variances are close, turn into place slowest, and the error hardly depends on them",
         measured={
             "code_size": PCA_CODE_SIZE,
             "pca_val_mse": pca_error,
@@ -95,7 +97,7 @@ def judge_pca(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
             "principal_angles_degrees": [round(a, 2) for a in angles],
         },
         series={"principal angles (degrees), smallest first": {"angle": angles}},
-        answer=round(angles[-1], 1),
+        answer=round(median, 1),
     )
 
 

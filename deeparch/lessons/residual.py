@@ -19,7 +19,7 @@ from deeparch.lessons.runner import failed_outcome, unfinished
 # the registry's defaults (2 blocks a stage) the two tie, which is why the lesson goes deeper.
 DEEP = {"stages": 3, "blocks_per_stage": 6}
 BUDGETS = {
-    "ci": {"base_channels": 8, "max_steps": 40, "batch_size": 32},
+    "ci": {"base_channels": 8, "max_steps": 50, "batch_size": 32},
     "full": {"base_channels": 16, "max_steps": 0, "batch_size": 64},
 }
 
@@ -60,7 +60,10 @@ def judge_residual(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
     }
     first = {label: next(iter(layer_norms.values())) for label, layer_norms in norms.items()}
     margin = accuracy["resnet"] - accuracy["plainnet"]
-    held = margin > 0.1
+    gradient_ratio = first["resnet"] / max(first["plainnet"], 1e-30)
+    # Ahead by more than a couple of validation images' worth, and the first layer's gradient
+    # (the one that has to pass through all 37 layers) at least 10 times the plain net's.
+    held = margin > 0.02 and gradient_ratio > 10
     steps = jobs["resnet"].snapshot().get("step", 0)
     return Outcome(
         LESSON.name,
@@ -69,7 +72,12 @@ def judge_residual(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
         f"reaches {accuracy['resnet']:.1%} validation accuracy and the plain net "
         f"{accuracy['plainnet']:.1%}; the first layer's gradient norm is {first['resnet']:.3g} "
         f"against {first['plainnet']:.3g}",
-        measured={"val_accuracy": accuracy, "steps": steps, "first_layer_gradient": first},
+        measured={
+            "val_accuracy": accuracy,
+            "steps": steps,
+            "first_layer_gradient": first,
+            "first_layer_gradient_ratio": round(gradient_ratio, 2),
+        },  # fmt: skip
         series={
             "gradient norm per layer (input side first)": {
                 label: list(layer_norms.values()) for label, layer_norms in norms.items()

@@ -13,8 +13,8 @@ from deeparch.engine.handle import JobHandle
 from deeparch.lessons.measure import accuracy, fit, seeded_model, seeded_module
 from deeparch.lessons.registry import Lesson, Outcome, Prediction, register
 
-PRETRAIN_STEPS = {"ci": 150, "full": 600}
-TRANSFER_STEPS = {"ci": 60, "full": 200}  # the budget both contenders get on 5-9
+PRETRAIN_STEPS = {"ci": 400, "full": 1000}
+TRANSFER_STEPS = {"ci": 50, "full": 100}  # the budget both contenders get on 5-9
 # Training images of each new digit: transfer pays when the new task has few examples.
 NEW_PER_CLASS = 10
 SMALL = {"dense_width": 64}
