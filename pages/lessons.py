@@ -65,6 +65,8 @@ def start(lesson: Lesson, guess) -> None:
         runs[lesson.name] = LessonRun(lesson, "full", manager(), session_owner())
     except ConfigError as error:
         st.error(escape_markdown(str(error)))
+        return
+    st.rerun()  # the sidebar, drawn before this page, lists the new jobs from the next run on
 
 
 def verdict(lesson: Lesson, outcome) -> None:
@@ -183,7 +185,7 @@ if lesson.note:
 guess = prediction_widget(lesson)
 run_col, link_col = st.columns([1, 4])
 if run_col.button("Run", key="lessons_run", type="primary", disabled=guess is None,
-                  help="Make your prediction first"):  # fmt: skip
+                  help="Make your prediction first" if guess is None else None):  # fmt: skip
     start(lesson, guess)
 with link_col.popover("Links for the class"):
     base = st.context.url or ""

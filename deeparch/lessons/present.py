@@ -84,5 +84,5 @@ def answer_text(prediction: Prediction, answer: Any) -> str:
     if prediction.kind == "shape":
         return "(" + ", ".join(str(n) for n in answer) + ")"
     if prediction.kind == "number" and isinstance(answer, int | float):
-        return f"{answer:,}" if float(answer).is_integer() else f"{answer:.3g}"
+        return f"{int(answer):,}" if float(answer).is_integer() else f"{answer:.3g}"
     return str(answer)

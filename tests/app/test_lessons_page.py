@@ -46,3 +46,13 @@ def test_run_trains_through_the_engine_in_the_background_as_this_session():
     finally:
         for job in jobs:
             job.stop("test over")
+
+
+def test_train_offers_the_run_as_a_script_and_a_notebook():
+    at = open_page("pages/train.py", query={"arch": "mlp", "dataset": "digits", "epochs": "1"})
+    at.button(key="train_start").click().run()
+    run_until(
+        at, lambda a: any(b.label == "PyTorch script (.py)" for b in a.get("download_button"))
+    )
+    labels = [b.label for b in at.get("download_button")]
+    assert "Notebook (.ipynb)" in labels
