@@ -17,6 +17,7 @@ sections = {
         st.Page("pages/inspect.py", title="Inspect", icon=":material/search:"),
         st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
         st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+        st.Page("pages/lessons.py", title="Lessons", icon=":material/school:"),
     ],
     "Explore": [
         st.Page("pages/features.py", title="Feature maps", icon=":material/grid_view:"),

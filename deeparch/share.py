@@ -232,3 +232,65 @@ def _did_you_mean(name: str, candidates: list[str]) -> str:
 
 def _listed(params: Mapping[str, str]) -> str:
     return ", ".join(f"{key}={text!r}" for key, text in params.items())
+
+
+# ---- lessons and comparisons ----------------------------------------------------------------
+
+LESSON_KEY = "lesson"
+RUN_PREFIX = "run"  # run1.arch=resnet&run1.blocks_per_stage=6&run2.arch=plainnet&...
+MAX_SHARED_RUNS = 8
+
+
+def encode_lesson(name: str) -> dict[str, str]:
+    """The query parameters that open one lesson (?lesson=residual_learning)."""
+    return {LESSON_KEY: name}
+
+
+def decode_lesson(params: Mapping[str, str], known: list[str]) -> tuple[str | None, list[str]]:
+    """The lesson a link names, if it is one of `known`; else None and a sentence saying why."""
+    name = params.get(LESSON_KEY)
+    if name is None:
+        return None, []
+    if name in known:
+        return name, []
+    return None, [
+        f"lesson {name!r} is unknown{_did_you_mean(name, known)}; known: {', '.join(known)}"
+    ]
+
+
+def encode_runs(configs: list[Mapping[str, Any]]) -> dict[str, str]:
+    """One link to several runs (TrainConfig dicts): each run's own link, keys prefixed runN."""
+    if not 1 <= len(configs) <= MAX_SHARED_RUNS:
+        raise ConfigError("runs", len(configs), f"from 1 to {MAX_SHARED_RUNS} runs in one link")
+    params: dict[str, str] = {}
+    for index, config in enumerate(configs, start=1):
+        values = dict(config)
+        arch, dataset = values.pop("arch"), values.pop("dataset", None)
+        arch_values = values.pop("arch_config", {}) or {}
+        one = encode(arch, dataset, arch_values, values)
+        params.update({f"{RUN_PREFIX}{index}.{key}": text for key, text in one.items()})
+    return params
+
+
+def decode_runs(params: Mapping[str, str]) -> tuple[list[SharedSettings], list[str]]:
+    """The runs a comparison link asks for, in order, each decoded as a one-run link; problems
+    name the run they belong to. Keys that are not runN.<key> are left for others to read."""
+    grouped: dict[int, dict[str, str]] = {}
+    problems: list[str] = []
+    for key, text in params.items():
+        head, dot, rest = key.partition(".")
+        number = head.removeprefix(RUN_PREFIX)
+        if not (dot and head.startswith(RUN_PREFIX) and number.isdigit()):
+            continue
+        index = int(number)
+        if not 1 <= index <= MAX_SHARED_RUNS:
+            problems.append(f"{key}={text!r}: a link holds runs 1 to {MAX_SHARED_RUNS}")
+            continue
+        grouped.setdefault(index, {})[rest] = text
+    runs = []
+    for index in sorted(grouped):
+        shared = decode(grouped[index])
+        problems.extend(f"run {index}: {problem}" for problem in shared.problems)
+        if shared.arch is not None:
+            runs.append(shared)
+    return runs, problems

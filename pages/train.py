@@ -15,6 +15,8 @@ from deeparch.figures.text import escape_markdown
 from deeparch.models import get_arch, list_archs
 from deeparch.models.registry import compatible_datasets
 from pages._results import confusion_section, run_results
+
+from pages._export import export_downloads
 from pages._shared import (
     config_form,
     current_job,
@@ -289,3 +291,4 @@ active = job is not None and job.state in ACTIVE_STATES
 st.fragment(live_panel, run_every=LIVE_REFRESH_S if active else None)()
 st.divider()
 checkpoint_section(job)
+export_downloads(job)

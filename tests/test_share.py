@@ -8,6 +8,7 @@ import pytest
 from deeparch import share
 from deeparch.config import FieldSpec, hp
 from deeparch.engine.config import train_defaults, train_field_specs
+from deeparch.errors import ConfigError
 from deeparch.models import get_arch, list_archs, registry
 from deeparch.models.registry import ArchSpec, compatible_datasets
 from deeparch.share import SharedSettings, decode, encode
@@ -172,3 +173,43 @@ def test_unknown_names_and_bad_values_are_each_named_with_their_value():
     params = {"hidden_sizes": "1 6", "activation": "swish", "lr": "100", "lr_rate": "3"}
     for (key, value), problem in zip(params.items(), shared.problems):
         assert problem.startswith(f"{key}={value!r}")  # every problem names its field and value
+
+
+# ---- lesson and comparison links ------------------------------------------------------------
+
+
+def test_a_lesson_link_names_a_known_lesson_or_says_why():
+    known = ["counting_parameters", "residual_learning"]
+    assert share.decode_lesson(share.encode_lesson("residual_learning"), known) == (
+        "residual_learning", [],
+    )  # fmt: skip
+    name, problems = share.decode_lesson({"lesson": "residual_lerning"}, known)
+    assert name is None and "did you mean 'residual_learning'" in problems[0]
+    assert share.decode_lesson({}, known) == (None, [])
+
+
+def test_a_comparison_link_carries_several_runs_and_back():
+    runs = [
+        {"arch": "resnet", "dataset": "mnist", "arch_config": {"blocks_per_stage": 6}, "epochs": 1},
+        {"arch": "plainnet", "arch_config": {"blocks_per_stage": 6}, "lr": 0.01},
+    ]
+    params = share.encode_runs(runs)
+    assert params["run1.arch"] == "resnet" and params["run2.blocks_per_stage"] == "6"
+    decoded, problems = share.decode_runs({**params, "lesson": "x"})
+    assert problems == []
+    assert [(r.arch, r.arch_values, r.train_values) for r in decoded] == [
+        ("resnet", {"blocks_per_stage": 6}, {"epochs": 1}),
+        ("plainnet", {"blocks_per_stage": 6}, {"lr": 0.01}),
+    ]
+
+
+def test_a_comparison_link_names_the_run_of_each_problem():
+    decoded, problems = share.decode_runs(
+        {"run1.arch": "mlp", "run1.lr": "fast", "run2.arch": "nosuch", "run99.arch": "mlp"}
+    )
+    assert [r.arch for r in decoded] == ["mlp"]
+    assert any(p.startswith("run 1: lr='fast'") for p in problems)
+    assert any(p.startswith("run 2: arch 'nosuch' is unknown") for p in problems)
+    assert any("run99.arch" in p for p in problems)
+    with pytest.raises(ConfigError):
+        share.encode_runs([])

@@ -9,6 +9,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from deeparch.cli import export as export_commands
+from deeparch.cli import lessons as lesson_commands
 from deeparch.cli import train as train_commands
 from deeparch.cli.options import name_option
 from deeparch.cli.render import print_table, table
@@ -145,7 +147,7 @@ def _summary_command(args: argparse.Namespace) -> int:
 
 
 # Modules that add commands of their own: each has add_commands(subparsers).
-COMMAND_MODULES: tuple = (train_commands,)
+COMMAND_MODULES: tuple = (train_commands, lesson_commands, export_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:
