@@ -109,6 +109,14 @@ def stratified_split(
     return train_index, val_index
 
 
+def seeded_split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, val) of a seeded shuffle of n examples, for sets without classes to
+    stratify by (forecast windows, text chunks, word windows); at least one on each side."""
+    order = np.random.default_rng(seed).permutation(n)
+    val_count = min(max(int(np.floor(val_fraction * n + 0.5)), 1), n - 1)
+    return order[val_count:], order[:val_count]
+
+
 def split_arrays(x: np.ndarray, y: np.ndarray, val_fraction: float, seed: int) -> Splits:
     """Apply stratified_split to features and labels."""
     train_index, val_index = stratified_split(y, val_fraction, seed)
