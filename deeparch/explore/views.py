@@ -169,8 +169,7 @@ def suitable_jobs(view: str, jobs: list[JobHandle]) -> list[JobHandle]:
     return [
         job
         for job in jobs
-        if job_fits(view, job.arch, job.task_name)
-        and (datasets is None or job.dataset in datasets)
+        if job_fits(view, job.arch, job.task_name) and (datasets is None or job.dataset in datasets)
     ]
 
 

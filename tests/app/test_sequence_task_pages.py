@@ -97,11 +97,13 @@ def test_words_page_tabulates_pairs_and_finds_neighbours():
     at = open_page("pages/words.py", owner)
     at.text_input(key="w2v_sentence").set_value("a b c d").run()
     at.slider(key="w2v_window").set_value(1).run()
-    skipgram = at.dataframe(key="w2v_skipgram").value
+    # in page order: skip-gram pairs, CBOW pairs, the typed word's neighbours, the probes
+    skipgram, cbow = at.dataframe[0].value, at.dataframe[1].value
     assert list(zip(skipgram["input"], skipgram["context"])) == [
         ("a", "b"), ("b", "a"), ("b", "c"), ("c", "b"), ("c", "d"), ("d", "c")
     ]  # fmt: skip
-    neighbours = at.dataframe(key="w2v_neighbours").value
+    assert list(cbow["target"]) == ["a", "b", "c", "d"] and cbow["context"][1] == "a c"
+    neighbours = at.dataframe[2].value
     assert len(neighbours) == 8 and "list" not in list(neighbours["neighbour"])
     assert len(chart(at, "w2v_map")["data"][0]["text"]) == 200
     at.text_input(key="w2v_word").set_value("zzzzq").run()
