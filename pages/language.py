@@ -30,6 +30,10 @@ def samples_section(job) -> None:
     losses = snap.get("epoch_metrics") or []
     if losses:
         st.caption(escape_markdown(f"validation loss {losses[-1].get('val_loss', 0):.3f} nats"))
+    st.caption(
+        "Newest first. Each sample starts with 16 characters of a validation chunk (the "
+        "prompt); the rest the model wrote, at every snapshot from the same random draws."
+    )
     for shown in reversed(snapshots[-SAMPLES_SHOWN:]):
         st.markdown(f"**step {int(shown['step'])}** (temperature {shown['temperature']:g})")
         prompt = decode_characters(shown["prompts"][0])

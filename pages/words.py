@@ -76,15 +76,20 @@ def neighbours_section(job) -> None:
     st.caption(f"nearest by cosine similarity of the input vectors, model at step {step:d}")
 
 
+def live_section(job) -> None:
+    neighbours_section(job)
+    job_section(job)
+
+
 st.title("Word embeddings")
 st.write(
     "word2vec (Mikolov et al. 2013): skip-gram trains each word's vector to predict the words "
     "around it, CBOW the average of the context to predict the word in the middle. Words that "
     "keep the same company get similar vectors. The text is Python's own help() pages, so the "
-    "company is Python's: watch 'list' move towards 'tuple' and 'dictionary'."
+    "company is Python's: after the starter's 15 epochs 'true' has 'false' among its nearest, "
+    "'string' has 'byte' and 'substring', 'error' has 'exception'; early on they are noise."
 )
 pairs_section()
 job = choose_job("words", P)
 if job is not None:
-    neighbours_section(job)
-    show_live(job, job_section)
+    show_live(job, live_section)

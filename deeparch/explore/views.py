@@ -129,8 +129,8 @@ VIEWS: dict[str, ViewSpec] = {
         "Word embeddings",
         ("word2vec",),
         None,
-        dict(arch="skipgram", dataset="topics_words", epochs=3, batch_size=256, lr=1e-2,
-             snapshot_every=20),
+        dict(arch="skipgram", dataset="topics_words", epochs=15, batch_size=256, lr=1e-2,
+             snapshot_every=40),
         "Train word2vec (skipgram or cbow) on the words of Python's help() text.",
     ),
 }  # fmt: skip

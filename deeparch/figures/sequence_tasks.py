@@ -84,10 +84,9 @@ def prefix_figure(
         )
     )
     fig.update_xaxes(
-        title="letters read",
-        tickvals=list(range(1, len(prefixes) + 1)),
-        ticktext=[p[-1] if p[-1] != " " else "_" for p in prefixes],
+        title="letters read", tickvals=list(range(1, len(prefixes) + 1)), ticktext=list(prefixes)
     )
+    fig.update_yaxes(autorange="reversed")  # the first language on top, as in the legend
     return _layout(fig, title, 60 + 28 * len(class_names))
 
 

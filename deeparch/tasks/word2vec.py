@@ -12,7 +12,7 @@ from deeparch.models.word2vec import nearest_words, pca_2d
 from deeparch.tasks.base import Task, evaluation_mode, to_numpy
 
 # Words the snapshot follows (those in the vocabulary): Python's own nouns and verbs.
-PROBE_WORDS = ("list", "string", "function", "class", "true", "return", "file", "integer")
+PROBE_WORDS = ("list", "string", "function", "class", "true", "error", "file", "integer")
 NEIGHBOURS = 5
 MAP_WORDS = 200  # the most frequent words placed on the 2-D map
 
