@@ -25,6 +25,11 @@ sections = {
         st.Page("pages/gan_studio.py", title="GAN studio", icon=":material/palette:"),
         st.Page("pages/sequences.py", title="Sequences", icon=":material/timeline:"),
         st.Page("pages/autoencoders.py", title="Autoencoders", icon=":material/compress:"),
+        st.Page("pages/forecast.py", title="Forecasting", icon=":material/show_chart:"),
+        st.Page("pages/language.py", title="Language model", icon=":material/edit_note:"),
+        st.Page("pages/transduction.py", title="Encoder-decoder", icon=":material/swap_horiz:"),
+        st.Page("pages/names.py", title="Surnames", icon=":material/badge:"),
+        st.Page("pages/words.py", title="Word embeddings", icon=":material/hub:"),
     ],
 }
 # The menu before the heavy imports: until a run reaches st.navigation, Streamlit lists every file

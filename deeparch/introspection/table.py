@@ -14,7 +14,7 @@ from torch import nn
 
 from deeparch.config import config_to_dict
 from deeparch.data import dataset_info
-from deeparch.data.info import DataInfo
+from deeparch.data.info import TOKEN_KINDS, DataInfo
 from deeparch.errors import ConfigError, UnknownNameError
 from deeparch.introspection import formulas
 from deeparch.introspection.convmath import receptive_field
@@ -343,7 +343,7 @@ def example_input(info: DataInfo, batch_size: int = 1) -> torch.Tensor:
     """A deterministic input batch of the dataset's kind: floats, or long token ids."""
     generator = torch.Generator().manual_seed(0)
     shape = (batch_size, *info.input_shape)
-    if info.kind == "tokens":
+    if info.kind in TOKEN_KINDS:
         return torch.randint(0, max(info.vocab_size, 1), shape, generator=generator)
     if info.kind == "image":
         return torch.rand(shape, generator=generator)
