@@ -20,6 +20,11 @@ def _tint(hex_colour: str, alpha: float) -> str:
     return f"rgba({red},{green},{blue},{alpha:.2f})"
 
 
+def _line(x: Any, y: Any, name: str, colour: str, markers: bool = False) -> go.Scatter:
+    mode = "lines+markers" if markers else "lines"
+    return go.Scatter(x=x, y=y, mode=mode, name=name, line={"color": colour})
+
+
 def decision_boundary_figure(
     boundary: Mapping[str, Any], class_names: Sequence[str] = (), title: str = "Decision regions"
 ) -> go.Figure:
@@ -101,15 +106,8 @@ def histogram_over_time_figure(
     fig = go.Figure()
     for index, (step, centres, counts) in enumerate(series):
         shade = 0.15 + 0.85 * (index + 1) / len(series)
-        fig.add_trace(
-            go.Scatter(
-                x=centres,
-                y=counts,
-                mode="lines",
-                name=f"step {step}",
-                line={"color": _tint(PALETTE[0] if kind == "weight" else PALETTE[1], shade)},
-            )
-        )
+        colour = _tint(PALETTE[0] if kind == "weight" else PALETTE[1], shade)
+        fig.add_trace(_line(centres, counts, f"step {step}", colour))
     what = "weights" if kind == "weight" else "gradients"
     return _base_layout(fig, f"{layer}: {what} over time", "value", "count", 320)
 
@@ -130,15 +128,7 @@ def gradient_norms_figure(snapshots: Sequence[Mapping[str, Any]]) -> go.Figure:
         values = [by_step[step] for step in steps]
         if not np.isfinite(values).any():
             continue  # a frozen layer has no gradient
-        fig.add_trace(
-            go.Scatter(
-                x=steps,
-                y=values,
-                mode="lines+markers",
-                name=name,
-                line={"color": PALETTE[index % len(PALETTE)]},
-            )
-        )
+        fig.add_trace(_line(steps, values, name, PALETTE[index % len(PALETTE)], markers=True))
     _base_layout(fig, "Gradient norm per layer", "step", "||gradient||", 320)
     fig.update_yaxes(type="log")
     return fig
