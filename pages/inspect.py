@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from deeparch import share
+from deeparch.data import dataset_label
 from deeparch.errors import ConfigError, DeeparchError
 from deeparch.figures.conv_layer import layer_figure
 from deeparch.figures.graph import graph_dot
@@ -316,7 +317,10 @@ def choose_deeparch() -> tuple[str, str | None, list, dict, dict]:
     )
     spec = get_arch(arch)
     datasets = compatible_datasets(spec)  # the default dataset first
-    dataset = top[1].selectbox("dataset", datasets, key=keep(f"inspect_dataset_{arch}"))
+    # Shapes need no files: a dataset whose files are missing is marked, and still inspected.
+    dataset = top[1].selectbox(
+        "dataset", datasets, key=keep(f"inspect_dataset_{arch}"), format_func=dataset_label
+    )
     top[2].caption(spec.description)
     with st.expander("Hyperparameters", expanded=True):
         specs = specs_of(spec.config_cls)

@@ -14,9 +14,9 @@ from deeparch.figures import training as viz
 from deeparch.figures.text import escape_markdown
 from deeparch.models import get_arch, list_archs
 from deeparch.models.registry import compatible_datasets
-from pages._results import confusion_section, run_results
-
+from pages._datasets import dataset_picker
 from pages._export import export_downloads
+from pages._results import confusion_section, run_results
 from pages._shared import (
     config_form,
     current_job,
@@ -33,6 +33,7 @@ from pages._shared import (
     specs_of,
     typed_overrides,
 )
+from pages._train_views import freeze_picker, hidden_train_fields, training_views
 
 TRAIN_PREFIX = "train_cfg"
 # Seconds between chart refreshes while a job runs: each refresh costs the browser a redraw, and
@@ -176,6 +177,7 @@ def live_panel() -> None:
         charts[1].caption("Validation metrics appear at the end of each epoch.")
     run_results(snap)
     confusion_section(job, snap)
+    training_views(snap)
     previous = st.session_state.get("train_last_state")
     st.session_state["train_last_state"] = state
     if previous is not None and previous != state:
@@ -251,19 +253,22 @@ datasets = compatible_datasets(spec)
 dataset_key = keep(f"train_dataset_{arch}", datasets[0])
 if st.session_state.get(dataset_key) not in datasets:
     st.session_state[dataset_key] = datasets[0]
-dataset = top[1].selectbox("dataset", datasets, key=dataset_key)
+dataset, dataset_missing = dataset_picker(top[1], datasets, dataset_key)
 top[2].caption(spec.description)
 
 arch_specs = specs_of(spec.config_cls)
 with st.expander(f"{arch} hyperparameters", expanded=True):
     arch_raw, arch_slots = config_form(arch_specs, f"train_{arch}", columns=3)
 with st.expander("Training settings", expanded=True):
-    train_raw, train_slots = config_form(train_field_specs(), TRAIN_PREFIX, columns=4)
+    train_raw, train_slots = config_form(
+        train_field_specs(), TRAIN_PREFIX, columns=4, exclude=hidden_train_fields(arch)
+    )
 arch_values, arch_errors = typed_overrides(arch_specs, arch_raw)
 train_values, train_errors = typed_overrides(train_field_specs(), train_raw)
+train_values["freeze"] = freeze_picker(arch, arch_values, dataset)
 slots = {**train_slots, **arch_slots}
 show_errors({**arch_errors, **train_errors}, slots)
-valid = not arch_errors and not train_errors
+valid = not arch_errors and not train_errors and not dataset_missing
 
 # One run at a time per student: a second Start would queue a second job without a word.
 running = [job for job in session_jobs(include_loaded=False) if job.state in ACTIVE_STATES]

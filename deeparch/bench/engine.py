@@ -133,9 +133,15 @@ def dataloader_loop(arch: str, steps: int, batch_size: int, seed: int = 0) -> fl
 
 
 def engine_run(
-    arch: str, steps: int, batch_size: int, seed: int = 0, device: str = "cpu"
+    arch: str,
+    steps: int,
+    batch_size: int,
+    seed: int = 0,
+    device: str = "cpu",
+    augment: bool = False,
 ) -> dict[str, float]:
-    """The engine, polled by a reader thread: overall and in-step samples/s."""
+    """The engine, polled by a reader thread: overall and in-step samples/s (with `augment`,
+    every batch shifted and rotated on the way in, deeparch.engine.augment)."""
 
     manager = JobManager(max_running=1, heartbeat_timeout=0)
     config = TrainConfig(
@@ -148,6 +154,7 @@ def engine_run(
         optimizer="adam",
         lr=1e-3,
         device=device,
+        augment=augment,
     )
     job = manager.submit(config)
     polls = 0
@@ -177,15 +184,21 @@ def engine_run(
 def run_bench(
     archs: list[str], steps: int, batch_size: int = 64, threads: int = 2, repeats: int = 3
 ) -> dict[str, dict[str, float]]:
-    """Each arch three ways, `repeats` rounds interleaved (fair under a varying load); best kept."""
+    """Each arch four ways (the engine, the engine augmenting every batch, a plain loop, a
+    DataLoader loop), `repeats` rounds interleaved (fair under a varying load); best kept."""
     torch.set_num_threads(threads)
     results: dict[str, dict[str, float]] = {}
     for arch in archs:
-        best = {"engine": 0.0, "engine_in_steps": 0.0, "plain": 0.0, "dataloader": 0.0}
+        best = {
+            "engine": 0.0, "engine_in_steps": 0.0, "plain": 0.0, "dataloader": 0.0,
+            "augmented": 0.0,
+        }  # fmt: skip
         for _ in range(repeats):
             engine = engine_run(arch, steps, batch_size)
             best["engine"] = max(best["engine"], engine["overall"])
             best["engine_in_steps"] = max(best["engine_in_steps"], engine["in_steps"])
+            augmented = engine_run(arch, steps, batch_size, augment=True)
+            best["augmented"] = max(best["augmented"], augmented["overall"])
             # Each loop in a thread of its own, as the engine trains in one (engine/threads.py).
             plain = run_in_fresh_thread(plain_loop, arch, steps, batch_size, name="bench-plain")
             loader = run_in_fresh_thread(
@@ -195,5 +208,7 @@ def run_bench(
             best["dataloader"] = max(best["dataloader"], loader)
         best["engine_vs_plain"] = best["engine"] / best["plain"]
         best["engine_vs_dataloader"] = best["engine"] / best["dataloader"]
+        # What augmentation costs: the engine's samples/s with it over without, same rounds.
+        best["augmented_vs_engine"] = best["augmented"] / best["engine"]
         results[arch] = best
     return results

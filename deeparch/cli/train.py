@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -323,6 +324,8 @@ BENCH_COLUMNS = (
     ("dataloader", "DataLoader loop", ".0f"),
     ("engine_vs_plain", "engine / plain", ".2f"),
     ("engine_vs_dataloader", "engine / DataLoader", ".2f"),
+    ("augmented", "engine augmenting", ".0f"),
+    ("augmented_vs_engine", "augmenting / engine", ".2f"),
 )
 
 
@@ -333,13 +336,21 @@ def bench_command(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     results = run_bench(archs, args.steps, args.batch_size, args.threads, args.repeats)
     rows = [
-        (arch, *(format(result[key], spec) for key, _, spec in BENCH_COLUMNS))
+        (
+            arch,
+            *(
+                format(result[key], spec) if key in result else "-"
+                for key, _, spec in BENCH_COLUMNS
+            ),
+        )
         for arch, result in results.items()
     ]
     rounds = "1 round" if args.repeats == 1 else f"best of {args.repeats} rounds"
     print(f"samples/s, batch {args.batch_size}, {rounds}")
     headers = ("arch", *(header for _, header, _ in BENCH_COLUMNS))
     print_table(table(headers, rows, right=set(range(1, len(headers)))))
+    # Figures on a shared machine mean little without the load they were measured under.
+    print("load average: " + " ".join(f"{load:.2f}" for load in os.getloadavg()))
     print(f"(bench took {time.perf_counter() - started:.0f} s)", file=sys.stderr)
     print(json.dumps(_json_ready(results)), flush=True)
     return 0

@@ -167,6 +167,8 @@ class _Entry:
     options_cls: type
     loader: Loader
     uses_root: bool = False  # read from the data folder, so the folder is part of the cache key
+    # Files it needs in the data folder: (folder) -> '' when present, else where to put what.
+    missing: Callable[[Path], str] | None = None
 
 
 def _split_loader(load: Callable[[int, float], data_sources.Splits]) -> Loader:
@@ -188,6 +190,10 @@ def _sequence_set_info(
     return DataInfo(name, kind, (steps,) if kind != "series" else (steps, 1), len(symbols),
                     symbols, vocab_size=len(symbols), description=description,
                     target_shape=target)  # fmt: skip
+
+
+def _mnist_family_missing(class_name: str) -> Callable[[Path], str]:
+    return lambda root: data_files.mnist_family_missing(class_name, root)
 
 
 def _toy_info(name: str, class_names: tuple[str, ...], description: str) -> DataInfo:
@@ -272,20 +278,23 @@ _DATASETS: dict[str, _Entry] = {
     "mnist_full": _Entry(
         _image_info("mnist_full", (1, 28, 28), DIGIT_NAMES, "the full MNIST (60,000 train / "
                     "10,000 test) from the data folder, via torchvision"),
-        FileOptions, _mnist_family_loader("mnist_full", "MNIST"), uses_root=True),
+        FileOptions, _mnist_family_loader("mnist_full", "MNIST"), uses_root=True,
+        missing=_mnist_family_missing("MNIST")),
     "fashion_mnist": _Entry(
         _image_info("fashion_mnist", (1, 28, 28), FASHION_NAMES,
                     "Fashion-MNIST (Zalando): 70,000 28x28 photos of clothing, via torchvision"),
-        FileOptions, _mnist_family_loader("fashion_mnist", "FashionMNIST"), uses_root=True),
+        FileOptions, _mnist_family_loader("fashion_mnist", "FashionMNIST"), uses_root=True,
+        missing=_mnist_family_missing("FashionMNIST")),
     "kmnist": _Entry(
         _image_info("kmnist", (1, 28, 28), KMNIST_NAMES,
                     "Kuzushiji-MNIST: 70,000 28x28 cursive Japanese characters, via torchvision"),
-        FileOptions, _mnist_family_loader("kmnist", "KMNIST"), uses_root=True),
+        FileOptions, _mnist_family_loader("kmnist", "KMNIST"), uses_root=True,
+        missing=_mnist_family_missing("KMNIST")),
     "cifar10": _Entry(
         _image_info("cifar10", (3, 32, 32), CIFAR10_NAMES,
                     "CIFAR-10: 60,000 32x32 colour photos in 10 classes, via torchvision"),
         FileOptions, lambda o, root: data_files.load_cifar10(root, o.limit, o.download),
-        uses_root=True),
+        uses_root=True, missing=data_files.cifar10_missing),
 }  # fmt: skip
 
 DEFAULT_DATASET = "mnist"
@@ -310,6 +319,22 @@ def dataset_info(name: str) -> DataInfo:
 def dataset_options(name: str) -> list[FieldSpec]:
     """The options load_dataset(name, **options) accepts, with defaults and bounds (for widgets)."""
     return field_specs(_entry(name).options_cls)
+
+
+def dataset_missing(name: str, root: str | Path | None = None) -> str:
+    """'' when a dataset can load without a download (bundled, or its files are in the data
+    folder), else what to put where: for pickers to mark a dataset unavailable before Start.
+    A few file-existence checks, no reading: cheap enough for every rerun of a page."""
+    entry = _entry(name)
+    if entry.missing is None:
+        return ""
+    folder = Path(root).expanduser() if root is not None else default_data_root()
+    return entry.missing(folder)
+
+
+def dataset_label(name: str, root: str | Path | None = None) -> str:
+    """A dataset's name for a picker: marked when its files are missing."""
+    return f"{name} (needs files)" if dataset_missing(name, root) else name
 
 
 def default_data_root() -> Path:
