@@ -184,7 +184,10 @@ def keep(key: str, default: Any = None) -> str:
         elif default is not None:
             st.session_state[key] = default
     if key in st.session_state:
-        kept[key] = st.session_state[key]
+        # Set again on every run: the browser forgets a widget a page did not draw even where
+        # the server still holds its value, and shows the widget's blank default unless the
+        # server sends the value with the widget.
+        kept[key] = st.session_state[key] = st.session_state[key]
     return key
 
 
