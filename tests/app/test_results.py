@@ -140,3 +140,38 @@ def test_compare_names_runs_by_what_differs_and_marks_a_loaded_checkpoint(tmp_pa
     legend = [trace["name"] for trace in chart_spec(at, "compare_loss_chart")["data"]]
     assert legend == ["lr 0.01", "lr 0.001"]
     assert list(at.dataframe[0].value.columns) == ["lr 0.01", "lr 0.001"]
+
+
+def test_feature_maps_caution_on_a_noise_upload_and_not_on_a_real_digit():
+    import io
+
+    from PIL import Image
+
+    from tests.app.test_explore_pages import new_owner, trained_job
+    from tests.app.test_explore_pages import open_page as open_as
+
+    owner = new_owner()
+    trained_job(owner, arch="cnn", dataset="mnist", max_steps=20, batch_size=64, snapshot_every=20)
+    at = open_as("pages/features.py", owner)
+    at.radio(key="feat_source").set_value("upload a picture").run()
+
+    def upload(pixels):
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="PNG")
+        at.file_uploader(key="feat_upload").upload("picture.png", buffer.getvalue(), "image/png")
+        at.run()
+        assert not at.exception, at.exception
+        return [w.value for w in at.warning]
+
+    rng = np.random.default_rng(0)
+    warnings = upload(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    assert warnings[0].startswith(
+        "**This input is unlike the training data**, so the prediction below may mean nothing: "
+        "bright pixels 0.000, where training images have"
+    ), warnings
+    title = chart_spec(at, "feat_probs")["layout"]["title"]["text"]
+    assert title.startswith("prediction: ") and title.endswith(" · unlike the training data")
+
+    digit = (load_dataset("mnist").x_val[0, 0].numpy() * 255).round().astype(np.uint8)
+    assert upload(digit) == []
+    assert "unlike" not in chart_spec(at, "feat_probs")["layout"]["title"]["text"]
