@@ -22,30 +22,6 @@ SLIDER_MAX_STEPS = 64  # an int field with at most this many values gets a slide
 SIDEBAR_REFRESH_S = 2.0  # the job list; the Train page itself refreshes its charts faster
 
 
-def use_app_router() -> None:
-    """Make Streamlit run app.py (the router and the job sidebar) for every page, from the start.
-
-    Streamlit 1.67 assumes the old pages/ directory mode until some script calls st.navigation.
-    On a fresh server the first visitor of a URL like /train?arch=mlp therefore gets pages/train.py
-    run on its own, for every session until someone opens "/": no job sidebar, no thread setting,
-    and pages/_shared.py listed as a page. Every page imports this module, so the first such run
-    switches the flag off and starts again through app.py.
-    """
-    # A Streamlit internal: where a release lacks it, that release needs no such help.
-    try:
-        from streamlit.runtime.pages_manager import PagesManager
-        from streamlit.runtime.scriptrunner import get_script_run_ctx
-    except ImportError:
-        return
-    uses_pages_directory = getattr(PagesManager, "uses_pages_directory", None)
-    if uses_pages_directory and get_script_run_ctx(suppress_warning=True) is not None:
-        PagesManager.uses_pages_directory = False
-        st.rerun()
-
-
-use_app_router()
-
-
 # ---------------------------------------------------------------- session and jobs
 def manager() -> JobManager:
     return get_manager()
