@@ -19,6 +19,7 @@ Jobs live in the manager, not in a page, so they outlive page switches and rerun
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import logging
 import secrets
@@ -442,7 +443,19 @@ def get_manager() -> JobManager:
     with _manager_lock:
         if _manager is None:
             _manager = manager_from_settings(load_settings())
+            # Streamlit answers SIGINT and SIGTERM by stopping its server and returning from
+            # main: the interpreter then exits, running this first. Jobs stop at their next step
+            # and are stored; none is cut off inside a torch kernel as the process ends (which
+            # aborts with "terminate called without an active exception").
+            atexit.register(_shutdown_at_exit)
         return _manager
+
+
+def _shutdown_at_exit() -> None:
+    if _manager is not None:
+        stopped = _manager.shutdown()
+        if stopped:
+            logger.warning("server shutdown: %d job(s) stopped and stored", len(stopped))
 
 
 def existing_manager() -> JobManager | None:

@@ -26,6 +26,7 @@ class TabResult:
 
     page: str
     exceptions: list[str] = field(default_factory=list)  # "ImportError: cannot import ..."
+    texts: list[str] = field(default_factory=list)  # the Markdown the run wrote
     runs_finished: int = 0  # script runs that ended (a router's rerun ends one early)
     finished: bool = False  # a run ended successfully
     error: str = ""  # the connection failed or timed out
@@ -52,6 +53,8 @@ async def open_tab(url: str, page: str = "", query: str = "", timeout: float = 1
                     kind = forward.WhichOneof("type")
                     if kind == "delta" and forward.delta.WhichOneof("type") == "new_element":
                         element = forward.delta.new_element
+                        if element.WhichOneof("type") == "markdown":
+                            result.texts.append(element.markdown.body)
                         if element.WhichOneof("type") == "exception":
                             error = element.exception
                             result.exceptions.append(f"{error.type}: {error.message}")
