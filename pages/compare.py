@@ -1,10 +1,11 @@
-"""Compare: the session's runs and loaded checkpoints, curves overlaid, settings side by side."""
+"""Compare: the session's runs (in memory and in the run store) and loaded checkpoints, curves
+overlaid, settings side by side."""
 
 import pandas as pd
 import streamlit as st
 
 from deeparch.figures import training as viz
-from pages._shared import run_label, session_jobs
+from pages._shared import run_label, session_jobs, stored_snapshots
 
 MAX_DEFAULT_RUNS = 4
 
@@ -34,11 +35,13 @@ def _text(value: object) -> str:
 
 st.title("Compare runs")
 jobs = session_jobs(include_loaded=True)
-if not jobs:
+# Runs that left memory come from the run store: their curves and settings are in its summaries.
+stored = stored_snapshots()
+if not jobs and not stored:
     st.info("No runs yet. Train something on the Train page, or load a checkpoint there.")
     st.stop()
 
-snaps = {run_label(snap): snap for snap in (job.snapshot() for job in jobs)}
+snaps = {run_label(snap): snap for snap in [*(job.snapshot() for job in jobs), *stored]}
 labels = list(snaps)
 if "compare_runs" not in st.session_state:
     st.session_state["compare_runs"] = labels[:MAX_DEFAULT_RUNS]

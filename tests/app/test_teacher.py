@@ -67,3 +67,21 @@ def test_the_teacher_sees_every_job_and_stops_any_after_the_password(monkeypatch
     at.button(key="teacher_stop").click().run()
     assert running.wait(60)
     assert running.state == "stopped" and "stopped by the teacher" in running.reason
+
+
+def test_compare_lists_runs_that_left_memory_for_the_store(monkeypatch):
+    at = app_with(monkeypatch, "")
+    owner = at.session_state["deeparch_owner"]
+    manager = get_manager()
+    jobs = []
+    for _ in range(manager.runs_in_memory + 1):
+        jobs.append(manager.submit(TINY, owner=owner))
+        assert jobs[-1].wait(60) and jobs[-1].state == "finished"
+    assert len(manager.jobs(owner=owner)) == manager.runs_in_memory  # the oldest is on disk
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    options = at.multiselect(key="compare_runs").options
+    assert len(options) == len(jobs)
+    assert [o for o in options if o.endswith("(stored)")] == [
+        o for o in options if jobs[0].id[-6:] in o
+    ]
