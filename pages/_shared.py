@@ -10,9 +10,9 @@ import streamlit as st
 
 from deeparch.config import FieldSpec, check_value, coerce, field_specs, make_config
 from deeparch.engine.handle import JobHandle
-from deeparch.engine.manager import JobManager, get_manager
+from deeparch.engine.manager import JobManager, NotYourJobError, get_manager
 from deeparch.engine.state import ACTIVE_STATES, FINAL_ORDER
-from deeparch.errors import ConfigError
+from deeparch.errors import ConfigError, DeeparchError
 from deeparch.figures.text import escape_markdown
 
 OWNER_KEY = "deeparch_owner"
@@ -23,55 +23,58 @@ SLIDER_MAX_STEPS = 64  # an int field with at most this many values gets a slide
 SIDEBAR_REFRESH_S = 2.0  # the job list; the Train page itself refreshes its charts faster
 
 
-def use_app_router() -> None:
-    """Make Streamlit run app.py (the router and the job sidebar) for every page, from the start.
-
-    Streamlit 1.67 assumes the old pages/ directory mode until some script calls st.navigation.
-    On a fresh server the first visitor of a URL like /train?arch=mlp therefore gets pages/train.py
-    run on its own, for every session until someone opens "/": no job sidebar, no thread setting,
-    and pages/_shared.py listed as a page. Every page imports this module, so the first such run
-    switches the flag off and starts again through app.py.
-    """
-    # A Streamlit internal: where a release lacks it, that release needs no such help.
-    try:
-        from streamlit.runtime.pages_manager import PagesManager
-        from streamlit.runtime.scriptrunner import get_script_run_ctx
-    except ImportError:
-        return
-    uses_pages_directory = getattr(PagesManager, "uses_pages_directory", None)
-    if uses_pages_directory and get_script_run_ctx(suppress_warning=True) is not None:
-        PagesManager.uses_pages_directory = False
-        st.rerun()
-
-
-use_app_router()
-
-
 # ---------------------------------------------------------------- session and jobs
+# Who a browser tab is: an unguessable owner id that lives only in this session's state, never
+# in the address bar. ?job=<id> in a link names a job to look at, read-only unless this session
+# started it: copying the address bar hands over nothing. A reload is a new session (Streamlit
+# keeps no state across one): it shows the job read-only; nobody watches the old session's job
+# as its owner any more, so it stops within two heartbeats and is kept in the run store.
 def manager() -> JobManager:
     return get_manager()
 
 
+class SessionTicket:
+    """What the session-scoped cache holds for a tab: its owner id (released with the tab)."""
+
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
+
+
+def _session_ended(ticket: SessionTicket) -> None:
+    # Runs in Streamlit's thread when the tab's session ends: its queued jobs are dropped and
+    # its ended runs leave memory (they are in the run store).
+    get_manager().end_session(ticket.owner)
+
+
+@st.cache_resource(scope="session", on_release=_session_ended, show_spinner=False)
+def _session_ticket(owner: str) -> SessionTicket:
+    return SessionTicket(owner)
+
+
 def restore_session() -> str:
-    """The session's owner id; a reload with ?job=<id> in the URL finds its jobs again."""
+    """The session's owner id (new for each session); ?job=<id> opens that job for viewing."""
     if OWNER_KEY not in st.session_state:
-        owner = uuid.uuid4().hex
-        job_id = st.query_params.get("job")
-        job = _get_job(job_id) if job_id else None
+        st.session_state[OWNER_KEY] = uuid.uuid4().hex
+        job = _get_job(st.query_params.get("job"))
         if job is not None:
-            owner = job.owner or owner
-            st.session_state[CURRENT_JOB_KEY] = job.id
-        st.session_state[OWNER_KEY] = owner
+            st.session_state[CURRENT_JOB_KEY] = job.id  # read-only unless it is ours
+    owner = st.session_state[OWNER_KEY]
+    _session_ticket(owner)
     if LOADED_JOBS_KEY not in st.session_state:
         st.session_state[LOADED_JOBS_KEY] = []
     current = st.session_state.get(CURRENT_JOB_KEY)
     if current and st.query_params.get("job") != current:
         st.query_params["job"] = current  # query params are cleared on a page switch
-    return st.session_state[OWNER_KEY]
+    return owner
 
 
 def session_owner() -> str:
     return restore_session()
+
+
+def is_mine(job: JobHandle) -> bool:
+    """Whether this session started the job (only then may it control it)."""
+    return job.owner is None or job.owner == session_owner()
 
 
 def _get_job(job_id: str | None) -> JobHandle | None:
@@ -84,7 +87,7 @@ def _get_job(job_id: str | None) -> JobHandle | None:
 
 
 def remember_job(job: JobHandle) -> None:
-    """Make a job the page's current one (also in the URL, so a reload finds it)."""
+    """Make a job the page's current one (also in the URL, so a reload shows it)."""
     st.session_state[CURRENT_JOB_KEY] = job.id
     st.query_params["job"] = job.id
 
@@ -110,7 +113,7 @@ def remember_loaded(job: JobHandle) -> None:
 
 
 def session_jobs(include_loaded: bool = True) -> list[JobHandle]:
-    """This session's jobs (newest first), plus the checkpoints it loaded."""
+    """This session's jobs in memory (newest first), plus the checkpoints it loaded."""
     jobs = list(manager().jobs(owner=session_owner()))
     if include_loaded:
         known = {job.id for job in jobs}
@@ -121,15 +124,50 @@ def session_jobs(include_loaded: bool = True) -> list[JobHandle]:
     return list(reversed(jobs))
 
 
+def stored_snapshots() -> list[dict[str, Any]]:
+    """This session's runs that live only in the run store now, as snapshots (newest first)."""
+    in_memory = {job.id for job in manager().jobs(owner=session_owner())}
+    runs = manager().stored_runs(session_owner())
+    return [run.snapshot for run in runs if run.id not in in_memory]
+
+
+def control_job(job: JobHandle, action: str) -> bool:
+    """Pause, resume, step or stop a job as this session; another session's job says why not."""
+    try:
+        return getattr(manager(), action)(job.id, session_owner())
+    except NotYourJobError as error:
+        st.error(escape_markdown(str(error)))
+        return False
+
+
+def run_label(snap: Mapping[str, Any]) -> str:
+    """A short name for a run: architecture, dataset and the last characters of its id."""
+    stored = " (stored)" if snap.get("stored") else ""
+    return f"{snap.get('arch')} on {snap.get('dataset')} · {str(snap.get('id'))[-6:]}{stored}"
+
+
 def progress_fraction(snap: Mapping[str, Any]) -> float:
     total = snap.get("total_steps") or 0
     return min(1.0, (snap.get("step") or 0) / total) if total else 0.0
 
 
 def job_sidebar() -> None:
-    """The running and queued jobs of this session, with pause and stop; on every page."""
+    """The student's name, the session's running and queued jobs with pause and stop, and its
+    stored runs to reopen; on every page."""
+    student_label()
     active = any(job.state in ACTIVE_STATES for job in session_jobs(include_loaded=False))
     st.fragment(_job_panel, run_every=SIDEBAR_REFRESH_S if active else None)()
+    stored_runs_panel()
+
+
+def student_label() -> None:
+    """The name this student shows the teacher (kept by the manager for the Teacher page)."""
+    name = st.text_input(
+        "Your name (shown to the teacher)", key="deeparch_student_label", max_chars=40
+    )
+    if name != st.session_state.get("deeparch_label_sent"):
+        manager().set_label(session_owner(), name)
+        st.session_state["deeparch_label_sent"] = name
 
 
 def _job_panel() -> None:
@@ -157,10 +195,10 @@ def _job_panel() -> None:
                 if pause_col.button(
                     "Resume" if paused else "Pause", key=f"side_pause_{job.id}", width="stretch"
                 ):
-                    job.resume() if paused else job.pause()
+                    control_job(job, "resume" if paused else "pause")
                     st.rerun(scope="fragment")
                 if stop_col.button("Stop", key=f"side_stop_{job.id}", width="stretch"):
-                    job.stop()
+                    control_job(job, "stop")
                     st.rerun(scope="fragment")
     ended = [job.state for job in jobs if job.state not in ACTIVE_STATES]
     if ended:
@@ -200,6 +238,24 @@ def restore_kept() -> None:
             kept[key] = st.session_state[key]
         else:
             st.session_state[key] = value
+
+
+def stored_runs_panel() -> None:
+    """Runs that left memory for the run store: reopen one to look at it on any page."""
+    stored = stored_snapshots()
+    if not stored:
+        return
+    with st.expander(f"Stored runs ({len(stored)})"):
+        labels = {run_label(snap): snap["id"] for snap in stored}
+        chosen = st.selectbox("run", list(labels), key="deeparch_stored_pick")
+        if st.button("Reopen", key="deeparch_stored_reopen", width="stretch"):
+            try:
+                job = manager().reopen(session_owner(), labels[chosen])
+            except DeeparchError as error:
+                st.error(escape_markdown(str(error)))
+                return
+            remember_loaded(job)
+            st.rerun()
 
 
 # ---------------------------------------------------------------- config forms

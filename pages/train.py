@@ -19,8 +19,10 @@ from pages._export import export_downloads
 from pages._results import confusion_section, run_results
 from pages._shared import (
     config_form,
+    control_job,
     current_job,
     display_value,
+    is_mine,
     keep,
     manager,
     progress_fraction,
@@ -117,14 +119,17 @@ def start_job(arch: str, dataset: str, arch_values: dict, train_values: dict, sl
 
 def job_controls(job) -> None:
     state = job.state
+    if not is_mine(job):  # a link to another session's job: look, never touch
+        st.caption("Another session's job, shown read-only: only its student can control it.")
+        return
     pause_col, step_col, stop_col, _ = st.columns([1, 1, 1, 3])
     if state == "paused":
         if pause_col.button("Resume", key="train_resume", width="stretch"):
-            job.resume()
+            control_job(job, "resume")
     elif pause_col.button(
         "Pause", key="train_pause", width="stretch", disabled=state not in ACTIVE_STATES
     ):
-        job.pause()
+        control_job(job, "pause")
     if step_col.button(
         "Step",
         key="train_step",
@@ -132,11 +137,11 @@ def job_controls(job) -> None:
         disabled=state != "paused",
         help="Train one batch while paused",
     ):
-        job.step()
+        control_job(job, "step")
     if stop_col.button(
         "Stop", key="train_stop", width="stretch", disabled=state not in ACTIVE_STATES
     ):
-        job.stop()
+        control_job(job, "stop")
 
 
 def live_panel() -> None:
@@ -232,12 +237,15 @@ def checkpoint_section(job) -> None:
         st.markdown("**Load**")
         # No `type` filter: the browser's refusal would read " files are not allowed" without the
         # types that are; deeparch's own names them (and says why a .pt is never opened).
+        uploads = st.session_state.setdefault("train_uploads", 0)
         uploaded = st.file_uploader(
-            "a deeparch checkpoint (.zip or .safetensors)", key="train_upload"
+            "a deeparch checkpoint (.zip or .safetensors)",
+            key=f"train_upload_{uploads}" if uploads else "train_upload",
         )
-        if uploaded is not None and st.session_state.get("train_loaded_name") != uploaded.file_id:
-            st.session_state["train_loaded_name"] = uploaded.file_id
+        if uploaded is not None:
             load_upload(uploaded)
+            # A new widget key: Streamlit forgets the file the old widget held (read once).
+            st.session_state["train_uploads"] = uploads + 1
 
 
 st.title("Train")
