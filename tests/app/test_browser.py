@@ -126,11 +126,14 @@ def test_train_mlp_watch_the_loss_pause_and_stop(server_url, page):
     shoot(page, "compare")
 
     # The address bar (?job=<id>), opened again, is a new session: it shows the job read-only
-    # and hands over no control of it.
+    # while the job is in memory (once the old session has ended, its runs are only in its
+    # store), and hands over no control of it either way.
     job_id = parse_qs(urlparse(page.url).query)["job"][0]
     page.goto(f"{server_url}/train?job={job_id}")
-    page.get_by_text("Another session's job, shown read-only").wait_for()
+    read_only = page.get_by_text("Another session's job, shown read-only")
+    page.get_by_text("Press Start to train").or_(read_only).first.wait_for()
     assert page.locator(".st-key-train_stop button").count() == 0
+    page.get_by_text("No training jobs yet").wait_for()  # none of the old session's jobs
     shoot(page, "train_read_only")
 
 
