@@ -39,7 +39,8 @@ class ClassSettings:
     )
     max_running: int = hp(
         0,
-        "Jobs training at once in the whole class (0: one per two CPU cores, one per GPU)",
+        "Jobs admitted to train at once in the whole class (0: 32 taking turns on the thread "
+        "backend; a Ray cluster's CPUs over ray_cpus_per_job)",
         min=0,
         max=1024,
     )
@@ -56,7 +57,7 @@ class ClassSettings:
         max=32,
     )
     slice_s: float = hp(
-        0.2,
+        0.05,
         "Seconds a job trains before the next admitted job takes its turn on the cores "
         "(0: a job keeps the cores until it ends)",
         min=0.0,

@@ -32,7 +32,11 @@ def test_the_old_variable_name_still_works():
     ("environ", "field", "allowed"),
     [
         ({"DEEPARCH_MAX_JOBS": "abc"}, "DEEPARCH_MAX_JOBS", "an integer from 0 to 1024"),
+        ({"DEEPARCH_MAX_JOBS": "0"}, "DEEPARCH_MAX_JOBS", "an integer from 1 to 1024"),
+        ({"DEEPARCH_MAX_JOBS": "-1"}, "DEEPARCH_MAX_JOBS", "an integer from 1 to 1024"),
         ({"DEEPARCH_MAX_RUNNING": "-1"}, "DEEPARCH_MAX_RUNNING", "an integer from 0 to 1024"),
+        ({"DEEPARCH_SLICE_S": "-0.1"}, "DEEPARCH_SLICE_S", "a number from 0 to 60"),
+        ({"DEEPARCH_QUEUE_PER_STUDENT": "x"}, "DEEPARCH_QUEUE_PER_STUDENT", "an integer from 0"),
         ({"DEEPARCH_HEARTBEAT_S": "abc"}, "DEEPARCH_HEARTBEAT_S", "a number from 0 to 86400"),
         ({"DEEPARCH_JOBS_PER_STUDENT": "0"}, "DEEPARCH_JOBS_PER_STUDENT", "an integer from 1"),
         ({"DEEPARCH_BACKEND": "spark"}, "DEEPARCH_BACKEND", "one of 'threads', 'ray'"),

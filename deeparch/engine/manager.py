@@ -43,6 +43,9 @@ logger = logging.getLogger(__name__)
 # Who may control any job: the Teacher page passes this as the owner once the password is right.
 TEACHER = "teacher"  # never a session's owner id: those are 32 hex digits
 UNLIMITED = 1_000_000  # jobs_per_student for owner None (the CLI and tests: no class)
+# Jobs admitted at once on the thread backend when they take turns (slice_s > 0) and the class
+# settings leave max_running at 0: a whole class, each job holding its model and data in memory.
+ADMITTED_WITH_TURNS = 32
 
 
 class NotYourJobError(DeeparchError):
@@ -410,7 +413,10 @@ def _watch(manager_ref: weakref.ref) -> None:
 def manager_from_settings(settings: ClassSettings, backend: Backend | None = None) -> JobManager:
     """A manager as the class settings describe it, on the backend they name."""
     backend = backend if backend is not None else make_backend(settings)
-    max_running = settings.max_running or backend_capacity(backend)
+    max_running = settings.max_running
+    if not max_running:
+        takes_turns = isinstance(backend, ThreadBackend) and settings.slice_s > 0
+        max_running = ADMITTED_WITH_TURNS if takes_turns else backend_capacity(backend)
     return JobManager(
         max_running=max_running,
         heartbeat_timeout=settings.heartbeat_s,

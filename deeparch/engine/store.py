@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,10 +23,12 @@ from typing import Any
 
 from deeparch.checkpoint import files as checkpoint
 from deeparch.engine.handle import JobHandle
+from deeparch.engine.metrics_log import thin_evenly
 
 logger = logging.getLogger(__name__)
 
 SUMMARY_SUFFIX = ".run.json"
+SUMMARY_POINTS = 1000  # points per loss curve in a summary (enough for a chart's width)
 # What a stored summary keeps of a job's snapshot: what Compare and the sidebar show.
 SUMMARY_KEYS = (
     "id", "arch", "dataset", "task", "state", "reason", "step", "total_steps", "epoch", "epochs",
@@ -63,6 +66,9 @@ class RunStore:
 
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root)
+        # Summaries read once per file version: every tab's sidebar lists its runs on each rerun.
+        self._summaries: dict[Path, tuple[int, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
 
     def folder(self, owner: str | None) -> Path:
         return self.root / session_folder_name(owner)
@@ -74,6 +80,9 @@ class RunStore:
         job.save_checkpoint(folder / f"{job.id}{checkpoint.SUFFIX}")
         snap = job.snapshot()
         summary = {key: snap.get(key) for key in SUMMARY_KEYS}
+        # Curves thinned (the checkpoint keeps them whole): every tab reads and caches summaries.
+        losses = summary.get("losses") or {}
+        summary["losses"] = {t: thin_evenly(p, SUMMARY_POINTS) for t, p in losses.items()}
         summary.update(label=label, saved_at=time.time())
         path = folder / f"{job.id}{SUMMARY_SUFFIX}"
         partial = path.with_suffix(".partial")
@@ -93,6 +102,21 @@ class RunStore:
         runs = [run for folder in folders for run in self._read(folder)]
         return sorted(runs, key=lambda run: run.summary.get("saved_at", 0), reverse=True)
 
+    def _summary(self, path: Path) -> dict[str, Any] | None:
+        try:
+            version = path.stat().st_mtime_ns
+            with self._lock:
+                cached = self._summaries.get(path)
+            if cached is not None and cached[0] == version:
+                return cached[1]
+            summary = json.loads(path.read_text())
+        except (OSError, ValueError):
+            logger.warning("unreadable run summary %s skipped", path)
+            return None
+        with self._lock:
+            self._summaries[path] = (version, summary)
+        return summary
+
     def get(self, owner: str | None, run_id: str) -> StoredRun | None:
         return next((run for run in self.runs(owner) if run.id == run_id), None)
 
@@ -101,10 +125,8 @@ class RunStore:
             return []
         runs = []
         for path in folder.glob(f"*{SUMMARY_SUFFIX}"):
-            try:
-                summary = json.loads(path.read_text())
-            except (OSError, ValueError):
-                logger.warning("unreadable run summary %s skipped", path)
+            summary = self._summary(path)
+            if summary is None:
                 continue
             run = StoredRun(path.name.removesuffix(SUMMARY_SUFFIX), folder, summary)
             if run.weights.is_file():

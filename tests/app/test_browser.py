@@ -119,12 +119,22 @@ def test_train_mlp_watch_the_loss_pause_and_stop(server_url, page):
     assert sidebar.get_by_text("stopped").count() >= 1
     shoot(page, "train_stopped")
 
-    # A reload with ?job=<id> (kept in the URL) finds the session's runs again.
-    job_id = parse_qs(urlparse(page.url).query)["job"][0]
-    page.goto(f"{server_url}/compare?job={job_id}")
+    # Compare overlays the session's runs.
+    page.get_by_role("link", name="Compare").click()
     page.locator(".st-key-compare_loss_chart").wait_for()
     assert page.get_by_text("mlp on mnist").count() >= 1
     shoot(page, "compare")
+
+    # The address bar (?job=<id>), opened again, is a new session: it shows the job read-only
+    # while the job is in memory (once the old session has ended, its runs are only in its
+    # store), and hands over no control of it either way.
+    job_id = parse_qs(urlparse(page.url).query)["job"][0]
+    page.goto(f"{server_url}/train?job={job_id}")
+    read_only = page.get_by_text("Another session's job, shown read-only")
+    page.get_by_text("Press Start to train").or_(read_only).first.wait_for()
+    assert page.locator(".st-key-train_stop button").count() == 0
+    page.get_by_text("No training jobs yet").wait_for()  # none of the old session's jobs
+    shoot(page, "train_read_only")
 
 
 def test_a_share_link_shows_what_it_did_not_use_as_written(server_url, page):

@@ -85,3 +85,14 @@ def test_compare_lists_runs_that_left_memory_for_the_store(monkeypatch):
     assert [o for o in options if o.endswith("(stored)")] == [
         o for o in options if jobs[0].id[-6:] in o
     ]
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-1"])
+def test_an_invalid_class_setting_is_one_clear_error_on_the_page(monkeypatch, value):
+    monkeypatch.setenv("DEEPARCH_MAX_JOBS", value)
+    at = app_with(monkeypatch, "")
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1
+    assert errors[0].startswith("The server's class settings are invalid: DEEPARCH\\_MAX\\_JOBS=")
+    assert "an integer from" in errors[0]
