@@ -37,7 +37,7 @@ TRAIN_PREFIX = "train_cfg"
 LIVE_REFRESH_S = 1.0
 # Until a new run's first loss point is drawn the page looks faster (the wait after Start is
 # what a student feels); then LIVE_REFRESH_S again.
-FIRST_POINT_REFRESH_S = 0.2
+FIRST_POINT_REFRESH_S = 0.3
 WORKING_STATES = ("queued", "running")  # a change between these changes nothing but the panel
 
 
