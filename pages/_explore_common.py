@@ -15,6 +15,8 @@ from deeparch.explore import views as explore
 from deeparch.figures.text import escape_markdown
 from pages._shared import (
     current_job,
+    forget,
+    keep,
     manager,
     remember_job,
     session_jobs,
@@ -41,11 +43,13 @@ def choose_job(view: str, prefix: str) -> JobHandle | None:
         st.caption(escape_markdown(f"Showing {job.id}: {job.arch} on {job.dataset}"))
         return job
     labels = {job.id: explore.job_label(job) for job in jobs}
+    if st.session_state.get(f"{prefix}_job") not in labels:
+        forget(f"{prefix}_job")  # a run this view can no longer show
     chosen = st.selectbox(
         "Run to explore",
         list(labels),
         format_func=labels.get,
-        key=f"{prefix}_job",
+        key=keep(f"{prefix}_job", next(iter(labels))),
         help="this session's runs and loaded checkpoints that this view can show",
     )
     return next(job for job in jobs if job.id == chosen)

@@ -229,6 +229,12 @@ def keep(key: str, default: Any = None) -> str:
     return key
 
 
+def forget(key: str) -> None:
+    """Drop a kept value that no longer fits its widget (a run that is gone)."""
+    st.session_state.get(KEPT_KEY, {}).pop(key, None)
+    st.session_state.pop(key, None)
+
+
 def restore_kept() -> None:
     """Before a page runs (app.py): note the latest value of every kept widget, and put back the
     ones the previous page did not draw (a value typed just before a page switch counts too)."""

@@ -11,6 +11,7 @@ from deeparch.explore import views as explore
 from deeparch.figures import explore as figs
 from deeparch.figures.text import escape_markdown
 from pages._explore_common import choose_job, dataset, job_model, show_live, time_slider
+from pages._shared import keep
 
 P = "ae"  # widget key prefix of this page
 COMPARE_DATASETS = ("mnist", "digits")
@@ -80,14 +81,14 @@ def comparison_section() -> None:
         "section 14.1)."
     )
     data_col, code_col, steps_col = st.columns(3)
-    dataset_name = data_col.selectbox("dataset", COMPARE_DATASETS, key=f"{P}_dataset")
+    dataset_name = data_col.selectbox("dataset", COMPARE_DATASETS, key=keep(f"{P}_dataset"))
     # An undercomplete code is smaller than the input: at most 63 numbers for digits' 8x8.
     largest = min(MAX_CODE_SIZE, int(np.prod(dataset(dataset_name).info.input_shape)) - 1)
     if st.session_state.get(f"{P}_code_size", 0) > largest:
         st.session_state[f"{P}_code_size"] = largest
     code_size = code_col.slider("code size", 1, largest, 8, key=f"{P}_code_size")
     steps = steps_col.select_slider(
-        "training steps of each autoencoder", [100, 300, 1000, 3000], 300, key=f"{P}_steps"
+        "training steps of each autoencoder", [100, 300, 1000, 3000], 300, key=keep(f"{P}_steps")
     )
     if st.button("Compare", key=f"{P}_compare"):
         st.session_state[f"{P}_compared"] = (dataset_name, code_size, steps)

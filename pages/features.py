@@ -17,6 +17,7 @@ from deeparch.explore.images import (
 from deeparch.figures import explore as figs
 from deeparch.figures.text import escape_markdown
 from pages._explore_common import choose_job, dataset, job_model, show_live
+from pages._shared import keep
 
 P = "feat"  # widget key prefix of this page
 SOURCES = ("validation image", "draw a digit", "upload a picture")
@@ -32,7 +33,7 @@ def inspect_cached(job_id: str, step: int, image: np.ndarray):
 
 def input_image(info, data) -> np.ndarray | None:
     """The image to look at, (C, H, W) in [0, 1], from the chosen source."""
-    source = st.radio("Input", SOURCES, horizontal=True, key=f"{P}_source")
+    source = st.radio("Input", SOURCES, horizontal=True, key=keep(f"{P}_source"))
     if source == SOURCES[0]:
         index = st.number_input("validation image #", 0, len(data.x_val) - 1, 0, key=f"{P}_index")
         label = int(data.y_val[index])

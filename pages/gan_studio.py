@@ -26,6 +26,7 @@ from pages._explore_common import (
     show_live,
     time_slider,
 )
+from pages._shared import keep
 
 P = "gan"  # widget key prefix of this page
 SCRUBBER = f"{P}_scrubber"  # the browser component's key
@@ -154,7 +155,7 @@ def class_picker(job, step: int, class_names) -> int:
     class_index = class_col.selectbox(
         "class", range(len(names)), format_func=lambda i: names[i], key=f"{P}_class"
     )
-    seed = seed_col.number_input("noise seed", 0, 10_000, 0, key=f"{P}_seed")
+    seed = seed_col.number_input("noise seed", 0, 10_000, 0, key=keep(f"{P}_seed"))
     images = class_samples_cached(job.id, step, int(class_index), int(seed))
     title = f"16 samples of class {names[class_index]} ({latest_weights(step)})"
     st.plotly_chart(figs.image_grid_figure(images, 8, title, 240), key=f"{P}_class_samples")
@@ -163,9 +164,9 @@ def class_picker(job, step: int, class_names) -> int:
 
 def walk_inputs() -> tuple[int, int, int]:
     a_col, b_col, n_col = st.columns(3)
-    seed_from = a_col.number_input("from seed", 0, 10_000, 1, key=f"{P}_walk_from")
-    seed_to = b_col.number_input("to seed", 0, 10_000, 2, key=f"{P}_walk_to")
-    steps = n_col.slider("steps", 3, 20, 10, key=f"{P}_walk_steps")
+    seed_from = a_col.number_input("from seed", 0, 10_000, 1, key=keep(f"{P}_walk_from"))
+    seed_to = b_col.number_input("to seed", 0, 10_000, 2, key=keep(f"{P}_walk_to"))
+    steps = n_col.slider("steps", 3, 20, 10, key=keep(f"{P}_walk_steps"))
     return int(seed_from), int(seed_to), int(steps)
 
 
@@ -190,7 +191,7 @@ def browser_views(job, model, dataset_name: str) -> None:
     seed = 0
     if conditional:
         seed_col, note_col = st.columns([1, 2], vertical_alignment="bottom")
-        seed = int(seed_col.number_input("noise seed", 0, 10_000, 0, key=f"{P}_seed"))
+        seed = int(seed_col.number_input("noise seed", 0, 10_000, 0, key=keep(f"{P}_seed")))
         note_col.caption("Point at a class to see its samples and its walk; click to keep it.")
     seed_from, seed_to, steps = walk_inputs()
     refresh = refresh_step(job, is_active(job))

@@ -10,7 +10,7 @@ from deeparch.figures.layer_drawing import layer_stack_drawing
 from deeparch.figures.text import escape_markdown
 from deeparch.introspection.table import summarize
 from deeparch.models import archs_in_gallery_order, create_model, get_arch, list_families
-from pages import _shared  # noqa: F401  (imported for use_app_router: app.py routes every page)
+from pages import _shared  # also for use_app_router: app.py routes every page
 
 CARDS_PER_ROW = 3
 # Cards of a row as tall as the tallest, with their buttons on one line at the bottom: the
@@ -77,7 +77,9 @@ st.write(
 # the gallery top to bottom.
 archs = archs_in_gallery_order()
 st.html(EQUAL_CARDS_CSS)
-chosen = st.pills("Families", list_families(), selection_mode="multi", key="home_families")
+chosen = st.pills(
+    "Families", list_families(), selection_mode="multi", key=_shared.keep("home_families")
+)
 shown = [a for a in archs if not chosen or get_arch(a).family in chosen]
 for start in range(0, len(shown), CARDS_PER_ROW):
     columns = st.columns(CARDS_PER_ROW)

@@ -26,6 +26,7 @@ from pages._explore_common import (
     model_at,
     show_live,
 )
+from pages._shared import keep
 
 P = "lat"  # widget key prefix of this page
 MEANS_SHOWN = 1000  # validation images encoded for the scatter
@@ -192,7 +193,7 @@ def grid_range_controls(job_id: str, means: np.ndarray) -> tuple[tuple, tuple, i
         )
         for axis, column in enumerate((z1_col, z2_col))
     ]
-    side = side_col.slider("grid size (side)", 5, 30, 20, key=f"{P}_side")
+    side = side_col.slider("grid size (side)", 5, 30, 20, key=keep(f"{P}_side"))
     follow_col, note_col = st.columns([1, 3], vertical_alignment="center")
     follow_col.checkbox("grid follows the data", key=RANGE_FOLLOW)
     note_col.caption(
@@ -261,7 +262,7 @@ def interpolation(job, step: int, dataset_name: str, count: int, instant: bool) 
     a_col, b_col, n_col = st.columns(3)
     index_from = a_col.number_input("from image #", 0, count - 1, 0, key=f"{P}_from")
     index_to = b_col.number_input("to image #", 0, count - 1, 1, key=f"{P}_to")
-    steps = n_col.slider("steps", 3, 20, 10, key=f"{P}_steps")
+    steps = n_col.slider("steps", 3, 20, 10, key=keep(f"{P}_steps"))
     data = dataset(dataset_name)
     names = data.info.class_names
     ends = []

@@ -15,6 +15,7 @@ from pages._explore_common import (
     model_at,
     show_live,
 )
+from pages._shared import keep
 
 P = "seq"  # widget key prefix of this page
 MIN_MEASURE_SECONDS = 1.0  # per cell type: long enough that scheduling noise averages out
@@ -118,20 +119,20 @@ def comparison_section() -> None:
     )
     data_col, labels_col, train_col = st.columns([1.3, 2, 1])
     dataset_name = data_col.selectbox(
-        "dataset", seq.GRADIENT_DATASETS, format_func=DATASET_NAMES.get, key=f"{P}_dataset"
+        "dataset", seq.GRADIENT_DATASETS, format_func=DATASET_NAMES.get, key=keep(f"{P}_dataset")
     )
     labels = labels_col.multiselect(
         "cell types",
         list(seq.GRADIENT_VARIANTS),
         DEFAULT_CELLS,
-        key=f"{P}_cells",
+        key=keep(f"{P}_cells"),
         help="qrnn is left out at first: it trains slowest on a CPU",
     )
     train_steps = train_col.select_slider(
         "training steps first",
         [0, 25, 100, 300],
         0,
-        key=f"{P}_train_steps",
+        key=keep(f"{P}_train_steps"),
         help="0: at initialisation; more: after a brief training run of each cell",
     )
     if labels and st.button("Compare gradients", key=f"{P}_compare"):

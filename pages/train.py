@@ -41,6 +41,10 @@ TRAIN_PREFIX = "train_cfg"
 # Seconds between chart refreshes while a job runs: each refresh costs the browser a redraw, and
 # the browser shares the CPU with training.
 LIVE_REFRESH_S = 1.0
+# Until a new run's first loss point is drawn the page looks faster (the wait after Start is
+# what a student feels); then LIVE_REFRESH_S again.
+FIRST_POINT_REFRESH_S = 0.3
+WORKING_STATES = ("queued", "running")  # a change between these changes nothing but the panel
 
 
 def apply_share_link() -> None:
@@ -113,6 +117,7 @@ def start_job(arch: str, dataset: str, arch_values: dict, train_values: dict, sl
         return
     remember_job(job)
     st.session_state["train_form_job"] = job.id  # the form holds its settings already
+    st.session_state["train_first_point"] = job.id
     st.session_state["train_last_state"] = job.state
     st.rerun()  # the sidebar, drawn before this page, shows the new job from the next run on
 
@@ -185,7 +190,12 @@ def live_panel() -> None:
     training_views(snap)
     previous = st.session_state.get("train_last_state")
     st.session_state["train_last_state"] = state
-    if previous is not None and previous != state:
+    first_point = any(snap.get("losses", {}).values())
+    first_point = first_point and st.session_state.get("train_first_point") == job.id
+    if first_point:
+        st.session_state["train_first_point"] = None  # drawn: back to the slower refresh
+    changed = previous is not None and previous != state
+    if first_point or (changed and not {previous, state} <= set(WORKING_STATES)):
         st.rerun()  # the whole page: the checkpoint buttons and the sidebar follow the new state
 
 
@@ -301,7 +311,9 @@ with link_col.popover("Share these settings"):
 
 job = current_job()
 active = job is not None and job.state in ACTIVE_STATES
-st.fragment(live_panel, run_every=LIVE_REFRESH_S if active else None)()
+waiting = active and st.session_state.get("train_first_point") == job.id
+refresh = FIRST_POINT_REFRESH_S if waiting else LIVE_REFRESH_S
+st.fragment(live_panel, run_every=refresh if active else None)()
 st.divider()
 checkpoint_section(job)
 export_downloads(job)

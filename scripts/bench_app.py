@@ -1,6 +1,14 @@
 """Benchmark (by hand): training speed in the running app against the CLI, and click-to-chart time.
 
     python scripts/bench_app.py --epochs 5
+    python scripts/bench_app.py --pages --baseline /tmp/deeparch-before
+
+With --pages it times what a student waits for instead, on a fresh server, in Chromium: Home's
+first paint (its title, its first card, every card) from the moment the server is healthy;
+Inspect in a fresh tab (the first on the server, then another); Start to the first loss point on
+the Train page (the first run on the server, which loads the data, then another). --baseline
+names another checkout (git worktree add --detach <dir> <commit>) measured the same way in the
+same run, so the figures compare under the same load; the load average is printed with them.
 
 Starts `streamlit run app.py`, drives Chromium to the Train page with the given settings, clicks
 Start and times the first loss point on the chart, then reads samples/s from the page once the run
@@ -26,6 +34,7 @@ from tests.app.browser import (  # noqa: E402  (the browser tests' helpers)
     REPO,
     free_port,
     start_server,
+    stop_server,
     wait_healthy,
 )
 
@@ -68,12 +77,95 @@ def cli_run(arch: str, epochs: int, threads: int | None = None) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def seconds_until(page, selector: str, since: float, count: int = 1) -> float:
+    """Seconds from `since` until `count` elements match `selector` and the first is visible."""
+    locator = page.locator(selector)
+    locator.first.wait_for(state="visible")
+    while locator.count() < count:
+        page.wait_for_timeout(20)
+    return round(time.monotonic() - since, 2)
+
+
+def first_point_s(page, url: str, arch: str) -> float:
+    """Start to the first loss point on the chart; the run is stopped then."""
+    page.goto(f"{url}/train?arch={arch}&epochs=50")
+    start = page.locator(".st-key-train_start button")
+    start.wait_for()
+    page.wait_for_timeout(500)  # the page settles (the sidebar's first draw)
+    clicked = time.monotonic()
+    start.click()
+    while page.evaluate(COUNT_POINTS_JS) <= 0:
+        page.wait_for_timeout(10)
+    seconds = round(time.monotonic() - clicked, 2)
+    page.locator(".st-key-train_stop button").click()
+    page.locator('[data-testid="stMetricValue"]').filter(has_text="stopped").wait_for()
+    return seconds
+
+
+def page_times(checkout: Path, arch: str, timeout: float) -> dict:
+    """Home, Inspect and Start-to-first-point on one fresh server of `checkout`."""
+    from playwright.sync_api import sync_playwright
+
+    from deeparch.models import list_archs
+
+    port = free_port()
+    log_path = Path(tempfile.gettempdir()) / f"deeparch-bench-pages-{port}.log"
+    server = start_server(port, log_path, cwd=checkout)
+    url = f"http://127.0.0.1:{port}"
+    figures = {"checkout": str(checkout)}
+    try:
+        wait_healthy(url, server)
+        healthy = time.monotonic()
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(timeout * 1000)
+            page.goto(url)
+            figures["home_title_s"] = seconds_until(page, "h1", healthy)
+            figures["home_first_card_s"] = seconds_until(
+                page, "[class*=st-key-home_card_]", healthy
+            )
+            figures["home_all_cards_s"] = seconds_until(
+                page, "[class*=st-key-home_card_]", healthy, len(list_archs())
+            )
+            for visit in ("first", "second"):
+                tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+                tab.set_default_timeout(timeout * 1000)
+                opened = time.monotonic()
+                tab.goto(f"{url}/inspect?arch=cnn")
+                metric = '[data-testid="stMetricValue"]:has-text("93,322")'
+                figures[f"inspect_{visit}_tab_s"] = seconds_until(tab, metric, opened)
+                tab.close()
+            figures["first_point_fresh_s"] = first_point_s(page, url, arch)
+            figures["first_point_warm_s"] = first_point_s(page, url, arch)
+            browser.close()
+    finally:
+        stop_server(server)
+    return figures
+
+
+def pages_main(args: argparse.Namespace) -> None:
+    checkouts = [REPO] + ([Path(args.baseline)] if args.baseline else [])
+    runs = []
+    for _ in range(args.repeat):
+        for checkout in checkouts:
+            runs.append({**page_times(checkout, args.arch, args.timeout),
+                         "loadavg": Path("/proc/loadavg").read_text().split()[0]})  # fmt: skip
+    print(json.dumps(runs, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", default="mlp")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--pages", action="store_true", help="time Home, Inspect and Start")
+    parser.add_argument("--baseline", help="another checkout to time the same way (--pages)")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of --pages")
     args = parser.parse_args()
+    if args.pages:
+        pages_main(args)
+        return
 
     from playwright.sync_api import sync_playwright
 

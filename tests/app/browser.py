@@ -45,9 +45,14 @@ def free_port() -> int:
 
 
 def start_server(
-    port: int, log_path: Path, env: dict[str, str] | None = None, app: str = "app.py"
+    port: int,
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    app: str = "app.py",
+    cwd: Path = REPO,
 ) -> subprocess.Popen:
-    """`streamlit run app.py` on a port, as the README starts it, its output in log_path."""
+    """`streamlit run app.py` on a port, as the README starts it, its output in log_path
+    (cwd: another checkout, for a benchmark's before-and-after in one run)."""
     command = [
         sys.executable, "-m", "streamlit", "run", app, "--server.headless", "true",
         "--server.port", str(port), "--browser.gatherUsageStats", "false",
@@ -55,7 +60,7 @@ def start_server(
     ]  # fmt: skip
     log = open(log_path, "w")  # noqa: SIM115  (closed with the process)
     return subprocess.Popen(
-        command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
     )
 
 
