@@ -15,10 +15,12 @@ from deeparch.explore.images import (
     inspect_image,
     preprocess_image,
 )
+from deeparch.explore.latent import explorer_step
 from deeparch.figures import explore as figs
 from deeparch.figures.text import escape_markdown
 from pages._drawing import drawing_pad
-from pages._explore_common import choose_job, dataset, job_model, show_live
+from pages._explore_common import choose_job, dataset, is_active, job_model, show_live
+from pages._shared import manager
 
 P = "feat"  # widget key prefix of this page
 SOURCES = ("validation image", "draw a digit", "upload a picture")
@@ -108,11 +110,10 @@ def signed_maps_figure(maps: np.ndarray, title: str):
 
 
 @st.cache_resource(max_entries=8, show_spinner="Comparing with the training images ...")
-def reference_at(job_id: str, step: int, dataset_name: str) -> novelty.ModelReference:
-    """The model's confidence on training images, once per model and step (shared by sessions)."""
-    from pages._explore_common import model_at
-
-    return novelty.model_reference(model_at(job_id, step), dataset_name)
+def reference_at(job_id: str, refresh: int, dataset_name: str) -> novelty.ModelReference:
+    """The model's confidence on training images, shared by every session: once per snapshot
+    while the job trains (`refresh` is explorer_step), not once a second."""
+    return novelty.model_reference(manager().get(job_id).model_copy(), dataset_name)
 
 
 def show_caution(found: novelty.Novelty) -> None:
@@ -200,7 +201,8 @@ if job is not None:
             return
         found = None
         if st.session_state.get(f"{P}_source") != SOURCES[0]:  # a drawing or an upload
-            reference = reference_at(job.id, step, snap["dataset"])
+            refresh = explorer_step(snap, is_active(job))
+            reference = reference_at(job.id, refresh, snap["dataset"])
             found = novelty.novelty(reference, torch.from_numpy(image), result.probabilities)
         show_inspection(result, data.info.class_names, found)
 

@@ -4,11 +4,12 @@ that starts in the drawing canvas's top-right corner counts, with nothing over t
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 import pytest
 
-from tests.app.browser import ARTIFACTS, CHROMIUM, chromium, chromium_available, running_app
-from tests.app.test_browser_explore import open_feature_maps
+from tests.app import test_browser_explore as explore
+from tests.app.browser import ARTIFACTS, CHROMIUM, chromium_available
 
 SHOTS = ARTIFACTS / "results"
 
@@ -32,20 +33,18 @@ EXAMPLES_WIDTH_JS = """() => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def page():
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with running_app("streamlit_results") as url, chromium() as browser:
-        tab = browser.new_page(viewport={"width": 1400, "height": 1400})
-        tab.set_default_timeout(90_000)
-        tab.url_base = url
-        tab.goto(url)
-        tab.get_by_test_id("stSidebarNav").wait_for()
-        yield tab
+# The exploration tests' tab on a server of its own (a module-scoped fixture, one per module).
+page = explore.page
+
+
+def base_url(tab) -> str:
+    parts = urlsplit(tab.url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def test_a_click_on_a_confusion_cell_shows_its_examples(page):
-    page.goto(f"{page.url_base}/train?arch=mlp&hidden_sizes=16&epochs=1")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.goto(f"{base_url(page)}/train?arch=mlp&hidden_sizes=16&epochs=1")
     start = page.locator(".st-key-train_start button")
     start.wait_for()
     start.click()
@@ -70,9 +69,9 @@ def test_a_click_on_a_confusion_cell_shows_its_examples(page):
 
 
 def test_a_stroke_from_the_canvas_top_right_corner_counts_and_nothing_overlaps(page):
-    page.goto(page.url_base)
+    page.goto(base_url(page))
     page.get_by_test_id("stSidebarNav").wait_for()
-    open_feature_maps(page)
+    explore.open_feature_maps(page)
     page.get_by_text("draw a digit").click()
     canvas = page.locator("canvas.da-draw-canvas")
     canvas.wait_for()

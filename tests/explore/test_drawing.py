@@ -1,11 +1,9 @@
 """A drawing arrives from the browser as a PNG data URL: read with an upload's caps."""
 
 import base64
-import io
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from deeparch.explore.images import (
     MAX_DATA_URL_CHARS,
@@ -14,12 +12,11 @@ from deeparch.explore.images import (
     decode_data_url,
     preprocess_image,
 )
+from tests.explore.pictures import png
 
 
 def data_url(pixels: np.ndarray) -> str:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return PNG_DATA_URL_PREFIX + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return PNG_DATA_URL_PREFIX + base64.b64encode(png(pixels)).decode("ascii")
 
 
 def test_a_drawn_stroke_becomes_a_centred_digit():
