@@ -1,4 +1,5 @@
-"""Compare: the session's runs and loaded checkpoints, curves overlaid, settings side by side."""
+"""Compare: the session's runs (in memory and in the run store) and loaded checkpoints, curves
+overlaid, settings side by side."""
 
 import pandas as pd
 import streamlit as st
@@ -6,7 +7,7 @@ import streamlit as st
 from deeparch.engine.run_names import common_description, run_names
 from deeparch.figures import training as viz
 from deeparch.figures.text import escape_markdown
-from pages._shared import LOADED_JOBS_KEY, session_jobs
+from pages._shared import LOADED_JOBS_KEY, session_jobs, stored_snapshots
 
 MAX_DEFAULT_RUNS = 4
 
@@ -36,11 +37,13 @@ def _text(value: object) -> str:
 
 st.title("Compare runs")
 jobs = session_jobs(include_loaded=True)
-if not jobs:
+# Runs that left memory come from the run store: their curves and settings are in its summaries.
+stored = stored_snapshots()
+if not jobs and not stored:
     st.info("No runs yet. Train something on the Train page, or load a checkpoint there.")
     st.stop()
 
-snaps = {job.id: job.snapshot() for job in jobs}
+snaps = {snap["id"]: snap for snap in [*(job.snapshot() for job in jobs), *stored]}
 ids = list(snaps)
 loaded_ids = set(st.session_state.get(LOADED_JOBS_KEY, []))
 # Options are job ids, named by what differs among all the session's runs; the legend names the

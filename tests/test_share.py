@@ -8,6 +8,7 @@ import pytest
 from deeparch import share
 from deeparch.config import FieldSpec, hp
 from deeparch.engine.config import train_defaults, train_field_specs
+from deeparch.errors import ConfigError
 from deeparch.models import get_arch, list_archs, registry
 from deeparch.models.registry import ArchSpec, compatible_datasets
 from deeparch.share import SharedSettings, decode, encode
@@ -165,9 +166,50 @@ def test_unknown_names_and_bad_values_are_each_named_with_their_value():
         "lr='100' is not allowed: a number from 1e-06 to 10",
         "lr_rate='3' is not a setting: mlp has hidden_sizes, activation, dropout, batch_norm; "
         "training has optimizer, lr, batch_size, epochs, weight_decay, l1, grad_clip, seed, "
-        "device, snapshot_every, max_steps",
+        "device, snapshot_every, max_steps, lr_schedule, lr_step_epochs, lr_gamma, "
+        "early_stopping, train_subset, augment, reconstruction_loss, freeze",
         "train.epochs='6' sets epochs a second time; the first value was used",
     ]
     params = {"hidden_sizes": "1 6", "activation": "swish", "lr": "100", "lr_rate": "3"}
     for (key, value), problem in zip(params.items(), shared.problems):
         assert problem.startswith(f"{key}={value!r}")  # every problem names its field and value
+
+
+# ---- lesson and comparison links ------------------------------------------------------------
+
+
+def test_a_lesson_link_names_a_known_lesson_or_says_why():
+    known = ["counting_parameters", "residual_learning"]
+    assert share.decode_lesson(share.encode_lesson("residual_learning"), known) == (
+        "residual_learning", [],
+    )  # fmt: skip
+    name, problems = share.decode_lesson({"lesson": "residual_lerning"}, known)
+    assert name is None and "did you mean 'residual_learning'" in problems[0]
+    assert share.decode_lesson({}, known) == (None, [])
+
+
+def test_a_comparison_link_carries_several_runs_and_back():
+    runs = [
+        {"arch": "resnet", "dataset": "mnist", "arch_config": {"blocks_per_stage": 6}, "epochs": 1},
+        {"arch": "plainnet", "arch_config": {"blocks_per_stage": 6}, "lr": 0.01},
+    ]
+    params = share.encode_runs(runs)
+    assert params["run1.arch"] == "resnet" and params["run2.blocks_per_stage"] == "6"
+    decoded, problems = share.decode_runs({**params, "lesson": "x"})
+    assert problems == []
+    assert [(r.arch, r.arch_values, r.train_values) for r in decoded] == [
+        ("resnet", {"blocks_per_stage": 6}, {"epochs": 1}),
+        ("plainnet", {"blocks_per_stage": 6}, {"lr": 0.01}),
+    ]
+
+
+def test_a_comparison_link_names_the_run_of_each_problem():
+    decoded, problems = share.decode_runs(
+        {"run1.arch": "mlp", "run1.lr": "fast", "run2.arch": "nosuch", "run99.arch": "mlp"}
+    )
+    assert [r.arch for r in decoded] == ["mlp"]
+    assert any(p.startswith("run 1: lr='fast'") for p in problems)
+    assert any(p.startswith("run 2: arch 'nosuch' is unknown") for p in problems)
+    assert any("run99.arch" in p for p in problems)
+    with pytest.raises(ConfigError):
+        share.encode_runs([])

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from deeparch.tasks.base import EVAL_BATCH_SIZE, SHOW_EXAMPLES, Task, evaluation_mode, to_numpy
+from deeparch.tasks.boundary import decision_boundary
 
 GRAD_EXAMPLES = 64  # examples averaged for the per-time-step gradient norms
 # Examples a snapshot keeps of each confusion cell (as indices): a page shows them on a click.
@@ -103,6 +104,8 @@ class ClassifyTask(Task):
         return payload
 
     def extra_snapshot(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
+        if self.info.kind == "points":  # 2-D points: the decision regions, as they move
+            return {"boundary": decision_boundary(self.model, x, y)}
         return {}
 
 

@@ -1,0 +1,278 @@
+"""Lessons on generative models, each trained by the engine: the VAE's two losses under beta,
+latent interpolation and the 2-D grid, and how fleeting a GAN's equilibrium is."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+
+from deeparch.data import load_dataset
+from deeparch.engine.config import TrainConfig
+from deeparch.engine.handle import JobHandle
+from deeparch.explore.latent import decode_grid, encode_means, grid_range, interpolate_images
+from deeparch.explore.views import smooth
+from deeparch.lessons.registry import Lesson, Outcome, Prediction, register
+from deeparch.lessons.runner import failed_outcome, unfinished
+from deeparch.tasks import evaluation_mode
+from deeparch.tasks.vae import bernoulli_reconstruction, kl_divergence
+
+VAE_SOURCE = (
+    "D. P. Kingma and M. Welling, Auto-encoding variational Bayes (ICLR 2014); I. Higgins et "
+    "al., beta-VAE: learning basic visual concepts with a constrained variational framework "
+    "(ICLR 2017)"
+)
+VAE_STEPS = {"ci": 60, "full": 0}
+VAE_EPOCHS = {"ci": 1, "full": 10}
+GRID_SIDE = 12
+
+
+def vae_config(beta: float, budget: str) -> TrainConfig:
+    return TrainConfig.from_dict(
+        {
+            "arch": "vae",
+            "dataset": "mnist",
+            "arch_config": {"latent_dim": 2, "beta": beta},
+            "epochs": VAE_EPOCHS[budget],
+            "max_steps": VAE_STEPS[budget],
+            "seed": 0,
+        }  # fmt: skip
+    )
+
+
+def latent_grid(model: torch.nn.Module, images: torch.Tensor) -> np.ndarray:
+    """The decoded grid over where the validation means lie: (side * side, C, H, W)."""
+    z1, z2 = grid_range(encode_means(model, images))
+    grid = decode_grid(model, z1[0], z1[1], GRID_SIDE, z2)
+    return grid.reshape(GRID_SIDE * GRID_SIDE, *grid.shape[2:])
+
+
+# ---- 20: the two losses under beta ------------------------------------------------------------
+
+
+def vae_terms(model: torch.nn.Module, images: torch.Tensor) -> tuple[float, float]:
+    """(KL, reconstruction) per image of the validation images, the KL unweighted by beta (the
+    engine logs beta * KL, which is 0 at beta 0 whatever the code)."""
+    with evaluation_mode(model):
+        recon, mu, logvar = model(images)
+        return float(kl_divergence(mu, logvar)), float(bernoulli_reconstruction(recon, images))
+
+
+BETAS = (0.0, 1.0, 4.0)
+
+
+def beta_runs(budget: str) -> dict[str, TrainConfig]:
+    return {f"beta {beta:g}": vae_config(beta, budget) for beta in BETAS}
+
+
+def judge_beta(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
+    problems = unfinished(jobs)
+    if problems:
+        return failed_outcome(BETA_LESSON, problems)
+    images = load_dataset("mnist").x_val[:500]
+    kl, recon = {}, {}
+    for label, job in jobs.items():
+        kl[label], recon[label] = vae_terms(job.model_copy(), images)
+    labels = list(jobs)
+    kl_falls = all(kl[a] > kl[b] for a, b in zip(labels, labels[1:]))
+    recon_rises = all(recon[a] < recon[b] for a, b in zip(labels, labels[1:]))
+    grids = {f"latent grid, {label}": latent_grid(job.model_copy(), images)
+             for label, job in jobs.items()}  # fmt: skip
+    listed = "; ".join(f"{label}: KL {kl[label]:.2f}, reconstruction {recon[label]:.1f}"
+                       for label in labels)  # fmt: skip
+    return Outcome(
+        BETA_LESSON.name,
+        held=kl_falls and recon_rises,
+        verdict=f"validation losses per image ({listed}): a larger beta buys a code closer to "
+        f"the prior with worse reconstructions",
+        measured={"val_kl": kl, "val_reconstruction": recon},
+        images=grids,
+        answer="beta 0",
+    )
+
+
+BETA_LESSON = register(
+    Lesson(
+        name="vae_beta",
+        title="The VAE's two losses",
+        claim="A VAE's loss is a reconstruction term plus beta times the KL divergence of the "
+        "code from N(0, I). Beta 0 is a plain autoencoder with noise: the best reconstructions, "
+        "a code far from the prior. Raising beta to 1 and 4 lowers the KL and worsens the "
+        "reconstructions.",
+        source=VAE_SOURCE,
+        prediction=Prediction(
+            "choice",
+            "Which beta gives the lowest reconstruction error?",
+            choices=tuple(f"beta {beta:g}" for beta in BETAS),
+        ),  # fmt: skip
+        judge=judge_beta,
+        runs=beta_runs,
+        setup={"arch": "vae", "dataset": "mnist", "arch_config": {"latent_dim": 2, "beta": 4.0}},
+        position=20,
+    )
+)
+
+# ---- 21: interpolation and the 2-D grid ------------------------------------------------------
+
+FRAMES = 9
+
+
+def interpolation_runs(budget: str) -> dict[str, TrainConfig]:
+    return {"vae": vae_config(1.0, budget)}
+
+
+def judge_interpolation(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
+    problems = unfinished(jobs)
+    if problems:
+        return failed_outcome(INTERPOLATION_LESSON, problems)
+    data = load_dataset("mnist")
+    model = jobs["vae"].model_copy()
+    first = {int(label): index for index, label in reversed(list(enumerate(data.y_val.tolist())))}
+    image_from, image_to = data.x_val[first[0]], data.x_val[first[1]]
+    _lambdas, frames = interpolate_images(model, image_from, image_to, FRAMES)
+    flat = frames.reshape(FRAMES, -1)
+    steps = np.sqrt(((flat[1:] - flat[:-1]) ** 2).sum(axis=1))  # distance between neighbours
+    ends = float(np.sqrt(((flat[-1] - flat[0]) ** 2).sum()))
+    originals = torch.stack([image_from, image_to]).reshape(2, -1).numpy()
+    # Each end frame decodes nearer its own digit than the other one.
+    own = [float(np.sqrt(((flat[i] - originals[j]) ** 2).sum())) for i, j in ((0, 0), (-1, 1))]
+    other = [float(np.sqrt(((flat[i] - originals[j]) ** 2).sum())) for i, j in ((0, 1), (-1, 0))]
+    largest_step = float(steps.max())
+    held = largest_step < 0.5 * ends and all(a < b for a, b in zip(own, other))
+    return Outcome(
+        INTERPOLATION_LESSON.name,
+        held=held,
+        verdict=f"the {FRAMES} decodes from a 0 to a 1 change gradually: the largest step between "
+        f"neighbours is {largest_step:.2f}, against {ends:.2f} between the ends, and each end "
+        f"decodes nearer its own digit ({own[0]:.2f} < {other[0]:.2f}, {own[1]:.2f} < "
+        f"{other[1]:.2f})",
+        measured={
+            "step_distances": [round(float(s), 3) for s in steps],
+            "end_distance": ends,
+            "own_distance": own,
+            "other_distance": other,
+        },  # fmt: skip
+        images={
+            "interpolation from 0 to 1": frames,
+            "latent grid": latent_grid(model, data.x_val[:500]),
+        },  # fmt: skip
+        answer="gradually",
+    )
+
+
+INTERPOLATION_LESSON = register(
+    Lesson(
+        name="latent_interpolation",
+        title="Latent interpolation and the 2-D grid",
+        claim="Because the KL term packs the codes around the prior, the straight line between "
+        "two digits' codes decodes to a gradual morph, and a grid over a 2-D latent shows every "
+        "digit in a region of its own with smooth borders.",
+        source=VAE_SOURCE + "; Kingma & Welling 2014, Fig. 4 (the learned MNIST manifold)",
+        prediction=Prediction(
+            "choice",
+            "Decoding the line from a 0's code to a 1's, the images change...",
+            choices=("gradually", "in one jump halfway", "into noise halfway"),
+            answer="gradually",
+        ),  # fmt: skip
+        judge=judge_interpolation,
+        runs=interpolation_runs,
+        setup={"arch": "vae", "dataset": "mnist", "arch_config": {"latent_dim": 2}},
+        position=21,
+    )
+)
+
+# ---- 22: a GAN's fleeting equilibrium --------------------------------------------------------
+
+GAN_STEPS = {"ci": 200, "full": 1500}
+# A small fully connected GAN (Goodfellow et al. 2014's setup), so the game's early phase plays
+# out within a CI budget; the registry's mlp_gan is 2.9M parameters.
+GAN_SIZES = {"hidden_sizes": (128, 256), "latent_dim": 64}
+NEAR_HALF = 0.15  # D(x) and D(G(z)) both within this of 0.5 count as at equilibrium
+DRIFT = 0.25  # later, one of them this far from 0.5 counts as drifted away
+
+
+def gan_runs(budget: str) -> dict[str, TrainConfig]:
+    return {
+        "gan": TrainConfig.from_dict(
+            {
+                "arch": "dcgan",
+                "dataset": "mnist",
+                "epochs": 100,
+                "max_steps": GAN_STEPS[budget],
+                "lr": 2e-4,
+                "seed": 0,
+                "snapshot_every": max(10, GAN_STEPS[budget] // 12),
+            }
+        )  # fmt: skip
+    }
+
+
+def judge_gan(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
+    problems = unfinished(jobs)
+    if problems:
+        return failed_outcome(GAN_LESSON, problems)
+    snapshot = jobs["gan"].snapshot()
+    d_x = smooth(np.array([v for _s, v in snapshot["losses"]["d_x"]]), 10)
+    d_g_z = smooth(np.array([v for _s, v in snapshot["losses"]["d_g_z"]]), 10)
+    distance = np.maximum(np.abs(d_x - 0.5), np.abs(d_g_z - 0.5))
+    start = 10  # an untrained discriminator says 0.5 to everything: not an equilibrium
+    # The first separation, then the first return near 0.5, then a later drift.
+    separated = np.nonzero(distance[start:] > DRIFT)[0]
+    first_apart = start + int(separated[0]) if len(separated) else None
+    near = np.nonzero(distance[first_apart:] < NEAR_HALF)[0] if first_apart is not None else []
+    first_near = first_apart + int(near[0]) if len(near) else None
+    later = np.nonzero(distance[first_near:] > DRIFT)[0] if first_near is not None else []
+    drifted = first_near + int(later[0]) if len(later) else None
+    held = first_near is not None and drifted is not None
+    samples = {f"samples at step {s['step']}": s["grid"][:16] for s in snapshot["snapshots"][-4:]}
+    verdict = (
+        f"D(x) and D(G(z)) came within {NEAR_HALF} of 0.5 at step {first_near} after separating "
+        f"at step {first_apart}, and drifted away again by step {drifted}"
+        if held
+        else f"in {len(d_x)} steps the equilibrium was "
+        + ("never reached" if first_near is None else f"reached at step {first_near} and held")
+        + " (a longer run shows more)"
+    )
+    return Outcome(
+        GAN_LESSON.name,
+        held=held,
+        verdict=verdict,
+        measured={
+            "first_apart_step": first_apart,
+            "first_near_half_step": first_near,
+            "drifted_step": drifted,
+            "final_d_x": float(d_x[-1]),
+            "final_d_g_z": float(d_g_z[-1]),
+            "steps": len(d_x),
+        },  # fmt: skip
+        series={
+            "discriminator outputs (smoothed)": {"D(x)": d_x.tolist(), "D(G(z))": d_g_z.tolist()}
+        },  # fmt: skip
+        images=samples,
+        answer="they drift away again",
+    )
+
+
+GAN_LESSON = register(
+    Lesson(
+        name="gan_equilibrium",
+        title="GAN convergence is fleeting",
+        claim="At the game's equilibrium the discriminator cannot tell real from fake and says "
+        "0.5 to both. Trained by alternating gradient steps, D(x) and D(G(z)) come near 0.5 and "
+        "then drift away again: the equilibrium is passed through, not settled in.",
+        source="I. Goodfellow et al., Generative adversarial nets (NeurIPS 2014), sec. 4; I. "
+        "Goodfellow, NIPS 2016 tutorial: generative adversarial networks (arXiv:1701.00160), "
+        "sec. 5.1",
+        prediction=Prediction(
+            "choice",
+            "Once D(x) and D(G(z)) reach about 0.5, they...",
+            choices=("stay there", "they drift away again"),
+            answer="they drift away again",
+        ),  # fmt: skip
+        judge=judge_gan,
+        runs=gan_runs,
+        setup={"arch": "mlp_gan", "dataset": "mnist", "arch_config": GAN_SIZES},
+        position=22,
+    )
+)

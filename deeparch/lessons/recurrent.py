@@ -1,0 +1,383 @@
+"""Lessons on recurrent networks: which axis is time, the LSTM's two states, vanishing and
+exploding gradients through time.
+
+These experiments need cells the registry's architectures do not expose (an RNN built with
+batch_first=False, a chosen recurrent initialisation), so they train small PyTorch models with a
+plain loop (deeparch.lessons.measure.fit) on a synthetic task whose answer sits at t = 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+from deeparch.data import load_dataset
+from deeparch.engine.handle import JobHandle
+from deeparch.lessons.measure import (
+    accuracy,
+    chance_level,
+    fit,
+    generator,
+    seeded_model,
+    seeded_module,
+)
+from deeparch.lessons.registry import Lesson, Outcome, Prediction, register
+
+PLAIN_LOOP_NOTE = (
+    "Trained with a plain PyTorch loop inside the lesson (Adam, random batches from the lesson's "
+    "own generator), not as an engine job: the engine's architectures do not expose this setting."
+)
+
+
+class LastStepClassifier(nn.Module):
+    """A recurrent layer, then a linear head on the output of the last time step.
+
+    `batch_first` says how the layer reads its input: True, (N, T, F); False, (T, N, F). The
+    forward pass always indexes output[:, -1], which is the last step only when batch_first.
+    """
+
+    def __init__(
+        self, cell: str, hidden: int, batch_first: bool = True, features: int = 1,
+        classes: int = 2, **cell_args,
+    ) -> None:  # fmt: skip
+        super().__init__()
+        recurrent = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell]
+        self.rnn = recurrent(features, hidden, batch_first=batch_first, **cell_args)
+        self.head = nn.Linear(hidden, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        output, _state = self.rnn(x)
+        return self.head(output[:, -1])  # batch_first=False: the last *example*, every step
+
+
+MARKED_LENGTH = 60
+VANISHING_STEPS = {"ci": 250, "full": 500}
+# Gated cells start out remembering: the LSTM's forget gate and the GRU's update gate get a bias
+# of 4 (sigmoid(4) = 0.98, so a value survives 60 steps at about 0.3 of its size rather than
+# 0.5^60), as Jozefowicz et al. 2015 and Tallec & Ollivier 2018 ("chrono" initialisation)
+# recommend for long dependencies. PyTorch orders the gates (i, f, g, o) and (r, z, n).
+REMEMBER_BIAS = 4.0
+
+
+def marked_first(size: int, length: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(size, length, 2): channel 0 is N(0, 1) noise, channel 1 marks t = 0; the label is the
+    sign of the marked value (the marker of Hochreiter & Schmidhuber's 1997 adding problem
+    tells a gate when to write)."""
+    x = torch.randn(size, length, 2, generator=generator(seed))
+    x[:, :, 1] = 0.0
+    x[:, 0, 1] = 1.0
+    return x, (x[:, 0, 0] > 0).long()
+
+
+def remember_gate_bias(model: LastStepClassifier, cell: str, value: float) -> None:
+    """Bias the gate that keeps the state (LSTM forget, GRU update: rows H..2H) to `value`."""
+    if cell not in ("lstm", "gru"):
+        return
+    size = model.rnn.hidden_size
+    with torch.no_grad():
+        model.rnn.bias_ih_l0[size : 2 * size] = value
+        model.rnn.bias_hh_l0[size : 2 * size] = 0.0
+
+
+# ---- 8: which axis is time --------------------------------------------------------------------
+
+
+def judge_axes(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
+    length, hidden, batch = 20, 16, 64
+    steps = 100 if budget == "ci" else 400
+    x_train, y_train = marked_first(2000, length, seed=1)
+    x_val, y_val = marked_first(500, length, seed=2)
+    results, shapes = {}, {}
+    for label, batch_first in (("batch_first=True", True), ("batch_first=False", False)):
+        model = seeded_module(
+            lambda bf=batch_first: LastStepClassifier("gru", hidden, bf, features=2)
+        )
+        remember_gate_bias(model, "gru", REMEMBER_BIAS)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+        fit(model, x_train, y_train, nn.functional.cross_entropy, optimizer, steps, batch)
+        with torch.no_grad():
+            output, state = model.rnn(x_train[:batch])
+        shapes[label] = {"output": list(output.shape), "state": list(state.shape)}
+        results[label] = accuracy(model, x_val, y_val)
+    chance = chance_level(y_val)
+    right, wrong = results["batch_first=True"], results["batch_first=False"]
+    held = right > chance + 0.3 and wrong < chance + 0.1
+    return Outcome(
+        "rnn_axes",
+        held=held,
+        verdict=f"a ({batch}, {length}, 2) batch runs through both without an error; read as "
+        f"(batch, time, feature) the GRU reaches {right:.0%} on the validation set, read as "
+        f"(time, batch, feature) {wrong:.0%} (chance {chance:.0%}): it learned across examples, "
+        f"and its state has shape {tuple(shapes['batch_first=False']['state'])}, a state per "
+        f"time step instead of per example",
+        measured={
+            "val_accuracy": results,
+            "chance": chance,
+            "shapes": shapes,
+            "input_shape": [batch, length, 2],
+            "steps": steps,
+        },
+        answer=tuple(shapes["batch_first=False"]["state"]),
+    )
+
+
+# ---- 9: the LSTM's two states -----------------------------------------------------------------
+
+
+def judge_lstm_states(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
+    model = seeded_model("lstm", None, "mnist1d", seed=0)
+    lstm: nn.LSTM = model.rnn
+    example = load_dataset("mnist1d").x_val[:1]  # (1, 40, 1)
+    with torch.no_grad():
+        e = model.embed(example)
+        output, (h_last, c_last) = lstm(e)
+        # One step at a time, the two states carried by hand: the same outputs, and c_t on the way.
+        h = torch.zeros_like(h_last)
+        c = torch.zeros_like(c_last)
+        cells, stepped = [], []
+        for t in range(e.shape[1]):
+            out_t, (h, c) = lstm(e[:, t : t + 1], (h, c))
+            stepped.append(out_t)
+            cells.append(c[-1, 0])
+    stepped_output = torch.cat(stepped, dim=1)
+    c_over_time = torch.stack(cells)  # (T, H)
+    step_difference = float((stepped_output - output).abs().max())
+    readout_difference = float((output[:, -1] - h_last[-1]).abs().max())
+    held = (
+        step_difference <= 1e-6
+        and readout_difference == 0.0
+        and tuple(h_last.shape) == tuple(c_last.shape) == (1, 1, lstm.hidden_size)
+    )
+    units = list(range(min(4, lstm.hidden_size)))
+    return Outcome(
+        "lstm_states",
+        held=held,
+        verdict=f"h_T and c_T both have shape {tuple(h_last.shape)} (layers, batch, hidden); "
+        f"output[:, -1] equals h_T (difference {readout_difference:g}), while c_T appears in no "
+        f"output; stepping the cell by hand with (h, c) carried gives the same outputs "
+        f"(difference {step_difference:.1g})",
+        measured={
+            "h_T_shape": list(h_last.shape),
+            "c_T_shape": list(c_last.shape),
+            "output_shape": list(output.shape),
+            "readout_difference": readout_difference,
+            "stepped_difference": step_difference,
+            "max_abs_h": float(output.abs().max()),
+            "max_abs_c": float(c_over_time.abs().max()),
+        },
+        series={
+            "c_t over time (first units)": {f"unit {u}": c_over_time[:, u].tolist() for u in units}
+        },
+        answer=tuple(c_last.shape),
+    )
+
+
+# ---- 10: vanishing gradients ---------------------------------------------------------------
+
+CELLS = {
+    "rnn (tanh)": ("rnn", {"nonlinearity": "tanh"}),
+    "rnn (relu)": ("rnn", {"nonlinearity": "relu"}),
+    "lstm": ("lstm", {}),
+    "gru": ("gru", {}),
+}
+
+
+def gradient_per_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[float]:
+    """Mean over the batch of || d loss / d x[:, t] || for each time step t."""
+    inputs = x.clone().requires_grad_(True)
+    model.eval()
+    loss = nn.functional.cross_entropy(model(inputs), y, reduction="sum")
+    (gradient,) = torch.autograd.grad(loss, inputs)
+    return gradient.norm(dim=2).mean(dim=0).tolist()
+
+
+def judge_vanishing(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
+    x_train, y_train = marked_first(2000, MARKED_LENGTH, seed=1)
+    x_val, y_val = marked_first(500, MARKED_LENGTH, seed=2)
+    steps = VANISHING_STEPS[budget]
+    val_accuracy, norms, first_over_last = {}, {}, {}
+    for label, (cell, args) in CELLS.items():
+        model = seeded_module(lambda c=cell, a=args: LastStepClassifier(c, 16, features=2, **a))
+        remember_gate_bias(model, cell, REMEMBER_BIAS)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+        fit(model, x_train, y_train, nn.functional.cross_entropy, optimizer, steps, 32, seed=0)
+        val_accuracy[label] = accuracy(model, x_val, y_val)
+        norms[label] = gradient_per_step(model, x_val[:64], y_val[:64])
+        first_over_last[label] = norms[label][0] / max(norms[label][-1], 1e-30)
+    chance = chance_level(y_val)
+    plain = max(val_accuracy["rnn (tanh)"], val_accuracy["rnn (relu)"])
+    gated = min(val_accuracy["lstm"], val_accuracy["gru"])
+    held = gated > chance + 0.15 and plain < chance + 0.1
+    listed = ", ".join(f"{label} {value:.0%}" for label, value in val_accuracy.items())
+    ratios = ", ".join(f"{label} {value:.1e}" for label, value in first_over_last.items())
+    return Outcome(
+        "vanishing_gradients",
+        held=held,
+        verdict=f"after {steps} steps on sequences of {MARKED_LENGTH} whose label is the sign of "
+        f"the first value: {listed} (chance {chance:.0%}); the gradient reaching t = 0, relative "
+        f"to the last step's: {ratios}",
+        measured={
+            "val_accuracy": val_accuracy,
+            "chance": chance,
+            "steps": steps,
+            "first_over_last_gradient": first_over_last,
+            "length": MARKED_LENGTH,
+        },  # fmt: skip
+        series={"gradient norm per input time step (after training)": norms},
+        answer="only the gated cells",
+    )
+
+
+# ---- 11: exploding gradients and clipping --------------------------------------------------
+
+# The recurrent matrix starts as 2 x a random rotation: a relu unit passes about half of it, so
+# activity grows by about 1.4 a step, 40 steps: the first loss is already in the tens of thousands.
+RECURRENT_SCALE = 2.0
+EXPLODING_STEPS = {"ci": 60, "full": 300}
+CLIP = 1.0
+
+
+def judge_exploding(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
+    data = load_dataset("mnist1d")
+    steps = EXPLODING_STEPS[budget]
+    curves, ended = {}, {}
+    for label, clip in (("no clipping", 0.0), (f"grad_clip {CLIP:g}", CLIP)):
+        model = seeded_module(
+            lambda: LastStepClassifier("rnn", 32, features=1, classes=10, nonlinearity="relu")
+        )
+        with torch.no_grad():
+            rotation = torch.linalg.qr(torch.randn(32, 32, generator=generator(5)))[0]
+            model.rnn.weight_hh_l0.copy_(RECURRENT_SCALE * rotation)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        losses = []
+        for step in range(steps):
+            index = torch.randint(0, len(data.x_train), (64,), generator=generator(step))
+            loss = nn.functional.cross_entropy(model(data.x_train[index]), data.y_train[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip:
+                nn.utils.clip_grad_norm_(model.parameters(), clip)
+            optimizer.step()
+            losses.append(float(loss.detach()))
+            if not math.isfinite(losses[-1]):
+                break
+        curves[label] = [v if math.isfinite(v) else float("nan") for v in losses]
+        ended[label] = losses[-1]
+    unclipped, clipped = ended["no clipping"], ended[f"grad_clip {CLIP:g}"]
+    first = curves["no clipping"][0]
+    diverged = not math.isfinite(unclipped) or unclipped > 10 * first
+    trained = math.isfinite(clipped) and sum(curves[f"grad_clip {CLIP:g}"][-10:]) / 10 < first
+    held = diverged and trained
+    return Outcome(
+        "exploding_gradients",
+        held=held,
+        verdict=f"a relu RNN whose recurrent matrix starts at {RECURRENT_SCALE} x a rotation, "
+        f"trained with SGD on MNIST-1D from a first loss of {first:.3g}: without clipping the "
+        f"loss ends at {unclipped:.3g} after {len(curves['no clipping'])} steps, with the "
+        f"gradient norm clipped to {CLIP:g} at {clipped:.3g} (guessing among 10 classes: "
+        f"{math.log(10):.2f})",
+        measured={
+            "first_loss": first,
+            "final_loss": ended,
+            "steps": steps,
+            "steps_run": {k: len(v) for k, v in curves.items()},
+        },  # fmt: skip
+        series={"training loss per step": curves},
+        answer="it diverges",
+    )
+
+
+register(
+    Lesson(
+        name="rnn_axes",
+        title="Which axis is time?",
+        claim="PyTorch's recurrent layers read (time, batch, feature) unless built with "
+        "batch_first=True. A (batch, time, feature) tensor fed to one built without it runs "
+        "without an error, treats the batch as time and learns the wrong thing.",
+        source="PyTorch documentation, torch.nn.RNN / torch.nn.GRU (batch_first); A. Graves, "
+        "Supervised Sequence Labelling with Recurrent Neural Networks (Springer 2012), ch. 3",
+        prediction=Prediction(
+            "shape",
+            "A (64, 20, 2) batch goes into a GRU(2, 16) built with batch_first=False: what is the "
+            "shape of its final state h_n?",
+            answer=(1, 20, 16),
+        ),
+        judge=judge_axes,
+        note=PLAIN_LOOP_NOTE,
+        setup={"arch": "gru", "dataset": "mnist1d"},
+        position=8,
+    )
+)
+register(
+    Lesson(
+        name="vanishing_gradients",
+        title="Vanishing gradients",
+        claim="Back through time, a plain RNN multiplies the gradient by its recurrent Jacobian "
+        "once per step, so what reaches a step 60 steps back is vanishingly small and it cannot "
+        "learn a dependency that long. Gated cells (LSTM, GRU) whose keep-gate is open carry "
+        "the state and its gradient almost unchanged, and learn it.",
+        source="Y. Bengio, P. Simard, P. Frasconi, Learning long-term dependencies with gradient "
+        "descent is difficult (IEEE TNN 1994); S. Hochreiter and J. Schmidhuber 1997; R. "
+        "Pascanu, T. Mikolov, Y. Bengio, On the difficulty of training recurrent neural "
+        "networks (ICML 2013)",
+        prediction=Prediction(
+            "choice",
+            "Which cells learn to recall the first of 60 values?",
+            choices=("all four", "only the gated cells", "only the plain RNNs", "none"),
+        ),  # fmt: skip
+        judge=judge_vanishing,
+        note=PLAIN_LOOP_NOTE,
+        setup={"arch": "lstm", "dataset": "mnist1d"},
+        position=10,
+    )
+)
+register(
+    Lesson(
+        name="exploding_gradients",
+        title="Exploding gradients and clipping",
+        claim="When the recurrent weights are large, the gradient grows with every step back "
+        "through time and one SGD step throws the weights far away: the loss blows up. Clipping "
+        "the gradient's norm keeps each step bounded and the same network trains.",
+        source="R. Pascanu, T. Mikolov, Y. Bengio, On the difficulty of training recurrent "
+        "neural networks (ICML 2013), sec. 3.2; Q. Le, N. Jaitly, G. Hinton, A simple way to "
+        "initialize recurrent networks of rectified linear units (arXiv:1504.00941, 2015)",
+        prediction=Prediction(
+            "choice",
+            "Without clipping, the loss of this RNN...",
+            choices=("it diverges", "it trains slowly", "it trains as well"),
+            answer="it diverges",
+        ),  # fmt: skip
+        judge=judge_exploding,
+        note=PLAIN_LOOP_NOTE,
+        setup={
+            "arch": "rnn",
+            "dataset": "mnist1d",
+            "arch_config": {"nonlinearity": "relu"},
+            "grad_clip": 1.0,
+        },  # fmt: skip
+        position=11,
+    )
+)
+register(
+    Lesson(
+        name="lstm_states",
+        title="The LSTM's two states",
+        claim="An LSTM carries two states: the cell c_t, only scaled and added to, and the "
+        "output h_t = o_t * tanh(c_t). nn.LSTM returns both at the end, each of shape (layers, "
+        "batch, hidden); its output sequence holds only the h_t.",
+        source="S. Hochreiter and J. Schmidhuber, Long short-term memory (Neural Computation "
+        "1997); PyTorch documentation, torch.nn.LSTM",
+        prediction=Prediction(
+            "shape",
+            "One sequence through nn.LSTM(1, 64) with one layer: the shape of c_T?",
+            answer=(1, 1, 64),
+        ),
+        judge=judge_lstm_states,
+        setup={"arch": "lstm", "dataset": "mnist1d"},
+        exact=True,
+        position=9,
+    )
+)

@@ -1,0 +1,266 @@
+"""Lessons on regularisation: L1 against L2 on the weights (engine runs), dropout in train and
+eval mode, and early stopping on a small training subset."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from deeparch.data import load_dataset
+from deeparch.engine.config import TrainConfig
+from deeparch.engine.handle import JobHandle
+from deeparch.lessons.measure import accuracy, fit, generator, mean_loss, seeded_model
+from deeparch.lessons.registry import Lesson, Outcome, Prediction, register
+from deeparch.lessons.runner import failed_outcome, unfinished
+
+# ---- 16: L1 against L2 ---------------------------------------------------------------------
+
+NEAR_ZERO = 1e-3  # a subgradient step lands near zero, not on it; within this counts as zero
+PENALTIES = {"L1 (l1=1e-3)": {"l1": 1e-3}, "L2 (weight_decay=1e-2)": {"weight_decay": 1e-2},
+             "none": {}}  # fmt: skip
+PENALTY_EPOCHS = {"ci": 2, "full": 10}
+HISTOGRAM_BINS = np.linspace(-0.3, 0.3, 61)
+
+
+def penalty_runs(budget: str) -> dict[str, TrainConfig]:
+    # SGD (momentum 0.9), not Adam: Adam divides each step by the gradient's size, so an L1
+    # subgradient of any size would move a weight by about lr, hovering around zero.
+    return {
+        label: TrainConfig.from_dict(
+            {
+                "arch": "softmax_regression",
+                "dataset": "mnist",
+                "optimizer": "sgd",
+                "lr": 0.05,
+                "epochs": PENALTY_EPOCHS[budget],
+                "seed": 0,
+                **penalty,
+            }  # fmt: skip
+        )
+        for label, penalty in PENALTIES.items()
+    }
+
+
+def weights_of(model: nn.Module) -> np.ndarray:
+    """Every weight of the model's matrices (biases left out: no penalty applies to them)."""
+    return np.concatenate([p.detach().flatten().numpy() for p in model.parameters() if p.dim() > 1])
+
+
+def judge_penalties(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
+    problems = unfinished(jobs)
+    if problems:
+        return failed_outcome(PENALTY_LESSON, problems)
+    weights = {label: weights_of(job.model_copy()) for label, job in jobs.items()}
+    near_zero = {label: float((np.abs(w) < NEAR_ZERO).mean()) for label, w in weights.items()}
+    exactly_zero = {label: int((w == 0).sum()) for label, w in weights.items()}
+    mean_abs = {label: float(np.abs(w).mean()) for label, w in weights.items()}
+    l1, l2, none = "L1 (l1=1e-3)", "L2 (weight_decay=1e-2)", "none"
+    held = (
+        near_zero[l1] > 3 * max(near_zero[l2], 0.01)
+        and near_zero[l2] < 0.25
+        and mean_abs[l2] < mean_abs[none]
+    )
+    centres = (HISTOGRAM_BINS[:-1] + HISTOGRAM_BINS[1:]) / 2
+    histograms = {label: np.histogram(np.clip(w, -0.3, 0.3), HISTOGRAM_BINS)[0].tolist()
+                  for label, w in weights.items()}  # fmt: skip
+    return Outcome(
+        PENALTY_LESSON.name,
+        held=held,
+        verdict=f"with L1, {near_zero[l1]:.0%} of the weights end within {NEAR_ZERO:g} of zero "
+        f"({exactly_zero[l1]} exactly 0: a subgradient step hovers around zero rather than "
+        f"landing on it); with L2 {near_zero[l2]:.0%}, though its mean |w| shrank from "
+        f"{mean_abs[none]:.4f} (no penalty) to {mean_abs[l2]:.4f}",
+        measured={
+            "near_zero_fraction": near_zero,
+            "exactly_zero": exactly_zero,
+            "mean_abs_weight": mean_abs,
+            "near_zero_threshold": NEAR_ZERO,
+        },  # fmt: skip
+        series={"weight histogram (count per bin)": {"bin centre": centres.tolist(), **histograms}},
+        answer="L1",
+    )
+
+
+PENALTY_LESSON = register(
+    Lesson(
+        name="l1_against_l2",
+        title="L1 against L2",
+        claim="An L1 penalty pulls every weight towards zero by the same amount each step, so "
+        "weights the data does not need end at zero (a sparse model); an L2 penalty pulls in "
+        "proportion to the weight, so weights only shrink.",
+        source="R. Tibshirani, Regression shrinkage and selection via the lasso (JRSS B 1996); "
+        "Goodfellow, Bengio, Courville, Deep Learning (2016), sec. 7.1",
+        prediction=Prediction(
+            "choice",
+            "Which penalty leaves many weights at zero?",
+            choices=("L1", "L2", "both"),
+        ),  # fmt: skip
+        judge=judge_penalties,
+        runs=penalty_runs,
+        setup={
+            "arch": "softmax_regression",
+            "dataset": "mnist",
+            "optimizer": "sgd",
+            "lr": 0.05,
+            "l1": 1e-3,
+        },  # fmt: skip
+        position=16,
+    )
+)
+
+# ---- 17: dropout, train and eval mode ------------------------------------------------------
+
+SUBSET = 256  # training images: few enough that a 784-512-10 MLP memorises them
+DROPOUT_STEPS = {"ci": 150, "full": 600}
+
+
+def train_subset(size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """`size` training images drawn with a fixed seed (classes stay roughly balanced)."""
+    data = load_dataset("mnist")
+    index = torch.randperm(len(data.x_train), generator=generator(seed))[:size]
+    return data.x_train[index], data.y_train[index]
+
+
+def judge_dropout(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
+    data = load_dataset("mnist")
+    images = data.x_val[:8]
+    model = seeded_model("mlp", {"hidden_sizes": (512,), "dropout": 0.5}, "mnist", seed=0)
+    model.train()
+    with torch.no_grad():
+        train_difference = float((model(images) - model(images)).abs().max())
+        model.eval()
+        eval_difference = float((model(images) - model(images)).abs().max())
+    x_small, y_small = train_subset(SUBSET)
+    x_val, y_val = data.x_val, data.y_val
+    gaps, train_acc, val_acc = {}, {}, {}
+    for label, rate in (("no dropout", 0.0), ("dropout 0.5", 0.5)):
+        net = seeded_model("mlp", {"hidden_sizes": (512,), "dropout": rate}, "mnist", seed=0)
+        optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+        fit(net, x_small, y_small, nn.functional.cross_entropy, optimizer,
+            DROPOUT_STEPS[budget], batch_size=64)  # fmt: skip
+        train_acc[label] = accuracy(net, x_small, y_small)
+        val_acc[label] = accuracy(net, x_val, y_val)
+        gaps[label] = mean_loss(net, x_val, y_val, nn.functional.cross_entropy) - mean_loss(
+            net, x_small, y_small, nn.functional.cross_entropy
+        )
+    held = (
+        train_difference > 0 and eval_difference == 0 and gaps["dropout 0.5"] < gaps["no dropout"]
+    )
+    return Outcome(
+        DROPOUT_LESSON.name,
+        held=held,
+        verdict=f"in train mode two calls on the same images differ by up to "
+        f"{train_difference:.3g}, in eval mode by {eval_difference:g}; on {SUBSET} training "
+        f"images the gap between validation and training loss is {gaps['no dropout']:.3f} "
+        f"without dropout and {gaps['dropout 0.5']:.3f} with it (validation accuracy "
+        f"{val_acc['no dropout']:.1%} and {val_acc['dropout 0.5']:.1%})",
+        measured={
+            "train_mode_difference": train_difference,
+            "eval_mode_difference": eval_difference,
+            "loss_gap": gaps,
+            "train_accuracy": train_acc,
+            "val_accuracy": val_acc,
+            "subset": SUBSET,
+        },  # fmt: skip
+        answer=0,
+    )
+
+
+DROPOUT_LESSON = register(
+    Lesson(
+        name="dropout_modes",
+        title="Dropout and train/eval mode",
+        claim="In train mode dropout zeroes a random half of the units on every call (and scales "
+        "the rest by 2), so outputs vary from call to call; model.eval() switches it off and "
+        "outputs are fixed. On a small training set it narrows the gap between training and "
+        "validation loss.",
+        source="N. Srivastava, G. Hinton, A. Krizhevsky, I. Sutskever, R. Salakhutdinov, "
+        "Dropout: a simple way to prevent neural networks from overfitting (JMLR 2014); "
+        "PyTorch documentation, torch.nn.Dropout",
+        prediction=Prediction(
+            "number",
+            "In eval mode, how much do two calls on the same images differ?",
+            answer=0,
+            tolerance=1.0,
+        ),  # fmt: skip
+        judge=judge_dropout,
+        note="The subset runs train with a plain PyTorch loop inside the lesson: the engine "
+        "trains on a whole training split.",
+        setup={"arch": "mlp", "dataset": "mnist", "arch_config": {"dropout": 0.5}},
+        position=17,
+    )
+)
+
+# ---- 19: early stopping --------------------------------------------------------------------
+
+EARLY_SUBSET = 200
+PATIENCE = 5
+MAX_EPOCHS = {"ci": 40, "full": 120}
+
+
+def judge_early_stopping(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
+    data = load_dataset("mnist")
+    x_small, y_small = train_subset(EARLY_SUBSET, seed=1)
+    x_val, y_val = data.x_val, data.y_val
+    model = seeded_model("mlp", {"hidden_sizes": (256,), "dropout": 0.0}, "mnist", seed=0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss = nn.functional.cross_entropy
+    steps_per_epoch = EARLY_SUBSET // 50
+    val_losses, best, best_epoch, best_state, stopped = [], float("inf"), 0, None, None
+    for epoch in range(1, MAX_EPOCHS[budget] + 1):
+        fit(model, x_small, y_small, loss, optimizer, steps_per_epoch, batch_size=50, seed=epoch)
+        val_losses.append(mean_loss(model, x_val, y_val, loss))
+        if val_losses[-1] < best:
+            best, best_epoch, best_state = val_losses[-1], epoch, copy.deepcopy(model.state_dict())
+        elif epoch - best_epoch >= PATIENCE:
+            stopped = epoch
+            break
+    last = val_losses[-1]
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    kept = mean_loss(model, x_val, y_val, loss)
+    held = stopped is not None and last > best and abs(kept - best) < 1e-6
+    return Outcome(
+        EARLY_LESSON.name,
+        held=held,
+        verdict=f"on {EARLY_SUBSET} training images the validation loss is lowest at epoch "
+        f"{best_epoch} ({best:.4f}) and rises to {last:.4f}; with patience {PATIENCE} the run "
+        + (f"stops at epoch {stopped}" if stopped else "never stopped")
+        + f" and keeps the best weights (validation loss {kept:.4f})",
+        measured={
+            "best_epoch": best_epoch,
+            "best_val_loss": best,
+            "stopped_epoch": stopped,
+            "last_val_loss": last,
+            "kept_val_loss": kept,
+            "patience": PATIENCE,
+            "subset": EARLY_SUBSET,
+        },  # fmt: skip
+        series={"validation loss per epoch": {"val_loss": val_losses}},
+        answer=best_epoch,
+    )
+
+
+EARLY_LESSON = register(
+    Lesson(
+        name="early_stopping",
+        title="Early stopping",
+        claim="On a small training set the validation loss falls, then turns up as the network "
+        "starts to memorise; early stopping watches it, stops once it has not improved for "
+        "`patience` epochs, and keeps the weights of the best epoch.",
+        source="L. Prechelt, Early stopping - but when? (Neural Networks: Tricks of the Trade, "
+        "1998); Goodfellow, Bengio, Courville, Deep Learning (2016), sec. 7.8",
+        prediction=Prediction(
+            "number", "At about which epoch is the validation loss lowest?", tolerance=0.5
+        ),
+        judge=judge_early_stopping,
+        note="Trained with a plain PyTorch loop inside the lesson (a 200-image subset, "
+        "evaluated every epoch); the engine has no subset or early stopping yet.",
+        setup={"arch": "mlp", "dataset": "mnist", "epochs": 40},
+        position=19,
+    )
+)

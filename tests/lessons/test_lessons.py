@@ -1,0 +1,152 @@
+"""Every registered lesson runs within its CI budget and its claim holds, with its numbers."""
+
+import json
+import math
+
+import pytest
+
+from deeparch.cli.main import main
+from deeparch.errors import ConfigError, UnknownNameError
+from deeparch.lessons import get_lesson, list_lessons
+from deeparch.lessons.registry import Prediction, parse_number, parse_shape
+from deeparch.lessons.runner import run_lesson
+
+# The numbers each claim states, checked on the outcome (a lesson not listed here is still run
+# and must hold; these add the numbers the course quotes).
+CLAIMED_NUMBERS = {
+    "counting_parameters": lambda m: (
+        m["total"] == 93_322 and list(m["layers"].values()) == [320, 18_496, 36_928, 36_928, 650]
+    ),
+    "convolution_arithmetic": lambda m: (
+        [v["pytorch"] for v in m.values()] == [[2, 2], [28, 28], [3]]
+    ),
+    "one_by_one_convolution": lambda m: (
+        m["with 1x1 reductions"]["parameters"] == 163_696
+        and m["without"]["parameters"] == 393_472
+        and m["without"]["mult_adds"] > 2 * m["with 1x1 reductions"]["mult_adds"]
+    ),
+    "mlp_is_conv1d": lambda m: m["max_difference"] <= 1e-5 < m["before_copy"],
+    "embedding_is_one_hot": lambda m: m["max_difference"] <= 1e-6 and m["lookup_us"] > 0,
+    "causal_convolution": lambda m: (
+        m["max_future_gradient_causal"] == 0.0
+        and m["max_future_gradient_centred"] > 0
+        and max(m["inputs_read_causal"]) == m["t"]
+    ),
+    "transposed_convolution": lambda m: m["output_length"] == m["rule"] == 12,
+    "rnn_axes": lambda m: (
+        m["shapes"]["batch_first=False"]["state"] == [1, 20, 16]
+        and m["shapes"]["batch_first=True"]["state"] == [1, 64, 16]
+    ),
+    "lstm_states": lambda m: (
+        m["h_T_shape"] == m["c_T_shape"] == [1, 1, 64] and m["readout_difference"] == 0.0
+    ),
+    "vanishing_gradients": lambda m: (
+        m["val_accuracy"]["gru"] > 0.65 and m["val_accuracy"]["rnn (tanh)"] < 0.6
+    ),
+    "exploding_gradients": lambda m: (
+        not math.isfinite(m["final_loss"]["no clipping"])
+        or m["final_loss"]["no clipping"] > 10 * m["first_loss"]
+    ),
+    "residual_learning": lambda m: (
+        m["val_accuracy"]["resnet"] > m["val_accuracy"]["plainnet"]
+        and m["first_layer_gradient_ratio"] > 10
+    ),
+    "pca_linear_autoencoder": lambda m: (
+        m["error_ratio"] < 1.05 and sorted(m["principal_angles_degrees"])[0] < 5.0
+    ),
+    "autoencoder_codes": lambda m: (
+        m["active_fraction"]["sparse, L1 penalty (128 relu codes)"]
+        < 0.5 * m["active_fraction"]["overcomplete, no penalty (128 relu codes)"]
+    ),
+    "denoising_autoencoder": lambda m: (
+        m["noisy_input_mse"]["denoising"] < m["noisy_input_mse"]["plain"]
+    ),
+    "l1_against_l2": lambda m: (
+        m["near_zero_fraction"]["L1 (l1=1e-3)"]
+        > 3 * m["near_zero_fraction"]["L2 (weight_decay=1e-2)"]
+    ),
+    "dropout_modes": lambda m: m["eval_mode_difference"] == 0 < m["train_mode_difference"],
+    "optimisers": lambda m: (
+        m["final_train_loss"]["SGD with momentum"] < m["final_train_loss"]["SGD"]
+    ),
+    "early_stopping": lambda m: (
+        m["stopped_epoch"] == m["best_epoch"] + m["patience"]
+        and m["kept_val_loss"] == pytest.approx(m["best_val_loss"])
+    ),
+    "vae_beta": lambda m: m["val_kl"]["beta 0"] > m["val_kl"]["beta 1"] > m["val_kl"]["beta 4"],
+    "qrnn_speed": lambda m: m["samples_per_s"]["qrnn"] > 0 and m["samples_per_s"]["lstm"] > 0,
+}
+
+
+def test_the_course_is_in_order_and_every_lesson_is_complete():
+    names = list_lessons()
+    assert len(names) >= 24
+    positions = [get_lesson(name).position for name in names]
+    assert positions == sorted(positions) and len(set(positions)) == len(positions)
+    for name in names:
+        lesson = get_lesson(name)
+        assert lesson.claim and lesson.source and lesson.title
+        assert "seed " not in lesson.source.lower()  # real sources, not the syllabus's numbering
+        if lesson.setup is not None:
+            assert lesson.setup_config().arch == lesson.setup["arch"]
+        if lesson.prediction.answer is not None and lesson.prediction.kind == "choice":
+            assert lesson.prediction.answer in lesson.prediction.choices
+    with pytest.raises(UnknownNameError):
+        get_lesson("nosuch")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list_lessons())
+def test_each_claim_holds_within_its_ci_budget(name):
+    lesson = get_lesson(name)
+    outcome = run_lesson(name, "ci")
+    assert outcome.held, outcome.verdict
+    if name in CLAIMED_NUMBERS:
+        assert CLAIMED_NUMBERS[name](outcome.measured), outcome.measured
+    answer = lesson.prediction.right_answer(outcome)
+    assert answer is not None
+    if lesson.prediction.kind == "choice":
+        assert answer in lesson.prediction.choices
+    assert lesson.prediction.is_right(answer, outcome)
+    json.dumps(outcome.to_json_dict(lesson))  # the CLI prints it
+
+
+@pytest.mark.parametrize(
+    "text, number", [("93,322", 93322.0), ("93322", 93322.0), ("1e-3", 0.001), (" 12 ", 12.0)]
+)
+def test_numbers_a_student_types(text, number):
+    assert parse_number(text) == number
+
+
+@pytest.mark.parametrize(
+    "text, shape", [("(1, 32, 64)", (1, 32, 64)), ("1x32x64", (1, 32, 64)), ("[2,3]", (2, 3))]
+)
+def test_shapes_a_student_types(text, shape):
+    assert parse_shape(text) == shape
+
+
+@pytest.mark.parametrize("text", ["", "lots", "(1, a)"])
+def test_what_is_not_a_shape_says_so(text):
+    with pytest.raises(ConfigError, match="a shape such as"):
+        parse_shape(text)
+
+
+def test_a_guess_is_judged_against_the_answer():
+    exact = Prediction("number", "?", answer=93_322)
+    assert exact.is_right("93,322") and not exact.is_right("93,000")
+    near = Prediction("number", "?", answer=100, tolerance=0.05)
+    assert near.is_right(104) and not near.is_right(106)
+    assert Prediction("shape", "?", answer=(1, 1, 64)).is_right("1x1x64")
+    measured = Prediction("choice", "?", choices=("a", "b"))
+    assert measured.is_right("a") is None  # nothing measured yet
+
+
+def test_the_cli_lists_and_runs_a_lesson(capsys):
+    assert main(["lesson", "list", "--format", "json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [entry["name"] for entry in listed] == list_lessons()
+    assert main(["lesson", "run", "counting_parameters", "--budget", "ci"]) == 0
+    outcome = json.loads(capsys.readouterr().out)
+    assert outcome["held"] is True and outcome["measured"]["total"] == 93_322
+    assert main(["lesson", "run", "nosuch"]) == 2
+    assert "unknown lesson 'nosuch'" in capsys.readouterr().err
