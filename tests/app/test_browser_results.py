@@ -46,9 +46,10 @@ def test_a_click_on_a_confusion_cell_shows_its_examples(page):
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.goto(f"{base_url(page)}/train?arch=mlp&hidden_sizes=16&epochs=1")
     start = page.locator(".st-key-train_start button")
-    start.wait_for()
+    start.wait_for(timeout=180_000)  # the Train page's first run on a busy 2-core machine
     start.click()
-    page.locator('[data-testid="stMetricValue"]').filter(has_text="finished").wait_for()
+    finished = page.locator('[data-testid="stMetricValue"]').filter(has_text="finished")
+    finished.wait_for(timeout=180_000)
     page.locator(".st-key-train_confusion_chart .js-plotly-plot").wait_for()
     page.get_by_text("final validation accuracy").wait_for()
     page.get_by_text(re.compile(r"^true \d, predicted \d: \d+ of the 500")).wait_for()
