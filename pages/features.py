@@ -10,14 +10,17 @@ from deeparch.errors import DeeparchError
 from deeparch.explore import novelty
 from deeparch.explore.images import (
     MAX_UPLOAD_BYTES,
+    decode_data_url,
     decode_upload,
     inspect_image,
     preprocess_image,
 )
+from deeparch.explore.latent import explorer_step
 from deeparch.figures import explore as figs
 from deeparch.figures.text import escape_markdown
-from pages._explore_common import choose_job, dataset, job_model, show_live
-from pages._shared import keep
+from pages._drawing import drawing_pad
+from pages._explore_common import choose_job, dataset, is_active, job_model, show_live
+from pages._shared import keep, manager
 
 P = "feat"  # widget key prefix of this page
 SOURCES = ("validation image", "draw a digit", "upload a picture")
@@ -41,24 +44,18 @@ def input_image(info, data) -> np.ndarray | None:
         st.caption(f"true class: {escape_markdown(name)}")
         return data.x_val[index].numpy()
     if source == SOURCES[1]:
-        from streamlit_drawable_canvas import st_canvas
-
-        result = st_canvas(
-            stroke_width=18,
-            stroke_color="#FFFFFF",
-            background_color="#000000",
-            height=224,
-            width=224,
-            drawing_mode="freedraw",
-            return_image_data=True,
-            key=f"{P}_canvas",
-        )
+        drawing = drawing_pad(f"{P}_canvas")
         st.caption("Draw one digit; it is cropped and centred like MNIST before the model sees it.")
-        drawing = result.image_data if result is not None else None
-        if drawing is None or float(np.asarray(drawing)[..., :3].max()) == 0:
+        if drawing is None:
             st.info("Draw a digit on the canvas to see what the network makes of it.")
             return None
-        return preprocess_image(np.asarray(drawing), info.input_shape, invert="no").numpy()
+        try:
+            picture = decode_data_url(drawing["png"], "the drawing")
+            image = preprocess_image(picture, info.input_shape, invert="no", name="the drawing")
+            return image.numpy()
+        except DeeparchError as error:
+            st.error(escape_markdown(str(error)))
+            return None
     # The widget's own limit is higher than ours so that a too-large file reaches decode_upload,
     # which says what is wrong; the widget would only mark it with a small red icon.
     upload = st.file_uploader(
@@ -113,11 +110,10 @@ def signed_maps_figure(maps: np.ndarray, title: str):
 
 
 @st.cache_resource(max_entries=8, show_spinner="Comparing with the training images ...")
-def reference_at(job_id: str, step: int, dataset_name: str) -> novelty.ModelReference:
-    """The model's confidence on training images, once per model and step (shared by sessions)."""
-    from pages._explore_common import model_at
-
-    return novelty.model_reference(model_at(job_id, step), dataset_name)
+def reference_at(job_id: str, refresh: int, dataset_name: str) -> novelty.ModelReference:
+    """The model's confidence on training images, shared by every session: once per snapshot
+    while the job trains (`refresh` is explorer_step), not once a second."""
+    return novelty.model_reference(manager().get(job_id).model_copy(), dataset_name)
 
 
 def show_caution(found: novelty.Novelty) -> None:
@@ -205,7 +201,8 @@ if job is not None:
             return
         found = None
         if st.session_state.get(f"{P}_source") != SOURCES[0]:  # a drawing or an upload
-            reference = reference_at(job.id, step, snap["dataset"])
+            refresh = explorer_step(snap, is_active(job))
+            reference = reference_at(job.id, refresh, snap["dataset"])
             found = novelty.novelty(reference, torch.from_numpy(image), result.probabilities)
         show_inspection(result, data.info.class_names, found)
 

@@ -12,6 +12,7 @@ from deeparch.models import get_arch
 
 MAX_NAMED_SETTINGS = 3  # a legend entry longer than this is not read; the table has the rest
 LOADED_MARK = "(loaded)"
+STORED_MARK = "(stored)"
 
 
 def run_settings(snap: Mapping[str, Any]) -> dict[str, Any]:
@@ -81,7 +82,8 @@ def run_names(
     """One name per run, from what differs between the runs; a lone run is "arch on dataset".
 
     Runs with the same settings are told apart by the end of their ids; a loaded checkpoint gets
-    "(loaded)". An architecture's own fields are named only for the runs of that architecture.
+    "(loaded)", a run read back from the run store "(stored)". An architecture's own fields are
+    named only for the runs of that architecture.
     """
     loaded = list(loaded) if loaded is not None else [False] * len(snaps)
     differing = differing_settings(snaps)
@@ -101,6 +103,8 @@ def run_names(
             names[index] += f" · {str(snap.get('id'))[-6:]}"
         if loaded[index]:
             names[index] += f" {LOADED_MARK}"
+        if snap.get("stored"):  # read back from the run store: its curves, not its weights
+            names[index] += f" {STORED_MARK}"
     return names
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import io
 import struct
 from dataclasses import dataclass
@@ -26,6 +28,10 @@ JPEG_FRAME_MARKERS = frozenset(
     {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 )
 ALLOWED_FORMATS = ("PNG", "JPEG")
+# A drawing reaches the server as a PNG data URL (the browser canvas's toDataURL): base64 takes 4
+# characters for 3 bytes, so an upload's byte limit allows this many characters.
+PNG_DATA_URL_PREFIX = "data:image/png;base64,"
+MAX_DATA_URL_CHARS = len(PNG_DATA_URL_PREFIX) + 4 * (MAX_UPLOAD_BYTES // 3 + 1)
 # MNIST digits sit in a 20x20 box centred in 28x28 (LeCun et al.); drawings are fitted the same way.
 DIGIT_BOX_FRACTION = 20 / 28
 # The ink must stand out from the background by this much of the 0-1 brightness range; a blank or
@@ -232,6 +238,25 @@ def decode_upload(data: bytes, filename: str = "the file") -> Image.Image:
     except (UnidentifiedImageError, OSError, SyntaxError, EOFError, struct.error, IndexError):
         raise _unreadable(filename, "it is damaged or not an image") from None
     return image
+
+
+def decode_data_url(url: object, name: str = "the drawing") -> Image.Image:
+    """A PNG data URL (what a browser canvas sends) as a picture, with decode_upload's caps."""
+    allowed = "a PNG data URL (data:image/png;base64,...)"
+    if not isinstance(url, str) or not url.startswith(PNG_DATA_URL_PREFIX):
+        shown = url[:40] if isinstance(url, str) else type(url).__name__
+        raise UploadError(shown, f"{name} did not arrive as a PNG picture; draw it again", allowed)
+    if len(url) > MAX_DATA_URL_CHARS:
+        raise UploadError(
+            f"{len(url):,} characters",
+            f"{name} is too large: {len(url):,} characters, at most {MAX_DATA_URL_CHARS:,}",
+            allowed,
+        )
+    try:
+        data = base64.b64decode(url[len(PNG_DATA_URL_PREFIX) :], validate=True)
+    except (binascii.Error, ValueError):
+        raise _unreadable(name, "its base64 text is damaged") from None
+    return decode_upload(data, name)
 
 
 def _composited(image: Image.Image) -> Image.Image:

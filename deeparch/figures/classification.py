@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 
 from deeparch.figures.explore import curves_figure, image_grid_figure
 
-CONFUSION_SIDE_PX = 460  # the square plot's side: ten classes get cells of about 36 pixels
+CONFUSION_SIDE_PX = 350  # the square grid's side: ten classes get cells of 35 pixels
 CONFUSION_MARGIN = {"l": 70, "r": 20, "t": 50, "b": 60}
 # Plotly heatmaps fire no click while the chart can select (plotly/plotly.js#7685), so each cell
 # also holds an almost invisible square marker, which a click selects like any scatter point.
@@ -40,7 +40,7 @@ def confusion_figure(
     title: str = "Confusion matrix",
 ) -> go.Figure:
     """Counts of (true row, predicted column); the diagonal is right. Clicking a cell selects the
-    scatter point at its centre (trace 1), whose customdata is [true, predicted]."""
+    scatter point at its centre (trace 1, at x = predicted, y = true)."""
     confusion = np.asarray(confusion, dtype=np.int64)
     k = confusion.shape[0]
     names = class_labels(k, class_names)
@@ -55,9 +55,7 @@ def confusion_figure(
             y=list(range(k)),
             text=confusion,
             texttemplate="%{text}",
-            customdata=np.stack([np.broadcast_to(row_totals, (k, k)), confusion], axis=-1),
-            hovertemplate="true %{y}, predicted %{x}: %{customdata[1]} of %{customdata[0]}"
-            "<extra></extra>",
+            hoverinfo="skip",  # the click markers answer the pointer, so a click selects them
             colorscale="Blues",
             zmin=0.0,
             zmax=1.0,
@@ -65,7 +63,7 @@ def confusion_figure(
         )
     )
     rows, cols = np.meshgrid(np.arange(k), np.arange(k), indexing="ij")
-    cell_px = (CONFUSION_SIDE_PX - CONFUSION_MARGIN["t"] - CONFUSION_MARGIN["b"]) / max(k, 1)
+    cell_px = CONFUSION_SIDE_PX / max(k, 1)
     fig.add_trace(
         go.Scatter(
             x=cols.ravel(),
@@ -73,8 +71,12 @@ def confusion_figure(
             mode="markers",
             marker={"symbol": "square", "size": CLICK_MARKER_FILL * cell_px, "color": "#000000",
                     "opacity": CLICK_MARKER_OPACITY},
-            customdata=np.stack([rows.ravel(), cols.ravel()], axis=-1),
-            hoverinfo="skip",
+            # A selected point keeps the look of the others: the frame drawn below shows it.
+            selected={"marker": {"opacity": CLICK_MARKER_OPACITY}},
+            unselected={"marker": {"opacity": CLICK_MARKER_OPACITY}},
+            text=[f"{count} of {total}" for count, total in zip(confusion.ravel(),
+                  np.repeat(row_totals.ravel(), k))],
+            hovertemplate="true %{y}, predicted %{x}: %{text}<extra></extra>",
             showlegend=False,
             name="cells",
         )
@@ -90,8 +92,8 @@ def confusion_figure(
     fig.update_yaxes(title="true class", autorange="reversed", scaleanchor="x", **ticks)
     fig.update_layout(
         title={"text": title, "x": 0.0, "xanchor": "left"},
-        width=CONFUSION_SIDE_PX,
-        height=CONFUSION_SIDE_PX,
+        width=CONFUSION_SIDE_PX + CONFUSION_MARGIN["l"] + CONFUSION_MARGIN["r"],
+        height=CONFUSION_SIDE_PX + CONFUSION_MARGIN["t"] + CONFUSION_MARGIN["b"],
         margin=CONFUSION_MARGIN,
         plot_bgcolor="#ffffff",
         clickmode="event+select",
@@ -103,9 +105,11 @@ def confusion_figure(
 def selected_cell(points: Sequence[dict]) -> tuple[int, int] | None:
     """(true, predicted) of the clicked cell from a chart's selected points, or None."""
     for point in points:
-        custom = point.get("customdata")
-        if point.get("curve_number") == 1 and custom is not None and len(custom) == 2:
-            return int(custom[0]), int(custom[1])
+        # The click markers sit at x = predicted, y = true (customdata arrives as an object
+        # whose layout differs between Streamlit releases; the coordinates do not).
+        x, y = point.get("x"), point.get("y")
+        if point.get("curve_number") == 1 and x is not None and y is not None:
+            return int(round(float(y))), int(round(float(x)))
     return None
 
 

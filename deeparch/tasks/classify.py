@@ -14,6 +14,14 @@ from deeparch.tasks.boundary import decision_boundary
 GRAD_EXAMPLES = 64  # examples averaged for the per-time-step gradient norms
 # Examples a snapshot keeps of each confusion cell (as indices): a page shows them on a click.
 CELL_EXAMPLES = 8
+# At most this many indices a snapshot (8 KB): a job keeps up to MAX_SNAPSHOTS snapshots, and
+# with many classes the cells, not the examples, would fill the memory.
+MAX_CELL_INDICES = 2000
+
+
+def examples_per_cell(k: int) -> int:
+    """CELL_EXAMPLES, fewer when K x K cells would hold more than MAX_CELL_INDICES."""
+    return max(1, min(CELL_EXAMPLES, MAX_CELL_INDICES // max(1, k * k)))
 
 
 def classification_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -51,7 +59,7 @@ def cell_example_indices(pair: torch.Tensor, k: int, per_cell: int) -> torch.Ten
 def cell_examples(
     payload: dict[str, Any], x_val: torch.Tensor, true_class: int, predicted_class: int
 ) -> torch.Tensor:
-    """The validation inputs a snapshot counted in one confusion cell (at most CELL_EXAMPLES)."""
+    """The validation inputs a snapshot counted in one confusion cell (the first few)."""
     indices = payload["cell_examples"][true_class, predicted_class]
     indices = torch.as_tensor(indices[indices >= 0], dtype=torch.long)
     return x_val[indices]
@@ -93,7 +101,7 @@ class ClassifyTask(Task):
         payload = {
             "val_accuracy": float((pred == y).float().mean()) if len(y) else 0.0,
             "confusion": to_numpy(confusion),
-            "cell_examples": to_numpy(cell_example_indices(y * k + pred, k, CELL_EXAMPLES)),
+            "cell_examples": to_numpy(cell_example_indices(y * k + pred, k, examples_per_cell(k))),
             "misclassified": {
                 "inputs": to_numpy(x[wrong]),
                 "true": to_numpy(y[wrong]),

@@ -11,6 +11,7 @@ from deeparch.data import load_dataset
 from deeparch.engine.manager import get_manager
 from deeparch.figures.classification import most_confused_cell
 from tests.app.test_pages import metric, open_page, run_until
+from tests.explore.pictures import png
 
 
 def chart_spec(at, key: str) -> dict:
@@ -143,10 +144,6 @@ def test_compare_names_runs_by_what_differs_and_marks_a_loaded_checkpoint(tmp_pa
 
 
 def test_feature_maps_caution_on_a_noise_upload_and_not_on_a_real_digit():
-    import io
-
-    from PIL import Image
-
     from tests.app.test_explore_pages import new_owner, trained_job
     from tests.app.test_explore_pages import open_page as open_as
 
@@ -156,9 +153,7 @@ def test_feature_maps_caution_on_a_noise_upload_and_not_on_a_real_digit():
     at.radio(key="feat_source").set_value("upload a picture").run()
 
     def upload(pixels):
-        buffer = io.BytesIO()
-        Image.fromarray(pixels).save(buffer, format="PNG")
-        at.file_uploader(key="feat_upload").upload("picture.png", buffer.getvalue(), "image/png")
+        at.file_uploader(key="feat_upload").upload("picture.png", png(pixels), "image/png")
         at.run()
         assert not at.exception, at.exception
         return [w.value for w in at.warning]

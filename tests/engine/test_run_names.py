@@ -51,6 +51,7 @@ def test_same_settings_are_told_apart_by_id_and_loaded_ones_are_marked():
     assert names == ["lr 0.001 · 111111", "lr 0.001 · 222222 (loaded)", "lr 0.5"]
     assert run_names(runs[:1]) == ["mlp on mnist"]
     assert run_names(runs[:1], loaded=[True]) == ["mlp on mnist (loaded)"]
+    assert run_names([{**runs[2], "stored": True}, runs[0]]) == ["lr 0.5 (stored)", "lr 0.001"]
 
 
 def test_long_differences_are_cut_after_three():

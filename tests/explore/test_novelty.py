@@ -1,11 +1,8 @@
 """Inputs unlike the training data are flagged (random noise); real digits are not."""
 
-import io
-
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from deeparch.data import load_dataset
 from deeparch.engine.config import TrainConfig
@@ -18,12 +15,7 @@ from deeparch.explore.novelty import (
     novelty,
     pixel_statistics,
 )
-
-
-def png(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
+from tests.explore.pictures import png
 
 
 def as_upload(pixels: np.ndarray) -> torch.Tensor:

@@ -15,7 +15,7 @@ from deeparch.engine.prepare import prepare
 from deeparch.models import get_arch, list_archs
 from deeparch.tasks import task_classes
 from deeparch.tasks.base import evaluation_mode, l1_penalty
-from deeparch.tasks.classify import classification_loss, predictions
+from deeparch.tasks.classify import classification_loss, examples_per_cell, predictions
 from deeparch.tasks.gan import discriminator_loss, generator_loss
 
 SAMPLES = 32
@@ -166,11 +166,12 @@ def test_snapshots_hold_the_documented_keys_and_shapes(arch):
         assert wrong["inputs"].shape == (m, *sample_shape)
         assert wrong["true"].shape == wrong["pred"].shape == (m,)
         assert (wrong["true"] != wrong["pred"]).all()
-        cells = snap["cell_examples"]  # (K, K, 8): the first examples of each cell, -1 after
-        assert cells.shape == (k, k, 8)
-        np.testing.assert_array_equal((cells >= 0).sum(axis=2), np.minimum(snap["confusion"], 8))
+        cells = snap["cell_examples"]  # (K, K, m): the first examples of each cell, -1 after
+        m = examples_per_cell(k)
+        assert cells.shape == (k, k, m) and cells.size <= 2000
+        np.testing.assert_array_equal((cells >= 0).sum(axis=2), np.minimum(snap["confusion"], m))
         for true_class, predicted in zip(*np.nonzero(snap["confusion"])):
-            expected = np.nonzero((y.numpy() == true_class) & (pred == predicted))[0][:8]
+            expected = np.nonzero((y.numpy() == true_class) & (pred == predicted))[0][:m]
             shown = cells[true_class, predicted]
             np.testing.assert_array_equal(shown[shown >= 0], expected)
     if name == "sequence":
@@ -248,3 +249,8 @@ def test_l1_is_reported_as_its_own_term():
 
 def test_every_registered_task_is_known():
     assert {get_arch(a).task for a in list_archs()} <= set(task_classes())
+
+
+def test_a_snapshot_keeps_at_most_2000_cell_indices():
+    # ten digits: 8 a cell; 18 surnames' languages: 6 (18 x 18 x 6 = 1,944); 100 classes: 1
+    assert [examples_per_cell(k) for k in (2, 10, 15, 16, 18, 45, 100)] == [8, 8, 8, 7, 6, 1, 1]
