@@ -25,10 +25,12 @@ from pages._shared import (
     specs_of,
     typed_overrides,
 )
+from pages._train_views import freeze_picker
 
 ROW_PIXELS, MAX_TABLE_PIXELS = 35, 700  # show every row of a small model without scrolling
 NUMBER_COLUMNS = {
     "params": st.column_config.NumberColumn("params", format="localized"),
+    "trainable": st.column_config.NumberColumn("trainable", format="localized"),
     "mult_adds": st.column_config.NumberColumn("mult-adds", format="localized"),
 }
 TABLE_COLUMNS = ["name", "type", "output_shape", "params", "mult_adds", "formula", "part"]
@@ -197,10 +199,11 @@ with st.expander("Hyperparameters", expanded=True):
     specs = specs_of(spec.config_cls)
     raw, slots = config_form(specs, f"inspect_{arch}", columns=3)
 overrides, errors = typed_overrides(specs, raw)
+frozen = "" if errors else freeze_picker(arch, overrides, dataset, key_prefix="inspect")
 table = None
 if not errors:
     try:
-        table = summarize_arch(arch, overrides, dataset=dataset)
+        table = summarize_arch(arch, overrides, dataset=dataset, freeze=frozen)
     except ConfigError as error:
         errors = {error.field: error}
     except DeeparchError as error:
@@ -220,7 +223,11 @@ layers_tab, diagram_tab, code_tab, conv_tab = st.tabs(
 if table is not None:
     with layers_tab:
         st.caption("Click a row to open that layer.")
-        frame = table.to_dataframe()[TABLE_COLUMNS]
+        # The trainable column only when a part is frozen (else it repeats params).
+        columns = (
+            TABLE_COLUMNS if not frozen else [*TABLE_COLUMNS[:4], "trainable", *TABLE_COLUMNS[4:]]
+        )
+        frame = table.to_dataframe()[columns]
         event = st.dataframe(
             frame,
             hide_index=True,

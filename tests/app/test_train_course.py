@@ -43,3 +43,14 @@ def test_freezing_a_part_trains_the_rest_and_shows_the_regions_of_moons():
     titles = [spec["layout"]["title"]["text"] for spec in plotly_specs(at)]
     assert "Gradient norm per layer" in titles
     assert any(title.endswith("weights over time") for title in titles)
+
+
+def test_inspect_counts_a_frozen_part_as_not_trainable():
+    at = open_page("pages/inspect.py")
+    at.selectbox(key="inspect_arch").set_value("cnn").run()
+    assert metric(at, "trainable") == metric(at, "parameters") == "93,322"
+    at.multiselect(key="inspect_freeze_cnn").set_value(["features"]).run()
+    assert not at.exception
+    assert metric(at, "parameters") == "93,322"
+    assert metric(at, "trainable") == "37,578"  # the classifier alone (features: 55,744)
+    assert "trainable" in at.dataframe[0].value.columns
