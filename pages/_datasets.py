@@ -3,6 +3,8 @@ where to put them (before Start, not after it fails)."""
 
 from typing import Any
 
+import streamlit as st
+
 from deeparch.data import dataset_label, dataset_missing
 from deeparch.figures.text import escape_markdown
 
@@ -11,8 +13,8 @@ def dataset_picker(container: Any, datasets: list[str], key: str) -> tuple[str, 
     """(the chosen dataset, '' or what is missing); a missing dataset's note shows below."""
     dataset = container.selectbox("dataset", datasets, key=key, format_func=dataset_label)
     missing = dataset_missing(dataset)
-    if missing:
-        container.warning(
+    if missing:  # full width, below the row of pickers: a folder path needs the room
+        st.warning(
             escape_markdown(
                 f"{dataset} is not available yet: {missing}. Nothing is downloaded here; "
                 "set DEEPARCH_DATA_DIR to use another data folder."

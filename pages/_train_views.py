@@ -34,8 +34,11 @@ def part_sizes(arch: str, arch_items: tuple, dataset: str) -> list[tuple[str, in
     ]
 
 
-def freeze_picker(arch: str, arch_values: dict[str, Any], dataset: str) -> str:
-    """A multiselect of the model's top-level parts; returns them comma-separated (freeze)."""
+def freeze_picker(
+    arch: str, arch_values: dict[str, Any], dataset: str, key_prefix: str = "train"
+) -> str:
+    """A multiselect of the model's top-level parts; returns them comma-separated (freeze).
+    Train passes them to the run; Inspect counts them in the layer table's trainable column."""
     try:
         sizes = dict(part_sizes(arch, tuple(sorted(arch_values.items())), dataset))
     except (DeeparchError, RuntimeError, ValueError):
@@ -45,7 +48,7 @@ def freeze_picker(arch: str, arch_values: dict[str, Any], dataset: str) -> str:
     chosen = st.multiselect(
         "freeze (parts not to train)",
         list(sizes),
-        key=f"train_freeze_{arch}",
+        key=f"{key_prefix}_freeze_{arch}",
         format_func=lambda name: f"{name} ({sizes[name]:,} parameters)",
         help="Frozen parts keep their weights and get no optimizer state: transfer learning's "
         "fixed feature extractor. The layer table on Inspect counts them as not trainable.",

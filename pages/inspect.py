@@ -35,6 +35,7 @@ from pages._shared import (
     typed_overrides,
     write_link,
 )
+from pages._train_views import freeze_picker
 
 SOURCES = ("deeparch", "torchvision")
 # A torchvision model is built in the server's memory; the largest (vit_h_14, regnet_y_128gf:
@@ -44,6 +45,7 @@ SUMMARIES_KEPT = 128  # layer tables kept per server: a few MB of rows, shared b
 ROW_PIXELS, MAX_TABLE_PIXELS = 35, 700  # show every row of a small model without scrolling
 NUMBER_COLUMNS = {
     "params": st.column_config.NumberColumn("params", format="localized"),
+    "trainable": st.column_config.NumberColumn("trainable", format="localized"),
     "mult_adds": st.column_config.NumberColumn("mult-adds", format="localized"),
 }
 TABLE_COLUMNS = ["name", "type", "output_shape", "params", "mult_adds", "formula", "part"]
@@ -189,12 +191,12 @@ def _apply_example(values: dict) -> None:
 
 
 @st.cache_resource(max_entries=SUMMARIES_KEPT, show_spinner="Building the model ...")
-def layer_summary(arch: str, overrides: dict, dataset: str | None) -> LayerTable:
+def layer_summary(arch: str, overrides: dict, dataset: str | None, freeze: str = "") -> LayerTable:
     """One layer table per server for each setting (read-only: every session shares it)."""
     if arch.startswith(TORCHVISION_PREFIX):
         name = arch.removeprefix(TORCHVISION_PREFIX)
         return summarize_torchvision(name, overrides, max_params=TORCHVISION_MAX_PARAMS)
-    return summarize_arch(arch, overrides, dataset=dataset)
+    return summarize_arch(arch, overrides, dataset=dataset, freeze=freeze)
 
 
 @st.cache_resource(max_entries=SUMMARIES_KEPT, show_spinner="Tracing the model ...")
@@ -241,9 +243,11 @@ def show_link(arch: str, dataset: str | None, values: dict) -> None:
     write_link(params)
 
 
-def layers_view(table: LayerTable, arch: str) -> None:
+def layers_view(table: LayerTable, arch: str, frozen: str) -> None:
     st.caption("Click a row to open that layer.")
-    frame = table.to_dataframe()[TABLE_COLUMNS]
+    # The trainable column only when a part is frozen (else it repeats params).
+    columns = TABLE_COLUMNS if not frozen else [*TABLE_COLUMNS[:4], "trainable", *TABLE_COLUMNS[4:]]
+    frame = table.to_dataframe()[columns]
     event = st.dataframe(
         frame,
         hide_index=True,
@@ -295,10 +299,10 @@ def diagram_view(arch: str, overrides: dict, dataset: str | None) -> None:
         st.graphviz_chart(graph_dot(graph))
 
 
-def build_table(arch: str, overrides: dict, dataset: str | None, errors: dict):
+def build_table(arch: str, overrides: dict, dataset: str | None, frozen: str, errors: dict):
     """The layer table, or None with the reason shown (under its box where it names a field)."""
     try:
-        return layer_summary(arch, overrides, dataset)
+        return layer_summary(arch, overrides, dataset, frozen)
     except ConfigError as error:
         errors[error.field] = error
     except DeeparchError as error:
@@ -353,7 +357,8 @@ source = st.radio(
 from_torchvision = source == "torchvision"
 arch, dataset, specs, raw, slots = choose_torchvision() if from_torchvision else choose_deeparch()
 overrides, errors = typed_overrides(specs, raw)
-table = None if errors else build_table(arch, overrides, dataset, errors)
+frozen = "" if errors or from_torchvision else freeze_picker(arch, overrides, dataset, "inspect")
+table = None if errors else build_table(arch, overrides, dataset, frozen, errors)
 show_errors(errors, slots)
 if not errors:
     show_link(arch, dataset, overrides)
@@ -370,7 +375,7 @@ layers_tab, diagram_tab, code_tab, conv_tab = st.tabs(
 )
 if table is not None:
     with layers_tab:
-        layers_view(table, arch)
+        layers_view(table, arch, frozen)
     with diagram_tab:
         if from_torchvision:
             st.info("The diagram is drawn for deeparch's own architectures.")

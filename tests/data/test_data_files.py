@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from deeparch.data import dataset_label, dataset_missing, list_datasets
 from deeparch.data import files as data_files
 from deeparch.data.catalogue import load_dataset
+from deeparch.data.files import CIFAR_BINARY_DIR, CIFAR_BINARY_TEST, CIFAR_BINARY_TRAIN, IDX_FILES
 from deeparch.errors import DatasetUnavailableError
 
 AGAIN = "; put the original file there again (or delete it to download it once more)"
@@ -144,3 +146,41 @@ def test_an_idx_path_that_is_a_fifo_is_refused_without_blocking(tmp_path):
     assert refusal(tmp_path) == (
         f"kmnist: {fifo} is not a plain file (a FIFO, a device or a folder){AGAIN}"
     )
+
+
+# ---- availability before loading (the dataset pickers) ------------------------------------------
+
+
+def test_bundled_datasets_are_always_available(tmp_path):
+    for name in ("mnist", "digits", "mnist1d", "moons", "blobs"):
+        assert name in list_datasets()
+        assert dataset_missing(name, tmp_path) == ""
+        assert dataset_label(name, tmp_path) == name
+
+
+@pytest.mark.parametrize(
+    ("name", "folder"),
+    [("mnist_full", "MNIST"), ("fashion_mnist", "FashionMNIST"), ("kmnist", "KMNIST")],
+)
+def test_an_idx_dataset_is_unavailable_until_its_four_files_are_there(tmp_path, name, folder):
+    note = dataset_missing(name, tmp_path)
+    raw = tmp_path / folder / "raw"
+    assert str(raw) in note and all(f in note for f in IDX_FILES)
+    assert dataset_label(name, tmp_path) == f"{name} (needs files)"
+    raw.mkdir(parents=True)
+    for index, file_name in enumerate(IDX_FILES):
+        (raw / (file_name + (".gz" if index % 2 else ""))).write_bytes(b"x")
+        assert bool(dataset_missing(name, tmp_path)) == (index < len(IDX_FILES) - 1)
+    assert dataset_label(name, tmp_path) == name
+
+
+def test_cifar10_is_available_from_any_of_its_forms(tmp_path):
+    assert "cifar-10-python.tar.gz" in dataset_missing("cifar10", tmp_path)
+    (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"x")
+    assert dataset_missing("cifar10", tmp_path) == ""
+    other = tmp_path / "other"
+    (other / CIFAR_BINARY_DIR).mkdir(parents=True)
+    for file_name in (*CIFAR_BINARY_TRAIN, CIFAR_BINARY_TEST):
+        assert dataset_missing("cifar10", other) != ""
+        (other / CIFAR_BINARY_DIR / file_name).write_bytes(b"x")
+    assert dataset_missing("cifar10", other) == ""

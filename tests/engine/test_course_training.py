@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from deeparch.checkpoint import files as checkpoint
 from deeparch.data import dataset_info, load_dataset
 from deeparch.data.sources import stratified_subset
 from deeparch.engine.augment import (
@@ -17,6 +18,7 @@ from deeparch.engine.augment import (
     policy_for,
 )
 from deeparch.engine.callbacks import Callback, default_callbacks
+from deeparch.engine.checkpointing import checkpoint_contents, restore_trainer
 from deeparch.engine.config import TrainConfig
 from deeparch.engine.diagnostics import histogram, layer_statistics
 from deeparch.engine.loop import Trainer, epoch_order
@@ -26,6 +28,7 @@ from deeparch.engine.prepare import prepare
 from deeparch.engine.schedule import LR_FLOOR, LR_SCHEDULES, scheduled_lr
 from deeparch.engine.state import JobState
 from deeparch.errors import ConfigError
+from deeparch.introspection.table import summarize
 from deeparch.models import create_model, get_arch, list_archs
 from deeparch.models.parts import freeze_parts, top_level_parts
 
@@ -393,8 +396,6 @@ def test_layer_statistics_of_registered_models(arch):
 
 @pytest.mark.parametrize("arch", freezable_archs())
 def test_the_layer_table_counts_a_frozen_part_as_not_trainable(arch):
-    from deeparch.introspection.table import summarize
-
     model, _ = create_model(arch)
     first = top_level_parts(model)[0]
     part_size = sum(p.numel() for p in dict(model.named_children())[first].parameters())
@@ -407,9 +408,6 @@ def test_the_layer_table_counts_a_frozen_part_as_not_trainable(arch):
 
 
 def test_a_checkpoint_of_a_frozen_adadelta_run_with_a_schedule_resumes(tmp_path):
-    from deeparch.checkpoint import files as checkpoint
-    from deeparch.engine.checkpointing import checkpoint_contents, restore_trainer
-
     config = dataclasses.replace(
         CONFIG,
         optimizer="adadelta",
