@@ -9,7 +9,25 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import streamlit as st  # noqa: E402  (after the environment is set)
 
+from deeparch.errors import ConfigError  # noqa: E402
+from deeparch.figures.text import escape_markdown  # noqa: E402
+from deeparch.settings import load_settings  # noqa: E402
+
 st.set_page_config(page_title="deeparch", page_icon=":material/hub:", layout="wide")
+
+
+@st.cache_resource(show_spinner=False)
+def class_settings():
+    """The class settings, read once for the server (deeparch.settings; README: Classroom)."""
+    return load_settings()
+
+
+try:
+    settings = class_settings()
+except ConfigError as error:  # one clear message on every page, instead of every page failing
+    message = escape_markdown(str(error))
+    st.error(f"The server's class settings are invalid: {message}. Fix it and restart the server.")
+    st.stop()
 
 sections = {
     "Learn": [
@@ -25,8 +43,17 @@ sections = {
         st.Page("pages/gan_studio.py", title="GAN studio", icon=":material/palette:"),
         st.Page("pages/sequences.py", title="Sequences", icon=":material/timeline:"),
         st.Page("pages/autoencoders.py", title="Autoencoders", icon=":material/compress:"),
+        st.Page("pages/forecast.py", title="Forecasting", icon=":material/show_chart:"),
+        st.Page("pages/language.py", title="Language model", icon=":material/edit_note:"),
+        st.Page("pages/transduction.py", title="Encoder-decoder", icon=":material/swap_horiz:"),
+        st.Page("pages/names.py", title="Surnames", icon=":material/badge:"),
+        st.Page("pages/words.py", title="Word embeddings", icon=":material/hub:"),
     ],
 }
+if settings.teacher_password:  # the Teacher page exists only where the class settings set one
+    sections["Class"] = [
+        st.Page("pages/teacher.py", title="Teacher", icon=":material/school:"),
+    ]
 # The menu before the heavy imports: until a run reaches st.navigation, Streamlit lists every file
 # of pages/ (helper modules included) in the sidebar, and torch takes seconds to import on a
 # fresh server.
@@ -39,9 +66,10 @@ from deeparch.engine.threads import threads_beside_a_browser  # noqa: E402
 if "OMP_NUM_THREADS" not in os.environ:
     torch.set_num_threads(threads_beside_a_browser())
 
-from pages._shared import job_sidebar, restore_session  # noqa: E402
+from pages._shared import job_sidebar, restore_kept, restore_session  # noqa: E402
 
 restore_session()
+restore_kept()
 with st.sidebar:
     job_sidebar()
 page.run()

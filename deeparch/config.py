@@ -162,7 +162,9 @@ def coerce(spec: FieldSpec, value: Any) -> Any:
                 parts = [p.strip() for p in value.strip().strip("()[]").split(",")]
                 return tuple(int(p) for p in parts if p)
             return tuple(int(v) for v in value)
-        return str(value)
+        if not isinstance(value, str):  # a text field given a number or a dict (a retyped file)
+            raise TypeError(value)
+        return value
     except (TypeError, ValueError):
         raise ConfigError(spec.name, value, spec.allowed()) from None
 

@@ -22,8 +22,10 @@ from deeparch.errors import ConfigError
 ENV_PREFIX = "DEEPARCH_"
 SETTINGS_FILE_VARIABLE = "DEEPARCH_SETTINGS"
 TOML_TABLE = "class"
-# Old names kept working: DEEPARCH_MAX_JOBS was the first name of max_running.
+# Old names kept working: DEEPARCH_MAX_JOBS was the first name of max_running. It counted jobs
+# (0 did not mean "automatic" then), so it must be 1 or more.
 ENV_ALIASES = {"DEEPARCH_MAX_JOBS": "max_running"}
+ALIAS_MINIMUM = {"DEEPARCH_MAX_JOBS": 1}
 
 
 @dataclass(frozen=True)
@@ -43,9 +45,22 @@ class ClassSettings:
     )
     jobs_per_student: int = hp(
         1,
-        "Jobs one browser session may have queued or running at once; Start is refused beyond",
+        "Jobs one browser session may have training at once; more wait behind its own",
         min=1,
         max=32,
+    )
+    queue_per_student: int = hp(
+        2,
+        "Jobs one browser session may have waiting besides those training; Start is refused beyond",
+        min=0,
+        max=32,
+    )
+    slice_s: float = hp(
+        0.2,
+        "Seconds a job trains before the next admitted job takes its turn on the cores "
+        "(0: a job keeps the cores until it ends)",
+        min=0.0,
+        max=60.0,
     )
     heartbeat_s: float = hp(
         60.0,
@@ -136,6 +151,14 @@ def load_settings(environ: dict[str, str] | None = None) -> ClassSettings:
             typed[name] = coerce(specs[name], value)
         except ConfigError as error:
             raise ConfigError(sources[name], value, error.allowed) from None
+        minimum = ALIAS_MINIMUM.get(sources[name])
+        if minimum is not None and typed[name] < minimum:
+            raise ConfigError(
+                sources[name],
+                value,
+                f"an integer from {minimum} to {specs[name].max} (or {env_name(name)}=0 for one "
+                "job per two cores)",
+            )
     try:
         return make_config(ClassSettings, typed)
     except ConfigError as error:

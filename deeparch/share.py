@@ -3,6 +3,9 @@
 A link holds `arch`, `dataset` and only the values that differ from the defaults, the
 architecture's own training defaults counted as defaults (`?arch=cnn&dataset=mnist&epochs=2`).
 A training field named like one of the architecture's fields travels as `train.<name>`.
+
+Inspect's links use the same codec without training values (`?arch=cnn&channels=8,16`), and
+name a torchvision model as `arch=torchvision:googlenet` (`num_classes` its only setting).
 """
 
 from __future__ import annotations
@@ -17,12 +20,22 @@ from deeparch.config import FieldSpec, check_value, coerce
 from deeparch.data.catalogue import dataset_info, list_datasets
 from deeparch.engine.config import train_defaults, train_field_specs
 from deeparch.errors import ConfigError
+from deeparch.introspection.table import TORCHVISION_PREFIX, torchvision_model_names
 from deeparch.models import get_arch, list_archs
 from deeparch.models.registry import ArchSpec, check_compatible, compatible_datasets
 
 ARCH_KEY = "arch"
 DATASET_KEY = "dataset"
 TRAIN_KEY_PREFIX = "train."
+TORCHVISION_CLASSES = 1000  # torchvision's classifiers default to ImageNet's classes
+NUM_CLASSES = FieldSpec(
+    name="num_classes",
+    type=int,
+    default=TORCHVISION_CLASSES,
+    help="Classes of the final layer",
+    min=1,
+    max=100_000,
+)
 
 
 @dataclass
@@ -109,6 +122,56 @@ def decode(params: Mapping[str, str]) -> SharedSettings:
             values[field_spec.name] = typed_value(field_spec, key, text)
         except ConfigError as error:
             shared.problems.append(str(error))
+    return shared
+
+
+def encode_inspect(
+    arch: str, dataset: str | None, arch_values: Mapping[str, Any]
+) -> dict[str, str]:
+    """An Inspect link: the architecture, its dataset and changed values (no training values);
+    a torchvision model as torchvision:<name> with num_classes where it differs from 1000."""
+    if arch.startswith(TORCHVISION_PREFIX):
+        params = {ARCH_KEY: arch}
+        classes = arch_values.get(NUM_CLASSES.name, NUM_CLASSES.default)
+        if classes != NUM_CLASSES.default:
+            params[NUM_CLASSES.name] = as_text(classes)
+        return params
+    return encode(arch, dataset, arch_values, train_defaults(arch))
+
+
+def decode_inspect(params: Mapping[str, str]) -> SharedSettings:
+    """What an Inspect link asks for; a training value is said to be unused, like a wrong one."""
+    params = dict(params)
+    arch = params.get(ARCH_KEY) or ""
+    if not arch.startswith(TORCHVISION_PREFIX):
+        shared = decode(params)
+        for name, value in shared.train_values.items():
+            shared.problems.append(
+                f"{name}={as_text(value)!r} is a training setting: Inspect shows the architecture "
+                "alone (open the Train page to use it)"
+            )
+        shared.train_values = {}
+        return shared
+    params.pop(ARCH_KEY)
+    model = arch.removeprefix(TORCHVISION_PREFIX)
+    known = torchvision_model_names()
+    if model not in known:
+        problem = (
+            f"torchvision model {model!r} is unknown{_did_you_mean(model, known)}; "
+            f"torchvision builds {len(known)} classifiers, e.g. resnet18, googlenet, vgg16"
+        )
+        return SharedSettings(problems=[problem])
+    shared = SharedSettings(arch=arch)
+    for key, text in params.items():
+        if key == NUM_CLASSES.name:
+            try:
+                shared.arch_values[key] = typed_value(NUM_CLASSES, key, text)
+            except ConfigError as error:
+                shared.problems.append(str(error))
+        else:
+            shared.problems.append(
+                f"{key}={text!r} is not a setting of a torchvision model: only num_classes is"
+            )
     return shared
 
 

@@ -10,67 +10,71 @@ import streamlit as st
 
 from deeparch.config import FieldSpec, check_value, coerce, field_specs, make_config
 from deeparch.engine.handle import JobHandle
-from deeparch.engine.manager import JobManager, get_manager
+from deeparch.engine.manager import JobManager, NotYourJobError, get_manager
 from deeparch.engine.state import ACTIVE_STATES, FINAL_ORDER
-from deeparch.errors import ConfigError
+from deeparch.errors import ConfigError, DeeparchError
 from deeparch.figures.text import escape_markdown
 
 OWNER_KEY = "deeparch_owner"
 CURRENT_JOB_KEY = "deeparch_current_job"
 LOADED_JOBS_KEY = "deeparch_loaded_jobs"
+KEPT_KEY = "deeparch_kept"  # widget key -> the value the student chose last (see keep)
 SLIDER_MAX_STEPS = 64  # an int field with at most this many values gets a slider
 SIDEBAR_REFRESH_S = 2.0  # the job list; the Train page itself refreshes its charts faster
 
 
-def use_app_router() -> None:
-    """Make Streamlit run app.py (the router and the job sidebar) for every page, from the start.
-
-    Streamlit 1.67 assumes the old pages/ directory mode until some script calls st.navigation.
-    On a fresh server the first visitor of a URL like /train?arch=mlp therefore gets pages/train.py
-    run on its own, for every session until someone opens "/": no job sidebar, no thread setting,
-    and pages/_shared.py listed as a page. Every page imports this module, so the first such run
-    switches the flag off and starts again through app.py.
-    """
-    # A Streamlit internal: where a release lacks it, that release needs no such help.
-    try:
-        from streamlit.runtime.pages_manager import PagesManager
-        from streamlit.runtime.scriptrunner import get_script_run_ctx
-    except ImportError:
-        return
-    uses_pages_directory = getattr(PagesManager, "uses_pages_directory", None)
-    if uses_pages_directory and get_script_run_ctx(suppress_warning=True) is not None:
-        PagesManager.uses_pages_directory = False
-        st.rerun()
-
-
-use_app_router()
-
-
 # ---------------------------------------------------------------- session and jobs
+# Who a browser tab is: an unguessable owner id that lives only in this session's state, never
+# in the address bar. ?job=<id> in a link names a job to look at, read-only unless this session
+# started it: copying the address bar hands over nothing. A reload is a new session (Streamlit
+# keeps no state across one): it shows the job read-only; nobody watches the old session's job
+# as its owner any more, so it stops within two heartbeats and is kept in the run store.
 def manager() -> JobManager:
     return get_manager()
 
 
+class SessionTicket:
+    """What the session-scoped cache holds for a tab: its owner id (released with the tab)."""
+
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
+
+
+def _session_ended(ticket: SessionTicket) -> None:
+    # Runs in Streamlit's thread when the tab's session ends: its queued jobs are dropped and
+    # its ended runs leave memory (they are in the run store).
+    get_manager().end_session(ticket.owner)
+
+
+@st.cache_resource(scope="session", on_release=_session_ended, show_spinner=False)
+def _session_ticket(owner: str) -> SessionTicket:
+    return SessionTicket(owner)
+
+
 def restore_session() -> str:
-    """The session's owner id; a reload with ?job=<id> in the URL finds its jobs again."""
+    """The session's owner id (new for each session); ?job=<id> opens that job for viewing."""
     if OWNER_KEY not in st.session_state:
-        owner = uuid.uuid4().hex
-        job_id = st.query_params.get("job")
-        job = _get_job(job_id) if job_id else None
+        st.session_state[OWNER_KEY] = uuid.uuid4().hex
+        job = _get_job(st.query_params.get("job"))
         if job is not None:
-            owner = job.owner or owner
-            st.session_state[CURRENT_JOB_KEY] = job.id
-        st.session_state[OWNER_KEY] = owner
+            st.session_state[CURRENT_JOB_KEY] = job.id  # read-only unless it is ours
+    owner = st.session_state[OWNER_KEY]
+    _session_ticket(owner)
     if LOADED_JOBS_KEY not in st.session_state:
         st.session_state[LOADED_JOBS_KEY] = []
     current = st.session_state.get(CURRENT_JOB_KEY)
     if current and st.query_params.get("job") != current:
         st.query_params["job"] = current  # query params are cleared on a page switch
-    return st.session_state[OWNER_KEY]
+    return owner
 
 
 def session_owner() -> str:
     return restore_session()
+
+
+def is_mine(job: JobHandle) -> bool:
+    """Whether this session started the job (only then may it control it)."""
+    return job.owner is None or job.owner == session_owner()
 
 
 def _get_job(job_id: str | None) -> JobHandle | None:
@@ -83,9 +87,19 @@ def _get_job(job_id: str | None) -> JobHandle | None:
 
 
 def remember_job(job: JobHandle) -> None:
-    """Make a job the page's current one (also in the URL, so a reload finds it)."""
+    """Make a job the page's current one (also in the URL, so a reload shows it)."""
     st.session_state[CURRENT_JOB_KEY] = job.id
     st.query_params["job"] = job.id
+
+
+def write_link(params: Mapping[str, str]) -> None:
+    """Put a page's settings in the address bar (the job parameter stays), so the address
+    reopens what the page shows."""
+    for key in [key for key in st.query_params if key != "job" and key not in params]:
+        del st.query_params[key]
+    for key, value in params.items():
+        if st.query_params.get(key) != value:
+            st.query_params[key] = value
 
 
 def current_job() -> JobHandle | None:
@@ -99,7 +113,7 @@ def remember_loaded(job: JobHandle) -> None:
 
 
 def session_jobs(include_loaded: bool = True) -> list[JobHandle]:
-    """This session's jobs (newest first), plus the checkpoints it loaded."""
+    """This session's jobs in memory (newest first), plus the checkpoints it loaded."""
     jobs = list(manager().jobs(owner=session_owner()))
     if include_loaded:
         known = {job.id for job in jobs}
@@ -110,9 +124,26 @@ def session_jobs(include_loaded: bool = True) -> list[JobHandle]:
     return list(reversed(jobs))
 
 
+def stored_snapshots() -> list[dict[str, Any]]:
+    """This session's runs that live only in the run store now, as snapshots (newest first)."""
+    in_memory = {job.id for job in manager().jobs(owner=session_owner())}
+    runs = manager().stored_runs(session_owner())
+    return [run.snapshot for run in runs if run.id not in in_memory]
+
+
+def control_job(job: JobHandle, action: str) -> bool:
+    """Pause, resume, step or stop a job as this session; another session's job says why not."""
+    try:
+        return getattr(manager(), action)(job.id, session_owner())
+    except NotYourJobError as error:
+        st.error(escape_markdown(str(error)))
+        return False
+
+
 def run_label(snap: Mapping[str, Any]) -> str:
     """A short name for a run: architecture, dataset and the last characters of its id."""
-    return f"{snap.get('arch')} on {snap.get('dataset')} · {str(snap.get('id'))[-6:]}"
+    stored = " (stored)" if snap.get("stored") else ""
+    return f"{snap.get('arch')} on {snap.get('dataset')} · {str(snap.get('id'))[-6:]}{stored}"
 
 
 def progress_fraction(snap: Mapping[str, Any]) -> float:
@@ -121,9 +152,22 @@ def progress_fraction(snap: Mapping[str, Any]) -> float:
 
 
 def job_sidebar() -> None:
-    """The running and queued jobs of this session, with pause and stop; on every page."""
+    """The student's name, the session's running and queued jobs with pause and stop, and its
+    stored runs to reopen; on every page."""
+    student_label()
     active = any(job.state in ACTIVE_STATES for job in session_jobs(include_loaded=False))
     st.fragment(_job_panel, run_every=SIDEBAR_REFRESH_S if active else None)()
+    stored_runs_panel()
+
+
+def student_label() -> None:
+    """The name this student shows the teacher (kept by the manager for the Teacher page)."""
+    name = st.text_input(
+        "Your name (shown to the teacher)", key="deeparch_student_label", max_chars=40
+    )
+    if name != st.session_state.get("deeparch_label_sent"):
+        manager().set_label(session_owner(), name)
+        st.session_state["deeparch_label_sent"] = name
 
 
 def _job_panel() -> None:
@@ -151,15 +195,67 @@ def _job_panel() -> None:
                 if pause_col.button(
                     "Resume" if paused else "Pause", key=f"side_pause_{job.id}", width="stretch"
                 ):
-                    job.resume() if paused else job.pause()
+                    control_job(job, "resume" if paused else "pause")
                     st.rerun(scope="fragment")
                 if stop_col.button("Stop", key=f"side_stop_{job.id}", width="stretch"):
-                    job.stop()
+                    control_job(job, "stop")
                     st.rerun(scope="fragment")
     ended = [job.state for job in jobs if job.state not in ACTIVE_STATES]
     if ended:
         counts = ", ".join(f"{ended.count(s)} {s}" for s in FINAL_ORDER if s in ended)
         st.caption(f"Ended runs: {escape_markdown(counts)}; see Compare.")
+
+
+# ---------------------------------------------------------------- what the student chose
+def keep(key: str, default: Any = None) -> str:
+    """Make widget `key` keep the student's value on pages that do not draw it; returns the key.
+
+    Streamlit forgets the state of every widget a page run does not draw, so after Train ->
+    Compare -> Train the form would be back at its defaults. The value also lives in a plain
+    session_state dict, never a widget's, which restore_kept puts back before each page runs.
+    `default` seeds the widget the first time (None: the widget's own default).
+    """
+    kept = st.session_state.setdefault(KEPT_KEY, {})
+    if key not in st.session_state:
+        if key in kept:
+            st.session_state[key] = kept[key]
+        elif default is not None:
+            st.session_state[key] = default
+    if key in st.session_state:
+        # Set again on every run: the browser forgets a widget a page did not draw even where
+        # the server still holds its value, and shows the widget's blank default unless the
+        # server sends the value with the widget.
+        kept[key] = st.session_state[key] = st.session_state[key]
+    return key
+
+
+def restore_kept() -> None:
+    """Before a page runs (app.py): note the latest value of every kept widget, and put back the
+    ones the previous page did not draw (a value typed just before a page switch counts too)."""
+    kept = st.session_state.setdefault(KEPT_KEY, {})
+    for key, value in kept.items():
+        if key in st.session_state:
+            kept[key] = st.session_state[key]
+        else:
+            st.session_state[key] = value
+
+
+def stored_runs_panel() -> None:
+    """Runs that left memory for the run store: reopen one to look at it on any page."""
+    stored = stored_snapshots()
+    if not stored:
+        return
+    with st.expander(f"Stored runs ({len(stored)})"):
+        labels = {run_label(snap): snap["id"] for snap in stored}
+        chosen = st.selectbox("run", list(labels), key="deeparch_stored_pick")
+        if st.button("Reopen", key="deeparch_stored_reopen", width="stretch"):
+            try:
+                job = manager().reopen(session_owner(), labels[chosen])
+            except DeeparchError as error:
+                st.error(escape_markdown(str(error)))
+                return
+            remember_loaded(job)
+            st.rerun()
 
 
 # ---------------------------------------------------------------- config forms
@@ -194,8 +290,7 @@ def seed_values(specs: Iterable[FieldSpec], prefix: str, values: Mapping[str, An
 
 def field_widget(spec: FieldSpec, key: str) -> Any:
     """One widget for one hyperparameter, chosen from its type and bounds."""
-    if key not in st.session_state:
-        st.session_state[key] = display_value(spec, spec.default)
+    keep(key, display_value(spec, spec.default))
     label, help_text = spec.name, f"{spec.help} Allowed: {spec.allowed()}."
     if spec.choices is not None:
         return st.selectbox(label, spec.choices, key=key, help=help_text)

@@ -1,10 +1,13 @@
-"""Compare: the session's runs and loaded checkpoints, curves overlaid, settings side by side."""
+"""Compare: the session's runs (in memory and in the run store) and loaded checkpoints, curves
+overlaid, settings side by side."""
 
 import pandas as pd
 import streamlit as st
 
+from deeparch.engine.run_names import common_description, run_names
 from deeparch.figures import training as viz
-from pages._shared import run_label, session_jobs
+from deeparch.figures.text import escape_markdown
+from pages._shared import LOADED_JOBS_KEY, session_jobs, stored_snapshots
 
 MAX_DEFAULT_RUNS = 4
 
@@ -34,21 +37,32 @@ def _text(value: object) -> str:
 
 st.title("Compare runs")
 jobs = session_jobs(include_loaded=True)
-if not jobs:
+# Runs that left memory come from the run store: their curves and settings are in its summaries.
+stored = stored_snapshots()
+if not jobs and not stored:
     st.info("No runs yet. Train something on the Train page, or load a checkpoint there.")
     st.stop()
 
-snaps = {run_label(snap): snap for snap in (job.snapshot() for job in jobs)}
-labels = list(snaps)
+snaps = {snap["id"]: snap for snap in [*(job.snapshot() for job in jobs), *stored]}
+ids = list(snaps)
+loaded_ids = set(st.session_state.get(LOADED_JOBS_KEY, []))
+# Options are job ids, named by what differs among all the session's runs; the legend names the
+# chosen ones by what differs among them.
+all_names = dict(zip(ids, run_names(list(snaps.values()), [i in loaded_ids for i in ids])))
 if "compare_runs" not in st.session_state:
-    st.session_state["compare_runs"] = labels[:MAX_DEFAULT_RUNS]
+    st.session_state["compare_runs"] = ids[:MAX_DEFAULT_RUNS]
 st.session_state["compare_runs"] = [r for r in st.session_state["compare_runs"] if r in snaps]
-chosen = st.multiselect("runs", labels, key="compare_runs")
+chosen = st.multiselect("runs", ids, key="compare_runs", format_func=all_names.get)
 if not chosen:
     st.info("Pick at least one run.")
     st.stop()
 
-picked = {label: snaps[label] for label in chosen}
+chosen_snaps = [snaps[job_id] for job_id in chosen]
+names = run_names(chosen_snaps, [job_id in loaded_ids for job_id in chosen])
+picked = dict(zip(names, chosen_snaps))
+common = common_description(chosen_snaps)
+if common and len(chosen) > 1:
+    st.caption(f"All of them: {escape_markdown(common)}; each is named by what it changes.")
 terms = list(dict.fromkeys(t for s in picked.values() for t in s.get("losses", {})))
 metrics = list(
     dict.fromkeys(

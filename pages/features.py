@@ -7,6 +7,7 @@ import streamlit as st
 import torch
 
 from deeparch.errors import DeeparchError
+from deeparch.explore import novelty
 from deeparch.explore.images import (
     MAX_UPLOAD_BYTES,
     decode_upload,
@@ -110,13 +111,37 @@ def signed_maps_figure(maps: np.ndarray, title: str):
     return fig
 
 
-def show_inspection(result, class_names) -> None:
+@st.cache_resource(max_entries=8, show_spinner="Comparing with the training images ...")
+def reference_at(job_id: str, step: int, dataset_name: str) -> novelty.ModelReference:
+    """The model's confidence on training images, once per model and step (shared by sessions)."""
+    from pages._explore_common import model_at
+
+    return novelty.model_reference(model_at(job_id, step), dataset_name)
+
+
+def show_caution(found: novelty.Novelty) -> None:
+    """Say why the prediction below should not be trusted, when an input is unusual."""
+    if found.unlike_training:
+        reasons = "; ".join(found.unlike_training)
+        st.warning(
+            "**This input is unlike the training data**, so the prediction below may mean "
+            f"nothing: {escape_markdown(reasons)}."
+        )
+    if found.unsure:
+        st.warning(f"**The model is unsure of this input**: {escape_markdown(found.unsure)}.")
+
+
+def show_inspection(result, class_names, found: novelty.Novelty | None = None) -> None:
+    if found is not None:
+        show_caution(found)
     left, right = st.columns([1, 2])
     with left:
         st.plotly_chart(figs.image_figure(result.input_image, "model input", 240), key=f"{P}_in")
     with right:
+        note = "unlike the training data" if found is not None and found.flagged else ""
         st.plotly_chart(
-            figs.probabilities_figure(result.probabilities, class_names), key=f"{P}_probs"
+            figs.probabilities_figure(result.probabilities, class_names, note=note),
+            key=f"{P}_probs",
         )
     if result.first_filters is not None:
         with st.expander("Filters of the first conv layer", expanded=False):
@@ -177,6 +202,10 @@ if job is not None:
         except DeeparchError as error:
             st.error(escape_markdown(str(error)))
             return
-        show_inspection(result, data.info.class_names)
+        found = None
+        if st.session_state.get(f"{P}_source") != SOURCES[0]:  # a drawing or an upload
+            reference = reference_at(job.id, step, snap["dataset"])
+            found = novelty.novelty(reference, torch.from_numpy(image), result.probabilities)
+        show_inspection(result, data.info.class_names, found)
 
     show_live(job, feature_view)

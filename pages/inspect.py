@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from deeparch import share
+from deeparch.data import dataset_label
 from deeparch.errors import ConfigError, DeeparchError
 from deeparch.figures.conv_layer import layer_figure
 from deeparch.figures.graph import graph_dot
@@ -14,17 +15,32 @@ from deeparch.figures.text import code_span, escape_markdown
 from deeparch.introspection.convmath import LAYER_BOUNDS, LAYER_MODES, layer_axis
 from deeparch.introspection.graph import summarize_graph
 from deeparch.introspection.model_graph import collapse
-from deeparch.introspection.table import summarize_arch
+from deeparch.introspection.table import (
+    TORCHVISION_PREFIX,
+    LayerTable,
+    summarize_arch,
+    summarize_torchvision,
+    torchvision_model_names,
+    torchvision_module,
+)
 from deeparch.models import get_arch, list_archs
 from deeparch.models.registry import compatible_datasets
 from pages._components import conv_window, instant_toggle
 from pages._shared import (
     config_form,
+    keep,
+    seed_values,
     show_errors,
     specs_of,
     typed_overrides,
+    write_link,
 )
 
+SOURCES = ("deeparch", "torchvision")
+# A torchvision model is built in the server's memory; the largest (vit_h_14, regnet_y_128gf:
+# over 600 million parameters, 2.5 GB of float32) would crowd out a class's training jobs.
+TORCHVISION_MAX_PARAMS = 200_000_000
+SUMMARIES_KEPT = 128  # layer tables kept per server: a few MB of rows, shared by every session
 ROW_PIXELS, MAX_TABLE_PIXELS = 35, 700  # show every row of a small model without scrolling
 NUMBER_COLUMNS = {
     "params": st.column_config.NumberColumn("params", format="localized"),
@@ -103,7 +119,7 @@ def conv_arithmetic() -> None:
     out-of-range box would stay red in the browser and leave the previous result on the page.
     """
     for key, default in CONV_DEFAULTS.items():
-        st.session_state.setdefault(f"conv_{key}", default)
+        keep(f"conv_{key}", default)
     example_cols = st.columns(len(CONV_EXAMPLES))
     for column, (label, values) in zip(example_cols, CONV_EXAMPLES.items()):
         column.button(label, key=f"conv_example_{label}", on_click=_apply_example, args=(values,))
@@ -158,7 +174,7 @@ def conv_arithmetic() -> None:
         if name == "row" and rank == 1:
             positions.append(0)
             continue
-        key = f"conv_{name}"
+        key = keep(f"conv_{name}", 0)
         if not 0 <= st.session_state.get(key, 0) <= last:
             st.session_state[key] = 0
         positions.append(column.slider(label, 0, max(last, 1), key=key, disabled=last == 0))
@@ -172,104 +188,203 @@ def _apply_example(values: dict) -> None:
     st.session_state["conv_row"] = st.session_state["conv_col"] = 0
 
 
-st.title("Inspect an architecture")
-archs = list_archs()
-if "inspect_arch" not in st.session_state:
-    wanted = st.query_params.get("arch")
-    st.session_state["inspect_arch"] = (
-        wanted if wanted in archs else "cnn" if "cnn" in archs else archs[0]
-    )
-    for problem in share.decode({"arch": wanted}).problems if wanted is not None else []:
-        st.warning(f"The link's value was not used: {escape_markdown(problem)}")
-top = st.columns([2, 2, 3])
-arch = top[0].selectbox("architecture", archs, key="inspect_arch")
-spec = get_arch(arch)
-datasets = compatible_datasets(spec)
-# compatible_datasets lists the default dataset first
-dataset = top[1].selectbox("dataset", datasets, key=f"inspect_dataset_{arch}")
-top[2].caption(spec.description)
+@st.cache_resource(max_entries=SUMMARIES_KEPT, show_spinner="Building the model ...")
+def layer_summary(arch: str, overrides: dict, dataset: str | None) -> LayerTable:
+    """One layer table per server for each setting (read-only: every session shares it)."""
+    if arch.startswith(TORCHVISION_PREFIX):
+        name = arch.removeprefix(TORCHVISION_PREFIX)
+        return summarize_torchvision(name, overrides, max_params=TORCHVISION_MAX_PARAMS)
+    return summarize_arch(arch, overrides, dataset=dataset)
 
-with st.expander("Hyperparameters", expanded=True):
-    specs = specs_of(spec.config_cls)
-    raw, slots = config_form(specs, f"inspect_{arch}", columns=3)
-overrides, errors = typed_overrides(specs, raw)
-table = None
-if not errors:
+
+@st.cache_resource(max_entries=SUMMARIES_KEPT, show_spinner="Tracing the model ...")
+def graph_summary(arch: str, overrides: dict, dataset: str | None):
+    return summarize_graph(arch, overrides, dataset=dataset)
+
+
+@st.cache_data(show_spinner=False)
+def torchvision_names() -> list[str]:
+    return torchvision_model_names()
+
+
+def apply_link() -> None:
+    """Fill the widgets from the URL once per distinct link (?arch=cnn&channels=8,16, or
+    ?arch=torchvision:googlenet); what it cannot use is said, field by field."""
+    params = st.query_params.to_dict()
+    params.pop("job", None)
+    signature = share.link("", params)
+    if not params or st.session_state.get("inspect_applied_link") == signature:
+        return
+    st.session_state["inspect_applied_link"] = signature
+    shared = share.decode_inspect(params)
+    if shared.arch is not None and shared.arch.startswith(TORCHVISION_PREFIX):
+        st.session_state["inspect_source"] = "torchvision"
+        st.session_state["inspect_torchvision_model"] = shared.arch.removeprefix(TORCHVISION_PREFIX)
+        classes = shared.arch_values.get(share.NUM_CLASSES.name, share.NUM_CLASSES.default)
+        seed_values([share.NUM_CLASSES], "inspect_torchvision", {"num_classes": classes})
+    elif shared.arch is not None:
+        st.session_state["inspect_source"] = "deeparch"
+        st.session_state["inspect_arch"] = shared.arch
+        if shared.dataset is not None:
+            st.session_state[f"inspect_dataset_{shared.arch}"] = shared.dataset
+        spec = get_arch(shared.arch)
+        values = {field.name: field.default for field in spec.fields()} | shared.arch_values
+        seed_values(spec.fields(), f"inspect_{shared.arch}", values)
+    for problem in shared.problems:
+        st.warning(f"The link's value was not used: {escape_markdown(problem)}")
+
+
+def show_link(arch: str, dataset: str | None, values: dict) -> None:
+    """The settings in the address bar, so the address reopens this table."""
+    params = share.encode_inspect(arch, dataset, values)
+    st.session_state["inspect_applied_link"] = share.link("", params)  # no need to apply it
+    write_link(params)
+
+
+def layers_view(table: LayerTable, arch: str) -> None:
+    st.caption("Click a row to open that layer.")
+    frame = table.to_dataframe()[TABLE_COLUMNS]
+    event = st.dataframe(
+        frame,
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="single-row",
+        key=f"inspect_table_{arch}",
+        width="stretch",
+        height=min(ROW_PIXELS * (len(frame) + 1) + 3, MAX_TABLE_PIXELS),
+        column_config=NUMBER_COLUMNS,
+    )
+    if table.has_parts:
+        subtotals = pd.DataFrame(
+            [
+                {
+                    "part": part,
+                    "params": count,
+                    "share": f"{count / max(table.total_params, 1):.1%}",
+                }
+                for part, count in table.subtotals.items()
+            ]
+        )
+        st.markdown("**Subtotal per part**")
+        st.dataframe(
+            subtotals,
+            hide_index=True,
+            key=f"inspect_parts_{arch}",
+            column_config=NUMBER_COLUMNS,
+        )
+    selected = event.selection.rows if event is not None else []
+    if selected:
+        layer_detail(table.rows[selected[0]])
+
+
+def diagram_view(arch: str, overrides: dict, dataset: str | None) -> None:
+    graph = graph_summary(arch, overrides, dataset)
+    if st.toggle(
+        "collapse repeated blocks",
+        key=keep("inspect_collapse_blocks", False),
+        help="Draw each repeated block (a ResNet block, an Inception module) as one box.",
+        disabled=not graph.repeated_blocks,
+    ):
+        graph = collapse(graph, graph.repeated_blocks)
+    if not graph.traced:
+        st.warning(f"drawn in module order: {escape_markdown(graph.reason)}")
+    for note in graph.notes:
+        st.caption(escape_markdown(note))
+    st.caption("Shapes on the arrows include the batch dimension (1).")
+    with st.container(key="inspect_diagram"):
+        st.graphviz_chart(graph_dot(graph))
+
+
+def build_table(arch: str, overrides: dict, dataset: str | None, errors: dict):
+    """The layer table, or None with the reason shown (under its box where it names a field)."""
     try:
-        table = summarize_arch(arch, overrides, dataset=dataset)
+        return layer_summary(arch, overrides, dataset)
     except ConfigError as error:
-        errors = {error.field: error}
+        errors[error.field] = error
     except DeeparchError as error:
         st.error(escape_markdown(str(error)))
     except RuntimeError as error:  # a combination no check foresaw: say so, never a traceback
         st.error(escape_markdown(f"{arch} cannot be built with these settings: {error}"))
+    return None
+
+
+def choose_deeparch() -> tuple[str, str | None, list, dict, dict]:
+    """The architecture, dataset and hyperparameter widgets; returns the choice and its form."""
+    archs = list_archs()
+    top = st.columns([2, 2, 3])
+    arch = top[0].selectbox(
+        "architecture", archs, key=keep("inspect_arch", "cnn" if "cnn" in archs else archs[0])
+    )
+    spec = get_arch(arch)
+    datasets = compatible_datasets(spec)  # the default dataset first
+    # Shapes need no files: a dataset whose files are missing is marked, and still inspected.
+    dataset = top[1].selectbox(
+        "dataset", datasets, key=keep(f"inspect_dataset_{arch}"), format_func=dataset_label
+    )
+    top[2].caption(spec.description)
+    with st.expander("Hyperparameters", expanded=True):
+        specs = specs_of(spec.config_cls)
+        raw, slots = config_form(specs, f"inspect_{arch}", columns=3)
+    return arch, dataset, specs, raw, slots
+
+
+def choose_torchvision() -> tuple[str, None, list, dict, dict]:
+    names = torchvision_names()
+    top = st.columns([2, 2, 3])
+    default = "resnet18" if "resnet18" in names else names[0]
+    model = top[0].selectbox(
+        "torchvision model", names, key=keep("inspect_torchvision_model", default)
+    )
+    with top[1]:
+        raw, slots = config_form([share.NUM_CLASSES], "inspect_torchvision", columns=1)
+    top[2].caption(
+        f"torchvision's {code_span(model)} classifier, built untrained (no weights are "
+        "downloaded) and run on one 3×224×224 image."
+    )
+    return TORCHVISION_PREFIX + model, None, [share.NUM_CLASSES], raw, slots
+
+
+st.title("Inspect an architecture")
+apply_link()
+source = st.radio(
+    "models", SOURCES, key=keep("inspect_source", SOURCES[0]), horizontal=True,
+    format_func={"deeparch": "deeparch's architectures", "torchvision": "torchvision"}.get,
+)  # fmt: skip
+from_torchvision = source == "torchvision"
+arch, dataset, specs, raw, slots = choose_torchvision() if from_torchvision else choose_deeparch()
+overrides, errors = typed_overrides(specs, raw)
+table = None if errors else build_table(arch, overrides, dataset, errors)
 show_errors(errors, slots)
+if not errors:
+    show_link(arch, dataset, overrides)
 
 if table is not None:
     totals = st.columns(3)
     totals[0].metric("parameters", f"{table.total_params:,}")
     totals[1].metric("trainable", f"{table.trainable_params:,}")
     totals[2].metric("mult-adds per sample", f"{table.total_mult_adds:,}")
+    for note in table.notes:
+        st.info(escape_markdown(note))
 layers_tab, diagram_tab, code_tab, conv_tab = st.tabs(
     ["Layers", "Diagram", "Source code", "Convolution arithmetic"]
 )
 if table is not None:
     with layers_tab:
-        st.caption("Click a row to open that layer.")
-        frame = table.to_dataframe()[TABLE_COLUMNS]
-        event = st.dataframe(
-            frame,
-            hide_index=True,
-            on_select="rerun",
-            selection_mode="single-row",
-            key=f"inspect_table_{arch}",
-            width="stretch",
-            height=min(ROW_PIXELS * (len(frame) + 1) + 3, MAX_TABLE_PIXELS),
-            column_config=NUMBER_COLUMNS,
-        )
-        if table.has_parts:
-            subtotals = pd.DataFrame(
-                [
-                    {
-                        "part": part,
-                        "params": count,
-                        "share": f"{count / max(table.total_params, 1):.1%}",
-                    }
-                    for part, count in table.subtotals.items()
-                ]
-            )
-            st.markdown("**Subtotal per part**")
-            st.dataframe(
-                subtotals,
-                hide_index=True,
-                key=f"inspect_parts_{arch}",
-                column_config=NUMBER_COLUMNS,
-            )
-        selected = event.selection.rows if event is not None else []
-        if selected:
-            layer_detail(table.rows[selected[0]])
+        layers_view(table, arch)
     with diagram_tab:
-        graph = summarize_graph(arch, overrides, dataset=dataset)
-        if st.toggle(
-            "collapse repeated blocks",
-            key="inspect_collapse_blocks",
-            help="Draw each repeated block (a ResNet block, an Inception module) as one box.",
-            disabled=not graph.repeated_blocks,
-        ):
-            graph = collapse(graph, graph.repeated_blocks)
-        if not graph.traced:
-            st.warning(f"drawn in module order: {escape_markdown(graph.reason)}")
-        for note in graph.notes:
-            st.caption(escape_markdown(note))
-        st.caption("Shapes on the arrows include the batch dimension (1).")
-        with st.container(key="inspect_diagram"):
-            st.graphviz_chart(graph_dot(graph))
+        if from_torchvision:
+            st.info("The diagram is drawn for deeparch's own architectures.")
+        else:
+            diagram_view(arch, overrides, dataset)
 else:
     for tab in (layers_tab, diagram_tab):
-        tab.info("Fix the hyperparameter marked above to see the layers.")
+        tab.info("Fix the setting marked above to see the layers.")
 with code_tab:
-    module = sys.modules[spec.builder.__module__]
-    st.caption(f"{code_span(module.__name__)}: the file that builds {escape_markdown(arch)}")
+    if from_torchvision:
+        module = torchvision_module(arch.removeprefix(TORCHVISION_PREFIX))
+    else:
+        module = sys.modules[get_arch(arch).builder.__module__]
+    st.caption(f"{code_span(module.__name__)}: the file that builds {code_span(arch)}")
     st.code(inspect.getsource(module), language="python", line_numbers=True)
 with conv_tab:
     conv_arithmetic()

@@ -1,7 +1,5 @@
 """Train: pick data and hyperparameters, start a job, watch its curves live, save or load it."""
 
-import tempfile
-from pathlib import Path
 from urllib.parse import urlencode
 
 import streamlit as st
@@ -16,21 +14,28 @@ from deeparch.figures import training as viz
 from deeparch.figures.text import escape_markdown
 from deeparch.models import get_arch, list_archs
 from deeparch.models.registry import compatible_datasets
+from pages._datasets import dataset_picker
 from pages._export import export_downloads
+from pages._results import confusion_section, run_results
 from pages._shared import (
     config_form,
+    control_job,
     current_job,
     display_value,
+    is_mine,
+    keep,
     manager,
     progress_fraction,
     remember_job,
     remember_loaded,
     seed_values,
+    session_jobs,
     session_owner,
     show_errors,
     specs_of,
     typed_overrides,
 )
+from pages._train_views import freeze_picker, hidden_train_fields, training_views
 
 TRAIN_PREFIX = "train_cfg"
 # Seconds between chart refreshes while a job runs: each refresh costs the browser a redraw, and
@@ -76,6 +81,23 @@ def follow_arch_defaults(arch: str) -> None:
             st.session_state[f"{TRAIN_PREFIX}_{spec.name}"] = value
 
 
+def apply_job_settings(job) -> None:
+    """Show a job's own settings in the form once per session (a reload with ?job=<id>); the
+    student's later changes stay. A job started here already has the form's settings."""
+    if job is None or st.session_state.get("train_form_job") == job.id:
+        return
+    st.session_state["train_form_job"] = job.id
+    config = job.config
+    st.session_state["train_arch"] = config.arch
+    follow_arch_defaults(config.arch)
+    spec = get_arch(config.arch)
+    st.session_state[f"train_dataset_{config.arch}"] = config.dataset or spec.default_dataset
+    arch_values = {field.name: field.default for field in spec.fields()} | dict(config.arch_config)
+    seed_values(spec.fields(), f"train_{config.arch}", arch_values)
+    train_values = {name: getattr(config, name) for name in train_defaults(config.arch)}
+    seed_values(train_field_specs(), TRAIN_PREFIX, train_values)
+
+
 def start_job(arch: str, dataset: str, arch_values: dict, train_values: dict, slots: dict) -> None:
     config = {**train_values, "arch": arch, "dataset": dataset, "arch_config": arch_values}
     try:
@@ -90,20 +112,24 @@ def start_job(arch: str, dataset: str, arch_values: dict, train_values: dict, sl
         st.error(escape_markdown(f"{arch} cannot train with these settings: {error}"))
         return
     remember_job(job)
+    st.session_state["train_form_job"] = job.id  # the form holds its settings already
     st.session_state["train_last_state"] = job.state
     st.rerun()  # the sidebar, drawn before this page, shows the new job from the next run on
 
 
 def job_controls(job) -> None:
     state = job.state
+    if not is_mine(job):  # a link to another session's job: look, never touch
+        st.caption("Another session's job, shown read-only: only its student can control it.")
+        return
     pause_col, step_col, stop_col, _ = st.columns([1, 1, 1, 3])
     if state == "paused":
         if pause_col.button("Resume", key="train_resume", width="stretch"):
-            job.resume()
+            control_job(job, "resume")
     elif pause_col.button(
         "Pause", key="train_pause", width="stretch", disabled=state not in ACTIVE_STATES
     ):
-        job.pause()
+        control_job(job, "pause")
     if step_col.button(
         "Step",
         key="train_step",
@@ -111,11 +137,11 @@ def job_controls(job) -> None:
         disabled=state != "paused",
         help="Train one batch while paused",
     ):
-        job.step()
+        control_job(job, "step")
     if stop_col.button(
         "Stop", key="train_stop", width="stretch", disabled=state not in ACTIVE_STATES
     ):
-        job.stop()
+        control_job(job, "stop")
 
 
 def live_panel() -> None:
@@ -154,6 +180,9 @@ def live_panel() -> None:
         )
     else:
         charts[1].caption("Validation metrics appear at the end of each epoch.")
+    run_results(snap)
+    confusion_section(job, snap)
+    training_views(snap)
     previous = st.session_state.get("train_last_state")
     st.session_state["train_last_state"] = state
     if previous is not None and previous != state:
@@ -166,9 +195,7 @@ def checkpoint_zip(job) -> bytes:
     step = job.snapshot().get("step")
     if cached and cached[0] == (job.id, step):
         return cached[1]
-    with tempfile.TemporaryDirectory() as folder:
-        name = f"{job.snapshot()['arch']}-{job.id[-6:]}"
-        data = archive.pack(job.save_checkpoint(Path(folder) / name))
+    data = archive.pack_job(job)
     st.session_state["train_ckpt"] = ((job.id, step), data)
     return data
 
@@ -210,46 +237,64 @@ def checkpoint_section(job) -> None:
         st.markdown("**Load**")
         # No `type` filter: the browser's refusal would read " files are not allowed" without the
         # types that are; deeparch's own names them (and says why a .pt is never opened).
+        uploads = st.session_state.setdefault("train_uploads", 0)
         uploaded = st.file_uploader(
-            "a deeparch checkpoint (.zip or .safetensors)", key="train_upload"
+            "a deeparch checkpoint (.zip or .safetensors)",
+            key=f"train_upload_{uploads}" if uploads else "train_upload",
         )
-        if uploaded is not None and st.session_state.get("train_loaded_name") != uploaded.file_id:
-            st.session_state["train_loaded_name"] = uploaded.file_id
+        if uploaded is not None:
             load_upload(uploaded)
+            # A new widget key: Streamlit forgets the file the old widget held (read once).
+            st.session_state["train_uploads"] = uploads + 1
 
 
 st.title("Train")
 apply_share_link()
+apply_job_settings(current_job())
 archs = list_archs()
-if "train_arch" not in st.session_state:
-    st.session_state["train_arch"] = "mlp" if "mlp" in archs else archs[0]
 top = st.columns([2, 2, 3])
-arch = top[0].selectbox("architecture", archs, key="train_arch")
+arch_key = keep("train_arch", "mlp" if "mlp" in archs else archs[0])
+arch = top[0].selectbox("architecture", archs, key=arch_key)
 follow_arch_defaults(arch)
 spec = get_arch(arch)
 datasets = compatible_datasets(spec)
-dataset_key = f"train_dataset_{arch}"
+dataset_key = keep(f"train_dataset_{arch}", datasets[0])
 if st.session_state.get(dataset_key) not in datasets:
     st.session_state[dataset_key] = datasets[0]
-dataset = top[1].selectbox("dataset", datasets, key=dataset_key)
+dataset, dataset_missing = dataset_picker(top[1], datasets, dataset_key)
 top[2].caption(spec.description)
 
 arch_specs = specs_of(spec.config_cls)
 with st.expander(f"{arch} hyperparameters", expanded=True):
     arch_raw, arch_slots = config_form(arch_specs, f"train_{arch}", columns=3)
 with st.expander("Training settings", expanded=True):
-    train_raw, train_slots = config_form(train_field_specs(), TRAIN_PREFIX, columns=4)
+    train_raw, train_slots = config_form(
+        train_field_specs(), TRAIN_PREFIX, columns=4, exclude=hidden_train_fields(arch)
+    )
 arch_values, arch_errors = typed_overrides(arch_specs, arch_raw)
 train_values, train_errors = typed_overrides(train_field_specs(), train_raw)
+train_values["freeze"] = freeze_picker(arch, arch_values, dataset)
 slots = {**train_slots, **arch_slots}
 show_errors({**arch_errors, **train_errors}, slots)
-valid = not arch_errors and not train_errors
+valid = not arch_errors and not train_errors and not dataset_missing
 
+# One run at a time per student: a second Start would queue a second job without a word.
+running = [job for job in session_jobs(include_loaded=False) if job.state in ACTIVE_STATES]
 start_col, link_col = st.columns([1, 5])
 if start_col.button(
-    "Start", key="train_start", type="primary", disabled=not valid, width="stretch"
-):
+    "Start", key="train_start", type="primary", disabled=not valid or bool(running),
+    width="stretch",
+):  # fmt: skip
     start_job(arch, dataset, arch_values, train_values, slots)
+if running:
+    link_col.caption(
+        f"Your {escape_markdown(running[0].arch)} run is {escape_markdown(running[0].state)}: "
+        "stop it (below or in the sidebar) to start another, or replace it."
+    )
+    if link_col.button("Stop it and start these settings", key="train_replace", disabled=not valid):
+        for job in running:
+            job.stop("replaced by a new run")
+        start_job(arch, dataset, arch_values, train_values, slots)
 with link_col.popover("Share these settings"):
     params = share.encode(arch, dataset, arch_values, train_values)
     st.code(share.link(st.context.url or "", params), language=None)

@@ -29,31 +29,55 @@ def _fresh_model(arch: str, info: Any, seed: int) -> torch.nn.Module:
     return model.train()
 
 
-def plain_loop(arch: str, steps: int, batch_size: int, seed: int = 0) -> float:
-    """A hand-written loop over the in-memory tensors: samples/s."""
+def plain_loop(
+    arch: str,
+    steps: int,
+    batch_size: int,
+    seed: int = 0,
+    device: str = "cpu",
+    channels_last: bool = False,
+    bf16: bool = False,
+) -> float:
+    """A hand-written loop over tensors already on `device`: samples/s.
+
+    `channels_last` stores the model's weights and the batches N, H, W, C in memory; `bf16` runs
+    forward and loss under bfloat16 autocast (the update stays in float32).
+    """
 
     data = load_dataset("mnist")
-    model = _fresh_model(arch, data.info, seed)
+    target = torch.device(device)
+    model = _fresh_model(arch, data.info, seed).to(target)
+    x, y = data.x_train.to(target), data.y_train.to(target)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x, y = data.x_train, data.y_train
     batches_per_epoch = len(x) // batch_size
     generator = torch.Generator().manual_seed(seed)
     done, started = 0, 0.0
     while done < steps + WARMUP_STEPS:
-        order = torch.randperm(len(x), generator=generator)
+        order = torch.randperm(len(x), generator=generator).to(target)
         for b in range(batches_per_epoch):
             if done == WARMUP_STEPS:
+                _synchronize(target)
                 started = time.perf_counter()
             if done == steps + WARMUP_STEPS:
                 break
             index = order[b * batch_size : (b + 1) * batch_size]
-            loss = F.cross_entropy(model(x[index]), y[index])
+            with torch.autocast(target.type, dtype=torch.bfloat16, enabled=bf16):
+                loss = F.cross_entropy(model(x[index]), y[index])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             loss.item()  # a real loop logs its loss
             done += 1
+    _synchronize(target)
     return steps * batch_size / (time.perf_counter() - started)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 class _PerSampleTransformDataset(TorchDataset):
@@ -108,8 +132,16 @@ def dataloader_loop(arch: str, steps: int, batch_size: int, seed: int = 0) -> fl
     return steps * batch_size / (time.perf_counter() - started)
 
 
-def engine_run(arch: str, steps: int, batch_size: int, seed: int = 0) -> dict[str, float]:
-    """The engine, polled by a reader thread: overall and in-step samples/s."""
+def engine_run(
+    arch: str,
+    steps: int,
+    batch_size: int,
+    seed: int = 0,
+    device: str = "cpu",
+    augment: bool = False,
+) -> dict[str, float]:
+    """The engine, polled by a reader thread: overall and in-step samples/s (with `augment`,
+    every batch shifted and rotated on the way in, deeparch.engine.augment)."""
 
     manager = JobManager(max_running=1, heartbeat_timeout=0)
     config = TrainConfig(
@@ -121,7 +153,8 @@ def engine_run(arch: str, steps: int, batch_size: int, seed: int = 0) -> dict[st
         seed=seed,
         optimizer="adam",
         lr=1e-3,
-        device="cpu",
+        device=device,
+        augment=augment,
     )
     job = manager.submit(config)
     polls = 0
@@ -151,15 +184,21 @@ def engine_run(arch: str, steps: int, batch_size: int, seed: int = 0) -> dict[st
 def run_bench(
     archs: list[str], steps: int, batch_size: int = 64, threads: int = 2, repeats: int = 3
 ) -> dict[str, dict[str, float]]:
-    """Each arch three ways, `repeats` rounds interleaved (fair under a varying load); best kept."""
+    """Each arch four ways (the engine, the engine augmenting every batch, a plain loop, a
+    DataLoader loop), `repeats` rounds interleaved (fair under a varying load); best kept."""
     torch.set_num_threads(threads)
     results: dict[str, dict[str, float]] = {}
     for arch in archs:
-        best = {"engine": 0.0, "engine_in_steps": 0.0, "plain": 0.0, "dataloader": 0.0}
+        best = {
+            "engine": 0.0, "engine_in_steps": 0.0, "plain": 0.0, "dataloader": 0.0,
+            "augmented": 0.0,
+        }  # fmt: skip
         for _ in range(repeats):
             engine = engine_run(arch, steps, batch_size)
             best["engine"] = max(best["engine"], engine["overall"])
             best["engine_in_steps"] = max(best["engine_in_steps"], engine["in_steps"])
+            augmented = engine_run(arch, steps, batch_size, augment=True)
+            best["augmented"] = max(best["augmented"], augmented["overall"])
             # Each loop in a thread of its own, as the engine trains in one (engine/threads.py).
             plain = run_in_fresh_thread(plain_loop, arch, steps, batch_size, name="bench-plain")
             loader = run_in_fresh_thread(
@@ -169,5 +208,7 @@ def run_bench(
             best["dataloader"] = max(best["dataloader"], loader)
         best["engine_vs_plain"] = best["engine"] / best["plain"]
         best["engine_vs_dataloader"] = best["engine"] / best["dataloader"]
+        # What augmentation costs: the engine's samples/s with it over without, same rounds.
+        best["augmented_vs_engine"] = best["augmented"] / best["engine"]
         results[arch] = best
     return results

@@ -17,7 +17,7 @@ import zipfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from deeparch.checkpoint.files import SUFFIX, checkpoint_paths
 from deeparch.errors import DeeparchError
@@ -49,6 +49,14 @@ def pack(weights_path: str | Path) -> bytes:
             if path.is_file():
                 archive.write(path, path.name)
     return buffer.getvalue()
+
+
+def pack_job(job: Any) -> bytes:
+    """A job's checkpoint as the zip the Train page's download gives (`<arch>-<id end>` inside);
+    `job` is any handle with save_checkpoint and snapshot (the engine's JobHandle)."""
+    with tempfile.TemporaryDirectory() as folder:
+        name = f"{job.snapshot()['arch']}-{job.id[-6:]}"
+        return pack(job.save_checkpoint(Path(folder) / name))
 
 
 def unpack(data: bytes, filename: str, folder: Path) -> Path:

@@ -31,9 +31,10 @@ from deeparch.errors import DeeparchError
 OPTIMIZER_PREFIX = "optimizer/"
 # Optimizer state entries that hold one number for a whole parameter tensor, not one per element.
 SCALAR_STATE_KEYS = ("step",)
-# Running averages of squared gradients (Adam, RMSprop) and their sums (Adagrad): square-rooted in
-# every step, so a negative one turns the update into NaN. A real run never has one.
-NON_NEGATIVE_STATE_KEYS = ("exp_avg_sq", "max_exp_avg_sq", "square_avg", "sum")
+# Running averages of squared gradients (Adam, RMSprop, Adadelta), of squared updates (Adadelta's
+# acc_delta) and their sums (Adagrad): square-rooted in every step, so a negative one turns the
+# update into NaN. A real run never has one.
+NON_NEGATIVE_STATE_KEYS = ("exp_avg_sq", "max_exp_avg_sq", "square_avg", "acc_delta", "sum")
 EDITED = "the optimizer state was edited or damaged"
 
 

@@ -101,21 +101,26 @@ def _list_command(args: argparse.Namespace) -> int:
 
 
 def _print_summary(summary: Any) -> None:
+    # The trainable column only when some parameters are frozen (else it repeats params).
+    frozen = summary.trainable_params != summary.total_params
     rows = [
         (
             row.name,
             row.type,
             _shape_text(row.output_shape),
             f"{row.params:,}",
+            *((f"{row.trainable:,}",) if frozen else ()),
             f"{row.mult_adds:,}",
             row.formula,
         )
         for row in summary.rows
     ]
-    headers = ("layer", "type", "output shape", "params", "mult-adds", "formula")
+    headers = ("layer", "type", "output shape", "params")
+    headers += ("trainable",) if frozen else ()
+    headers += ("mult-adds", "formula")
     inputs = ", ".join(_shape_text(shape) for shape in summary.input_shapes)
     print(f"{summary.title} on {summary.dataset} (input {inputs}; batch dimension 1)")
-    print_table(table(headers, rows, {3, 4}))
+    print_table(table(headers, rows, {3, 4, 5} if frozen else {3, 4}))
     print()
     if summary.has_parts:
         # Parts without parameters (flatten, pooling) would only add noise to this line.
@@ -129,7 +134,9 @@ def _print_summary(summary: Any) -> None:
 
 def _summary_command(args: argparse.Namespace) -> int:
     overrides = parse_assignments(args.set)
-    summary = summarize(args.arch, overrides or None, name_option("--dataset", args.dataset))
+    summary = summarize(
+        args.arch, overrides or None, name_option("--dataset", args.dataset), args.freeze or ()
+    )
     if args.format == "json":
         print(json.dumps(summary.to_json_dict(), indent=2))
     elif args.format == "csv":
@@ -169,6 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="a hyperparameter, e.g. --set channels=16,32 (repeatable)",
     )
     summary_parser.add_argument("--dataset", default=None, help="build for this dataset's shapes")
+    summary_parser.add_argument(
+        "--freeze",
+        default=None,
+        metavar="PARTS",
+        help="parts counted as frozen (not trainable), comma-separated, e.g. --freeze features",
+    )
     summary_parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
     summary_parser.set_defaults(func=_summary_command)
 

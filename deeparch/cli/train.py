@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -38,6 +39,12 @@ TRAIN_FLAGS = {
     "optimizer": "--optimizer",
     "seed": "--seed",
     "max_steps": "--max-steps",
+    "lr_schedule": "--lr-schedule",
+    "early_stopping": "--early-stopping",
+    "train_subset": "--train-subset",
+    "augment": "--augment",
+    "freeze": "--freeze",
+    "reconstruction_loss": "--loss",
 }
 
 
@@ -54,9 +61,50 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--epochs", type=int, default=None)
     train.add_argument("--lr", default=None, help="learning rate")
     train.add_argument("--batch-size", dest="batch_size", default=None)
-    train.add_argument("--optimizer", default=None, help="sgd, adam, adamw, rmsprop or adagrad")
+    train.add_argument(
+        "--optimizer", default=None, help="sgd, adam, adamw, rmsprop, adagrad or adadelta"
+    )
     train.add_argument("--seed", default=None)
     train.add_argument("--max-steps", dest="max_steps", default=None, help="0: all epochs")
+    train.add_argument(
+        "--lr-schedule",
+        dest="lr_schedule",
+        default=None,
+        help="constant, step (--set lr_step_epochs=..., lr_gamma=...) or cosine",
+    )
+    train.add_argument(
+        "--early-stopping",
+        dest="early_stopping",
+        default=None,
+        metavar="PATIENCE",
+        help="stop when val_loss has not improved for this many epochs; keep the best weights",
+    )
+    train.add_argument(
+        "--train-subset",
+        dest="train_subset",
+        default=None,
+        metavar="N",
+        help="train on N training samples (stratified, fixed by --seed) to see overfitting",
+    )
+    train.add_argument(
+        "--augment",
+        action="store_const",
+        const="true",
+        default=None,
+        help="image sets: random shifts, small rotations and flips where they make sense",
+    )
+    train.add_argument(
+        "--freeze",
+        default=None,
+        metavar="PARTS",
+        help="parts not to train, comma-separated (see `summary ARCH` for the part names)",
+    )
+    train.add_argument(
+        "--loss",
+        dest="reconstruction_loss",
+        default=None,
+        help="autoencoders, U-Nets and VAEs: default, mse, bce or l1",
+    )
     train.add_argument(
         "--set",
         action="append",
@@ -276,6 +324,8 @@ BENCH_COLUMNS = (
     ("dataloader", "DataLoader loop", ".0f"),
     ("engine_vs_plain", "engine / plain", ".2f"),
     ("engine_vs_dataloader", "engine / DataLoader", ".2f"),
+    ("augmented", "engine augmenting", ".0f"),
+    ("augmented_vs_engine", "augmenting / engine", ".2f"),
 )
 
 
@@ -286,13 +336,21 @@ def bench_command(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     results = run_bench(archs, args.steps, args.batch_size, args.threads, args.repeats)
     rows = [
-        (arch, *(format(result[key], spec) for key, _, spec in BENCH_COLUMNS))
+        (
+            arch,
+            *(
+                format(result[key], spec) if key in result else "-"
+                for key, _, spec in BENCH_COLUMNS
+            ),
+        )
         for arch, result in results.items()
     ]
     rounds = "1 round" if args.repeats == 1 else f"best of {args.repeats} rounds"
     print(f"samples/s, batch {args.batch_size}, {rounds}")
     headers = ("arch", *(header for _, header, _ in BENCH_COLUMNS))
     print_table(table(headers, rows, right=set(range(1, len(headers)))))
+    # Figures on a shared machine mean little without the load they were measured under.
+    print("load average: " + " ".join(f"{load:.2f}" for load in os.getloadavg()))
     print(f"(bench took {time.perf_counter() - started:.0f} s)", file=sys.stderr)
     print(json.dumps(_json_ready(results)), flush=True)
     return 0

@@ -5,6 +5,8 @@ from deeparch.data.catalogue import (  # noqa: F401  (the package's public API)
     Dataset,
     clear_cache,
     dataset_info,
+    dataset_label,
+    dataset_missing,
     dataset_options,
     default_data_root,
     list_datasets,

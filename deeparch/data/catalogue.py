@@ -16,6 +16,7 @@ import torch
 
 from deeparch.config import FieldSpec, config_to_dict, field_specs, hp, make_config
 from deeparch.data import files as data_files
+from deeparch.data import language, synthetic
 from deeparch.data import sources as data_sources
 from deeparch.data.info import DataInfo
 from deeparch.errors import UnknownNameError
@@ -124,6 +125,29 @@ class BlobsOptions(ToyOptions):
 
 
 @dataclass(frozen=True)
+class SinesOptions:
+    noise: float = hp(
+        0.1,
+        "std of the Gaussian noise added to every value (the sines have amplitude <= 1 each)",
+        min=0.0,
+        max=1.0,
+        step=0.01,
+    )
+    seed: int = hp(0, "seed of the generator and the split", min=0, max=2**31 - 1)
+    val_fraction: float = hp(
+        0.2, "share of the windows held out for validation", min=0.05, max=0.5, step=0.05
+    )
+
+
+@dataclass(frozen=True)
+class DigitStringOptions:
+    seed: int = hp(0, "seed of the generator and the split", min=0, max=2**31 - 1)
+    val_fraction: float = hp(
+        0.2, "share of the strings held out for validation", min=0.05, max=0.5, step=0.05
+    )
+
+
+@dataclass(frozen=True)
 class FileOptions:
     limit: int = hp(
         0, "at most this many examples in each split (0 = all)", min=0, max=60000, step=1000
@@ -143,6 +167,8 @@ class _Entry:
     options_cls: type
     loader: Loader
     uses_root: bool = False  # read from the data folder, so the folder is part of the cache key
+    # Files it needs in the data folder: (folder) -> '' when present, else where to put what.
+    missing: Callable[[Path], str] | None = None
 
 
 def _split_loader(load: Callable[[int, float], data_sources.Splits]) -> Loader:
@@ -155,6 +181,19 @@ def _toy_loader(name: str) -> Loader:
 
 def _mnist_family_loader(name: str, class_name: str) -> Loader:
     return lambda o, root: data_files.load_mnist_family(name, class_name, root, o.limit, o.download)
+
+
+def _sequence_set_info(
+    name: str, kind: str, steps: int, symbols: tuple[str, ...], target: tuple, description: str
+) -> DataInfo:
+    """A set whose label is a sequence too: `symbols` are the output classes (none: values)."""
+    return DataInfo(name, kind, (steps,) if kind != "series" else (steps, 1), len(symbols),
+                    symbols, vocab_size=len(symbols), description=description,
+                    target_shape=target)  # fmt: skip
+
+
+def _mnist_family_missing(class_name: str) -> Callable[[Path], str]:
+    return lambda root: data_files.mnist_family_missing(class_name, root)
 
 
 def _toy_info(name: str, class_names: tuple[str, ...], description: str) -> DataInfo:
@@ -186,6 +225,39 @@ _DATASETS: dict[str, _Entry] = {
         DataInfo("mnist_rows", "sequence", (28, 28), 10, DIGIT_NAMES, description=(
             "the bundled MNIST read row by row: 28 time steps of 28 pixels")),
         SplitOptions, _split_loader(data_sources.load_mnist_rows)),
+    "surnames": _Entry(
+        DataInfo("surnames", "tokens", (language.SURNAME_STEPS,), len(language.SURNAME_LANGUAGES),
+                 language.SURNAME_LANGUAGES, vocab_size=language.SURNAME_VOCAB, description=(
+            "about 8,000 surnames of ten languages from Faker's locale lists, one character per "
+            "step (left-padded to 20)")),
+        SplitOptions, _split_loader(language.load_surnames)),
+    "sines": _Entry(
+        _sequence_set_info("sines", "series", synthetic.SERIES_STEPS, (),
+                           (synthetic.SERIES_STEPS, 1), "3,000 windows of 64 values: sums of "
+                           "2-3 sines with a trend and noise; the target is each next value"),
+        SinesOptions, lambda o, root: synthetic.load_sines(o.noise, o.seed, o.val_fraction)),
+    "topics_chars": _Entry(
+        _sequence_set_info("topics_chars", "text", language.TEXT_STEPS, language.CHARACTERS,
+                           (language.TEXT_STEPS,), "Python's help() topics (pydoc_data, 465,000 "
+                           "characters of English) in chunks of 64 characters"),
+        SplitOptions, _split_loader(language.load_topics_chars)),
+    "topics_words": _Entry(
+        _sequence_set_info("topics_words", "windows", 2 * language.WORD_WINDOW + 1,
+                           language.word_vocabulary(), (), "the words of Python's help() topics "
+                           "(1,000 most frequent kept) in windows of 11 around a centre word"),
+        SplitOptions, _split_loader(language.load_topics_words)),
+    "reverse_digits": _Entry(
+        _sequence_set_info("reverse_digits", "transduction", synthetic.DIGIT_STEPS, DIGIT_NAMES,
+                           (synthetic.DIGIT_STEPS,), "6,000 random strings of 8 digits and the "
+                           "same strings reversed"),
+        DigitStringOptions, lambda o, root: synthetic.load_digit_strings(
+            "reverse", o.seed, o.val_fraction)),
+    "sort_digits": _Entry(
+        _sequence_set_info("sort_digits", "transduction", synthetic.DIGIT_STEPS, DIGIT_NAMES,
+                           (synthetic.DIGIT_STEPS,), "6,000 random strings of 8 digits and the "
+                           "same digits sorted"),
+        DigitStringOptions, lambda o, root: synthetic.load_digit_strings(
+            "sort", o.seed, o.val_fraction)),
     "moons": _Entry(
         _toy_info("moons", ("upper moon", "lower moon"),
                   "two interleaving half circles (scikit-learn)"),
@@ -206,20 +278,23 @@ _DATASETS: dict[str, _Entry] = {
     "mnist_full": _Entry(
         _image_info("mnist_full", (1, 28, 28), DIGIT_NAMES, "the full MNIST (60,000 train / "
                     "10,000 test) from the data folder, via torchvision"),
-        FileOptions, _mnist_family_loader("mnist_full", "MNIST"), uses_root=True),
+        FileOptions, _mnist_family_loader("mnist_full", "MNIST"), uses_root=True,
+        missing=_mnist_family_missing("MNIST")),
     "fashion_mnist": _Entry(
         _image_info("fashion_mnist", (1, 28, 28), FASHION_NAMES,
                     "Fashion-MNIST (Zalando): 70,000 28x28 photos of clothing, via torchvision"),
-        FileOptions, _mnist_family_loader("fashion_mnist", "FashionMNIST"), uses_root=True),
+        FileOptions, _mnist_family_loader("fashion_mnist", "FashionMNIST"), uses_root=True,
+        missing=_mnist_family_missing("FashionMNIST")),
     "kmnist": _Entry(
         _image_info("kmnist", (1, 28, 28), KMNIST_NAMES,
                     "Kuzushiji-MNIST: 70,000 28x28 cursive Japanese characters, via torchvision"),
-        FileOptions, _mnist_family_loader("kmnist", "KMNIST"), uses_root=True),
+        FileOptions, _mnist_family_loader("kmnist", "KMNIST"), uses_root=True,
+        missing=_mnist_family_missing("KMNIST")),
     "cifar10": _Entry(
         _image_info("cifar10", (3, 32, 32), CIFAR10_NAMES,
                     "CIFAR-10: 60,000 32x32 colour photos in 10 classes, via torchvision"),
         FileOptions, lambda o, root: data_files.load_cifar10(root, o.limit, o.download),
-        uses_root=True),
+        uses_root=True, missing=data_files.cifar10_missing),
 }  # fmt: skip
 
 DEFAULT_DATASET = "mnist"
@@ -244,6 +319,22 @@ def dataset_info(name: str) -> DataInfo:
 def dataset_options(name: str) -> list[FieldSpec]:
     """The options load_dataset(name, **options) accepts, with defaults and bounds (for widgets)."""
     return field_specs(_entry(name).options_cls)
+
+
+def dataset_missing(name: str, root: str | Path | None = None) -> str:
+    """'' when a dataset can load without a download (bundled, or its files are in the data
+    folder), else what to put where: for pickers to mark a dataset unavailable before Start.
+    A few file-existence checks, no reading: cheap enough for every rerun of a page."""
+    entry = _entry(name)
+    if entry.missing is None:
+        return ""
+    folder = Path(root).expanduser() if root is not None else default_data_root()
+    return entry.missing(folder)
+
+
+def dataset_label(name: str, root: str | Path | None = None) -> str:
+    """A dataset's name for a picker: marked when its files are missing."""
+    return f"{name} (needs files)" if dataset_missing(name, root) else name
 
 
 def default_data_root() -> Path:

@@ -341,3 +341,29 @@ def _extract_cifar_archive(root: Path) -> str:
     except Exception as error:
         return f"could not extract {root / CIFAR_PYTHON_ARCHIVE}: {error}"
     return ""
+
+
+def mnist_family_missing(class_name: str, root: Path) -> str:
+    """'' when <root>/<class_name>/raw holds the four IDX files (or their .gz), else where to
+    put which files: what a dataset picker says before anything is loaded."""
+    raw_dir = root / class_name / "raw"
+    missing = [
+        f for f in IDX_FILES if not ((raw_dir / f).is_file() or (raw_dir / f"{f}.gz").is_file())
+    ]
+    if not missing:
+        return ""
+    return f"put {', '.join(missing)} (or the same names ending in .gz) in {raw_dir}"
+
+
+def cifar10_missing(root: Path) -> str:
+    """'' when one of the forms load_cifar10 reads is in `root`, else where to put what."""
+    binary_dir, python_dir = root / CIFAR_BINARY_DIR, root / CIFAR_PYTHON_DIR
+    binary = [binary_dir / f for f in (*CIFAR_BINARY_TRAIN, CIFAR_BINARY_TEST)]
+    if all(p.is_file() for p in binary) or (root / CIFAR_PYTHON_ARCHIVE).is_file():
+        return ""
+    if all((python_dir / f).is_file() for f in CIFAR_PYTHON_FILES):
+        return ""
+    return (
+        f"put {CIFAR_PYTHON_ARCHIVE}, its folder {CIFAR_PYTHON_DIR} or the folder "
+        f"{CIFAR_BINARY_DIR} (from cifar-10-binary.tar.gz) in {root}"
+    )

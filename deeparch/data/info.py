@@ -9,7 +9,13 @@ from dataclasses import dataclass, field
 #   points:   float (N, 2)  (2-D toy sets)
 #   sequence: float (N, T, F)  (batch_first, time steps then features per step)
 #   tokens:   long  (N, T)  integer token ids below `vocab_size`
-DATA_KINDS = ("image", "points", "sequence", "tokens")
+# and the kinds whose labels are sequences too (target_shape), not one class per sample:
+#   series:   float (N, T, 1) windows and y (N, T, 1) the next values (forecasting)
+#   text:     long  (N, T) character ids and y (N, T) the next characters (a language model)
+#   transduction: long (N, T) input ids and y (N, T_out) output ids (sequence to sequence)
+#   windows:  long  (N, 2w + 1) word ids around a centre word, y (N,) the centre (word2vec)
+DATA_KINDS = ("image", "points", "sequence", "tokens", "series", "text", "transduction", "windows")
+TOKEN_KINDS = ("tokens", "text", "transduction", "windows")  # inputs are long ids
 
 
 @dataclass(frozen=True)
@@ -19,8 +25,9 @@ class DataInfo:
     input_shape: tuple[int, ...]  # one sample, without the batch dimension
     num_classes: int
     class_names: tuple[str, ...] = field(default=())
-    vocab_size: int = 0  # tokens only
+    vocab_size: int = 0  # token kinds only
     description: str = ""
+    target_shape: tuple[int, ...] = ()  # one label's shape when it is more than a class id
 
 
 # A stand-in DataInfo per kind, for building or summarising a model without loading data.

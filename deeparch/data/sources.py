@@ -109,6 +109,35 @@ def stratified_split(
     return train_index, val_index
 
 
+def stratified_subset(labels: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """Indices of `count` samples, each class in proportion to its share (largest remainders
+    round, ties to the lower label), drawn at random for the seed and returned sorted.
+
+    A smaller subset of the same seed is not nested in a larger one; each is a fair sample.
+    """
+    labels = np.asarray(labels)
+    count = min(int(count), len(labels))
+    classes, sizes = np.unique(labels, return_counts=True)
+    exact = sizes * count / len(labels)
+    quota = np.floor(exact).astype(np.int64)
+    remainders = exact - quota
+    order = np.lexsort((classes, -remainders))  # largest remainder first, ties by label
+    quota[order[: count - int(quota.sum())]] += 1
+    rng = np.random.default_rng(seed)
+    parts = [
+        rng.permutation(np.flatnonzero(labels == label))[:take]
+        for label, take in zip(classes, quota, strict=True)
+    ]
+    return np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+
+def seeded_split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, val) of a seeded shuffle of n examples, for sets without classes to
+    stratify by (forecast windows, text chunks, word windows); at least one on each side."""
+    order = np.random.default_rng(seed).permutation(n)
+    val_count = min(max(int(np.floor(val_fraction * n + 0.5)), 1), n - 1)
+    return order[val_count:], order[:val_count]
+
+
 def split_arrays(x: np.ndarray, y: np.ndarray, val_fraction: float, seed: int) -> Splits:
     """Apply stratified_split to features and labels."""
     train_index, val_index = stratified_split(y, val_fraction, seed)

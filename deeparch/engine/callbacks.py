@@ -2,17 +2,25 @@
 
 Hooks, each called with the trainer first: on_train_start(), on_step_end(losses),
 on_snapshot(payload), on_epoch_end(metrics), on_train_end(state). The default set, in order:
-per-epoch evaluation (adds val_<term> to the epoch's metrics), divergence detection (ends the run
-as diverged), snapshots (every snapshot_every steps and at the end), and the metrics log last, so
-it publishes what the others added.
+the learning-rate schedule (sets the rate of the next step), per-epoch evaluation (adds
+val_<term> to the epoch's metrics), early stopping (reads val_loss, so after the evaluation; puts
+the best weights back before the last snapshot), divergence detection (ends the run as diverged),
+per-layer weight and gradient statistics (added to each snapshot), snapshots (every
+snapshot_every steps and at the end), and the metrics log last, so it publishes what the others
+added.
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
+import torch
+
+from deeparch.engine.diagnostics import layer_statistics
 from deeparch.engine.divergence import divergence_reason, explosion_reason
 from deeparch.engine.metrics_log import MetricsLog
+from deeparch.engine.schedule import LR_FLOOR, scheduled_lr
 from deeparch.engine.state import JobState
 
 if TYPE_CHECKING:  # only for annotations: the loop imports nothing from here
@@ -61,6 +69,122 @@ class EpochEvaluation(Callback):
             "train_loss": train_loss,
             **trainer.evaluate(),
         }
+
+
+class LearningRateSchedule(Callback):
+    """Sets every optimizer's rate for the coming step from the schedule (a function of the step,
+    so a resumed run needs no saved scheduler). Each parameter group keeps its own ratio to the
+    base rate: the rate a task gave a group is scaled, not replaced. No rate goes below LR_FLOOR,
+    the least lr a run may set (cosine's eta_min, so a checkpoint's rate is one a run could
+    have)."""
+
+    def __init__(self) -> None:
+        self.base_lrs: dict[str, list[float]] = {}
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        self.base_lrs = {
+            name: [float(group["lr"]) for group in optimizer.param_groups]
+            for name, optimizer in trainer.task.optimizers.items()
+        }
+        self.apply(trainer)
+
+    def on_step_end(self, trainer: Trainer, losses: dict[str, float]) -> None:
+        self.apply(trainer)
+
+    def apply(self, trainer: Trainer) -> None:
+        config = trainer.config
+        if config.lr_schedule == "constant" or trainer.progress.global_step >= trainer.total_steps:
+            return  # after the last step the rate stays that of the last step
+        factor = scheduled_lr(
+            config.lr_schedule,
+            1.0,
+            trainer.progress.global_step,
+            trainer.total_steps,
+            trainer.steps_per_epoch,
+            int(config.lr_step_epochs),
+            float(config.lr_gamma),
+        )
+        for name, optimizer in trainer.task.optimizers.items():
+            for group, base in zip(optimizer.param_groups, self.base_lrs[name], strict=True):
+                group["lr"] = max(base * factor, LR_FLOOR)
+
+
+class EarlyStopping(Callback):
+    """Stops when val_loss has not improved for `early_stopping` epochs (the patience), and ends
+    the run with the weights of the best epoch (Keras' EarlyStopping with restore_best_weights;
+    Prechelt 1998, "Early stopping, but when?"). The final metrics then are the best epoch's,
+    with best_epoch and best_val_loss; the last snapshot says best_epoch too.
+
+    The best weights are a CPU copy, one model's worth per job. A run resumed from a checkpoint
+    starts its patience afresh (the checkpoint holds the last weights, not the best).
+    """
+
+    monitor = "val_loss"
+
+    def __init__(self) -> None:
+        self.best: float | None = None
+        self.best_metrics: dict[str, Any] = {}
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.waited = 0
+        self.restored = False
+
+    def on_epoch_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+        patience = int(trainer.config.early_stopping)
+        value = metrics.get(self.monitor)
+        if patience <= 0 or value is None or not math.isfinite(value):
+            return
+        if self.best is None or value < self.best:
+            self.best, self.best_metrics, self.waited = float(value), dict(metrics), 0
+            self.best_state = {
+                k: v.detach().to("cpu", copy=True) for k, v in trainer.model.state_dict().items()
+            }
+        else:
+            self.waited += 1
+        summary = self.summary()
+        metrics.update(summary)
+        trainer.progress.final_metrics.update(summary)
+        if self.waited >= patience:
+            trainer.should_stop = (
+                JobState.FINISHED,
+                f"early stopping: {self.monitor} has not improved for {patience} "
+                f"epoch{'s' if patience != 1 else ''} since epoch {summary['best_epoch']} "
+                f"({self.best:.4g}); the weights of epoch {summary['best_epoch']} are kept",
+            )
+
+    def summary(self) -> dict[str, Any]:
+        return {"best_epoch": self.best_metrics.get("epoch"), "best_val_loss": self.best}
+
+    def on_train_end(self, trainer: Trainer, state: JobState) -> None:
+        if state is not JobState.FINISHED or self.best_state is None:
+            return
+        final = trainer.progress.final_metrics.get(self.monitor)
+        if final is not None and math.isfinite(final) and final <= self.best:
+            return  # the last weights are the best ones
+        with trainer.step_lock:
+            trainer.model.load_state_dict(self.best_state)
+        self.restored = True
+        progress = trainer.progress
+        # The metrics of the weights the run ends with; step stays the run's last, so the
+        # evaluation of the wrap-up does not overwrite them.
+        progress.final_metrics = {
+            **self.best_metrics,
+            **self.summary(),
+            "restored_from_epoch": self.best_metrics.get("epoch"),
+            "step": progress.global_step,
+        }
+        progress.last_snapshot_step = -1  # the snapshot of the weights kept, not the last ones
+
+    def on_snapshot(self, trainer: Trainer, payload: dict[str, Any]) -> None:
+        if self.best is not None:
+            payload.update(self.summary(), best_weights_restored=self.restored)
+
+
+class LayerStatistics(Callback):
+    """Each snapshot gets the histograms of every layer's weights and last gradients and their
+    norms (deeparch.engine.diagnostics), so the pages draw them over time."""
+
+    def on_snapshot(self, trainer: Trainer, payload: dict[str, Any]) -> None:
+        payload["layers"] = layer_statistics(trainer.model)
 
 
 class DivergenceMonitor(Callback):
@@ -151,4 +275,12 @@ def progress_counters(trainer: Trainer, elapsed: float | None = None) -> dict[st
 
 def default_callbacks(log: MetricsLog) -> list[Callback]:
     """The callbacks every job trains with; the metrics log comes last (see the module's doc)."""
-    return [EpochEvaluation(), DivergenceMonitor(log), Snapshots(), MetricsPublisher(log)]
+    return [
+        LearningRateSchedule(),
+        EpochEvaluation(),
+        EarlyStopping(),
+        DivergenceMonitor(log),
+        LayerStatistics(),
+        Snapshots(),
+        MetricsPublisher(log),
+    ]

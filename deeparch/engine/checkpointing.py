@@ -101,8 +101,8 @@ def restore_trainer(
 
 def _saved_config(meta: dict[str, Any]) -> TrainConfig:
     try:
-        return TrainConfig.from_dict(meta["train_config"])
-    except ConfigError as error:
+        return TrainConfig.from_saved(meta["train_config"])
+    except (ConfigError, TypeError, ValueError) as error:
         raise CheckpointMismatchError(
             f"the checkpoint's train_config cannot be used: {error}"
         ) from None
@@ -169,7 +169,8 @@ def _check_progress(trainer: Trainer, meta: dict[str, Any], saved_config: TrainC
 
 def _check_hyperparameters(described: dict[str, Any]) -> None:
     """The saved learning rate and weight decay within TrainConfig's bounds: the restored optimizer
-    uses the run's own, but a checkpoint whose optimizer ran at lr -1 or 1e30 is not believed."""
+    uses the run's own, but a checkpoint whose optimizer ran at lr -1 or 1e30 is not believed
+    (a learning-rate schedule never goes below lr's least setting, LR_FLOOR)."""
     specs = {spec.name: spec for spec in train_field_specs()}
     for name, entry in described.items():
         for index, group in enumerate(entry["param_groups"]):

@@ -8,10 +8,12 @@ from typing import Any
 
 from deeparch.config import FieldSpec, check_value, coerce, config_to_dict, field_specs, hp
 from deeparch.data import dataset_info, list_datasets
-from deeparch.engine.optim import DEVICE_CHOICES, OPTIMIZERS, choose_device
+from deeparch.engine.optim import DEVICE_CHOICES, OPTIMIZERS, choose_device, device_available
+from deeparch.engine.schedule import LR_FLOOR, LR_SCHEDULES
 from deeparch.errors import ConfigError, UnknownNameError
 from deeparch.models import build_config, get_arch, list_archs
 from deeparch.models.registry import check_compatible
+from deeparch.tasks.reconstruct import RECONSTRUCTION_LOSSES, RECONSTRUCTION_TASKS
 
 # The fields of TrainConfig that are hyperparameters of training (widgets); the others say what
 # is trained on what.
@@ -30,13 +32,14 @@ class TrainConfig:
     )
     optimizer: str = hp(
         "adam",
-        "Update rule: sgd (with momentum 0.9), adam, adamw, rmsprop or adagrad",
+        "Update rule: sgd (with momentum 0.9), adam, adamw, rmsprop, adagrad or adadelta "
+        "(Zeiler 2012: its steps are sized by past updates; lr 1.0 is the paper's)",
         choices=tuple(OPTIMIZERS),
     )
     lr: float = hp(
         1e-3,
         "Learning rate: the step size of each update; too large diverges",
-        min=1e-6,
+        min=LR_FLOOR,
         max=10.0,
         log=True,
     )
@@ -85,6 +88,48 @@ class TrainConfig:
     max_steps: int = hp(
         0, "Stop after this many steps (0: train all epochs)", min=0, max=10_000_000
     )
+    lr_schedule: str = hp(
+        "constant",
+        "How the learning rate changes: constant; step (times lr_gamma every lr_step_epochs "
+        "epochs); cosine (from lr down to 0 over the run, Loshchilov & Hutter 2017)",
+        choices=LR_SCHEDULES,
+    )
+    lr_step_epochs: int = hp(
+        1, "step schedule: epochs between two cuts of the learning rate", min=1, max=1000
+    )
+    lr_gamma: float = hp(
+        0.1, "step schedule: the factor of each cut", min=0.001, max=1.0, step=0.01
+    )
+    early_stopping: int = hp(
+        0,
+        "Patience: stop when val_loss has not improved for this many epochs, and keep the "
+        "weights of the best epoch (0: off)",
+        min=0,
+        max=1000,
+    )
+    train_subset: int = hp(
+        0,
+        "Train on only this many training samples, the same ones for a seed and stratified by "
+        "class (0: all); a small subset shows overfitting",
+        min=0,
+        max=10_000_000,
+    )
+    augment: bool = hp(
+        False,
+        "Image sets: random shifts and small rotations of every training batch, and flips where "
+        "the dataset's pictures allow them (never digits)",
+    )
+    reconstruction_loss: str = hp(
+        "default",
+        "Autoencoders, U-Nets and VAEs: the reconstruction loss; default is mse for autoencoders "
+        "and U-Nets, bce (Bernoulli pixels) for VAEs; l1 is the absolute error",
+        choices=RECONSTRUCTION_LOSSES,
+    )
+    freeze: str = hp(
+        "",
+        "Parts of the model not to train, by name, comma-separated (features, classifier, "
+        "encoder.0): their parameters keep their values and get no optimizer state",
+    )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict that TrainConfig.from_dict turns back into an equal config."""
@@ -125,6 +170,15 @@ class TrainConfig:
         arch_values = {k: getattr(typed_arch, k) for k in config.arch_config}
         return dataclasses.replace(config, arch_config=arch_values)
 
+    @classmethod
+    def from_saved(cls, values: dict[str, Any]) -> TrainConfig:
+        """A checkpoint's config, opened here: a device this machine lacks becomes auto (trained
+        on a GPU server, opened on a laptop: the weights are the same on any device)."""
+        values = dict(values)
+        if not device_available(str(values.get("device", "auto"))):
+            values["device"] = "auto"
+        return cls.from_dict(values)
+
     def validate(self) -> None:
         """Raise ConfigError naming the field for a bad value, name or combination."""
         for spec in train_field_specs():
@@ -140,6 +194,13 @@ class TrainConfig:
             raise ConfigError("dataset", dataset, "one of " + ", ".join(list_datasets())) from None
         arch_config = spec_config(self)
         check_compatible(spec, info)
+        if self.reconstruction_loss != "default" and spec.task not in RECONSTRUCTION_TASKS:
+            raise ConfigError(
+                "reconstruction_loss",
+                self.reconstruction_loss,
+                f"default for {self.arch}, a {spec.task} model",
+                "mse, bce and l1 choose the loss of autoencoders, U-Nets and VAEs",
+            )
         if spec.check is not None:
             spec.check(arch_config, info)
         choose_device(self.device)

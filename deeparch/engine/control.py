@@ -77,6 +77,11 @@ class JobControl:
             return True
 
     @property
+    def stop_requested(self) -> bool:
+        with self._condition:
+            return self._stop_requested
+
+    @property
     def stop_reason(self) -> str:
         with self._condition:
             return self._stop_reason

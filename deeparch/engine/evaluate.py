@@ -16,8 +16,8 @@ def checkpoint_config(tensors_path: str | Path, meta: dict[str, Any]) -> TrainCo
     """The TrainConfig a checkpoint was trained with, or one message naming the file."""
     weights_path = checkpoint.checkpoint_paths(tensors_path)[0]
     try:
-        return TrainConfig.from_dict(meta["train_config"])
-    except ConfigError as error:
+        return TrainConfig.from_saved(meta["train_config"])
+    except (ConfigError, TypeError, ValueError) as error:
         raise DeeparchError(
             f"{weights_path} has a train_config deeparch cannot use: {error}"
         ) from None

@@ -8,7 +8,6 @@ honours between steps; what it trains is a Trainer (deeparch.engine.loop).
 from __future__ import annotations
 
 import copy
-import gc
 import logging
 import threading
 import time
@@ -29,7 +28,7 @@ from deeparch.engine.divergence import (
 )
 from deeparch.engine.loop import Trainer
 from deeparch.engine.metrics_log import MetricsLog
-from deeparch.engine.prepare import Prepared
+from deeparch.engine.prepare import Prepared, release_cuda_cache
 from deeparch.engine.state import JobState, StateMachine, StateView
 from deeparch.tasks import Task
 
@@ -211,24 +210,30 @@ class ThreadJob(StateView):
 
     def _run(self) -> None:
         try:
-            outcome, reason = self.trainer.run()
-            self.machine.move(outcome, reason)
-        except torch.cuda.OutOfMemoryError as error:
-            self._release_device_memory()
-            self.machine.move(
-                JobState.FAILED,
-                f"out of memory on {self.device} at step {self.trainer.progress.global_step} "
-                f"({str(error).splitlines()[0]}); memory released; try a smaller batch_size "
-                "or a smaller model",
-            )
-        except Exception as error:  # noqa: BLE001  (one job's failure must not end the process)
-            logger.debug("job %s failed", self.id, exc_info=True)
-            self.machine.move(*self._failure(error))
+            self.machine.move(*self._train())
         finally:
             # The next queued job starts before wait() returns, so a waiter sees it running.
             if self.scheduler is not None:
                 self.scheduler.job_ended(self)
             self._done.set()
+
+    def _train(self) -> tuple[JobState, str]:
+        """Train to the end; the state and reason the job ends with."""
+        try:
+            return self.trainer.run()
+        except torch.cuda.OutOfMemoryError as error:
+            message = str(error).splitlines()[0] if str(error) else "out of memory"
+        except Exception as error:  # noqa: BLE001  (one job's failure must not end the process)
+            logger.debug("job %s failed", self.id, exc_info=True)
+            return self._failure(error)
+        # Released here, out of the except block: until it ends, the traceback holds the frames
+        # of the failed step and with them its activations, which no gc.collect() can free.
+        self._release_device_memory()
+        return (
+            JobState.FAILED,
+            f"out of memory on {self.device} at step {self.trainer.progress.global_step} "
+            f"({message}); memory released; try a smaller batch_size or a smaller model",
+        )
 
     def _failure(self, error: Exception) -> tuple[JobState, str]:
         step = self.trainer.progress.global_step
@@ -262,15 +267,21 @@ class ThreadJob(StateView):
         return ""
 
     def _release_device_memory(self) -> None:
+        """Give back what a failed job holds on its device: optimizer state, gradients, and the
+        model and tensors moved to the CPU (the job's views still read them there)."""
         for optimizer in self.task.optimizers.values():
             optimizer.state.clear()
         for param in self.model.parameters():
             param.grad = None
-        self._prepared.x_train = self._prepared.x_train.to("cpu")
-        self._prepared.x_val = self._prepared.x_val.to("cpu")
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        if self.device.type != "cpu":
+            self.model.to("cpu")
+            prepared = self._prepared
+            for name in ("x_train", "y_train", "x_val", "y_val"):
+                setattr(prepared, name, getattr(prepared, name).to("cpu"))
+            for name, value in vars(self.task).items():  # fixed noise, cached batches
+                if isinstance(value, torch.Tensor) and value.device.type != "cpu":
+                    setattr(self.task, name, value.to("cpu"))
+        release_cuda_cache()
 
 
 def loaded_job(

@@ -173,6 +173,8 @@ class Trainer:
                     if self.should_stop is not None:
                         return self.end(*self.should_stop)
                 self.finish_epoch()
+                if self.should_stop is not None:  # early stopping decides at an epoch's end
+                    return self.end(*self.should_stop)
         return self.end(JobState.FINISHED, self.finished_reason())
 
     def train_one(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
@@ -188,6 +190,8 @@ class Trainer:
                 )
             else:
                 borrowed = contextlib.nullcontext()
+            if self.prepared.augmenter is not None:
+                batch = self.prepared.augmenter(batch, progress.global_step)
             with borrowed:
                 losses = self.task.train_step(batch)
             progress.global_step += 1

@@ -13,16 +13,20 @@ from deeparch.errors import ConfigError, UnknownNameError
 logger = logging.getLogger(__name__)
 
 # name -> (class, fixed keyword arguments). SGD gets classical momentum 0.9 (Sutskever et al. 2013);
-# the others keep PyTorch's defaults, which are the published ones.
+# the others keep PyTorch's defaults, which are the published ones. Adadelta (Zeiler 2012) scales
+# each step by the ratio of running RMS of past updates to past gradients, so its learning rate is
+# a multiplier of that step: the paper's rule is lr = 1.0.
 OPTIMIZERS: dict[str, tuple[Callable[..., torch.optim.Optimizer], dict[str, Any]]] = {
     "sgd": (torch.optim.SGD, {"momentum": 0.9}),
     "adam": (torch.optim.Adam, {}),
     "adamw": (torch.optim.AdamW, {}),
     "rmsprop": (torch.optim.RMSprop, {}),
     "adagrad": (torch.optim.Adagrad, {}),
+    "adadelta": (torch.optim.Adadelta, {}),
 }
 
-# Optimizers with a fused implementation (PyTorch 2.4+ on the CPU, CUDA and MPS); RMSprop has none.
+# Optimizers with a fused implementation (PyTorch 2.4+ on the CPU, CUDA and MPS); RMSprop and
+# Adadelta have none.
 FUSED_CAPABLE = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW, torch.optim.Adagrad)
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
@@ -69,6 +73,11 @@ def choose_device(name: str = "auto") -> torch.device:
     if name == "mps" and not _mps_available():
         raise ConfigError("device", name, "auto or cpu", "Apple's MPS backend is missing here")
     return torch.device(name)
+
+
+def device_available(name: str) -> bool:
+    """Whether choose_device(name) finds that device here."""
+    return {"cuda": torch.cuda.is_available, "mps": _mps_available}.get(name, lambda: True)()
 
 
 def default_max_running() -> int:

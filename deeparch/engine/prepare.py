@@ -5,6 +5,7 @@ dry-run batch, so a mistake is a ConfigError message rather than a traceback ins
 from __future__ import annotations
 
 import copy
+import gc
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,10 +13,13 @@ import torch
 from torch import nn
 
 from deeparch.data import DataInfo, load_dataset
+from deeparch.data.sources import stratified_subset
+from deeparch.engine.augment import ImageAugmenter, augments, policy_for
 from deeparch.engine.limits import check_job_limits
 from deeparch.engine.optim import choose_device, make_optimizer
 from deeparch.errors import ConfigError, DeeparchError
 from deeparch.models import create_model, get_arch
+from deeparch.models.parts import freeze_parts
 from deeparch.randomness import (
     JobGenerators,
     borrowed_global_generator,
@@ -43,6 +47,7 @@ class Prepared:
     y_train: torch.Tensor
     x_val: torch.Tensor
     y_val: torch.Tensor
+    augmenter: ImageAugmenter | None = None  # moves each training batch (augment on)
 
 
 def prepare(config: Any, dry_run: bool = True) -> Prepared:
@@ -52,11 +57,13 @@ def prepare(config: Any, dry_run: bool = True) -> Prepared:
     dataset_name = config.dataset or spec.default_dataset
     device = choose_device(config.device)
     data = load_dataset(dataset_name)
+    x_train, y_train = training_subset(config, dataset_name, data.x_train, data.y_train)
     # The initial weights come from the seed alone: module constructors draw from the default
     # generator, which is lent seeded and under a lock (deeparch.randomness explains).
     with borrowed_global_generator(int(config.seed)):
         model, arch_config = create_model(config.arch, config.arch_config, data.info)
-    check_job_limits(config, arch_config, model, len(data.x_train))  # the class's caps
+    freeze_parts(model, config.freeze)
+    check_job_limits(config, arch_config, model, len(x_train))  # the class's caps
     use_job_dropout(model)  # dropout masks from the job's generator, not the process's
     check_batch_norm_batch(model, int(config.batch_size))
     template = copy.deepcopy(model).eval()
@@ -69,9 +76,12 @@ def prepare(config: Any, dry_run: bool = True) -> Prepared:
     )
     optimizers = {
         name: make_optimizer(config.optimizer, groups, float(config.lr), float(config.weight_decay))
-        for name, groups in task.param_groups().items()
+        for name, groups in trainable_groups(task.param_groups(), config).items()
     }
     task.set_optimizers(optimizers)
+    augmenter = None
+    if config.augment and augments(data.info):
+        augmenter = ImageAugmenter(policy_for(data.info), int(config.seed), device)
     x_val, y_val = data.x_val.to(device), data.y_val.to(device)
     prepared = Prepared(
         config=config,
@@ -84,14 +94,56 @@ def prepare(config: Any, dry_run: bool = True) -> Prepared:
         template=template,
         task=task,
         generators=generators,
-        x_train=data.x_train,
-        y_train=data.y_train,
+        x_train=x_train,
+        y_train=y_train,
         x_val=x_val,
         y_val=y_val,
+        augmenter=augmenter,
     )
     if dry_run:
         check_one_batch(prepared)
     return prepared
+
+
+def training_subset(
+    config: Any, dataset_name: str, x: torch.Tensor, y: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training samples a run uses: all, or train_subset of them, stratified by class and
+    the same for the same seed (the validation set stays whole, so overfitting shows)."""
+    count = int(config.train_subset)
+    if count == 0:
+        return x, y
+    if count > len(y):
+        raise ConfigError(
+            "train_subset",
+            count,
+            f"0 (all) or at most {len(y):,}, the training samples of {dataset_name}",
+        )
+    index = torch.from_numpy(stratified_subset(y.numpy(), count, int(config.seed)))
+    return x.index_select(0, index), y.index_select(0, index)
+
+
+def trainable_groups(
+    groups_by_optimizer: dict[str, list[dict[str, Any]]], config: Any
+) -> dict[str, list[dict[str, Any]]]:
+    """Each optimizer's parameter groups without frozen parameters, so those get no state (and
+    no weight decay: a frozen weight must keep its value). An optimizer left with nothing to
+    train is a ConfigError naming freeze."""
+    kept: dict[str, list[dict[str, Any]]] = {}
+    for name, groups in groups_by_optimizer.items():
+        trainable = [
+            {**group, "params": [p for p in group["params"] if p.requires_grad]} for group in groups
+        ]
+        trainable = [group for group in trainable if group["params"]]
+        if not trainable:
+            raise ConfigError(
+                "freeze",
+                config.freeze,
+                f"parts that leave the {name} something to train",
+                f"every parameter the {name} optimizer updates would be frozen",
+            )
+        kept[name] = trainable
+    return kept
 
 
 def check_batch_norm_batch(model: torch.nn.Module, batch_size: int) -> None:
@@ -129,11 +181,14 @@ def check_one_batch(prepared: Prepared) -> None:
     )
     # Throwaway generators: the dry run must not move the job's own (nor the default) ones.
     seed = int(prepared.config.seed)
+    out_of_memory = ""
     try:
         with use_generators(JobGenerators(seed, prepared.device)), borrowed_global_generator(seed):
             prepared.task.dry_run(batch)
     except DeeparchError:
         raise
+    except torch.cuda.OutOfMemoryError as error:
+        out_of_memory = str(error).splitlines()[0] if str(error) else "out of memory"
     except (RuntimeError, ValueError, IndexError, TypeError) as error:
         first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ConfigError(
@@ -143,3 +198,20 @@ def check_one_batch(prepared: Prepared) -> None:
             f"(input {tuple(prepared.info.input_shape)})",
             f"one batch failed: {first_line}",
         ) from error
+    if out_of_memory:
+        # Out of the except block, whose traceback held the batch's activations: now they go.
+        del batch
+        release_cuda_cache()
+        raise ConfigError(
+            "batch_size",
+            prepared.config.batch_size,
+            f"a batch that fits in the memory of {prepared.device}",
+            f"one batch ran out of memory ({out_of_memory}); try a smaller batch_size or model",
+        )
+
+
+def release_cuda_cache() -> None:
+    """Return freed blocks to the device, so nvidia-smi and other jobs see the memory again."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -323,6 +323,16 @@ class RayBackend:
     def load(self, job_id: str, path: str | Path, owner: str | None) -> JobHandle:
         return self.local.load(job_id, path, owner)
 
+    def capacity(self) -> int:
+        """Jobs the cluster can train at once now: its CPUs (or GPUs) over one job's share."""
+        resources = ray_module().cluster_resources()
+        fits = []
+        if self.pool.cpus_per_job:
+            fits.append(resources.get("CPU", 0.0) / self.pool.cpus_per_job)
+        if self.pool.gpus_per_job:
+            fits.append(resources.get("GPU", 0.0) / self.pool.gpus_per_job)
+        return max(1, int(min(fits))) if fits else 1
+
     def shutdown(self) -> None:
         """Stop every worker (their jobs end) and Ray itself if this backend started it."""
         self.pool.close()

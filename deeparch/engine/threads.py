@@ -1,4 +1,5 @@
-"""Running a piece of PyTorch work in a short-lived thread of its own.
+"""How the CPU is shared: short-lived threads for side work, a thread budget per training job, and
+turns (time slices) between the jobs a server has admitted.
 
 PyTorch's CPU kernels run on OpenMP (libgomp). Every thread that runs a parallel region gets a
 team of OpenMP workers that lives as long as that thread does. Once the process holds more
@@ -7,14 +8,25 @@ region then waits for workers to be woken by the kernel: measured on 2 cores, a 
 MLP steps ran 2x slower (34,000 against 15,000 samples/s) as soon as the main thread had done one
 multi-threaded matrix product. Work done for a job outside its training thread (building the
 model, the dry-run batch) therefore runs in a thread that exits afterwards, taking its team along.
+
+torch.set_num_threads called inside a training thread sets that thread's OpenMP team size (an
+OpenMP setting per thread), so each job gets its own budget: the cores divided among the jobs
+that train at once, at least one each (ThreadBudget). With more jobs admitted than cores, the jobs
+take turns (TimeSlices): each trains for a short slice while holding one of `cores` turns, then
+queues for the next, so every admitted job shows its first loss point within a few slices while
+no more threads compute at once than there are cores.
 """
 
 from __future__ import annotations
 
+import collections
 import os
 import threading
+import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
+
+import torch
 
 Result = TypeVar("Result")
 
@@ -46,3 +58,156 @@ def threads_beside_a_browser() -> int:
     live page uses about half a core (measured with scripts/bench_app.py).
     """
     return max(1, (os.cpu_count() or 2) - 1)
+
+
+# ---- a thread budget per job ---------------------------------------------------------------------
+
+
+class ThreadBudget:
+    """Torch threads per training job: `cores` divided among the jobs computing at once.
+
+    Every job gets at least one thread and the shares add up to `cores` whenever there are at
+    most `cores` jobs (the manager and TimeSlices see to that), so the jobs never ask for more
+    threads than there are cores. A job reads its share between steps (BudgetedGate).
+    """
+
+    def __init__(self, cores: int) -> None:
+        self.cores = max(1, int(cores))
+        self._lock = threading.Lock()
+        self._jobs: list[str] = []  # in the order they began
+
+    def join(self, job_id: str) -> None:
+        with self._lock:
+            if job_id not in self._jobs:
+                self._jobs.append(job_id)
+
+    def leave(self, job_id: str) -> None:
+        with self._lock:
+            if job_id in self._jobs:
+                self._jobs.remove(job_id)
+
+    def shares(self) -> dict[str, int]:
+        """{job id: threads}; the first jobs take the remainder of an uneven division."""
+        with self._lock:
+            jobs = list(self._jobs)
+        if not jobs:
+            return {}
+        base, extra = divmod(self.cores, len(jobs))
+        return {job: max(1, base + (1 if index < extra else 0)) for index, job in enumerate(jobs)}
+
+    def share(self, job_id: str) -> int:
+        return self.shares().get(job_id, 1)
+
+    def total(self) -> int:
+        return sum(self.shares().values())
+
+
+# ---- turns between admitted jobs -----------------------------------------------------------------
+
+
+class TimeSlices:
+    """`turns` jobs compute at once; the others wait in first-come order for a turn.
+
+    A job holds a turn for `slice_s` seconds of training, then gives it up and queues again, so
+    all admitted jobs advance in round-robin. A job that pauses, stops or ends gives its turn up
+    at once. slice_s of 0 means a job keeps its turn until it pauses or ends.
+    """
+
+    def __init__(self, turns: int, slice_s: float) -> None:
+        self.turns = max(1, int(turns))
+        self.slice_s = float(slice_s)
+        self._condition = threading.Condition()
+        self._holders: dict[str, float] = {}  # job id -> when its turn began
+        self._waiting: collections.deque[str] = collections.deque()
+
+    def holding(self, job_id: str) -> bool:
+        with self._condition:
+            return job_id in self._holders
+
+    def expired(self, job_id: str) -> bool:
+        """Whether the job's slice is used up and someone is waiting for a turn."""
+        with self._condition:
+            began = self._holders.get(job_id)
+            if began is None or self.slice_s <= 0 or not self._waiting:
+                return False
+            return time.perf_counter() - began >= self.slice_s
+
+    def acquire(self, job_id: str, give_up: Callable[[], bool], poll_s: float = 0.1) -> bool:
+        """Wait for a turn; False (without one) once give_up() says the job should not train."""
+        with self._condition:
+            if job_id in self._holders:
+                return True
+            self._waiting.append(job_id)
+            try:
+                while True:
+                    if give_up():
+                        return False
+                    if len(self._holders) < self.turns and self._waiting[0] == job_id:
+                        self._holders[job_id] = time.perf_counter()
+                        return True
+                    self._condition.wait(poll_s)
+            finally:
+                self._waiting.remove(job_id)
+                self._condition.notify_all()
+
+    def release(self, job_id: str) -> None:
+        with self._condition:
+            if self._holders.pop(job_id, None) is not None:
+                self._condition.notify_all()
+
+    def computing(self) -> list[str]:
+        with self._condition:
+            return list(self._holders)
+
+    def waiting(self) -> int:
+        with self._condition:
+            return len(self._waiting)
+
+
+class BudgetedGate:
+    """A job's gate (deeparch.engine.loop.Gate) that also takes turns and keeps its thread budget.
+
+    Between two steps: a job whose slice is used up gives its turn to the next; before training
+    it waits for a turn (a stop ends the wait), and sets its torch threads to its current share.
+    It runs in the job's training thread, the only thread whose OpenMP team it sizes.
+    """
+
+    def __init__(
+        self,
+        inner: Any,
+        job_id: str,
+        slices: TimeSlices,
+        budget: ThreadBudget,
+        stop_requested: Callable[[], bool],
+    ) -> None:
+        self.inner = inner
+        self.job_id = job_id
+        self.slices = slices
+        self.budget = budget
+        self.stop_requested = stop_requested
+        self.threads = 0  # what this thread has set so far
+
+    @property
+    def stop_reason(self) -> str:
+        return self.inner.stop_reason
+
+    def between_steps(self, step: int) -> tuple[bool, float]:
+        if self.slices.expired(self.job_id) or getattr(self.inner, "pause_requested", False):
+            self.give_up_turn()
+        go, paused = self.inner.between_steps(step)
+        if not go:
+            self.give_up_turn()
+            return go, paused
+        if not self.slices.holding(self.job_id):
+            if not self.slices.acquire(self.job_id, self.stop_requested):
+                return self.inner.between_steps(step)  # stopped while waiting: the gate says so
+            self.budget.join(self.job_id)
+        threads = self.budget.share(self.job_id)
+        if threads != self.threads:
+            torch.set_num_threads(threads)
+            self.threads = threads
+        return go, paused
+
+    def give_up_turn(self) -> None:
+        self.budget.leave(self.job_id)
+        self.slices.release(self.job_id)

@@ -30,6 +30,7 @@ class ViewSpec:
     starter: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields of the starter
     hint: str = ""  # what to do when there is nothing to show
     data_kinds: tuple[str, ...] | None = None  # restrict to architectures of these data kinds
+    datasets: tuple[str, ...] | None = None  # restrict to jobs trained on these datasets
 
 
 VIEWS: dict[str, ViewSpec] = {
@@ -90,7 +91,49 @@ VIEWS: dict[str, ViewSpec] = {
         "or a 2-D U-Net denoiser.",
         data_kinds=("image",),
     ),
-}
+    "forecast": ViewSpec(
+        "Forecasting",
+        ("forecast",),
+        None,
+        dict(arch="forecaster", dataset="sines", epochs=10, batch_size=64, lr=3e-3,
+             snapshot_every=20),
+        "Train the forecaster (any cell: rnn, lstm, gru, qrnn, tcn) on the sines.",
+    ),
+    "language": ViewSpec(
+        "Language model",
+        ("language_model",),
+        None,
+        dict(arch="char_lm", dataset="topics_chars", epochs=5, batch_size=64, lr=3e-3,
+             snapshot_every=25),
+        "Train the character language model on Python's help() text; samples appear as it "
+        "trains.",
+    ),
+    "seq2seq": ViewSpec(
+        "Encoder-decoder",
+        ("seq2seq",),
+        None,
+        dict(arch="seq2seq", dataset="reverse_digits", epochs=15, batch_size=64, lr=3e-3,
+             snapshot_every=25),
+        "Train the encoder-decoder on reversing (or sorting) digit strings.",
+    ),
+    "names": ViewSpec(
+        "Surnames",
+        ("sequence",),
+        None,
+        dict(arch="lstm", dataset="surnames", epochs=8, batch_size=64, lr=3e-3,
+             snapshot_every=50),
+        "Train a sequence classifier (rnn, lstm, gru, qrnn, tcn) on the surnames dataset.",
+        datasets=("surnames",),
+    ),
+    "words": ViewSpec(
+        "Word embeddings",
+        ("word2vec",),
+        None,
+        dict(arch="skipgram", dataset="topics_words", epochs=15, batch_size=256, lr=1e-2,
+             snapshot_every=40),
+        "Train word2vec (skipgram or cbow) on the words of Python's help() text.",
+    ),
+}  # fmt: skip
 
 
 def view_spec(view: str) -> ViewSpec:
@@ -122,7 +165,12 @@ def job_fits(view: str, arch: str, task: str) -> bool:
 
 def suitable_jobs(view: str, jobs: list[JobHandle]) -> list[JobHandle]:
     """The jobs a view can show, in the order given (pages pass the session's, newest first)."""
-    return [job for job in jobs if job_fits(view, job.arch, job.task_name)]
+    datasets = view_spec(view).datasets
+    return [
+        job
+        for job in jobs
+        if job_fits(view, job.arch, job.task_name) and (datasets is None or job.dataset in datasets)
+    ]
 
 
 def job_label(job: JobHandle) -> str:

@@ -104,9 +104,13 @@ def filters_figure(filters: np.ndarray, title: str = "", columns: int = 8, heigh
 
 
 def probabilities_figure(
-    probabilities: np.ndarray, class_names: Sequence[str] | None = None, height: int = 280
+    probabilities: np.ndarray,
+    class_names: Sequence[str] | None = None,
+    height: int = 280,
+    note: str = "",
 ) -> go.Figure:
-    """Bar chart of class probabilities, the most likely class highlighted."""
+    """Bar chart of class probabilities, the most likely class highlighted; `note` (a caution
+    such as "unlike the training data") follows the prediction in the title."""
     probabilities = np.asarray(probabilities, dtype=np.float32)
     names = list(class_names) if class_names else [str(i) for i in range(len(probabilities))]
     best = int(np.argmax(probabilities))
@@ -114,7 +118,8 @@ def probabilities_figure(
     fig = go.Figure(go.Bar(x=names, y=probabilities, marker_color=colours))
     fig.update_yaxes(range=[0, 1], title="probability")
     fig.update_xaxes(type="category", title="class")
-    return _layout(fig, f"prediction: {names[best]} ({probabilities[best]:.0%})", height)
+    title = f"prediction: {names[best]} ({probabilities[best]:.0%})"
+    return _layout(fig, f"{title} · {note}" if note else title, height)
 
 
 def png_data_uri(image: np.ndarray) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import operator
 import os
+import threading
 import traceback
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -66,12 +67,22 @@ class TracedPart:
     concrete: dict[str, Any] = field(default_factory=dict)  # arguments fixed while tracing
 
 
+# fx patches torch.nn.Module.__call__ for the whole process while it traces: every module call in
+# every thread (another tab's table, a training step) reaches the tracing tracer's call_module,
+# and nn.Module.__getattr__, so that parameters read anywhere become proxies.
+# Traces therefore take turns (two at once could restore each other's patch in the wrong order),
+# and a tracer lets other threads' calls through untouched.
+_TRACE_LOCK = threading.Lock()
+
+
 class _Tracer(fx.Tracer):
-    """fx's tracer with three changes: it traces any method, treats the modules in `opaque` as
-    single nodes, and remembers the innermost module whose forward failed to trace."""
+    """fx's tracer with four changes: it traces any method, treats the modules in `opaque` as
+    single nodes, remembers the innermost module whose forward failed to trace, and leaves other
+    threads' module calls alone."""
 
     def __init__(self, method: str, opaque: set[str]) -> None:
         super().__init__()
+        self.thread = threading.get_ident()
         self.traced_func_name = method  # fx traces this method of the root instead of forward
         self.opaque = opaque
         self.failed_in: str | None = None
@@ -84,7 +95,14 @@ class _Tracer(fx.Tracer):
             or next(module.parameters(recurse=False), None) is not None
         )
 
+    def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict) -> Any:
+        if threading.get_ident() != self.thread:  # another thread's parameter: the real one
+            return attr_val
+        return super().getattr(attr, attr_val, parameter_proxy_cache)
+
     def call_module(self, module: nn.Module, forward: Any, args: tuple, kwargs: dict) -> Any:
+        if threading.get_ident() != self.thread:  # another thread's model: not being traced
+            return forward(*args, **kwargs)
         try:
             return super().call_module(module, forward, args, kwargs)
         except Exception:
@@ -132,7 +150,8 @@ def _trace(part: TracedPart) -> tuple[fx.GraphModule, dict[str, str]]:
         for _ in modes:  # each retry keeps one more module whole
             tracer = _Tracer(part.method, set(opaque))
             try:
-                graph = tracer.trace(part.module, concrete_args=part.concrete or None)
+                with _TRACE_LOCK:
+                    graph = tracer.trace(part.module, concrete_args=part.concrete or None)
             except Exception as error:  # noqa: BLE001  (fx raises TraceError, TypeError, ...)
                 if not tracer.failed_in:
                     raise TracingFailed(_explain(error)) from error

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 import torch
@@ -12,10 +14,11 @@ from torch import nn
 
 from deeparch.config import config_to_dict
 from deeparch.data import dataset_info
-from deeparch.data.info import DataInfo
+from deeparch.data.info import TOKEN_KINDS, DataInfo
 from deeparch.errors import ConfigError, UnknownNameError
 from deeparch.introspection import formulas
 from deeparch.introspection.convmath import receptive_field
+from deeparch.models.parts import freeze_parts
 from deeparch.models.registry import create_model, get_arch
 
 logger = logging.getLogger(__name__)
@@ -72,6 +75,7 @@ class LayerTable:
     input_shapes: list[tuple[int, ...]] = field(default_factory=list)  # one per dry-run pass
     dataset: str = ""
     config: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what a reader of the counts should know
 
     @property
     def total_params(self) -> int:
@@ -339,7 +343,7 @@ def example_input(info: DataInfo, batch_size: int = 1) -> torch.Tensor:
     """A deterministic input batch of the dataset's kind: floats, or long token ids."""
     generator = torch.Generator().manual_seed(0)
     shape = (batch_size, *info.input_shape)
-    if info.kind == "tokens":
+    if info.kind in TOKEN_KINDS:
         return torch.randint(0, max(info.vocab_size, 1), shape, generator=generator)
     if info.kind == "image":
         return torch.rand(shape, generator=generator)
@@ -369,14 +373,19 @@ def _gan_runs(info: DataInfo) -> list[Run]:
 
 
 def summarize(
-    arch_name: str, overrides: dict[str, Any] | None = None, dataset: str | None = None
+    arch_name: str,
+    overrides: dict[str, Any] | None = None,
+    dataset: str | None = None,
+    freeze: str | Sequence[str] = (),
 ) -> LayerTable:
-    """The layer table of a registered architecture, or of "torchvision:<name>"."""
+    """The layer table of a registered architecture, or of "torchvision:<name>"; the parts named
+    in `freeze` count as not trainable (the trainable column and total)."""
     if arch_name.startswith(TORCHVISION_PREFIX):
         return summarize_torchvision(arch_name[len(TORCHVISION_PREFIX) :], overrides, dataset)
     spec = get_arch(arch_name)
     info = dataset_info_for(arch_name, dataset)
     model, config = create_model(arch_name, overrides, info)
+    freeze_parts(model, freeze)
     runs = _gan_runs(info) if spec.task == "gan" else [example_input(info)]
     table = layer_table(model, runs[0] if len(runs) == 1 else runs, title=arch_name)
     table.dataset = info.name
@@ -394,10 +403,36 @@ def torchvision_model_names() -> list[str]:
     return sorted(models.list_models(module=models))
 
 
+def torchvision_module(model_name: str) -> ModuleType:
+    """The torchvision module whose code builds the model (its source is worth reading)."""
+    from torchvision import models
+
+    return sys.modules[models.get_model_builder(model_name).__module__]
+
+
+def torchvision_published_params(model_name: str) -> int | None:
+    """The parameter count torchvision publishes with the model's default weights (their
+    metadata, read without downloading them); None for a model published without weights."""
+    from torchvision import models
+
+    try:
+        weights = models.get_model_weights(model_name)
+    except (KeyError, ValueError):
+        return None
+    return int(weights.DEFAULT.meta["num_params"])
+
+
 def summarize_torchvision(
-    model_name: str, overrides: dict[str, Any] | None = None, dataset: str | None = None
+    model_name: str,
+    overrides: dict[str, Any] | None = None,
+    dataset: str | None = None,
+    max_params: int | None = None,
 ) -> LayerTable:
-    """A torchvision classification model, untrained (weights=None), on one 3x224x224 image."""
+    """A torchvision classification model, untrained (weights=None), on one 3x224x224 image.
+
+    max_params refuses, before building, a model whose published count is larger (a shared
+    server builds every student's choice in its own memory).
+    """
     from torchvision import models
 
     known = torchvision_model_names()
@@ -422,8 +457,46 @@ def summarize_torchvision(
             kwargs["num_classes"] = 0
         if kwargs["num_classes"] < 1:
             raise ConfigError("num_classes", value, "an integer of at least 1")
+    published = torchvision_published_params(model_name)
+    if max_params is not None and published is not None and published > max_params:
+        raise ConfigError(
+            "torchvision model",
+            model_name,
+            f"a model of at most {max_params:,} parameters on this server",
+            f"{model_name} has {published:,}",
+        )
     model = models.get_model(model_name, weights=None, **kwargs)
     table = layer_table(model, TORCHVISION_INPUT_SHAPE, title=TORCHVISION_PREFIX + model_name)
     table.dataset = "imagenet-shaped input (3x224x224)"
     table.config = kwargs
+    if published is not None and kwargs.get("num_classes", 1000) == 1000:
+        note = builder_parts_note(table, model_name, published)
+        if note:
+            table.notes.append(note)
     return table
+
+
+def builder_parts_note(table: LayerTable, model_name: str, published: int) -> str | None:
+    """Why the count differs from torchvision's published one, where it does.
+
+    Built without weights, some builders add parts their published weights leave out: googlenet
+    keeps its two auxiliary classifiers (aux1, aux2), which only run in training. Such parts are
+    top-level children the dry run never called.
+    """
+    total = table.total_params
+    if total == published:
+        return None
+    called: dict[str, bool] = {}
+    counts: dict[str, int] = {}
+    for row in table.rows:
+        called[row.part] = called.get(row.part, False) or bool(row.detail.get("calls"))
+        counts[row.part] = counts.get(row.part, 0) + row.params
+    unused = [part for part, ran in called.items() if not ran and counts[part]]
+    extra = sum(counts[part] for part in unused)
+    built = f"torchvision's {model_name} built without weights has {total:,} parameters"
+    if unused and total - extra == published:
+        return (
+            f"{built}: it adds {', '.join(unused)} ({extra:,} parameters, used only in training),"
+            f" which the published count of {published:,} leaves out"
+        )
+    return f"{built}; torchvision publishes {published:,} for its weights"

@@ -22,7 +22,7 @@ from deeparch.models.registry import (  # noqa: F401  (the package's public API)
     register,
 )
 
-NOT_A_FAMILY = {"registry"}
+NOT_A_FAMILY = {"registry", "parts"}  # parts: naming and freezing a model's parts
 
 
 def _is_family_module(name: str) -> bool:

@@ -21,6 +21,7 @@ from deeparch.models.rnn import (
     embedding_dim_field,
     readout_field,
     sequence_length,
+    token_input_field,
 )
 
 GALLERY_POSITION = 60  # Home's gallery: simplest idea first (registry.list_families)
@@ -37,6 +38,7 @@ class QRNNConfig:
     )
     dropout: float = dropout_field()
     embedding_dim: int = embedding_dim_field()
+    token_input: str = token_input_field()
     readout: str = readout_field()
 
 
@@ -89,7 +91,7 @@ class QRNNClassifier(SequenceClassifier):
     """Stacked QRNN layers with dropout between them and a linear head."""
 
     def __init__(self, config: QRNNConfig, info: DataInfo) -> None:
-        super().__init__(info, config.embedding_dim, config.readout)
+        super().__init__(info, config.embedding_dim, config.readout, config.token_input)
         sizes = [self.input_size] + [config.hidden_size] * config.num_layers
         self.qrnn = nn.ModuleList(
             QRNNLayer(sizes[i], sizes[i + 1], config.kernel_size) for i in range(config.num_layers)

@@ -31,7 +31,13 @@ MODELS_PACKAGE = __name__.rpartition(".")[0]
 #               latent_dim; beta
 #   gan:        model.generator(z[, labels]) -> images in [-1, 1]; model.discriminator(x[, labels])
 #               -> logits (N,); latent_dim; conditional; num_classes; sample_noise(n, generator)
-TASKS = ("classify", "sequence", "reconstruct", "denoise", "vae", "gan")
+#   forecast:   model(x (N,T,1)) -> the next value after every step (N,T,1); rollout(context, n)
+#   language_model: model(tokens (N,T)) -> next-token logits (N,T,V); generate(prompt, n, temp, g)
+#   seq2seq:    model(x) -> greedily decoded logits (N,T_out,V); teacher_forced(x, y) likewise
+#   word2vec:   model(windows (N,2W+1)) -> logits (N,V); pairs(windows) -> (logits, targets);
+#               vectors() -> the input embedding (V, D)
+TASKS = ("classify", "sequence", "reconstruct", "denoise", "vae", "gan", "forecast",
+         "language_model", "seq2seq", "word2vec")  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from deeparch.config import hp
@@ -18,6 +19,7 @@ GALLERY_POSITION = 50  # Home's gallery: simplest idea first (registry.list_fami
 
 SEQUENCE_KINDS = ("sequence", "tokens")
 READOUTS = ("last", "mean")
+TOKEN_INPUTS = ("embedding", "one_hot")
 
 
 def embedding_dim_field() -> Any:
@@ -28,6 +30,17 @@ def embedding_dim_field() -> Any:
         min=2,
         max=256,
         step=2,
+    )
+
+
+def token_input_field() -> Any:
+    """The `token_input` hyperparameter: how a token id becomes the vector a cell reads."""
+    return hp(
+        "embedding",
+        "token datasets only. embedding: a learned vector of embedding_dim per token; one_hot: "
+        "a vector as long as the vocabulary with a single 1 (what an Embedding computes too, "
+        "but the first layer then learns the vectors itself, with more weights)",
+        choices=TOKEN_INPUTS,
     )
 
 
@@ -82,11 +95,17 @@ class SequenceClassifier(nn.Module, ABC):
     forward(x) == classify_embedded(embed(x)), so the engine can take d loss / d e[:, t].
     """
 
-    def __init__(self, info: DataInfo, embedding_dim: int, readout: str) -> None:
+    def __init__(
+        self, info: DataInfo, embedding_dim: int, readout: str, token_input: str = "embedding"
+    ) -> None:
         super().__init__()
         self.readout = readout
         self.num_classes = info.num_classes
-        if info.kind == "tokens":
+        self.one_hot_size = 0  # one-hot token vectors of this length (0: not one-hot)
+        if info.kind == "tokens" and token_input == "one_hot":
+            self.embedding = None
+            self.one_hot_size = self.input_size = info.vocab_size
+        elif info.kind == "tokens":
             # The "Embedding front end": a lookup table instead of a one-hot Linear.
             self.embedding = nn.Embedding(info.vocab_size, embedding_dim)
             self.input_size = embedding_dim
@@ -97,6 +116,8 @@ class SequenceClassifier(nn.Module, ABC):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Tokens (N,T) long -> (N,T,E) float; float sequences (N,T,F) pass through unchanged."""
+        if self.one_hot_size:
+            return F.one_hot(x, self.one_hot_size).float()  # (N, T) -> (N, T, vocabulary)
         if self.embedding is None:
             return x if x.is_floating_point() else x.float()
         return self.embedding(x)
@@ -146,6 +167,7 @@ class RecurrentConfig:
     )
     dropout: float = dropout_field()
     embedding_dim: int = embedding_dim_field()
+    token_input: str = token_input_field()
     readout: str = readout_field()
 
 
@@ -173,7 +195,7 @@ class RecurrentClassifier(SequenceClassifier):
     """A stacked (optionally bidirectional) nn.RNN/LSTM/GRU with a linear head."""
 
     def __init__(self, config: RecurrentConfig, info: DataInfo) -> None:
-        super().__init__(info, config.embedding_dim, config.readout)
+        super().__init__(info, config.embedding_dim, config.readout, config.token_input)
         self.cell = config.cell
         self.hidden_size = config.hidden_size
         self.num_directions = 2 if config.bidirectional else 1
@@ -247,3 +269,19 @@ for _name, (_config_cls, _description) in _RECURRENT.items():
             check=check_recurrent,
         )
     )
+
+
+class TokenInput(nn.Module):
+    """Token ids (N, T) -> vectors (N, T, E): a learned Embedding, or fixed one-hot vectors."""
+
+    def __init__(self, vocab_size: int, embedding_dim: int, token_input: str) -> None:
+        super().__init__()
+        self.vocab_size = vocab_size
+        one_hot = token_input == "one_hot"
+        self.size = vocab_size if one_hot else embedding_dim
+        self.embedding = None if one_hot else nn.Embedding(vocab_size, embedding_dim)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        if self.embedding is None:
+            return F.one_hot(tokens, self.vocab_size).float()
+        return self.embedding(tokens)

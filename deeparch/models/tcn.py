@@ -19,6 +19,7 @@ from deeparch.models.rnn import (
     embedding_dim_field,
     readout_field,
     sequence_length,
+    token_input_field,
 )
 
 GALLERY_POSITION = 70  # Home's gallery: simplest idea first (registry.list_families)
@@ -36,6 +37,7 @@ class TCNConfig:
     kernel_size: int = hp(3, "taps per convolution, spaced `dilation` steps apart", min=2, max=7)
     residual: bool = hp(True, "add each layer's input to its output (1x1 conv when widths differ)")
     embedding_dim: int = embedding_dim_field()
+    token_input: str = token_input_field()
     readout: str = readout_field()
 
 
@@ -74,7 +76,7 @@ class TCNClassifier(SequenceClassifier):
     """A stack of causal dilated convolutions read out at the last step (or the mean)."""
 
     def __init__(self, config: TCNConfig, info: DataInfo) -> None:
-        super().__init__(info, config.embedding_dim, config.readout)
+        super().__init__(info, config.embedding_dim, config.readout, config.token_input)
         self.receptive_field = receptive_field(config.kernel_size, config.num_layers)
         widths = [self.input_size] + [config.hidden_size] * config.num_layers
         self.tcn = nn.ModuleList(

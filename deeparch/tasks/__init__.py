@@ -11,17 +11,24 @@ from deeparch.data.info import DataInfo
 from deeparch.errors import UnknownNameError
 from deeparch.tasks.base import Task, evaluation_mode, settings_from
 from deeparch.tasks.classify import ClassifyTask, SequenceTask
+from deeparch.tasks.forecast import ForecastTask
 from deeparch.tasks.gan import GanTask
+from deeparch.tasks.language import LanguageModelTask
 from deeparch.tasks.reconstruct import DenoiseTask, ReconstructTask
+from deeparch.tasks.seq2seq import Seq2SeqTask
 from deeparch.tasks.vae import VaeTask
+from deeparch.tasks.word2vec import Word2VecTask
 
 __all__ = ["TASK_CLASSES", "Task", "evaluation_mode", "make_task", "task_classes"]
 
 # Task name -> class: the names of deeparch.models.registry.TASKS.
 TASK_CLASSES: dict[str, type[Task]] = {
     task.name: task
-    for task in (ClassifyTask, SequenceTask, ReconstructTask, DenoiseTask, VaeTask, GanTask)
-}
+    for task in (
+        ClassifyTask, SequenceTask, ReconstructTask, DenoiseTask, VaeTask, GanTask,
+        ForecastTask, LanguageModelTask, Seq2SeqTask, Word2VecTask,
+    )
+}  # fmt: skip
 
 
 def task_classes() -> dict[str, type[Task]]:

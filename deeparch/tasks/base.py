@@ -49,6 +49,10 @@ class Task(abc.ABC):
     """One kind of training objective; subclasses fill in the loss terms and the snapshot."""
 
     name = ""
+    # The validation metrics a run's summary shows, headline first, and the one (with "max" or
+    # "min") that picks its best epoch; None where no metric ranks the epochs.
+    summary_metrics: tuple[str, ...] = ("val_loss",)
+    best_by: tuple[str, str] | None = ("val_loss", "min")
 
     @dataclasses.dataclass(frozen=True)
     class Settings:

@@ -9,8 +9,11 @@ import torch
 import torch.nn.functional as F
 
 from deeparch.tasks.base import EVAL_BATCH_SIZE, SHOW_EXAMPLES, Task, evaluation_mode, to_numpy
+from deeparch.tasks.boundary import decision_boundary
 
 GRAD_EXAMPLES = 64  # examples averaged for the per-time-step gradient norms
+# Examples a snapshot keeps of each confusion cell (as indices): a page shows them on a click.
+CELL_EXAMPLES = 8
 
 
 def classification_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -27,10 +30,39 @@ def predictions(logits: torch.Tensor) -> torch.Tensor:
     return logits.argmax(dim=1)
 
 
+def cell_example_indices(pair: torch.Tensor, k: int, per_cell: int) -> torch.Tensor:
+    """(K, K, per_cell) indices of the first examples in each confusion cell, -1 past its count.
+
+    `pair` is true * K + predicted per example; indices are positions in the snapshot's samples
+    (the first validation samples), so a page finds the images in the dataset, and a snapshot
+    holds a few kilobytes of indices rather than copies of images.
+    """
+    order = torch.argsort(pair, stable=True)  # examples grouped by cell, in sample order
+    grouped = pair[order]
+    counts = torch.bincount(pair, minlength=k * k)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.arange(len(pair), device=pair.device) - starts[grouped]  # place in its cell
+    keep = rank < per_cell
+    indices = torch.full((k * k, per_cell), -1, dtype=torch.int32, device=pair.device)
+    indices[grouped[keep], rank[keep]] = order[keep].to(torch.int32)
+    return indices.reshape(k, k, per_cell)
+
+
+def cell_examples(
+    payload: dict[str, Any], x_val: torch.Tensor, true_class: int, predicted_class: int
+) -> torch.Tensor:
+    """The validation inputs a snapshot counted in one confusion cell (at most CELL_EXAMPLES)."""
+    indices = payload["cell_examples"][true_class, predicted_class]
+    indices = torch.as_tensor(indices[indices >= 0], dtype=torch.long)
+    return x_val[indices]
+
+
 class ClassifyTask(Task):
     """model(x) -> logits; cross-entropy; accuracy, confusion matrix and misclassified examples."""
 
     name = "classify"
+    summary_metrics = ("val_accuracy", "val_loss")
+    best_by = ("val_accuracy", "max")
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -61,6 +93,7 @@ class ClassifyTask(Task):
         payload = {
             "val_accuracy": float((pred == y).float().mean()) if len(y) else 0.0,
             "confusion": to_numpy(confusion),
+            "cell_examples": to_numpy(cell_example_indices(y * k + pred, k, CELL_EXAMPLES)),
             "misclassified": {
                 "inputs": to_numpy(x[wrong]),
                 "true": to_numpy(y[wrong]),
@@ -71,6 +104,8 @@ class ClassifyTask(Task):
         return payload
 
     def extra_snapshot(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
+        if self.info.kind == "points":  # 2-D points: the decision regions, as they move
+            return {"boundary": decision_boundary(self.model, x, y)}
         return {}
 
 

@@ -35,6 +35,10 @@ class GanTask(Task):
     """
 
     name = "gan"
+    summary_metrics = ("val_d_x", "val_d_g_z", "val_d_loss", "val_g_loss")
+    # Neither player's loss ranks a GAN's samples (Goodfellow 2016, NIPS tutorial section 3): no
+    # epoch is "best" by them.
+    best_by = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from deeparch.tasks.base import SHOW_EXAMPLES, Task, evaluation_mode, to_numpy
+from deeparch.tasks.reconstruct import LOSS_FUNCTIONS
 
 SAMPLE_COUNT = 16  # decoded VAE samples per snapshot (a 4 x 4 grid)
 
@@ -20,6 +21,13 @@ SAMPLE_COUNT = 16  # decoded VAE samples per snapshot (a 4 x 4 grid)
 def bernoulli_reconstruction(recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """-log p(x | z) for Bernoulli pixels: BCE summed over every pixel, averaged over the batch."""
     return F.binary_cross_entropy(recon, x, reduction="sum") / x.shape[0]
+
+
+def summed_reconstruction(recon: torch.Tensor, x: torch.Tensor, kind: str) -> torch.Tensor:
+    """The reconstruction term per image, summed over pixels as the ELBO sums log-likelihoods:
+    bce (Bernoulli pixels), mse (a Gaussian decoder of fixed variance, up to a constant and a
+    factor) or l1 (a Laplace decoder, likewise)."""
+    return LOSS_FUNCTIONS[kind](recon, x, reduction="sum") / x.shape[0]
 
 
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -51,6 +59,7 @@ class VaeTask(Task):
     """Variational autoencoders: reconstruction + beta * KL (Kingma & Welling 2014)."""
 
     name = "vae"
+    summary_metrics = ("val_reconstruction", "val_kl", "val_loss")
 
     @dataclasses.dataclass(frozen=True)
     class Settings:
@@ -64,9 +73,19 @@ class VaeTask(Task):
             self.device
         )
 
+    @property
+    def loss_kind(self) -> str:
+        """The reconstruction term: the run's choice, Bernoulli cross-entropy by default."""
+        chosen = getattr(self.config, "reconstruction_loss", "default")
+        return "bce" if chosen == "default" else chosen
+
     def loss_terms(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         recon, mu, logvar = self.model(x)
-        reconstruction, kl = vae_loss(recon, x, mu, logvar, float(self.settings.beta))
+        if self.loss_kind == "bce":
+            reconstruction, kl = vae_loss(recon, x, mu, logvar, float(self.settings.beta))
+        else:
+            reconstruction = summed_reconstruction(recon, x, self.loss_kind)
+            kl = float(self.settings.beta) * kl_divergence(mu, logvar)
         return {"loss": reconstruction + kl, "reconstruction": reconstruction.detach(), "kl": kl}
 
     def snapshot(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from deeparch.engine.manager import NotYourJobError, get_manager
 from deeparch.models import archs_in_gallery_order, list_archs, list_families
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
@@ -181,8 +182,6 @@ def test_train_flow_starts_a_job_and_shows_its_metrics():
     charts = at.get("plotly_chart")
     assert len(charts) >= 1
     assert at.download_button(key="train_download").label.startswith("Download")
-    reloaded = open_page(None, {"job": job_id})  # a fresh run of the app shows the sidebar
-    assert "Ended runs: 1 finished; see Compare." in [c.value for c in reloaded.sidebar.caption]
     # The sidebar on every page knows the job; Compare lists it.
     at.switch_page("pages/compare.py").run()
     assert not at.exception
@@ -192,16 +191,23 @@ def test_train_flow_starts_a_job_and_shows_its_metrics():
     assert table.loc["max_steps"].tolist() == ["30"]
 
 
-def test_reload_with_the_job_in_the_url_finds_the_job():
+def test_a_link_with_the_job_shows_it_read_only_and_hands_over_nothing():
     at = open_page("pages/train.py")
     at.text_input(key="train_mlp_hidden_sizes").set_value("16").run()
     at.number_input(key="train_cfg_max_steps").set_value(5).run()
     at.button(key="train_start").click().run()
     job_id = at.session_state["deeparch_current_job"]
-    reloaded = open_page(None, {"job": job_id})
-    assert reloaded.session_state["deeparch_current_job"] == job_id
-    reloaded.switch_page("pages/train.py").run()
-    run_until(reloaded, lambda a: metric(a, "state") == "finished")
+    owner = at.session_state["deeparch_owner"]
+    other = open_page(None, {"job": job_id})  # the address bar, opened in another browser
+    assert other.session_state["deeparch_owner"] != owner  # not the same student
+    assert other.session_state["deeparch_current_job"] == job_id
+    assert [c.value for c in other.sidebar.caption][-1].startswith("No training jobs yet")
+    other.switch_page("pages/train.py").run()
+    run_until(other, lambda a: metric(a, "state") == "finished")
+    assert "Another session's job, shown read-only" in " ".join(c.value for c in other.caption)
+    assert not [b for b in other.button if b.key in ("train_stop", "train_pause")]
+    with pytest.raises(NotYourJobError):
+        get_manager().stop(job_id, other.session_state["deeparch_owner"])
 
 
 @pytest.fixture

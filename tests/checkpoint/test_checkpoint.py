@@ -203,6 +203,21 @@ def test_evaluate_checkpoint_reports_validation_metrics(tmp_path):
     assert metrics["val_accuracy"] == pytest.approx(final["val_accuracy"])
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU-only machine's case")
+def test_a_checkpoint_trained_on_a_gpu_evaluates_and_loads_on_the_cpu(tmp_path):
+    job = trained(SMALL)
+    tensors, meta = checkpoint.read_checkpoint(job.save_checkpoint(tmp_path / "cpu"))
+    meta["train_config"]["device"] = "cuda"  # as a GPU server writes it
+    path = checkpoint.write_checkpoint(tmp_path / "gpu.safetensors", tensors, meta)
+    metrics = evaluate_checkpoint(path)
+    final = job.snapshot()["final_metrics"]
+    assert metrics["val_accuracy"] == pytest.approx(final["val_accuracy"])
+    loaded = JobManager(max_running=1, heartbeat_timeout=0).load_checkpoint(path)
+    assert loaded.snapshot()["device"] == "cpu"
+    for name, value in job.model.state_dict().items():
+        assert torch.equal(loaded.model.state_dict()[name], value), name
+
+
 def test_resume_is_exact_for_two_optimizers_and_noise(tmp_path):
     # A conditional GAN: generator and discriminator optimizers, latent noise every step.
     config = TrainConfig(arch="cgan", batch_size=16, epochs=100, max_steps=6, snapshot_every=4)

@@ -18,6 +18,7 @@ from deeparch.engine.config import TrainConfig
 from deeparch.engine.evaluate import evaluate_checkpoint
 from deeparch.engine.manager import JobManager
 from deeparch.errors import ConfigError, DeeparchError
+from tests.engine.jobs import held
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT_S = 60
@@ -308,20 +309,23 @@ def test_resuming_with_fewer_epochs_than_trained_is_an_error(tmp_path):
 # ---- a resumed run's optimizer takes the new hyperparameters -----------------------------------
 
 
-def resumed_with(saved: Path, **changes):
+def resumed_with(saved: Path, hold: bool = False, **changes):
     config = TrainConfig.from_dict({**TINY.to_dict(), "max_steps": 8, **changes})
-    job = JobManager(max_running=1, heartbeat_timeout=0).submit(config, resume=saved)
-    return job
+    manager = JobManager(max_running=1, heartbeat_timeout=0)
+    if hold:  # queued, so the restored state can be read before the first step changes it
+        return held(manager, config, resume=saved), manager
+    return manager.submit(config, resume=saved)
 
 
 def test_resume_with_another_lr_trains_at_that_lr_from_the_saved_moments(saved):
     tensors, _ = checkpoint.read_checkpoint(saved)
-    job = resumed_with(saved, lr=0.05, weight_decay=0.01)
+    job, manager = resumed_with(saved, hold=True, lr=0.05, weight_decay=0.01)
     optimizer = job.task.optimizers["model"]
     groups = optimizer.param_groups
     assert [(g["lr"], g["weight_decay"]) for g in groups] == [(0.05, 0.01)]
     first = groups[0]["params"][0]
     assert torch.equal(optimizer.state[first]["exp_avg"], tensors["optimizer/model/0/exp_avg"])
+    manager.set_max_running(1)
     assert job.wait(WAIT_S) and job.state == "finished", job.reason
     same = resumed_with(saved)
     assert same.wait(WAIT_S) and same.state == "finished"

@@ -63,8 +63,8 @@ def test_every_dataset_has_static_info():
     names = list_datasets()
     assert names[0] == "mnist"
     assert set(names) == {
-        "mnist", "digits", "digits_tokens", "mnist1d", "mnist_rows",
-        *TOY_SETS, *FILE_SETS,
+        "mnist", "digits", "digits_tokens", "mnist1d", "mnist_rows", "surnames", "sines",
+        "topics_chars", "topics_words", "reverse_digits", "sort_digits", *TOY_SETS, *FILE_SETS,
     }  # fmt: skip
     for name in names:
         info = dataset_info(name)

@@ -6,11 +6,13 @@ backend in tests/engine/test_backends.py.
 
 import dataclasses
 import math
+import weakref
 
 import pytest
 import torch
 
 from deeparch.config import field_specs
+from deeparch.engine import job as job_module
 from deeparch.engine.config import TrainConfig, train_field_specs
 from deeparch.engine.divergence import divergence_reason, explosion_reason
 from deeparch.engine.manager import JobManager
@@ -65,7 +67,7 @@ def test_widget_fields_are_declared_with_bounds():
         "dataset",
         "arch_config",
     }
-    assert specs["optimizer"].choices == ("sgd", "adam", "adamw", "rmsprop", "adagrad")
+    assert specs["optimizer"].choices == ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta")
     assert specs["lr"].log and specs["lr"].min > 0
     assert all(spec.help for spec in specs.values())
 
@@ -113,6 +115,31 @@ def test_out_of_memory_releases_the_jobs_memory():
     assert all(len(opt.state) == 0 for opt in job.task.optimizers.values())
 
 
+def test_out_of_memory_frees_the_failed_steps_tensors_before_emptying_the_cache(monkeypatch):
+    # The cache is emptied after the except block: inside it, the traceback still holds the
+    # failed step's frames and their activations, so empty_cache() could return nothing.
+    manager = JobManager(max_running=1, heartbeat_timeout=0)
+    job = held(manager, SMALL)
+    activations = []
+    freed_when_emptied = []
+
+    def out_of_memory(job):
+        held_by_the_frame = torch.ones(1000)
+        activations.append(weakref.ref(held_by_the_frame))
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(
+        job_module,
+        "release_cuda_cache",
+        lambda: freed_when_emptied.append(activations[0]() is None),
+    )
+    instrument(job, 3, out_of_memory)
+    manager.set_max_running(1)
+    assert job.wait(WAIT_S) and job.state == "failed"
+    assert job.reason.startswith("out of memory on cpu at step 2 (CUDA out of memory.")
+    assert freed_when_emptied == [True]
+
+
 def test_a_channels_last_cnn_copies_to_a_model_computing_the_same():
     # The CPU engine stores a CNN's weights channels-last (resuming one exactly: test_backends.py).
     cnn = TrainConfig(arch="cnn", batch_size=16, epochs=100, max_steps=3, optimizer="adam")
@@ -127,3 +154,18 @@ def test_a_channels_last_cnn_copies_to_a_model_computing_the_same():
     x = torch.rand(4, 1, 28, 28)
     with torch.no_grad():
         torch.testing.assert_close(copy(x), job.model.eval()(x))
+
+
+def test_a_first_batch_out_of_memory_names_batch_size(monkeypatch):
+    def out_of_memory(self, batch):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB")
+
+    monkeypatch.setattr(ClassifyTask, "dry_run", out_of_memory)
+    manager = JobManager(max_running=1, heartbeat_timeout=0)
+    with pytest.raises(ConfigError) as raised:
+        manager.submit(dataclasses.replace(SMALL, batch_size=512))
+    assert raised.value.field == "batch_size" and raised.value.value == 512
+    assert "one batch ran out of memory (CUDA out of memory. Tried to allocate 9.00 GiB)" in str(
+        raised.value
+    )
+    assert manager.jobs() == []

@@ -10,6 +10,7 @@ import torch
 from deeparch import models
 from deeparch.config import check_value, field_specs
 from deeparch.data.catalogue import dataset_info, list_datasets, load_dataset
+from deeparch.data.info import TOKEN_KINDS
 from deeparch.errors import ConfigError, DeeparchError, UnknownNameError
 from deeparch.models.mlp import MLPConfig
 from deeparch.models.registry import (
@@ -28,8 +29,9 @@ from deeparch.models.registry import (
 ARCHS = list_archs()
 BATCH = 8
 # Home's gallery today, from the simplest idea to the newest (each module's GALLERY_POSITION).
-SYLLABUS_GALLERY = ["mlp", "cnn", "inception", "resnet", "rnn", "qrnn", "tcn", "autoencoder",
-                    "vae", "unet", "gan"]  # fmt: skip
+SYLLABUS_GALLERY = ["mlp", "cnn", "inception", "resnet", "rnn", "qrnn", "tcn", "forecast",
+                    "language", "seq2seq", "word2vec", "autoencoder", "vae", "unet",
+                    "gan"]  # fmt: skip
 
 
 def test_the_syllabus_is_registered():
@@ -40,16 +42,21 @@ def test_the_syllabus_is_registered():
         "rnn", "lstm", "gru", "qrnn", "tcn",
         "autoencoder", "conv_autoencoder", "denoising_autoencoder", "sparse_autoencoder",
         "linear_autoencoder", "vae", "conv_vae", "dcgan", "mlp_gan", "cgan", "unet1d", "unet2d",
+        "forecaster", "char_lm", "seq2seq", "skipgram", "cbow",
     }
     # fmt: on
     assert expected <= set(ARCHS)
 
 
 def test_every_family_module_is_found_and_registers_its_own_architectures():
-    # Discovered, not listed: every public module of deeparch.models but the registry.
+    # Discovered, not listed: every public module of deeparch.models but the registry and the
+    # helpers every family shares (parts: naming and freezing a model's parts).
     package = Path(models.__file__).parent
     public = sorted(path.stem for path in package.glob("*.py") if not path.stem.startswith("_"))
-    assert list(models.FAMILY_MODULES) == [name for name in public if name != "registry"]
+    assert models.NOT_A_FAMILY == {"registry", "parts"}
+    assert list(models.FAMILY_MODULES) == [
+        name for name in public if name not in {"registry", "parts"}
+    ]
     assert {get_arch(name).family for name in ARCHS} == set(models.FAMILY_MODULES)
     for name in ARCHS:
         spec = get_arch(name)
@@ -63,9 +70,9 @@ def test_registration_order_is_module_by_module_alphabetically():
     today = [
         "autoencoder", "autoencoder_deep", "denoising_autoencoder", "sparse_autoencoder",
         "conv_autoencoder", "linear_autoencoder", "mlp", "logistic_regression",
-        "softmax_regression", "mlp_conv1d", "cnn", "alexnet", "dcgan", "mlp_gan", "cgan",
-        "inception", "rnn", "lstm", "gru", "qrnn", "resnet", "plainnet", "tcn", "unet1d",
-        "unet2d", "vae", "conv_vae",
+        "softmax_regression", "mlp_conv1d", "cnn", "alexnet", "rnn", "lstm", "gru", "qrnn",
+        "tcn", "forecaster", "dcgan", "mlp_gan", "cgan", "inception", "char_lm", "resnet",
+        "plainnet", "seq2seq", "unet1d", "unet2d", "vae", "conv_vae", "skipgram", "cbow",
     ]  # fmt: skip
     assert [name for name in ARCHS if name in today] == today
 
@@ -171,6 +178,28 @@ def _finite(*tensors):
     return all(bool(torch.isfinite(t).all()) for t in tensors)
 
 
+SEQUENCE_OUTPUT_TASKS = ("forecast", "language_model", "seq2seq", "word2vec")
+
+
+def check_sequence_outputs(model, task, info, x, y):
+    """The output shapes of the tasks whose labels are sequences (or words) too."""
+    n = len(x)
+    out = model(x)
+    assert _finite(out)
+    if task == "forecast":
+        assert out.shape == y.shape == x.shape  # one next value per step
+        assert model.rollout(x[:, :10], 5).shape == (n, 5, 1)
+    elif task == "language_model":
+        assert out.shape == (n, x.shape[1], info.num_classes)
+    elif task == "seq2seq":
+        assert out.shape == (n, *info.target_shape, info.num_classes)
+        assert model.teacher_forced(x, y).shape == out.shape
+    else:
+        logits, targets = model.pairs(x)
+        assert out.shape == (n, info.vocab_size)
+        assert logits.shape == (len(targets), info.vocab_size)
+
+
 @pytest.mark.parametrize("name", ARCHS)
 def test_builds_and_runs_forward_on_its_default_dataset(name):
     spec = get_arch(name)
@@ -201,6 +230,8 @@ def test_builds_and_runs_forward_on_its_default_dataset(name):
             assert recon.shape == x.shape
             assert mu.shape == logvar.shape == (BATCH, model.latent_dim)
             assert _finite(recon, mu, logvar)
+        elif spec.task in SEQUENCE_OUTPUT_TASKS:
+            check_sequence_outputs(model, spec.task, info, x, y)
         elif spec.task == "gan":
             z = model.sample_noise(BATCH)
             args = (y,) if model.conditional else ()
@@ -228,7 +259,7 @@ def test_integer_fields_reject_values_below_their_bounds(name):
 
 def _zero_batch(info, n=2):
     # Token datasets feed class indices (long); every other kind feeds floats.
-    dtype = torch.long if info.kind == "tokens" else torch.float32
+    dtype = torch.long if info.kind in TOKEN_KINDS else torch.float32
     return torch.zeros((n, *info.input_shape), dtype=dtype)
 
 
@@ -257,6 +288,9 @@ def test_every_architecture_either_fits_a_dataset_or_says_why(name, dataset):
             assert model.discriminator(x, *args).shape == (2,)
         elif spec.task in ("classify", "sequence"):
             assert model(x).shape in ((2, info.num_classes), (2, 1))
+        elif spec.task in SEQUENCE_OUTPUT_TASKS:
+            y = torch.zeros((2, *info.target_shape), dtype=x.dtype)
+            check_sequence_outputs(model, spec.task, info, x, y)
         elif spec.task == "vae":
             recon, mu, _ = model(x)
             assert recon.shape == x.shape and mu.shape == (2, model.latent_dim)
@@ -288,6 +322,8 @@ def test_compatible_datasets_are_exactly_those_it_can_train_on_its_default_first
 
 
 def test_compatible_datasets_of_a_sequence_model_and_an_image_classifier():
-    assert compatible_datasets(get_arch("lstm")) == ["mnist1d", "digits_tokens", "mnist_rows"]
+    assert compatible_datasets(get_arch("lstm")) == [
+        "mnist1d", "digits_tokens", "mnist_rows", "surnames"
+    ]  # fmt: skip
     assert compatible_datasets(get_arch("mlp"))[:2] == ["mnist", "digits"]
     assert "mnist1d" not in compatible_datasets(get_arch("mlp"))

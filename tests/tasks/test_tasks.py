@@ -71,6 +71,12 @@ def test_outputs_have_the_documented_shapes(arch):
             assert logits.shape in ((SAMPLES, info.num_classes), (SAMPLES, 1))
         elif task_name in ("reconstruct", "denoise"):
             assert model(x).shape == x.shape
+        elif task_name == "forecast":
+            assert model(x).shape == y.shape == x.shape
+        elif task_name in ("language_model", "seq2seq"):
+            assert model(x).shape == (*y.shape, info.num_classes)
+        elif task_name == "word2vec":
+            assert model(x).shape == (SAMPLES, info.vocab_size)
         elif task_name == "vae":
             recon, mu, logvar = model(x)
             assert recon.shape == x.shape
@@ -80,6 +86,60 @@ def test_outputs_have_the_documented_shapes(arch):
             fake = model.generator(z, y) if model.conditional else model.generator(z)
             assert fake.shape == x.shape
             assert fake.min() >= -1 and fake.max() <= 1
+
+
+def check_forecast_snapshot(task, snap, x, y):
+    horizon = task.settings.horizon
+    assert horizon == task.model.horizon  # the task's setting comes from the arch config
+    np.testing.assert_array_equal(snap["series"], x[:8, :, 0].numpy())
+    assert snap["forecast"].shape == (8, horizon)
+    with evaluation_mode(task.model):
+        rolled = task.model.rollout(x[:8, :-horizon], horizon)[:, :, 0].numpy()
+        one_step = task.model(x[:8])[:, :, 0].numpy()
+    np.testing.assert_allclose(snap["forecast"], rolled, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(snap["one_step"], one_step, rtol=1e-5, atol=1e-6)
+    naive = ((x[:, -horizon - 1 : -horizon] - x[:, -horizon:]) ** 2).mean(dim=(0, 2)).numpy()
+    np.testing.assert_allclose(snap["naive_horizon_mse"], naive, rtol=1e-5)
+
+
+def check_language_snapshot(task, snap, x, y):
+    from deeparch.tasks.language import PROMPT_LENGTH, SAMPLE_LENGTH, SAMPLE_PROMPTS
+
+    np.testing.assert_array_equal(snap["prompts"], x[:SAMPLE_PROMPTS, :PROMPT_LENGTH].numpy())
+    assert snap["samples"].shape == (SAMPLE_PROMPTS, SAMPLE_LENGTH)
+    assert 0 <= snap["samples"].min() and snap["samples"].max() < task.info.num_classes
+    # the same draws for the same weights: a second snapshot writes the same text
+    np.testing.assert_array_equal(task.snapshot(x, y)["samples"], snap["samples"])
+
+
+def check_seq2seq_snapshot(task, snap, x, y):
+    with evaluation_mode(task.model):
+        decoded = task.model(x).argmax(dim=2)
+    correct = (decoded == y).float()
+    np.testing.assert_allclose(snap["position_accuracy"], correct.mean(0).numpy())
+    assert snap["sequence_accuracy"] == pytest.approx(float(correct.all(1).float().mean()))
+    np.testing.assert_array_equal(snap["outputs"], decoded[:8].numpy())
+    np.testing.assert_array_equal(snap["targets"], y[:8].numpy())
+
+
+def check_word2vec_snapshot(task, snap, x, y):
+    vectors = task.model.vectors()
+    unit = vectors / vectors.norm(dim=1, keepdim=True)
+    for probe, neighbours in zip(snap["probe_ids"], snap["neighbour_ids"], strict=True):
+        similarity = (unit @ unit[probe]).numpy()
+        similarity[probe] = -np.inf
+        np.testing.assert_array_equal(neighbours, np.argsort(-similarity, kind="stable")[:5])
+    assert snap["map_xy"].shape == (200, 2)
+    # PCA's first axis carries at least as much variance as the second
+    assert snap["map_xy"][:, 0].var() >= snap["map_xy"][:, 1].var()
+
+
+SEQUENCE_OUTPUT_TASKS = {
+    "forecast": check_forecast_snapshot,
+    "language_model": check_language_snapshot,
+    "seq2seq": check_seq2seq_snapshot,
+    "word2vec": check_word2vec_snapshot,
+}
 
 
 @pytest.mark.parametrize("arch", list_archs())
@@ -106,6 +166,13 @@ def test_snapshots_hold_the_documented_keys_and_shapes(arch):
         assert wrong["inputs"].shape == (m, *sample_shape)
         assert wrong["true"].shape == wrong["pred"].shape == (m,)
         assert (wrong["true"] != wrong["pred"]).all()
+        cells = snap["cell_examples"]  # (K, K, 8): the first examples of each cell, -1 after
+        assert cells.shape == (k, k, 8)
+        np.testing.assert_array_equal((cells >= 0).sum(axis=2), np.minimum(snap["confusion"], 8))
+        for true_class, predicted in zip(*np.nonzero(snap["confusion"])):
+            expected = np.nonzero((y.numpy() == true_class) & (pred == predicted))[0][:8]
+            shown = cells[true_class, predicted]
+            np.testing.assert_array_equal(shown[shown >= 0], expected)
     if name == "sequence":
         steps = x.shape[1]
         assert snap["grad_norm_per_step"].shape == (steps,)
@@ -130,6 +197,8 @@ def test_snapshots_hold_the_documented_keys_and_shapes(arch):
         assert 0 <= snap["d_real"] <= 1 and 0 <= snap["d_fake"] <= 1
         # the grid comes from fixed noise: a second snapshot of the same weights is identical
         np.testing.assert_array_equal(task.snapshot(x, y)["grid"], snap["grid"])
+    if name in SEQUENCE_OUTPUT_TASKS:
+        SEQUENCE_OUTPUT_TASKS[name](task, snap, x, y)
     for value in snap.values():
         if isinstance(value, np.ndarray) and value.dtype.kind == "f":
             assert np.isfinite(value).all()

@@ -1,0 +1,86 @@
+"""What the Train page adds for the course: the parts to freeze, and what training shows (the
+decision regions of a 2-D classifier, weight and gradient histograms over time, per-layer
+gradient norms). The numbers come from the job's snapshots; deeparch.figures draws them."""
+
+from typing import Any
+
+import streamlit as st
+
+from deeparch.data import dataset_info
+from deeparch.errors import DeeparchError
+from deeparch.figures import training_views as views
+from deeparch.models import create_model, get_arch
+from deeparch.models.parts import top_level_parts
+from deeparch.tasks.reconstruct import RECONSTRUCTION_TASKS
+
+
+def hidden_train_fields(arch: str) -> list[str]:
+    """Training fields the generic form leaves out: freeze (a multiselect of its own) and the
+    reconstruction loss for models that reconstruct nothing."""
+    hidden = ["freeze"]
+    if get_arch(arch).task not in RECONSTRUCTION_TASKS:
+        hidden.append("reconstruction_loss")
+    return hidden
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def part_sizes(arch: str, arch_items: tuple, dataset: str) -> list[tuple[str, int]]:
+    """(part, parameters) of the model these settings build: once per setting for the class."""
+    model, _ = create_model(arch, dict(arch_items), dataset_info(dataset))
+    children = dict(model.named_children())
+    return [
+        (name, sum(p.numel() for p in children[name].parameters()))
+        for name in top_level_parts(model)
+    ]
+
+
+def freeze_picker(arch: str, arch_values: dict[str, Any], dataset: str) -> str:
+    """A multiselect of the model's top-level parts; returns them comma-separated (freeze)."""
+    try:
+        sizes = dict(part_sizes(arch, tuple(sorted(arch_values.items())), dataset))
+    except (DeeparchError, RuntimeError, ValueError):
+        return ""  # the settings' own error shows under their widgets
+    if len(sizes) < 2:
+        return ""
+    chosen = st.multiselect(
+        "freeze (parts not to train)",
+        list(sizes),
+        key=f"train_freeze_{arch}",
+        format_func=lambda name: f"{name} ({sizes[name]:,} parameters)",
+        help="Frozen parts keep their weights and get no optimizer state: transfer learning's "
+        "fixed feature extractor. The layer table on Inspect counts them as not trainable.",
+    )
+    total = sum(sizes.values())
+    trained = total - sum(sizes[name] for name in chosen)
+    if chosen:
+        st.caption(f"Training {trained:,} of {total:,} parameters.")
+    return ",".join(chosen)
+
+
+def training_views(snap: dict[str, Any]) -> None:
+    """The decision regions (2-D points) and, on request, per-layer statistics over time."""
+    snapshots = snap.get("snapshots") or []
+    if not snapshots:
+        return
+    latest = snapshots[-1]
+    if "boundary" in latest:
+        names = dataset_info(snap["dataset"]).class_names
+        title = f"Decision regions at step {latest.get('step', 0)}"
+        st.plotly_chart(
+            views.decision_boundary_figure(latest["boundary"], names, title),
+            key="train_boundary_chart",
+        )
+    layers = views.layer_names(latest)
+    if not layers or not st.toggle("Show weight and gradient histograms", key="train_layer_stats"):
+        return
+    pick, kind_col = st.columns([3, 2])
+    layer = pick.selectbox("layer", layers, key="train_hist_layer")
+    kind = kind_col.radio(
+        "histogram of", ("weight", "grad"), horizontal=True, key="train_hist_kind",
+        format_func={"weight": "weights", "grad": "gradients"}.get,
+    )  # fmt: skip
+    charts = st.columns(2)
+    charts[0].plotly_chart(
+        views.histogram_over_time_figure(snapshots, layer, kind), key="train_hist_chart"
+    )
+    charts[1].plotly_chart(views.gradient_norms_figure(snapshots), key="train_gradnorm_chart")

@@ -1,0 +1,62 @@
+"""Forecasting (many-to-many): predictions at every step, and a horizon rolled out from them."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from deeparch.explore import views as explore
+from deeparch.figures import explore as figs
+from deeparch.figures import sequence_tasks as seq_figs
+from deeparch.figures.text import escape_markdown
+from pages._explore_common import choose_job, show_live, time_slider
+
+P = "fc"  # widget key prefix of this page
+
+
+def job_section(job) -> None:
+    snap = job.snapshot()
+    snapshots = [s for s in snap["snapshots"] if "forecast" in s]
+    if not snapshots:
+        st.info("Forecasts appear after the first snapshot of training.")
+        return
+    cell = snap["config"]["arch_config"].get("cell", "lstm")
+    st.caption(escape_markdown(f"{snap['arch']} with the {cell} cell on {snap['dataset']}"))
+    steps = explore.snapshot_steps(snapshots)
+    shown = snapshots[steps.index(time_slider(steps, f"{P}_time"))]
+    count = len(shown["series"])
+    index = st.slider("validation window", 0, count - 1, 0, key=f"{P}_index")
+    horizon = len(shown["forecast"][index])
+    st.plotly_chart(
+        seq_figs.forecast_figure(
+            shown["series"][index],
+            shown["one_step"][index],
+            shown["forecast"][index],
+            f"step {shown['step']}: the last {horizon} values forecast from the {64 - horizon} "
+            "before them",
+        ),
+        key=f"{P}_forecast",
+    )
+    st.plotly_chart(
+        figs.curves_figure(
+            {"model": shown["horizon_mse"], "repeat the last value": shown["naive_horizon_mse"]},
+            "steps ahead",
+            "mean squared error",
+            "error by how far ahead, over the validation windows",
+            x_values=np.arange(1, horizon + 1),
+        ),
+        key=f"{P}_horizon",
+    )
+
+
+st.title("Forecasting")
+st.write(
+    "Many-to-many: the model outputs a value at every step, trained to predict the next one. "
+    "To forecast further it feeds its own prediction back in as the next input, so errors "
+    "compound with every step ahead (Graves 2013, section 2). The dotted line predicts each "
+    "value from the true ones before it; the thick one from its own predictions only. The "
+    "windows are generated: sums of two or three sines with a trend and noise."
+)
+job = choose_job("forecast", P)
+if job is not None:
+    show_live(job, job_section)

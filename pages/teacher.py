@@ -1,0 +1,87 @@
+"""Teacher: every session's jobs with Stop on any, the class's runs side by side, the settings in
+force, and the server's memory and cores. Listed only when the class settings set a password,
+shown only once it is entered."""
+
+import hmac
+
+import pandas as pd
+import streamlit as st
+
+from deeparch.engine import classroom
+from deeparch.engine.manager import TEACHER
+from deeparch.figures import training as viz
+from deeparch.figures.text import escape_markdown
+from deeparch.settings import load_settings
+from pages._shared import manager
+
+TEACHER_KEY = "deeparch_teacher"
+REFRESH_S = 3.0
+
+settings = load_settings()
+st.title("Teacher")
+if not settings.teacher_password:
+    st.info("No teacher password is set for this class (DEEPARCH_TEACHER_PASSWORD).")
+    st.stop()
+if not st.session_state.get(TEACHER_KEY):
+    with st.form("teacher_login"):
+        entered = st.text_input("password", type="password", key="teacher_password")
+        submitted = st.form_submit_button("Enter")
+    if submitted:
+        # Compared in constant time: how long a wrong guess takes tells nothing about the right one.
+        if hmac.compare_digest(entered.encode(), settings.teacher_password.encode()):
+            st.session_state[TEACHER_KEY] = True
+            st.rerun()
+        st.error("That is not the teacher's password.")
+    st.stop()
+
+
+def jobs_panel() -> None:
+    st.subheader("Running and queued jobs")
+    rows = classroom.job_rows(manager())
+    if not rows:
+        st.caption("No job is running or waiting.")
+        return
+    st.dataframe(pd.DataFrame(rows).set_index("id"), width="stretch")
+    labels = {f"{row['student']} · {row['architecture']} · {row['id'][-6:]}": row for row in rows}
+    pick_col, stop_col = st.columns([4, 1])
+    chosen = pick_col.selectbox("job", list(labels), key="teacher_stop_pick")
+    if stop_col.button("Stop", key="teacher_stop", width="stretch", type="primary"):
+        manager().stop(labels[chosen]["id"], TEACHER)
+        st.rerun(scope="fragment")
+
+
+st.fragment(jobs_panel, run_every=REFRESH_S)()
+
+st.subheader("The class's runs, side by side")
+groups = classroom.class_runs(manager())
+if not groups:
+    st.caption("No run has trained a step yet.")
+else:
+    names = [f"{len(runs)} run(s): {key}" for key, runs in groups.items()]
+    chosen = st.selectbox("configuration", names, key="teacher_group")
+    runs = list(groups.values())[names.index(chosen)]
+    curves = {
+        f"{snap.get('label') or 'student'} · {str(snap.get('id'))[-6:]}": snap.get("losses", {})
+        for snap in runs
+    }
+    st.plotly_chart(viz.compare_figure(curves, "loss"), key="teacher_compare_chart")
+    table = {
+        label: {
+            "state": snap.get("state"),
+            "steps": snap.get("step"),
+            **{k: v for k, v in (snap.get("final_metrics") or {}).items() if k != "step"},
+        }
+        for label, snap in zip(curves, runs, strict=True)
+    }
+    st.dataframe(pd.DataFrame(table).astype(str), width="stretch")
+
+settings_col, usage_col = st.columns(2)
+with settings_col:
+    st.subheader("Settings in force")
+    shown = {name: str(value) for name, value in settings.to_dict().items()}
+    st.dataframe(pd.Series(shown, name="value"), width="stretch")
+with usage_col:
+    st.subheader("The server")
+    usage = classroom.server_usage(manager())
+    st.dataframe(pd.Series(usage, name="now").astype(str), width="stretch")
+    st.caption(escape_markdown(f"{len(groups)} configuration(s) trained so far."))

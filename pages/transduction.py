@@ -1,0 +1,73 @@
+"""Encoder-decoder (sequence to vector to sequence): accuracy per output position, examples,
+and a string the student types."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from deeparch.data import dataset_info
+from deeparch.errors import DeeparchError
+from deeparch.explore import sequence_tasks as seq_tasks
+from deeparch.explore import views as explore
+from deeparch.figures import explore as figs
+from deeparch.figures.text import code_span, escape_markdown
+from pages._explore_common import choose_job, job_model, show_live, time_slider
+
+P = "s2s"  # widget key prefix of this page
+
+
+def job_section(job) -> None:
+    snap = job.snapshot()
+    snapshots = [s for s in snap["snapshots"] if "position_accuracy" in s]
+    if not snapshots:
+        st.info("Accuracies appear after the first snapshot of training.")
+        return
+    symbols = dataset_info(snap["dataset"]).class_names
+    steps = explore.snapshot_steps(snapshots)
+    shown = snapshots[steps.index(time_slider(steps, f"{P}_time"))]
+    accuracy = shown["position_accuracy"]
+    st.plotly_chart(
+        figs.bar_figure(
+            {f"{i + 1}": float(a) for i, a in enumerate(accuracy)},
+            "share of correct tokens",
+            f"step {shown['step']}: accuracy per output position (whole strings right: "
+            f"{shown['sequence_accuracy']:.0%})",
+        ),
+        key=f"{P}_positions",
+    )
+    st.dataframe(seq_tasks.example_rows(shown, symbols), hide_index=True, key=f"{P}_examples")
+
+
+def typed_section(job) -> None:
+    snap = job.snapshot()
+    length = int(dataset_info(snap["dataset"]).input_shape[0])
+    typed = st.text_input(
+        f"your own {length} digits", "31415926", max_chars=length, key=f"{P}_digits"
+    )
+    try:
+        ids = seq_tasks.check_digit_string(typed, length)
+    except DeeparchError as error:
+        st.error(escape_markdown(str(error)))
+        return
+    model, step = job_model(job)
+    output = seq_tasks.transduce(model, ids)
+    symbols = dataset_info(snap["dataset"]).class_names
+    written = seq_tasks.decode_symbols(output, symbols)
+    st.markdown(
+        f"{code_span(typed)} → {code_span(written)} (model at step {step:d}): {len(output)} "
+        "digits decoded one at a time, each reading the ones chosen before it."
+    )
+
+
+st.title("Encoder-decoder")
+st.write(
+    "Sequence to vector to sequence (Sutskever, Vinyals & Le 2014; Cho et al. 2014): an encoder "
+    "cell reads the digits and its last state is a single vector; a decoder cell writes the "
+    "answer from that vector, one digit at a time. It trains reading the true previous digits "
+    "(teacher forcing) and is measured reading its own. Late positions depend on early "
+    "choices: watch which positions are learned first."
+)
+job = choose_job("seq2seq", P)
+if job is not None:
+    show_live(job, job_section)
+    typed_section(job)

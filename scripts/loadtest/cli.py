@@ -1,0 +1,154 @@
+"""`python scripts/loadtest.py`: N simulated browser tabs against a deeparch server; a JSON report.
+
+    python scripts/loadtest.py --students 30 --url http://127.0.0.1:8501 --scenario ramp
+    python scripts/loadtest.py --start-server --scenario cold --students 30 --repeat 10
+    python scripts/loadtest.py --start-server --scenario soak --students 10 --minutes 10
+    python scripts/loadtest.py --start-server --scenario churn --cycles 100 --backend ray
+
+The report (stdout) holds the figures, the load average before and after, the server's memory,
+threads and CPU over time, and what each student saw; progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .scenarios import RUNNERS, SCENARIOS, Options, load_average
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def _number(text: str) -> int | float | str:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return text
+
+
+def _stages(text: str) -> tuple[int, ...]:
+    try:
+        stages = tuple(int(n) for n in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected counts like 1,5,10, got {text!r}") from None
+    if not stages or min(stages) < 1:
+        raise argparse.ArgumentTypeError(f"stages must be positive counts, got {text!r}")
+    return stages
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python scripts/loadtest.py", description=__doc__.split("\n\n")[0]
+    )
+    p.add_argument("--scenario", choices=SCENARIOS, default="ramp")
+    p.add_argument("--students", type=int, default=30, help="tabs (ramp: the largest stage)")
+    p.add_argument("--url", default="http://127.0.0.1:8501", help="a running server")
+    p.add_argument("--start-server", action="store_true", help="start the app (fresh) itself")
+    p.add_argument("--app-dir", type=Path, default=REPO, help="the checkout whose app.py to run")
+    p.add_argument("--port", type=int, default=0, help="port for --start-server (0: a free one)")
+    p.add_argument("--backend", choices=("threads", "ray"), default="", help="DEEPARCH_BACKEND")
+    p.add_argument("--server-env", type=_key_value, action="append", default=[],
+                   metavar="KEY=VALUE", help="environment of the started server")  # fmt: skip
+    p.add_argument("--pid", type=int, help="the server's process (default: who listens on --url)")
+    p.add_argument("--repeat", type=int, default=10, help="cold: fresh servers in a row")
+    p.add_argument("--stages", type=_stages, default=None, help="ramp: e.g. 1,5,10,20,30")
+    p.add_argument("--minutes", type=float, default=10.0, help="soak: how long")
+    p.add_argument("--cycles", type=int, default=100, help="churn: start/stop cycles")
+    p.add_argument("--epochs", type=int, help="the epochs each student sets")
+    p.add_argument("--max-steps", type=int, help="the max_steps each student sets")
+    p.add_argument("--set", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                   help="another Train widget to set, by its key (train_cfg_lr=0.01)")  # fmt: skip
+    p.add_argument("--abandon-wait", type=float, default=150.0,
+                   help="abandon: seconds to wait for the server to fall idle")  # fmt: skip
+    p.add_argument("--open-pages", type=lambda text: tuple(text.split(",")), default=None,
+                   help="cold: the URL paths the tabs open in turn (default: home and six pages; "
+                   "an empty entry is /)")  # fmt: skip
+    p.add_argument("--log-dir", type=Path, default=Path("/tmp/deeparch-loadtest"))
+    p.add_argument("--timeout", type=float, default=900.0, help="per step of a student")
+    return p
+
+
+def options_from(args: argparse.Namespace) -> Options:
+    if args.students < 1:
+        raise SystemExit(f"--students must be at least 1, got {args.students}")
+    settings = {key: _number(value) for key, value in args.set}
+    if args.epochs is not None:
+        settings["train_cfg_epochs"] = args.epochs
+    if args.max_steps is not None:
+        settings["train_cfg_max_steps"] = args.max_steps
+    options = Options(
+        scenario=args.scenario,
+        students=args.students,
+        url=args.url.rstrip("/"),
+        start_server=args.start_server,
+        app_dir=args.app_dir.resolve(),
+        port=args.port,
+        backend=args.backend,
+        server_env=dict(args.server_env),
+        pid=args.pid,
+        repeat=args.repeat,
+        minutes=args.minutes,
+        cycles=args.cycles,
+        settings=settings,
+        abandon_wait_s=args.abandon_wait,
+        open_pages=args.open_pages,
+        log_dir=args.log_dir,
+        timeout_s=args.timeout,
+    )
+    if args.stages:
+        options.stages = args.stages
+    if not (options.app_dir / "app.py").exists() and options.start_server:
+        raise SystemExit(f"--app-dir {options.app_dir} has no app.py")
+    if options.backend and not options.start_server:
+        raise SystemExit("--backend sets the started server's DEEPARCH_BACKEND: add --start-server")
+    return options
+
+
+def commit_of(folder: Path) -> str:
+    result = subprocess.run(
+        ["git", "-C", str(folder), "rev-parse", "--short", "HEAD"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return result.stdout.strip()
+
+
+async def run(options: Options) -> dict:
+    report = {
+        "scenario": options.scenario,
+        "students": options.students,
+        "url": options.url if not options.start_server else None,
+        "started_server": options.start_server,
+        "app_dir": str(options.app_dir),
+        "app_commit": commit_of(options.app_dir),
+        "backend": options.backend or os.environ.get("DEEPARCH_BACKEND", "threads"),
+        "cpu_count": os.cpu_count(),
+        "load_average_before": load_average(),
+    }
+    started = time.monotonic()
+    report["result"] = await RUNNERS[options.scenario](options)
+    report["wall_s"] = round(time.monotonic() - started, 1)
+    report["load_average_after"] = load_average()
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = options_from(parser().parse_args(argv))
+    report = asyncio.run(run(options))
+    json.dump(report, sys.stdout, indent=1)
+    sys.stdout.write("\n")
+    return 0

@@ -1,0 +1,135 @@
+"""Pages keep what the student chose: a page switch, a reload with ?job=<id>, an Inspect link."""
+
+from pages._shared import manager
+from tests.app.test_pages import metric, open_page, run_until
+
+
+def cnn_form(at) -> dict:
+    """What the Train form shows for a cnn: the architecture, a field of its own, training ones."""
+    values = {"arch": at.selectbox(key="train_arch").value}
+    values["channels"] = at.text_input(key="train_cnn_channels").value
+    for name in ("lr", "epochs", "max_steps", "seed"):
+        values[name] = at.number_input(key=f"train_cfg_{name}").value
+    return values
+
+
+def test_train_compare_train_keeps_the_form_and_the_share_link():
+    at = open_page("pages/train.py")
+    at.selectbox(key="train_arch").set_value("cnn").run()
+    assert at.number_input(key="train_cfg_epochs").value == 5  # cnn's own training default
+    at.text_input(key="train_cnn_channels").set_value("8,16").run()
+    at.number_input(key="train_cfg_lr").set_value(0.01).run()
+    for _ in range(2):  # the second return once lost the architecture's training defaults
+        at.switch_page("pages/compare.py").run()
+        assert not at.exception
+        at.switch_page("pages/train.py").run()
+        assert not at.exception
+        # epochs 5: cnn's own training default
+        expected = {"arch": "cnn", "channels": "8,16", "lr": 0.01, "epochs": 5}
+        assert cnn_form(at) == {**expected, "max_steps": 0, "seed": 0}
+        link = at.code[0].value
+        assert "arch=cnn" in link and "channels=8,16" in link and "lr=0.01" in link
+        assert "epochs" not in link  # cnn's default, not the generic 2
+
+
+def test_an_architecture_switch_keeps_each_architectures_own_values():
+    at = open_page("pages/train.py")
+    at.text_input(key="train_mlp_hidden_sizes").set_value("32").run()
+    at.selectbox(key="train_arch").set_value("cnn").run()
+    at.selectbox(key="train_arch").set_value("mlp").run()
+    assert at.text_input(key="train_mlp_hidden_sizes").value == "32"
+    assert at.number_input(key="train_cfg_epochs").value == 10  # mlp's default is back
+
+
+def test_reload_with_the_job_shows_the_jobs_own_settings():
+    at = open_page("pages/train.py")
+    at.selectbox(key="train_arch").set_value("cnn").run()
+    at.text_input(key="train_cnn_channels").set_value("4,8").run()
+    at.number_input(key="train_cfg_max_steps").set_value(2).run()
+    at.number_input(key="train_cfg_seed").set_value(7).run()
+    at.button(key="train_start").click().run()
+    job_id = at.session_state["deeparch_current_job"]
+    reloaded = open_page(None, {"job": job_id})
+    reloaded.switch_page("pages/train.py").run()
+    assert not reloaded.exception
+    expected = {"arch": "cnn", "channels": "4,8", "max_steps": 2, "seed": 7, "epochs": 5}
+    assert cnn_form(reloaded) == {**expected, "lr": 0.001}
+    # The student's later change stays: the job's settings are shown once, not forced.
+    reloaded.number_input(key="train_cfg_seed").set_value(3).run()
+    reloaded.switch_page("pages/home.py").run()
+    reloaded.switch_page("pages/train.py").run()
+    assert reloaded.number_input(key="train_cfg_seed").value == 3
+
+
+def test_inspect_keeps_its_architecture_after_another_page():
+    at = open_page("pages/inspect.py")
+    at.selectbox(key="inspect_arch").set_value("resnet").run()
+    at.slider(key="inspect_resnet_blocks_per_stage").set_value(1).run()
+    expected = metric(at, "parameters")
+    at.switch_page("pages/train.py").run()
+    at.switch_page("pages/inspect.py").run()
+    assert at.selectbox(key="inspect_arch").value == "resnet"
+    assert at.slider(key="inspect_resnet_blocks_per_stage").value == 1
+    assert metric(at, "parameters") == expected
+
+
+def test_inspect_writes_its_settings_to_the_url_and_the_link_reopens_the_table():
+    at = open_page("pages/inspect.py")
+    at.selectbox(key="inspect_arch").set_value("cnn").run()
+    at.text_input(key="inspect_cnn_channels").set_value("8,16").run()
+    expected = metric(at, "parameters")
+    params = {key: at.query_params[key] for key in at.query_params}
+    assert params == {"arch": "cnn", "dataset": "mnist", "channels": "8,16"}, params
+    reopened = open_page("pages/inspect.py", params)
+    assert reopened.text_input(key="inspect_cnn_channels").value == "8,16"
+    assert metric(reopened, "parameters") == expected
+    assert not reopened.warning
+
+
+def test_an_inspect_link_with_bad_values_says_what_was_not_used():
+    at = open_page("pages/inspect.py", {"arch": "cnn", "kernel_size": "99", "epochs": "3"})
+    warnings = [w.value.replace("\\_", "_") for w in at.warning]
+    assert any("kernel_size='99'" in w for w in warnings), warnings
+    assert any("epochs='3' is a training setting" in w for w in warnings), warnings
+    assert at.slider(key="inspect_cnn_kernel_size").value == 3  # the default stays
+    assert metric(at, "parameters") == "93,322"
+
+
+def test_inspect_a_torchvision_model_by_name_and_by_link():
+    at = open_page("pages/inspect.py", {"arch": "torchvision:googlenet"})
+    assert at.radio(key="inspect_source").value == "torchvision"
+    assert at.selectbox(key="inspect_torchvision_model").value == "googlenet"
+    # Built without weights, googlenet keeps its two auxiliary classifiers.
+    assert metric(at, "parameters") == "13,004,888"
+    notes = [i.value for i in at.info]
+    assert any("aux1, aux2" in n and "6,624,904" in n for n in notes), notes
+    at.selectbox(key="inspect_torchvision_model").set_value("resnet18").run()
+    assert metric(at, "parameters") == "11,689,512"  # torchvision publishes 11,689,512
+    at.number_input(key="inspect_torchvision_num_classes").set_value(10).run()
+    assert metric(at, "parameters") == f"{11_689_512 - 1000 * 513 + 10 * 513:,}"
+    assert at.query_params["arch"] == "torchvision:resnet18"
+    assert at.query_params["num_classes"] == "10"
+    bad = open_page("pages/inspect.py", {"arch": "torchvision:resnet19"})
+    assert any("'resnet19' is unknown" in w.value for w in bad.warning)
+    huge = open_page("pages/inspect.py", {"arch": "torchvision:vit_h_14"})
+    assert any("at most 200,000,000 parameters" in e.value for e in huge.error), [
+        e.value for e in huge.error
+    ]
+
+
+def test_start_waits_while_the_students_own_run_trains_and_replace_says_so():
+    at = open_page("pages/train.py", {"arch": "mlp", "hidden_sizes": "8", "epochs": "200"})
+    at.switch_page("pages/train.py").run()
+    at.button(key="train_start").click().run()
+    first = at.session_state["deeparch_current_job"]
+    assert at.button(key="train_start").disabled
+    assert any("Your mlp run is" in c.value for c in at.caption), [c.value for c in at.caption]
+    at.button(key="train_replace").click().run()
+    second = at.session_state["deeparch_current_job"]
+    assert second != first
+
+    assert manager().get(first).state == "stopped"
+    assert manager().get(second).state in ("queued", "running")
+    at.button(key="train_stop").click().run()
+    run_until(at, lambda a: metric(a, "state") == "stopped")
+    assert not at.button(key="train_start").disabled

@@ -1,0 +1,202 @@
+"""One server for a class: ownership, fair scheduling, thread budgets, the run store, abandoned
+jobs and shutdown, on the thread backend."""
+
+import pytest
+import torch
+
+from deeparch.checkpoint import files as checkpoint
+from deeparch.engine.config import TrainConfig
+from deeparch.engine.manager import TEACHER, JobManager, NotYourJobError
+from deeparch.engine.store import RunStore, session_folder_name
+from deeparch.engine.threads import ThreadBudget, TimeSlices
+from deeparch.errors import ConfigError
+from tests.engine.jobs import SMALL, patch_train_step
+
+TINY = TrainConfig(
+    arch="mlp", arch_config={"hidden_sizes": (8,)}, batch_size=32, epochs=1, max_steps=3
+)
+LONG = TrainConfig(arch="mlp", arch_config={"hidden_sizes": (8,)}, batch_size=32, epochs=200)
+ALICE, BOB, CAROL = "a" * 32, "b" * 32, "c" * 32
+
+
+def held_manager(**kwargs) -> JobManager:
+    """A manager with no free slot yet, so tests can queue jobs and look at the order."""
+    kwargs.setdefault("heartbeat_timeout", 0)
+    manager = JobManager(max_running=0, **kwargs)
+    return manager
+
+
+# ---- ownership -----------------------------------------------------------------------------------
+
+
+def test_only_the_owner_or_the_teacher_controls_a_job():
+    manager = held_manager()
+    job = manager.submit(TINY, owner=ALICE)
+    for action in (manager.stop, manager.pause, manager.resume, manager.step, manager.remove):
+        with pytest.raises(NotYourJobError, match="belongs to another session"):
+            action(job.id, BOB)
+    assert job.state == "queued"  # nothing a stranger did reached it
+    assert manager.stop(job.id, TEACHER)
+    assert job.state == "stopped" and "teacher" in job.reason
+
+
+def test_the_owner_stops_their_own_job():
+    manager = held_manager()
+    job = manager.submit(TINY, owner=ALICE)
+    assert manager.stop(job.id, ALICE) and job.state == "stopped"
+
+
+# ---- fair scheduling -----------------------------------------------------------------------------
+
+
+def test_a_student_has_at_most_one_job_training_and_the_rest_wait_behind_their_own():
+    manager = held_manager(jobs_per_student=1, queue_per_student=2)
+    jobs = [manager.submit(SMALL, owner=ALICE) for _ in range(3)]
+    with pytest.raises(ConfigError, match="at most 3 queued or training per student"):
+        manager.submit(SMALL, owner=ALICE)
+    manager.set_max_running(3)  # room for three, but they are all Alice's
+    assert [job.state for job in jobs] == ["running", "queued", "queued"]
+    assert manager.running_count(ALICE) == 1
+    other = manager.submit(SMALL, owner=BOB)  # Bob is not behind Alice's queue
+    assert other.state == "running"
+    for job in [*jobs, other]:
+        job.stop()
+        job.wait(30)
+
+
+def test_free_slots_go_round_robin_to_the_student_served_longest_ago():
+    manager = held_manager(jobs_per_student=3, queue_per_student=3)
+    a1, a2, a3 = (manager.submit(TINY, owner=ALICE) for _ in range(3))
+    b1, b2 = (manager.submit(TINY, owner=BOB) for _ in range(2))
+    c1 = manager.submit(TINY, owner=CAROL)
+    expected = [a1, b1, c1, a2, b2, a3]
+    assert [manager.queue_position(job) for job in expected] == [1, 2, 3, 4, 5, 6]
+    started = []
+    for job in expected:
+        original = job.start
+        job.start = lambda original=original, job=job: started.append(job) or original()
+    manager.set_max_running(1)  # one at a time: each ends before the next starts
+    for job in expected:
+        assert job.wait(60)
+    assert started == expected
+
+
+def test_a_students_queued_jobs_are_dropped_when_their_session_ends():
+    manager = held_manager(jobs_per_student=1, queue_per_student=2)
+    alice = [manager.submit(TINY, owner=ALICE) for _ in range(2)]
+    bob = manager.submit(TINY, owner=BOB)
+    dropped = manager.end_session(ALICE)
+    assert dropped == alice
+    assert all(job.state == "stopped" and "session ended" in job.reason for job in alice)
+    assert manager.jobs(owner=ALICE) == []
+    assert manager.queue_position(bob) == 1
+
+
+# ---- cores ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cores", "jobs", "shares"), [(1, 1, [1]), (4, 1, [4]), (4, 3, [2, 1, 1]), (2, 2, [1, 1])]
+)
+def test_the_thread_budget_divides_the_cores_among_the_computing_jobs(cores, jobs, shares):
+    budget = ThreadBudget(cores)
+    for index in range(jobs):
+        budget.join(f"job-{index}")
+    assert list(budget.shares().values()) == shares
+    assert budget.total() == cores
+
+
+def test_admitted_jobs_take_turns_and_never_use_more_threads_than_cores():
+    cores = 2
+    manager = JobManager(max_running=4, heartbeat_timeout=0, cores=cores, slice_s=0.01)
+    manager.set_max_running(0)
+    jobs = [manager.submit(SMALL) for _ in range(4)]
+    seen, order = [], []
+
+    def record(inner, original):
+        def train_step(batch):
+            computing = manager.slices.computing()
+            seen.append((len(computing), manager.budget.total(), torch.get_num_threads()))
+            order.append(inner.id)
+            return original(batch)
+
+        return train_step
+
+    for job in jobs:
+        patch_train_step(job, record)
+    manager.set_max_running(4)
+    for job in jobs:
+        assert job.wait(120) and job.state == "finished"
+    assert seen
+    assert all(computing <= cores and total <= cores for computing, total, _ in seen)
+    assert all(1 <= threads <= cores for _, _, threads in seen)
+    # Turns changed hands: the jobs' steps interleave (run one after another, 4 jobs would
+    # give 3 changes).
+    changes = sum(1 for before, after in zip(order, order[1:], strict=False) if before != after)
+    assert changes > len(jobs) - 1
+
+
+def test_time_slices_serve_the_waiting_in_order():
+    slices = TimeSlices(turns=1, slice_s=0.0)
+    assert slices.acquire("a", lambda: False)
+    assert not slices.acquire("b", lambda: True)  # gives up at once: asked to stop
+    slices.release("a")
+    assert slices.acquire("b", lambda: False) and slices.computing() == ["b"]
+
+
+# ---- memory and the run store --------------------------------------------------------------------
+
+
+def test_ended_runs_leave_memory_for_the_store_and_come_back_equal(tmp_path):
+    store = RunStore(tmp_path)
+    manager = JobManager(
+        max_running=1, heartbeat_timeout=0, store=store, runs_in_memory=2, queue_per_student=9
+    )
+    weights = {}
+    for _ in range(5):
+        job = manager.submit(TINY, owner=ALICE)
+        assert job.wait(60) and job.state == "finished"
+        weights[job.id] = job.model_copy().state_dict()
+    assert manager.jobs_held() == 2  # the newest two; the others only on disk
+    stored = manager.stored_runs(ALICE)
+    assert sorted(run.id for run in stored) == sorted(weights)
+    assert (tmp_path / session_folder_name(ALICE)).is_dir()
+    assert ALICE not in str(list(tmp_path.rglob("*")))  # folder names never carry the owner id
+    oldest = min(stored, key=lambda run: run.summary["saved_at"])
+    assert oldest.summary["step"] == 3 and oldest.summary["losses"]["loss"]
+    reopened = manager.reopen(ALICE, oldest.id)
+    state = reopened.model_copy().state_dict()
+    assert state.keys() == weights[oldest.id].keys()
+    assert all(torch.equal(state[k], weights[oldest.id][k]) for k in state)
+    tensors, meta = checkpoint.read_checkpoint(oldest.weights)
+    assert meta["progress"]["step"] == 3
+    assert manager.jobs_held() == 2  # reopening counts towards the few kept in memory
+    with pytest.raises(NotYourJobError):
+        manager.remove(reopened.id, BOB)
+    manager.end_session(ALICE)
+    assert manager.jobs_held() == 0  # a session that ended keeps nothing in memory
+
+
+# ---- abandoned jobs and shutdown -----------------------------------------------------------------
+
+
+def test_a_job_nobody_looks_at_stops_at_the_heartbeat():
+    manager = JobManager(max_running=1, heartbeat_timeout=0.3)
+    job = manager.submit(LONG, owner=ALICE)
+    assert job.wait(30)
+    assert job.state == "stopped" and "has not looked at it for 0.3 s" in job.reason
+
+
+def test_shutdown_stops_every_job_and_stores_the_running_ones(tmp_path):
+    store = RunStore(tmp_path)
+    manager = JobManager(max_running=1, heartbeat_timeout=0, store=store)
+    running = manager.submit(LONG, owner=ALICE)
+    queued = manager.submit(TINY, owner=BOB)
+    while not running.snapshot().get("step"):
+        running.wait(0.05)
+    assert manager.shutdown() == [running, queued]
+    assert running.state == "stopped" and "shut down" in running.reason
+    assert queued.state == "stopped"
+    assert [run.id for run in store.runs(ALICE)] == [running.id]
+    with pytest.raises(Exception, match="shutting down"):
+        manager.submit(TINY, owner=CAROL)
