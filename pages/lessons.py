@@ -7,6 +7,7 @@ from deeparch.engine.config import TrainConfig
 from deeparch.errors import ConfigError
 from deeparch.figures.text import code_span, escape_markdown
 from deeparch.lessons import get_lesson, list_lessons, present
+from deeparch.lessons.counting import FORMULA_LAYERS, layer_formula
 from deeparch.lessons.registry import Lesson, parse_number, parse_shape
 from deeparch.lessons.runner import LessonRun, run_lesson
 from pages._shared import manager, session_owner
@@ -166,6 +167,23 @@ def compare_live(jobs) -> None:
     st.plotly_chart(present.live_figure(jobs), key="lessons_compare_live")
 
 
+def formula_calculator() -> None:
+    """Any layer's parameter count with the student's own numbers (a real layer, counted)."""
+    with st.expander("Count any layer with your own numbers"):
+        kind = st.selectbox("layer", list(FORMULA_LAYERS), key="lessons_formula_kind")
+        columns = st.columns(len(FORMULA_LAYERS[kind]))
+        numbers = {}
+        for column, (name, (low, high)) in zip(columns, FORMULA_LAYERS[kind].items()):
+            key = f"lessons_formula_{kind}_{name}"
+            numbers[name] = int(column.number_input(name, low, high, value=max(low, 3), key=key))
+        try:
+            formula, count = layer_formula(kind, numbers)
+        except ConfigError as error:
+            st.error(escape_markdown(str(error)))
+            return
+        st.markdown(code_span(f"{formula} parameters"))
+
+
 def progress(job) -> float:
     snap = job.snapshot()
     total = snap.get("total_steps") or 0
@@ -183,6 +201,8 @@ st.caption(f"Source: {escape_markdown(lesson.source)}")
 if lesson.note:
     st.caption(escape_markdown(lesson.note))
 guess = prediction_widget(lesson)
+if lesson.name == "counting_parameters":
+    formula_calculator()
 run_col, link_col = st.columns([1, 4])
 if run_col.button("Run", key="lessons_run", type="primary", disabled=guess is None,
                   help="Make your prediction first" if guess is None else None):  # fmt: skip

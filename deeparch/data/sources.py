@@ -130,6 +130,7 @@ def stratified_subset(labels: np.ndarray, count: int, seed: int) -> np.ndarray:
     ]
     return np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
 
+
 def seeded_split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices (train, val) of a seeded shuffle of n examples, for sets without classes to
     stratify by (forecast windows, text chunks, word windows); at least one on each side."""

@@ -70,7 +70,8 @@ LESSON = register(
         ),
         judge=judge_optimisers,
         note="Trained with a plain PyTorch loop inside the lesson, every optimiser on the same "
-        "batches: the engine offers no plain SGD (its sgd has momentum 0.9) and no Adadelta yet.",
+        "batches: the engine's sgd always has momentum 0.9, so plain SGD is not one of its "
+        "choices (Adadelta is: optimizer=adadelta on Train).",
         setup={"arch": "mlp", "dataset": "mnist", "arch_config": {"hidden_sizes": (128,)}},
         position=18,
     )

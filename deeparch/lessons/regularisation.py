@@ -3,7 +3,6 @@ eval mode, and early stopping on a small training subset."""
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 
 import numpy as np
@@ -13,7 +12,8 @@ from torch import nn
 from deeparch.data import load_dataset
 from deeparch.engine.config import TrainConfig
 from deeparch.engine.handle import JobHandle
-from deeparch.lessons.measure import accuracy, fit, generator, mean_loss, seeded_model
+from deeparch.engine.prepare import training_subset
+from deeparch.lessons.measure import accuracy, mean_loss, seeded_model
 from deeparch.lessons.registry import Lesson, Outcome, Prediction, register
 from deeparch.lessons.runner import failed_outcome, unfinished
 
@@ -115,17 +115,30 @@ PENALTY_LESSON = register(
 # ---- 17: dropout, train and eval mode ------------------------------------------------------
 
 SUBSET = 256  # training images: few enough that a 784-512-10 MLP memorises them
-DROPOUT_STEPS = {"ci": 150, "full": 600}
+DROPOUT_EPOCHS = {"ci": 40, "full": 150}  # 4 steps an epoch on 256 images
+DROPOUT_RATES = {"no dropout": 0.0, "dropout 0.5": 0.5}
 
 
-def train_subset(size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """`size` training images drawn with a fixed seed (classes stay roughly balanced)."""
-    data = load_dataset("mnist")
-    index = torch.randperm(len(data.x_train), generator=generator(seed))[:size]
-    return data.x_train[index], data.y_train[index]
+def dropout_runs(budget: str) -> dict[str, TrainConfig]:
+    return {
+        label: TrainConfig.from_dict(
+            {
+                "arch": "mlp",
+                "dataset": "mnist",
+                "seed": 0,
+                "epochs": DROPOUT_EPOCHS[budget],
+                "arch_config": {"hidden_sizes": (512,), "dropout": rate},
+                "train_subset": SUBSET,
+            }  # fmt: skip
+        )
+        for label, rate in DROPOUT_RATES.items()
+    }
 
 
 def judge_dropout(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
+    problems = unfinished(jobs)
+    if problems:
+        return failed_outcome(DROPOUT_LESSON, problems)
     data = load_dataset("mnist")
     images = data.x_val[:8]
     model = seeded_model("mlp", {"hidden_sizes": (512,), "dropout": 0.5}, "mnist", seed=0)
@@ -134,18 +147,16 @@ def judge_dropout(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
         train_difference = float((model(images) - model(images)).abs().max())
         model.eval()
         eval_difference = float((model(images) - model(images)).abs().max())
-    x_small, y_small = train_subset(SUBSET)
-    x_val, y_val = data.x_val, data.y_val
     gaps, train_acc, val_acc = {}, {}, {}
-    for label, rate in (("no dropout", 0.0), ("dropout 0.5", 0.5)):
-        net = seeded_model("mlp", {"hidden_sizes": (512,), "dropout": rate}, "mnist", seed=0)
-        optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
-        fit(net, x_small, y_small, nn.functional.cross_entropy, optimizer,
-            DROPOUT_STEPS[budget], batch_size=64)  # fmt: skip
+    loss = nn.functional.cross_entropy
+    for label, job in jobs.items():
+        # The very images the engine trained on (its stratified subset for the run's seed).
+        x_small, y_small = training_subset(job.config, "mnist", data.x_train, data.y_train)
+        net = job.model_copy()
         train_acc[label] = accuracy(net, x_small, y_small)
-        val_acc[label] = accuracy(net, x_val, y_val)
-        gaps[label] = mean_loss(net, x_val, y_val, nn.functional.cross_entropy) - mean_loss(
-            net, x_small, y_small, nn.functional.cross_entropy
+        val_acc[label] = accuracy(net, data.x_val, data.y_val)
+        gaps[label] = mean_loss(net, data.x_val, data.y_val, loss) - mean_loss(
+            net, x_small, y_small, loss
         )
     held = (
         train_difference > 0 and eval_difference == 0 and gaps["dropout 0.5"] < gaps["no dropout"]
@@ -188,8 +199,7 @@ DROPOUT_LESSON = register(
             tolerance=1.0,
         ),  # fmt: skip
         judge=judge_dropout,
-        note="The subset runs train with a plain PyTorch loop inside the lesson: the engine "
-        "trains on a whole training split.",
+        runs=dropout_runs,
         setup={"arch": "mlp", "dataset": "mnist", "arch_config": {"dropout": 0.5}},
         position=17,
     )
@@ -202,35 +212,46 @@ PATIENCE = 5
 MAX_EPOCHS = {"ci": 40, "full": 120}
 
 
+def early_runs(budget: str) -> dict[str, TrainConfig]:
+    """The engine's own early stopping on its own stratified subset of 200 training images."""
+    return {
+        "mlp on 200 images": TrainConfig.from_dict(
+            {
+                "arch": "mlp",
+                "dataset": "mnist",
+                "seed": 0,
+                "epochs": MAX_EPOCHS[budget],
+                "arch_config": {"hidden_sizes": (256,), "dropout": 0.0},
+                "batch_size": 50,
+                "train_subset": EARLY_SUBSET,
+                "early_stopping": PATIENCE,
+            }  # fmt: skip
+        )
+    }
+
+
 def judge_early_stopping(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
+    problems = unfinished(jobs)
+    if problems:
+        return failed_outcome(EARLY_LESSON, problems)
+    job = jobs["mlp on 200 images"]
     data = load_dataset("mnist")
-    x_small, y_small = train_subset(EARLY_SUBSET, seed=1)
-    x_val, y_val = data.x_val, data.y_val
-    model = seeded_model("mlp", {"hidden_sizes": (256,), "dropout": 0.0}, "mnist", seed=0)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loss = nn.functional.cross_entropy
-    steps_per_epoch = EARLY_SUBSET // 50
-    val_losses, best, best_epoch, best_state, stopped = [], float("inf"), 0, None, None
-    for epoch in range(1, MAX_EPOCHS[budget] + 1):
-        fit(model, x_small, y_small, loss, optimizer, steps_per_epoch, batch_size=50, seed=epoch)
-        val_losses.append(mean_loss(model, x_val, y_val, loss))
-        if val_losses[-1] < best:
-            best, best_epoch, best_state = val_losses[-1], epoch, copy.deepcopy(model.state_dict())
-        elif epoch - best_epoch >= PATIENCE:
-            stopped = epoch
-            break
+    val_losses = [float(row["val_loss"]) for row in job.snapshot()["epoch_metrics"]
+                  if "val_loss" in row]  # fmt: skip
+    best = min(val_losses)
+    best_epoch = val_losses.index(best) + 1
     last = val_losses[-1]
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    kept = mean_loss(model, x_val, y_val, loss)
-    held = stopped is not None and last > best and abs(kept - best) < 1e-6
+    stopped = len(val_losses) if len(val_losses) < MAX_EPOCHS[budget] else None
+    # The weights the run kept, measured on the whole validation split independently.
+    kept = mean_loss(job.model_copy(), data.x_val, data.y_val, nn.functional.cross_entropy)
+    held = stopped is not None and last > best and abs(kept - best) < 1e-4
     return Outcome(
         EARLY_LESSON.name,
         held=held,
         verdict=f"on {EARLY_SUBSET} training images the validation loss is lowest at epoch "
         f"{best_epoch} ({best:.4f}) and rises to {last:.4f}; with patience {PATIENCE} the run "
         + (f"stops at epoch {stopped}" if stopped else "never stopped")
-        + f" and keeps the best weights (validation loss {kept:.4f})",
+        + f" and keeps the best weights (their validation loss, measured again: {kept:.4f})",
         measured={
             "best_epoch": best_epoch,
             "best_val_loss": best,
@@ -258,9 +279,14 @@ EARLY_LESSON = register(
             "number", "At about which epoch is the validation loss lowest?", tolerance=0.5
         ),
         judge=judge_early_stopping,
-        note="Trained with a plain PyTorch loop inside the lesson (a 200-image subset, "
-        "evaluated every epoch); the engine has no subset or early stopping yet.",
-        setup={"arch": "mlp", "dataset": "mnist", "epochs": 40},
+        runs=early_runs,
+        setup={
+            "arch": "mlp",
+            "dataset": "mnist",
+            "epochs": 40,
+            "train_subset": EARLY_SUBSET,
+            "early_stopping": PATIENCE,
+        },  # fmt: skip
         position=19,
     )
 )

@@ -104,9 +104,10 @@ LESSON = register(
             choices=("frozen features, new head", "from scratch"),
         ),  # fmt: skip
         judge=judge_freezing,
-        note="Trained with a plain PyTorch loop inside the lesson: the engine cannot yet train "
-        "on a subset of classes or freeze layers by name.",
-        setup={"arch": "cnn", "dataset": "mnist"},
+        note="Trained with a plain PyTorch loop inside the lesson: the engine freezes parts by "
+        "name (freeze=features on Train) but trains on every class of a dataset and cannot "
+        "swap a trained model's head.",
+        setup={"arch": "cnn", "dataset": "mnist", "freeze": "features"},
         position=24,
     )
 )

@@ -56,3 +56,11 @@ def test_train_offers_the_run_as_a_script_and_a_notebook():
     )
     labels = [b.label for b in at.get("download_button")]
     assert "Notebook (.ipynb)" in labels
+
+
+def test_the_counting_lesson_counts_any_layer_with_the_students_numbers():
+    at = open_page(PAGE, query={"lesson": "counting_parameters"})
+    at.selectbox(key="lessons_formula_kind").set_value("Conv2d").run()
+    at.number_input(key="lessons_formula_Conv2d_in_channels").set_value(32).run()
+    at.number_input(key="lessons_formula_Conv2d_out_channels").set_value(64).run()
+    assert "`64x(32x3x3)+64 = 18,496 parameters`" in texts(at)
