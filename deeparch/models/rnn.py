@@ -240,7 +240,11 @@ _RECURRENT = {
         ElmanConfig,
         "Elman RNN: one hidden state h_t = act(W x_t + U h_(t-1) + b) updated step by step. "
         "The simplest recurrence; long sequences show vanishing (tanh) or exploding (relu) "
-        "gradients, which the gradient-per-step plot makes visible.",
+        "gradients, which the gradient-per-step plot makes visible. Its one click reads "
+        "mnist_rows (28 rows of 28 pixels, the last rows still telling digits apart) and "
+        "learns it, tanh or relu. On mnist1d, where the class is spread over 40 steps, the "
+        "same RNN stays at chance (10%) after 20 epochs while an LSTM reaches about 70% and a "
+        "GRU 90%: train it there, then compare the cells in Sequences, 'Vanishing gradients'.",
     ),
     "lstm": (
         LSTMConfig,
@@ -255,6 +259,15 @@ _RECURRENT = {
     ),
 }
 
+# One click per cell (measured on one thread here, deeparch.bench.defaults): a plain RNN on mnist1d
+# stays at chance for 20 epochs (its gradient fades over 40 steps), so it starts on mnist_rows,
+# 28 steps, where 10 epochs take it to about 85%; the gated cells learn mnist1d itself.
+ONE_CLICK = {
+    "rnn": ("mnist_rows", {"epochs": 10, "lr": 3e-3}),
+    "lstm": ("mnist1d", {"epochs": 20, "lr": 3e-3}),
+    "gru": ("mnist1d", {"epochs": 20, "lr": 3e-3}),
+}
+
 for _name, (_config_cls, _description) in _RECURRENT.items():
     register(
         ArchSpec(
@@ -263,8 +276,8 @@ for _name, (_config_cls, _description) in _RECURRENT.items():
             config_cls=_config_cls,
             builder=build_recurrent,
             data_kinds=SEQUENCE_KINDS,
-            default_dataset="mnist1d",
-            train_defaults={"epochs": 20, "lr": 3e-3},
+            default_dataset=ONE_CLICK[_name][0],
+            train_defaults=ONE_CLICK[_name][1],
             description=_description,
             check=check_recurrent,
         )

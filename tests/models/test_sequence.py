@@ -450,7 +450,7 @@ def test_a_unet_at_its_defaults_denoises_its_default_dataset(name: str) -> None:
 @pytest.mark.parametrize(
     "name,family,task,default_dataset",
     [
-        ("rnn", "rnn", "sequence", "mnist1d"),
+        ("rnn", "rnn", "sequence", "mnist_rows"),
         ("lstm", "rnn", "sequence", "mnist1d"),
         ("gru", "rnn", "sequence", "mnist1d"),
         ("qrnn", "qrnn", "sequence", "mnist1d"),

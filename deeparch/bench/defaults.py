@@ -1,0 +1,187 @@
+"""One click per architecture: train its defaults as the Train page does, and measure its point.
+
+Each task has its own measure of "it learned what it is for", against a baseline that knows
+nothing: classifiers against guessing the most common class, reconstructions against drawing the
+mean training image every time, GANs by how many of their samples a digit classifier trained on
+real digits recognises (and, for a conditional GAN, as the class asked for).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from deeparch.data import load_dataset
+from deeparch.engine.config import TrainConfig, train_defaults
+from deeparch.engine.manager import JobManager
+from deeparch.models import create_model, get_arch
+
+GAN_SAMPLES = 500  # generated digits judged per GAN
+CONFIDENT = 0.9  # the judge's probability for its class that counts a sample as recognised
+JUDGE_EPOCHS = 3  # the judge reaches about 97% on the bundled mnist's validation split
+
+
+def one_click_config(arch: str, **overrides: Any) -> TrainConfig:
+    """What one click on Train starts: TrainConfig's defaults with the architecture's on top, its
+    config's defaults and its default dataset."""
+    return TrainConfig.from_dict({**train_defaults(arch), "arch": arch, **overrides})
+
+
+@dataclass(frozen=True)
+class OneClick:
+    """A one-click run and its measure: `value` against `baseline` (what knowing nothing gets)."""
+
+    arch: str
+    dataset: str
+    metric: str  # what value and baseline are: "accuracy", "mse" or "recognised"
+    value: float
+    baseline: float
+    seconds: float  # wall clock, from submit to the end of training
+    cpu_seconds: float  # this process's CPU time meanwhile: the wall time on an idle core
+    steps: int
+    state: str
+    extra: dict[str, float]
+
+    @property
+    def learned(self) -> bool:
+        """Above the baseline for accuracies and recognised digits, below it for errors."""
+        if self.metric == "mse":
+            return self.value < self.baseline
+        return self.value > self.baseline
+
+
+def majority_share(labels: torch.Tensor) -> float:
+    """Accuracy of always guessing the most common class."""
+    return float(torch.bincount(labels).max()) / len(labels)
+
+
+def mean_image_mse(x_train: torch.Tensor, x_val: torch.Tensor) -> float:
+    """Mean squared error of predicting the mean training image for every validation image."""
+    return float(((x_val - x_train.mean(dim=0, keepdim=True)) ** 2).mean())
+
+
+class DigitJudge(nn.Module):
+    """A small convnet (two 3x3 convolutions and a linear layer) that reads 28x28 digits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # 16 x 14 x 14
+            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # 32 x 7 x 7
+        )  # fmt: skip
+        self.classifier = nn.Linear(32 * 7 * 7, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x).flatten(1))
+
+
+@functools.cache
+def digit_judge(seed: int = 0) -> tuple[DigitJudge, float]:
+    """A DigitJudge trained on the bundled mnist's training split, and its validation accuracy."""
+    data = load_dataset("mnist")
+    generator = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        judge = DigitJudge()
+    optimizer = torch.optim.Adam(judge.parameters(), lr=2e-3)
+    for _ in range(JUDGE_EPOCHS):
+        order = torch.randperm(len(data.x_train), generator=generator)
+        for start in range(0, len(order) - 63, 64):
+            index = order[start : start + 64]
+            loss = F.cross_entropy(judge(data.x_train[index]), data.y_train[index])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    judge.eval()
+    with torch.no_grad():
+        accuracy = float((judge(data.x_val).argmax(1) == data.y_val).float().mean())
+    return judge, accuracy
+
+
+def judge_gan_samples(
+    model: nn.Module, count: int = GAN_SAMPLES, seed: int = 0
+) -> dict[str, float]:
+    """What the digit judge makes of a GAN's samples: the share it recognises with confidence,
+    how many classes those cover, and for a conditional GAN the share read as the class asked."""
+    judge, _ = digit_judge()
+    generator = torch.Generator().manual_seed(seed)
+    z = model.sample_noise(count, generator=generator)
+    labels = torch.arange(count) % 10
+    with torch.no_grad():
+        fake = model.generator(z, labels) if model.conditional else model.generator(z)
+        probabilities = F.softmax(judge((fake + 1) / 2), dim=1)  # [-1, 1] -> [0, 1]
+    confidence, read_as = probabilities.max(dim=1)
+    recognised = confidence > CONFIDENT
+    judged = {
+        "recognised": float(recognised.float().mean()),
+        "classes": float(len(read_as[recognised].unique())),
+    }
+    if model.conditional:
+        judged["agreement"] = float((read_as == labels).float().mean())
+    return judged
+
+
+def reconstruction_mse(model: nn.Module, task: str, x: torch.Tensor) -> float:
+    """Mean squared error of an autoencoder's or VAE's reconstruction of clean inputs."""
+    with torch.no_grad():
+        output = model(x)
+    reconstruction = output[0] if task == "vae" else output
+    return float(((reconstruction - x) ** 2).mean())
+
+
+def measure(job: Any, arch: str, seconds: float, cpu_seconds: float) -> OneClick:
+    """The task's measure of a finished job against its baseline."""
+    snap = job.snapshot()
+    spec = get_arch(arch)
+    data = load_dataset(snap["dataset"])
+    final = snap["final_metrics"]
+    extra: dict[str, float] = {}
+    if spec.task in ("classify", "sequence"):
+        metric, value, baseline = "accuracy", final["val_accuracy"], majority_share(data.y_val)
+    elif spec.task == "gan":
+        extra = judge_gan_samples(job.model_copy())
+        metric, value = "recognised", extra.pop("recognised")
+        untrained, _ = create_model(arch, snap["config"]["arch_config"], data.info)
+        baseline = judge_gan_samples(untrained.eval())["recognised"]
+    else:
+        metric, baseline = "mse", mean_image_mse(data.x_train, data.x_val)
+        if spec.task == "denoise":
+            value = final["val_mse"]
+        else:
+            value = reconstruction_mse(job.model_copy(), spec.task, data.x_val)
+    return OneClick(
+        arch=arch,
+        dataset=snap["dataset"],
+        metric=metric,
+        value=float(value),
+        baseline=float(baseline),
+        seconds=seconds,
+        cpu_seconds=cpu_seconds,
+        steps=int(snap["step"]),
+        state=snap["state"],
+        extra=extra,
+    )
+
+
+def run_one_click(arch: str, threads: int | None = None, **overrides: Any) -> OneClick:
+    """Train an architecture's one-click config to the end and measure it."""
+    config = one_click_config(arch, **overrides)
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)  # the job's thread takes this count when it starts
+    manager = JobManager(max_running=1, heartbeat_timeout=0)
+    load_dataset(config.dataset or get_arch(arch).default_dataset)  # parsed before the clock
+    try:
+        started, cpu_started = time.perf_counter(), time.process_time()
+        job = manager.submit(config)
+        job.wait()
+        seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+        return measure(job, arch, seconds, cpu_seconds)
+    finally:
+        torch.set_num_threads(previous)

@@ -1,0 +1,143 @@
+"""Every architecture's one-click defaults learn what the architecture is for, within a budget.
+
+Each registered architecture trains its one-click config (the registry's defaults, its
+train_defaults and its default dataset: what one click on Train starts), cut to a step budget
+where TEST_STEPS names one, and is then measured here from the trained weights, against a
+baseline computed here: classifiers beat guessing the most common class by a margin,
+reconstructions beat drawing the mean training image, and a digit classifier trained on the real
+digits recognises a GAN's samples (as the asked-for class, for a conditional GAN).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import numpy as np
+import pytest
+import torch
+
+from deeparch.bench.defaults import digit_judge, judge_gan_samples, one_click_config
+from deeparch.data import load_dataset
+from deeparch.engine.manager import JobManager
+from deeparch.explore.views import starter_config
+from deeparch.models import get_arch, list_archs
+
+# Step budgets below the one-click run, each where its metric already shows (None: the whole
+# one-click run). Budgets keep the file's training to a few minutes on two cores.
+# The others train their whole one-click run (every figure of the README's table is one).
+TEST_STEPS: dict[str, int] = {
+    "mlp": 186,  # 3 of its 10 epochs: past 90% already
+    "mlp_conv1d": 186,  # the same model as the mlp, as 1x1 convolutions
+    "cnn": 62,  # 1 of 5 epochs
+    "alexnet": 124,  # 2 of 3 epochs
+    "conv_autoencoder": 186,  # 3 of 10 epochs
+}
+
+ACCURACY_MARGIN = 0.25  # accuracy at least chance + this (chance: the most common class's share)
+MSE_RATIO = 0.7  # reconstruction error at most this share of the mean image's
+GAN_RECOGNISED = 0.25  # share of samples the judge reads with confidence (real digits: 0.83)
+GAN_CLASSES = 8  # distinct digits among them (a collapsed generator draws one or two)
+RESIDUAL_MARGIN = 0.15  # the resnet's accuracy above the plainnet's at the same budget
+CGAN_AGREEMENT = 0.5  # share of a conditional GAN's samples read as the class asked for
+SLOW = {"alexnet", "dcgan", "mlp_gan", "cgan", "qrnn", "resnet", "plainnet"}
+
+
+@functools.cache
+def trained(arch: str, **arch_config) -> tuple[torch.nn.Module, str]:
+    """The weights and the dataset of an architecture's one-click run (trained once per session:
+    the residual comparison reads the resnet's and the plainnet's again)."""
+    config = one_click_config(arch, max_steps=TEST_STEPS.get(arch, 0), arch_config=arch_config)
+    job = JobManager(max_running=1, heartbeat_timeout=0).submit(config)
+    job.wait()
+    assert job.state == "finished", job.snapshot()["reason"]
+    return job.model_copy(), job.dataset
+
+
+def archs():
+    return [
+        pytest.param(arch, marks=pytest.mark.slow) if arch in SLOW else arch
+        for arch in list_archs()
+    ]
+
+
+def test_the_digit_judge_reads_real_digits():
+    _, accuracy = digit_judge()
+    assert accuracy > 0.9
+
+
+@pytest.mark.parametrize("arch", archs())
+def test_one_click_defaults_learn_what_the_architecture_is_for(arch):
+    model, dataset = trained(arch)
+    task = get_arch(arch).task
+    data = load_dataset(dataset)
+    if task in ("classify", "sequence"):
+        accuracy, chance = accuracy_and_chance(model, data)
+        assert accuracy >= chance + ACCURACY_MARGIN, (accuracy, chance)
+    elif task == "gan":
+        check_gan(model)
+    else:
+        check_reconstruction(model, task, data)
+
+
+@pytest.mark.slow
+def test_the_plain_rnn_with_relu_learns_too():
+    model, dataset = trained("rnn", nonlinearity="relu")
+    accuracy, chance = accuracy_and_chance(model, load_dataset(dataset))
+    assert accuracy >= chance + ACCURACY_MARGIN, (accuracy, chance)
+
+
+@pytest.mark.slow
+def test_at_the_defaults_the_resnet_beats_its_plain_twin():
+    """The point of residual learning: the same convolutions without skips train worse, deep."""
+    accuracies = {}
+    for arch in ("resnet", "plainnet"):
+        model, dataset = trained(arch)
+        accuracies[arch], _ = accuracy_and_chance(model, load_dataset(dataset))
+    assert accuracies["resnet"] >= accuracies["plainnet"] + RESIDUAL_MARGIN, accuracies
+
+
+def test_the_sequences_starter_is_the_lstms_one_click():
+    """The Sequences page starts the lstm's one-click run, which the test above checks learns."""
+    starter = starter_config("sequences")
+    one_click = one_click_config("lstm", snapshot_every=starter.snapshot_every)
+    assert starter.arch == "lstm" and starter.dataset == get_arch("lstm").default_dataset
+    assert dataclasses.replace(starter, dataset=None) == one_click
+
+
+def accuracy_and_chance(model, data) -> tuple[float, float]:
+    """Validation accuracy, and that of always guessing the most common class."""
+    with torch.no_grad():
+        logits = model(data.x_val)
+    predicted = (logits[:, 0] > 0).long() if logits.shape[1] == 1 else logits.argmax(dim=1)
+    accuracy = float((predicted == data.y_val).float().mean())
+    return accuracy, np.bincount(data.y_val.numpy()).max() / len(data.y_val)
+
+
+def check_reconstruction(model, task, data) -> None:
+    x_train, x_val = data.x_train.numpy(), data.x_val.numpy()
+    mean_image_mse = np.mean((x_val - x_train.mean(axis=0)) ** 2)
+    with torch.no_grad():
+        if task == "denoise":
+            # A denoiser is shown noisy inputs: it must beat the noise it was given, too.
+            generator = torch.Generator().manual_seed(1)
+            noise = torch.randn(data.x_val.shape, generator=generator) * model.noise_std
+            noisy = data.x_val + noise
+            if data.info.kind == "image":
+                noisy = noisy.clamp(0, 1)
+            output = model(noisy).numpy()
+            noisy_mse = np.mean((noisy.numpy() - x_val) ** 2)
+            assert np.mean((output - x_val) ** 2) < noisy_mse
+        else:
+            output = model(data.x_val)
+            output = (output[0] if task == "vae" else output).numpy()
+    mse = np.mean((output - x_val) ** 2)
+    assert mse <= MSE_RATIO * mean_image_mse, (mse, mean_image_mse)
+
+
+def check_gan(model) -> None:
+    judged = judge_gan_samples(model)
+    assert judged["recognised"] >= GAN_RECOGNISED, judged
+    assert judged["classes"] >= GAN_CLASSES, judged
+    if model.conditional:
+        assert judged["agreement"] >= CGAN_AGREEMENT, judged
