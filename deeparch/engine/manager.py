@@ -34,7 +34,13 @@ from deeparch.engine.handle import JobHandle
 from deeparch.engine.optim import default_max_running
 from deeparch.engine.state import JobState
 from deeparch.engine.store import RunStore, StoredRun
-from deeparch.engine.threads import BudgetedGate, ThreadBudget, TimeSlices, threads_beside_a_browser
+from deeparch.engine.threads import (
+    BudgetedGate,
+    ThreadBudget,
+    TimeSlices,
+    give_freed_memory_back,
+    threads_beside_a_browser,
+)
 from deeparch.errors import ConfigError, DeeparchError, UnknownNameError
 from deeparch.settings import ClassSettings, env_name, load_settings
 
@@ -338,8 +344,12 @@ class JobManager:
         with self._lock:
             keep = 0 if owner in self._ended_sessions else self.runs_in_memory
             ended = [j for j in self._jobs.values() if j.owner == owner and not j.is_active()]
-            for job in ended[: max(0, len(ended) - keep)]:
+            dropped = ended[: max(0, len(ended) - keep)]
+            for job in dropped:
                 del self._jobs[job.id]
+        if dropped:
+            del job, ended, dropped
+            give_freed_memory_back()
 
     # -- heartbeats --
 

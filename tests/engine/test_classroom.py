@@ -1,14 +1,19 @@
 """One server for a class: ownership, fair scheduling, thread budgets, the run store, abandoned
 jobs and shutdown, on the thread backend."""
 
+import gc
+import platform
+import weakref
+
 import pytest
 import torch
 
 from deeparch.checkpoint import files as checkpoint
+from deeparch.engine import manager as manager_module
 from deeparch.engine.config import TrainConfig
 from deeparch.engine.manager import TEACHER, JobManager, NotYourJobError
 from deeparch.engine.store import RunStore, session_folder_name
-from deeparch.engine.threads import ThreadBudget, TimeSlices
+from deeparch.engine.threads import ThreadBudget, TimeSlices, give_freed_memory_back
 from deeparch.errors import ConfigError
 from tests.engine.jobs import SMALL, patch_train_step
 
@@ -200,3 +205,25 @@ def test_shutdown_stops_every_job_and_stores_the_running_ones(tmp_path):
     assert [run.id for run in store.runs(ALICE)] == [running.id]
     with pytest.raises(Exception, match="shutting down"):
         manager.submit(TINY, owner=CAROL)
+
+
+def test_a_run_dropped_from_memory_is_freed_and_the_heap_trimmed(tmp_path, monkeypatch):
+    trims = []
+    monkeypatch.setattr(manager_module, "give_freed_memory_back", lambda: trims.append(1))
+    manager = JobManager(
+        max_running=1, heartbeat_timeout=0, store=RunStore(tmp_path), runs_in_memory=1,
+        queue_per_student=9,
+    )  # fmt: skip
+    first = manager.submit(TINY, owner=ALICE)
+    assert first.wait(60) and first.state == "finished"
+    model = weakref.ref(first.model)
+    second = manager.submit(TINY, owner=ALICE)
+    assert second.wait(60) and second.state == "finished"
+    del first
+    gc.collect()
+    assert model() is None  # nothing else holds the dropped run's model
+    assert trims == [1]  # once, when the first run left memory
+
+
+def test_freed_memory_goes_back_where_the_c_library_allows():
+    assert give_freed_memory_back() is (platform.libc_ver()[0] == "glibc")
