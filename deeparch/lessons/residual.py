@@ -61,9 +61,9 @@ def judge_residual(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
     first = {label: next(iter(layer_norms.values())) for label, layer_norms in norms.items()}
     margin = accuracy["resnet"] - accuracy["plainnet"]
     gradient_ratio = first["resnet"] / max(first["plainnet"], 1e-30)
-    # Ahead by more than a couple of validation images' worth, and the first layer's gradient
-    # (the one that has to pass through all 37 layers) at least 10 times the plain net's.
-    held = margin > 0.02 and gradient_ratio > 10
+    # Ahead by ten points at the same depth (measured: 67.9% against 30.0% after 50 steps); the
+    # gradient norms are shown beside it, their ratio depends on how far training has gone.
+    held = margin > 0.1
     steps = jobs["resnet"].snapshot().get("step", 0)
     return Outcome(
         LESSON.name,
