@@ -24,8 +24,8 @@ class GAN(nn.Module):
 
     generator(z[, labels]) -> images (N, C, H, W) in [-1, 1]; discriminator(x[, labels]) -> logits
     (N,), no sigmoid (the engine uses BCEWithLogits). num_classes is 0 for an unconditional GAN.
-    Tuned for the engine's defaults: Adam lr 1e-3 with the gan task's betas (0.5, 0.999). The
-    paper's lr 2e-4 let the discriminator win within the ~2,000 steps a CPU run affords.
+    Trained with Adam and the gan task's betas (0.5, 0.999); each architecture's train_defaults
+    give its learning rate (the dcgan 1e-3, the MLP GANs the paper's 2e-4).
     """
 
     def __init__(

@@ -152,7 +152,10 @@ register(
         description=(
             "A residual network: each block of two convolutions adds its input back to its output, "
             "so it only has to learn a correction, and gradients reach early layers through the "
-            "skips. This is what made networks of a hundred layers trainable."
+            "skips. This is what made networks of a hundred layers trainable. At the defaults "
+            "(3 stages of 2 blocks) it and the plainnet both reach about 95% on mnist: too "
+            "shallow for the skips to matter. With blocks_per_stage 6 (38 layers) and 2 epochs "
+            "it reached 78% against the plainnet's 71% here."
         ),
         check=check_resnet,
     )
