@@ -45,6 +45,7 @@ LIVE_REFRESH_S = 1.0
 # what a student feels); then LIVE_REFRESH_S again.
 FIRST_POINT_REFRESH_S = 0.3
 WORKING_STATES = ("queued", "running")  # a change between these changes nothing but the panel
+UPLOAD_OUTCOME_KEY = "train_upload_outcome"  # the last upload's message, kept across the rerun
 
 
 def apply_share_link() -> None:
@@ -210,8 +211,9 @@ def checkpoint_zip(job) -> bytes:
     return data
 
 
-def load_upload(uploaded) -> None:
-    """Validate an uploaded checkpoint (.safetensors or a .zip of one) and load it as a run."""
+def load_upload(uploaded) -> tuple[str, ...]:
+    """Validate an uploaded checkpoint (.safetensors or a .zip of one) and load it as a run; the
+    outcome to show: ("error", message) or ("loaded", architecture, file name)."""
     owner = session_owner()
     try:
         job = archive.load_upload(
@@ -220,12 +222,19 @@ def load_upload(uploaded) -> None:
             lambda weights: manager().load_checkpoint(weights, owner=owner),
         )
     except DeeparchError as error:
-        st.error(escape_markdown(str(error)))
-        return
+        return ("error", str(error))
     remember_loaded(job)
-    name = escape_markdown(archive.shown_name(uploaded.name))
-    arch = escape_markdown(job.snapshot()["arch"])
-    st.success(f"Loaded {arch} ({name}); compare it on the Compare page.")
+    return ("loaded", job.snapshot()["arch"], archive.shown_name(uploaded.name))
+
+
+def show_upload_outcome() -> None:
+    outcome = st.session_state.get(UPLOAD_OUTCOME_KEY)
+    if outcome and outcome[0] == "error":
+        st.error(escape_markdown(outcome[1]))
+    elif outcome:
+        arch = escape_markdown(outcome[1])
+        name = escape_markdown(outcome[2])
+        st.success(f"Loaded {arch} ({name}); compare it on the Compare page.")
 
 
 def checkpoint_section(job) -> None:
@@ -253,9 +262,12 @@ def checkpoint_section(job) -> None:
             key=f"train_upload_{uploads}" if uploads else "train_upload",
         )
         if uploaded is not None:
-            load_upload(uploaded)
-            # A new widget key: Streamlit forgets the file the old widget held (read once).
+            st.session_state[UPLOAD_OUTCOME_KEY] = load_upload(uploaded)
+            # A new widget key: Streamlit forgets the file the old widget held (read once), and
+            # the page draws the new, empty widget at once, so the next file is not lost.
             st.session_state["train_uploads"] = uploads + 1
+            st.rerun()
+        show_upload_outcome()
 
 
 st.title("Train")

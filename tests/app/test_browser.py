@@ -185,7 +185,8 @@ def test_a_downloaded_checkpoint_uploads_again_and_a_harmful_zip_is_explained(
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("../w.safetensors", b"x")
     evil.write_bytes(buffer.getvalue())
-    upload.set_input_files(str(evil))
+    # A file is read once: after a load the uploader is a new widget (train_upload_1), empty.
+    page.locator(".st-key-train_upload_1 input[type=file]").set_input_files(str(evil))
     refused = page.get_by_test_id("stAlert").filter(has_text="Could not load")
     expect(refused).to_have_text(
         "Could not load evil_*run*.zip: it holds '../w.safetensors', a path or a hidden name; "
