@@ -250,6 +250,11 @@ def checkpoint_section(job) -> None:
                 key="train_download",
                 on_click="ignore",
             )
+            if get_arch(job.arch).family == "transfer":
+                st.caption(
+                    "A torchvision model's checkpoint is larger than an upload may be here: "
+                    "continue it with `python -m deeparch train ... --resume FILE`."
+                )
         else:
             st.caption("Pause or finish a run to download its weights (.safetensors + .json).")
     with load_col:

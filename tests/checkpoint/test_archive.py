@@ -17,7 +17,12 @@ from deeparch.checkpoint.optimizer import optimizer_state
 from deeparch.engine.manager import JobManager, TrainConfig
 from deeparch.engine.optim import make_optimizer
 from deeparch.errors import DeeparchError
-from deeparch.models import create_model, list_archs
+from deeparch.models import create_model, get_arch, list_archs
+
+# torchvision's transfer models (resnet18: 11 million parameters, 134 MB with Adam's moments) are
+# larger than a browser upload may be (maxUploadSize 64 MB): their checkpoints load from the CLI
+# (--resume, evaluate), and the Train page says so beside their download.
+BROWSER_ARCHS = [arch for arch in list_archs() if get_arch(arch).family != "transfer"]
 
 GB = 2**30
 LIMIT = "150 MB"
@@ -84,7 +89,7 @@ def checkpoint_bytes(arch: str) -> int:
 
 
 def test_the_cap_is_a_few_times_the_largest_checkpoint_at_defaults():
-    sizes = {arch: checkpoint_bytes(arch) for arch in list_archs()}
+    sizes = {arch: checkpoint_bytes(arch) for arch in BROWSER_ARCHS}
     largest = max(sizes, key=sizes.get)
     # At the time of writing: cgan, 35.6 MB (11.9 million parameters, three floats each).
     assert 3 * sizes[largest] < MAX_UNPACKED_BYTES < 10 * sizes[largest], (largest, sizes[largest])

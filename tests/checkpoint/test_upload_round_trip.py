@@ -8,7 +8,12 @@ import torch
 
 from deeparch.checkpoint import archive
 from deeparch.engine.manager import JobManager, TrainConfig
-from deeparch.models import list_archs
+from deeparch.models import get_arch, list_archs
+
+# torchvision's transfer models (resnet18: 11 million parameters, 134 MB with Adam's moments) are
+# larger than a browser upload may be (maxUploadSize 64 MB): their checkpoints load from the CLI
+# (--resume, evaluate), and the Train page says so beside their download.
+BROWSER_ARCHS = [arch for arch in list_archs() if get_arch(arch).family != "transfer"]
 
 CONFIG = Path(__file__).resolve().parents[2] / ".streamlit" / "config.toml"
 MB = 2**20
@@ -24,7 +29,7 @@ def manager():
     return JobManager(max_running=1, heartbeat_timeout=0)
 
 
-@pytest.mark.parametrize("arch", list_archs())
+@pytest.mark.parametrize("arch", BROWSER_ARCHS)
 def test_the_download_at_defaults_uploads_again_with_the_same_weights(manager, arch):
     job = manager.submit(TrainConfig(arch=arch, max_steps=1), owner="student")
     assert job.wait(120) and job.state == "finished", job.reason

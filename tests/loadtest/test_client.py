@@ -14,7 +14,7 @@ from scripts.loadtest.protocol import Tab, user_key
 from scripts.loadtest.student import Student, job_id_of, progress_text, state_of
 from tests.loadtest.servers import app_server
 
-MAX_STEPS = 5
+MAX_STEPS = 50  # long enough that the live panel still polls when Start returns
 
 
 @pytest.fixture(scope="module")
