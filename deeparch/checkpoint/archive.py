@@ -170,6 +170,8 @@ def _unpack_zip(
             try:
                 with archive.open(entry) as source:
                     budget -= _copy_capped(source, target, budget, filename, written)
+            # NotImplementedError is zipfile's answer to a compression method it lacks (an entry
+            # packed with a method Python cannot read), not a stub: the upload is refused.
             except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as error:
                 problem = f"{shown_name(entry.filename)!r} in it is damaged ({error})"
                 raise _refused(filename, problem) from None

@@ -339,6 +339,8 @@ def test_missing_idx_files_name_the_folder_and_files(tmp_path, name, folder):
 
 def test_offline_download_fails_fast_without_torchvision_download(tmp_path, monkeypatch):
     probed = []
+    # The network is made unreachable here (every host probe answers no): the test checks the
+    # offline message and that nothing is fetched, never a download.
     monkeypatch.setattr(data_files, "_host_reachable", lambda url: probed.append(url) or False)
     with pytest.raises(DatasetUnavailableError, match="no network connection to codh.rois.ac.jp"):
         load_dataset("kmnist", root=tmp_path, download=True)
