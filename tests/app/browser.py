@@ -114,6 +114,17 @@ def chromium() -> Iterator[object]:
             browser.close()
 
 
+@contextlib.contextmanager
+def app_tab(log_name: str, height: int = 1000) -> Iterator[object]:
+    """A Chromium tab on a fresh app server, opened on Home with its menu drawn."""
+    with running_app(log_name) as url, chromium() as browser:
+        tab = browser.new_page(viewport={"width": 1400, "height": height})
+        tab.set_default_timeout(60_000)
+        tab.goto(url)
+        tab.get_by_test_id("stSidebarNav").wait_for()
+        yield tab
+
+
 def shoot(page, name: str) -> Path:
     """A full-page screenshot in the artifacts folder (look at it)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.app.browser import ARTIFACTS, CHROMIUM, chromium, chromium_available, running_app
+from tests.app.browser import ARTIFACTS, CHROMIUM, app_tab, chromium_available
 
 SHOTS = ARTIFACTS / "explore"
 
@@ -21,11 +21,7 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def page():
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with running_app("streamlit_explore") as url, chromium() as browser:
-        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
-        tab.set_default_timeout(60_000)
-        tab.goto(url)
-        tab.get_by_test_id("stSidebarNav").wait_for()
+    with app_tab("streamlit_explore") as tab:
         yield tab
 
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.app.browser import ARTIFACTS, CHROMIUM, chromium, chromium_available, running_app
+from tests.app.browser import ARTIFACTS, CHROMIUM, app_tab, chromium_available
 from tests.app.test_browser_explore import stop_current_job
 
 SHOTS = ARTIFACTS / "sequence_tasks"
@@ -21,11 +21,7 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def page():
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with running_app("streamlit_sequence_tasks") as url, chromium() as browser:
-        tab = browser.new_page(viewport={"width": 1400, "height": 1800})
-        tab.set_default_timeout(60_000)
-        tab.goto(url)
-        tab.get_by_test_id("stSidebarNav").wait_for()
+    with app_tab("streamlit_sequence_tasks", height=1800) as tab:
         yield tab
 
 
