@@ -1,5 +1,7 @@
 """Pages keep what the student chose: a page switch, a reload with ?job=<id>, an Inspect link."""
 
+import time
+
 from pages._shared import manager
 from tests.app.test_pages import metric, open_page, run_until
 
@@ -128,7 +130,12 @@ def test_start_waits_while_the_students_own_run_trains_and_replace_says_so():
     second = at.session_state["deeparch_current_job"]
     assert second != first
 
+    # a stop is a request the training thread answers at its next step
+    deadline = time.monotonic() + 60
+    while manager().get(first).state != "stopped" and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert manager().get(first).state == "stopped"
+    assert "replaced by a new run" in manager().get(first).reason
     assert manager().get(second).state in ("queued", "running")
     at.button(key="train_stop").click().run()
     run_until(at, lambda a: metric(a, "state") == "stopped")

@@ -16,7 +16,16 @@ pytestmark = [
     pytest.mark.skipif(not chromium_available(), reason=f"no Chromium at {CHROMIUM}"),
 ]
 
-SETTINGS = {"train_cfg_epochs": 1, "train_cfg_max_steps": 5}
+# A wide MLP on large batches outlasts the page's first refresh ticks even on a fast machine: the
+# test compares the fragments both clients poll while a job trains (5 small steps ended before
+# the first tick on CI, and there was nothing to poll).
+STEPS = 20
+SETTINGS = {
+    "train_mlp_hidden_sizes": "2048,2048",
+    "train_cfg_epochs": 12,  # not mlp's default 10: an unchanged box sends nothing
+    "train_cfg_max_steps": STEPS,
+    "train_cfg_batch_size": 1024,
+}
 START_KEY = "train_start"
 
 
@@ -134,7 +143,7 @@ def test_the_protocol_client_sends_what_chromium_sends_on_start():
     # the same outcome: both jobs trained with the same settings to their last step
     assert real["state"] == simulated["state"] == "finished"
     assert real["progress"] == simulated["progress"]
-    assert real["progress"].endswith("step 5/5")
+    assert real["progress"].endswith(f"step {STEPS}/{STEPS}")
     # both poll the live panel and the job sidebar, the fragments the server gave a run_every
     # (how many ticks each sends before the run ends depends on the machine's speed)
     assert len(simulated["timed_fragments"]) == 2
