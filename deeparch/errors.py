@@ -45,7 +45,22 @@ class UnknownNameError(DeeparchError):
         self.what = what
         self.name = name
         self.known = list(known)
-        super().__init__(f"unknown {what} {name!r}; known {what}s: {', '.join(self.known)}")
+        message = f"unknown {what} {name!r}"
+        if self.known:
+            message += f"; known {what}s: {', '.join(self.known)}"
+        super().__init__(message)
+
+
+class UnknownJobError(UnknownNameError):
+    """A job id that is not in memory: never started here, or ended and left memory. The ids
+    of the jobs that are there are not listed (they belong to other students)."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__("job", job_id, [])
+        self.args = (
+            f"unknown job {job_id!r}: no job with this id is in memory (it never ran on this "
+            "server, or it ended and left memory; an ended run may be in the run store)",
+        )
 
 
 class DatasetUnavailableError(DeeparchError):

@@ -148,18 +148,20 @@ def load_settings(environ: dict[str, str] | None = None) -> ClassSettings:
             values[name], sources[name] = environ[variable], variable
     typed: dict[str, Any] = {}
     for name, value in values.items():
+        minimum = ALIAS_MINIMUM.get(sources[name])
+        # An old name allows less than its field (DEEPARCH_MAX_JOBS: not 0), and says so both
+        # for a value out of its range and for one that is not a number at all.
+        alias_allowed = (
+            f"an integer from {minimum} to {specs[name].max} (or {env_name(name)}=0 for "
+            "the automatic number)"
+        )
         try:
             typed[name] = coerce(specs[name], value)
         except ConfigError as error:
-            raise ConfigError(sources[name], value, error.allowed) from None
-        minimum = ALIAS_MINIMUM.get(sources[name])
+            allowed = error.allowed if minimum is None else alias_allowed
+            raise ConfigError(sources[name], value, allowed) from None
         if minimum is not None and typed[name] < minimum:
-            raise ConfigError(
-                sources[name],
-                value,
-                f"an integer from {minimum} to {specs[name].max} (or {env_name(name)}=0 for one "
-                "job per two cores)",
-            )
+            raise ConfigError(sources[name], value, alias_allowed)
     try:
         return make_config(ClassSettings, typed)
     except ConfigError as error:

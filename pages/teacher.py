@@ -35,22 +35,30 @@ if not st.session_state.get(TEACHER_KEY):
     st.stop()
 
 
-def jobs_panel() -> None:
-    st.subheader("Running and queued jobs")
+def live_panel() -> None:
+    # The header line, the job table and the server's use in one fragment: they refresh together,
+    # so the counts over the table always describe the table under them.
     rows = classroom.job_rows(manager())
-    if not rows:
+    usage = classroom.server_usage(manager())
+    st.markdown(f"**{escape_markdown(classroom.header_line(rows, usage))}**")
+    st.subheader("Running and queued jobs")
+    if rows:
+        st.dataframe(pd.DataFrame(rows).set_index("id"), width="stretch")
+        labels = {
+            f"{row['student']} · {row['architecture']} · {row['id'][-6:]}": row for row in rows
+        }
+        pick_col, stop_col = st.columns([4, 1])
+        chosen = pick_col.selectbox("job", list(labels), key="teacher_stop_pick")
+        if stop_col.button("Stop", key="teacher_stop", width="stretch", type="primary"):
+            manager().stop(labels[chosen]["id"], TEACHER)
+            st.rerun(scope="fragment")
+    else:
         st.caption("No job is running or waiting.")
-        return
-    st.dataframe(pd.DataFrame(rows).set_index("id"), width="stretch")
-    labels = {f"{row['student']} · {row['architecture']} · {row['id'][-6:]}": row for row in rows}
-    pick_col, stop_col = st.columns([4, 1])
-    chosen = pick_col.selectbox("job", list(labels), key="teacher_stop_pick")
-    if stop_col.button("Stop", key="teacher_stop", width="stretch", type="primary"):
-        manager().stop(labels[chosen]["id"], TEACHER)
-        st.rerun(scope="fragment")
+    with st.expander("The server's memory and cores"):
+        st.dataframe(pd.Series(usage, name="now").astype(str), width="stretch")
 
 
-st.fragment(jobs_panel, run_every=REFRESH_S)()
+st.fragment(live_panel, run_every=REFRESH_S)()
 
 st.subheader("The class's runs, side by side")
 groups = classroom.class_runs(manager())
@@ -75,13 +83,7 @@ else:
     }
     st.dataframe(pd.DataFrame(table).astype(str), width="stretch")
 
-settings_col, usage_col = st.columns(2)
-with settings_col:
-    st.subheader("Settings in force")
-    shown = {name: str(value) for name, value in settings.to_dict().items()}
-    st.dataframe(pd.Series(shown, name="value"), width="stretch")
-with usage_col:
-    st.subheader("The server")
-    usage = classroom.server_usage(manager())
-    st.dataframe(pd.Series(usage, name="now").astype(str), width="stretch")
-    st.caption(escape_markdown(f"{len(groups)} configuration(s) trained so far."))
+st.caption(escape_markdown(f"{len(groups)} configuration(s) trained so far."))
+st.subheader("Settings in force")
+shown = {name: str(value) for name, value in settings.to_dict().items()}
+st.dataframe(pd.Series(shown, name="value"), width="stretch")

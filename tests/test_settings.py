@@ -31,7 +31,7 @@ def test_the_old_variable_name_still_works():
 @pytest.mark.parametrize(
     ("environ", "field", "allowed"),
     [
-        ({"DEEPARCH_MAX_JOBS": "abc"}, "DEEPARCH_MAX_JOBS", "an integer from 0 to 1024"),
+        ({"DEEPARCH_MAX_JOBS": "abc"}, "DEEPARCH_MAX_JOBS", "an integer from 1 to 1024"),
         ({"DEEPARCH_MAX_JOBS": "0"}, "DEEPARCH_MAX_JOBS", "an integer from 1 to 1024"),
         ({"DEEPARCH_MAX_JOBS": "-1"}, "DEEPARCH_MAX_JOBS", "an integer from 1 to 1024"),
         ({"DEEPARCH_MAX_RUNNING": "-1"}, "DEEPARCH_MAX_RUNNING", "an integer from 0 to 1024"),

@@ -73,6 +73,17 @@ def class_runs(manager: JobManager) -> dict[str, list[dict[str, Any]]]:
     return dict(sorted(groups.items(), key=lambda item: -len(item[1])))
 
 
+def header_line(rows: list[Mapping[str, Any]], usage: Mapping[str, Any]) -> str:
+    """One line over the job table: how many jobs train and wait, and what the server holds."""
+    states = [row.get("state") for row in rows]
+    waiting = states.count("queued")
+    return (
+        f"{len(rows) - waiting} job(s) training or paused, {waiting} queued · "
+        f"{usage['jobs in memory']} in memory · {usage['resident memory (MB)']} MB resident · "
+        f"load {usage['load average (1 min)']} on {usage['CPU cores']} core(s)"
+    )
+
+
 def resident_memory_bytes() -> int:
     """This process's resident memory (Linux /proc; 0 where there is none)."""
     try:

@@ -41,7 +41,7 @@ from deeparch.engine.threads import (
     give_freed_memory_back,
     threads_beside_a_browser,
 )
-from deeparch.errors import ConfigError, DeeparchError, UnknownNameError
+from deeparch.errors import ConfigError, DeeparchError, UnknownJobError, UnknownNameError
 from deeparch.settings import ClassSettings, env_name, load_settings
 
 logger = logging.getLogger(__name__)
@@ -171,7 +171,7 @@ class JobManager:
     def get(self, job_id: str) -> JobHandle:
         with self._lock:
             if job_id not in self._jobs:
-                raise UnknownNameError("job", job_id, [])  # ids are not listed to strangers
+                raise UnknownJobError(job_id)  # ids are not listed to strangers
             return self._jobs[job_id]
 
     def jobs(self, owner: str | None = None) -> list[JobHandle]:

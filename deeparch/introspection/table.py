@@ -145,6 +145,7 @@ class _Seen:
     calls: int = 0
     mult_adds: float = 0.0
     field_path: formulas.FieldState = None
+    shape_changed: bool = False  # a later call gave another shape (a decoder's growing output)
 
 
 class _Recorder:
@@ -188,17 +189,25 @@ class _Recorder:
             state = self._fields.leave(module, inputs, output, is_leaf)
             if not is_row:
                 return
+            input_tensor = formulas.first_tensor(inputs[0] if inputs else None)
+            output_tensor = formulas.first_tensor(output)
+            input_shape = tuple(input_tensor.shape) if input_tensor is not None else None
+            output_shape = tuple(output_tensor.shape) if output_tensor is not None else None
             seen = self.seen.get(name)
             if seen is None:
-                input_tensor = formulas.first_tensor(inputs[0] if inputs else None)
-                output_tensor = formulas.first_tensor(output)
                 seen = self.seen[name] = _Seen(
                     order=len(self.seen),
-                    input_shape=tuple(input_tensor.shape) if input_tensor is not None else None,
-                    output_shape=tuple(output_tensor.shape) if output_tensor is not None else None,
+                    input_shape=input_shape,
+                    output_shape=output_shape,
                     output_shapes=formulas.tensor_shapes(output),
                     field_path=state,
                 )
+            elif output_shape != seen.output_shape:
+                # The last call's shapes: a greedy decoder re-reads all its tokens on each step,
+                # so its last call is the whole output sequence, not the first step's token.
+                seen.input_shape, seen.output_shape = input_shape, output_shape
+                seen.output_shapes = formulas.tensor_shapes(output)
+                seen.shape_changed = True
             seen.calls += 1
             seen.mult_adds += formulas.mult_adds(module, inputs, output) / self.batch_size
 
@@ -275,9 +284,20 @@ def layer_table(
         for module, training in modes.items():
             module.training = training
     rows = _rows(model, recorder.seen)
-    return LayerTable(
+    table = LayerTable(
         title=title or type(model).__name__, rows=rows, input_shapes=recorder.run_input_shapes
     )
+    changed = [
+        f"{name} ({seen.calls} calls)" for name, seen in recorder.seen.items() if seen.shape_changed
+    ]
+    if changed:
+        table.notes.append(
+            "Called more than once in one forward pass with growing input: "
+            + ", ".join(changed)
+            + ". Their shapes are their last call's (the whole output sequence); their "
+            "mult-adds add up every call."
+        )
+    return table
 
 
 def _part(model: nn.Module, name: str) -> str:

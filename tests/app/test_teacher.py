@@ -56,10 +56,16 @@ def test_the_teacher_sees_every_job_and_stops_any_after_the_password(monkeypatch
     assert not at.exception, [e.value for e in at.exception]
     jobs = at.dataframe[0].value
     assert running.id in jobs.index
+    # The header line is drawn with the job table (one fragment): its counts are the table's.
+    header = next(m.value for m in at.markdown if "training or paused" in m.value)
+    training = sum(state != "queued" for state in jobs["state"])
+    assert f"{training} job(s) training or paused, {len(jobs) - training} queued" in header
+    usage = at.dataframe[1].value
+    assert f"{int(float(usage.loc['jobs in memory', 'now']))} in memory" in header
     assert jobs.loc[running.id, "architecture"] == "mlp"
     names = at.selectbox(key="teacher_group").options
     assert any("mlp on" in name for name in names)
-    settings = at.dataframe[-2].value
+    settings = at.dataframe[-1].value
     assert settings.loc["teacher_password", "value"] == "set"  # never the password itself
     at.selectbox(key="teacher_stop_pick").set_value(
         next(o for o in at.selectbox(key="teacher_stop_pick").options if running.id[-6:] in o)

@@ -320,3 +320,20 @@ def test_mult_adds_are_per_sample_and_count_every_position():
     deconv = nn.ConvTranspose2d(4, 2, 3)
     # Each of the 4x5x5 input values is spread by 2 filters of 3x3.
     assert only_row(deconv, torch.rand(1, 4, 5, 5)).mult_adds == 4 * 5 * 5 * 2 * 3 * 3
+
+
+@pytest.mark.parametrize(
+    "arch", [name for name in list_archs() if get_arch(name).task == "seq2seq"]
+)
+def test_a_decoder_row_shows_the_whole_output_sequence_not_one_step(arch):
+    # A greedy decoder runs its layers once per output token; the table shows their last call,
+    # which is the model's own output, and says why in a note.
+    table = summarize(arch)
+    info = dataset_info_for(arch)
+    model, _ = create_model(arch, None, info)
+    model.eval()
+    with torch.no_grad():
+        output = model(torch.zeros(1, *info.input_shape, dtype=torch.long))
+    head = next(row for row in table.rows if row.name == "head")
+    assert head.output_shape == tuple(output.shape) == (1, info.target_shape[0], info.num_classes)
+    assert any("last call's" in note for note in table.notes)
