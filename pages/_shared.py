@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
+import re
+import secrets
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -24,11 +25,23 @@ SIDEBAR_REFRESH_S = 2.0  # the job list; the Train page itself refreshes its cha
 
 
 # ---------------------------------------------------------------- session and jobs
-# Who a browser tab is: an unguessable owner id that lives only in this session's state, never
-# in the address bar. ?job=<id> in a link names a job to look at, read-only unless this session
-# started it: copying the address bar hands over nothing. A reload is a new session (Streamlit
-# keeps no state across one): it shows the job read-only; nobody watches the old session's job
-# as its owner any more, so it stops within two heartbeats and is kept in the run store.
+# Who a browser is: an unguessable owner id (128 random bits, never derived from a job id) kept
+# in a cookie of this site, so a reload (a new Streamlit session) is the same owner and keeps
+# Stop and Pause on its jobs; it is never in the address bar. ?job=<id> in a link names a job to
+# look at, read-only unless this browser started it: a copied link hands over nothing. The
+# cookie is a session cookie (gone when the browser closes: a lab computer's next student is
+# someone else) and is written by a tiny component, since Streamlit reads cookies but sets none.
+OWNER_COOKIE = "deeparch_owner"
+OWNER_FORM = re.compile(r"[0-9a-f]{32}")  # token_hex(16); anything else in the cookie is ignored
+_OWNER_COOKIE_JS = """
+export default function ({ data }) {
+  const secure = window.location.protocol === "https:" ? "; Secure" : "";
+  document.cookie = `${data.name}=${data.value}; path=/; SameSite=Strict${secure}`;
+}
+"""
+_owner_cookie = st.components.v2.component("deeparch_owner_cookie", js=_OWNER_COOKIE_JS)
+
+
 def manager() -> JobManager:
     return get_manager()
 
@@ -38,11 +51,13 @@ class SessionTicket:
 
     def __init__(self, owner: str) -> None:
         self.owner = owner
+        get_manager().open_session(owner)
 
 
 def _session_ended(ticket: SessionTicket) -> None:
-    # Runs in Streamlit's thread when the tab's session ends: its queued jobs are dropped and
-    # its ended runs leave memory (they are in the run store).
+    # Runs in Streamlit's thread when the tab's session ends. A reload ends one session and opens
+    # another of the same owner: the manager waits a little before it drops the owner's queued
+    # jobs and moves its ended runs out of memory (they are in the store).
     get_manager().end_session(ticket.owner)
 
 
@@ -51,10 +66,15 @@ def _session_ticket(owner: str) -> SessionTicket:
     return SessionTicket(owner)
 
 
+def _owner_from_cookie() -> str | None:
+    value = st.context.cookies.get(OWNER_COOKIE)
+    return value if isinstance(value, str) and OWNER_FORM.fullmatch(value) else None
+
+
 def restore_session() -> str:
-    """The session's owner id (new for each session); ?job=<id> opens that job for viewing."""
+    """The browser's owner id (from its cookie, else new); ?job=<id> opens that job."""
     if OWNER_KEY not in st.session_state:
-        st.session_state[OWNER_KEY] = uuid.uuid4().hex
+        st.session_state[OWNER_KEY] = _owner_from_cookie() or secrets.token_hex(16)
         job = _get_job(st.query_params.get("job"))
         if job is not None:
             st.session_state[CURRENT_JOB_KEY] = job.id  # read-only unless it is ours
@@ -66,6 +86,16 @@ def restore_session() -> str:
     if current and st.query_params.get("job") != current:
         st.query_params["job"] = current  # query params are cleared on a page switch
     return owner
+
+
+def write_owner_cookie() -> None:
+    """Once per page run (app.py): put the owner id in the browser's cookie if it is not there.
+
+    Cookies are read once, when a session opens, so a session that began without the cookie
+    draws this on each run until the next reload carries it."""
+    owner = restore_session()
+    if _owner_from_cookie() != owner:
+        _owner_cookie(data={"name": OWNER_COOKIE, "value": owner}, key="deeparch_owner_cookie")
 
 
 def session_owner() -> str:
@@ -162,6 +192,9 @@ def job_sidebar() -> None:
 
 def student_label() -> None:
     """The name this student shows the teacher (kept by the manager for the Teacher page)."""
+    if "deeparch_student_label" not in st.session_state:
+        # After a reload (the same owner, a new session) the name the student gave stays.
+        st.session_state["deeparch_student_label"] = manager().labels.get(session_owner(), "")
     name = st.text_input(
         "Your name (shown to the teacher)", key="deeparch_student_label", max_chars=40
     )

@@ -48,6 +48,9 @@ logger = logging.getLogger(__name__)
 
 # Who may control any job: the Teacher page passes this as the owner once the password is right.
 TEACHER = "teacher"  # never a session's owner id: those are 32 hex digits
+# A browser that reloads the page ends its old session and opens a new one within seconds; an
+# owner gone this long without coming back has closed the tab.
+RECONNECT_GRACE_S = 30.0
 UNLIMITED = 1_000_000  # jobs_per_student for owner None (the CLI and tests: no class)
 # Jobs admitted at once on the thread backend when they take turns (slice_s > 0) and the class
 # settings leave max_running at 0: a whole class, each job holding its model and data in memory.
@@ -96,6 +99,10 @@ class JobManager:
         self._served: dict[str | None, int] = {}  # owner -> turn number when last started
         self._turns = itertools.count(1)
         self._ended_sessions: set[str] = set()
+        # owner -> browser sessions open now: a reload or a second tab shares its owner (a
+        # cookie), and a reload's old session ends around when its new one opens.
+        self._open_sessions: dict[str, int] = {}
+        self.reconnect_grace_s = 0.0  # seconds an owner with no session open may come back in
         self.labels: dict[str, str] = {}  # owner -> the name a student gave themselves
         self._ids = itertools.count(1)
         self._watchdog: threading.Thread | None = None
@@ -232,11 +239,37 @@ class JobManager:
 
     # -- sessions --
 
-    def end_session(self, owner: str) -> list[JobHandle]:
-        """The session's tab is gone: its queued jobs are dropped, its ended runs leave memory
-        (they are in the store), and its running jobs stop at the heartbeat (they may be watched
-        again from a reconnecting tab). Returns the queued jobs dropped."""
+    def open_session(self, owner: str) -> None:
+        """A browser session of this owner started (a new tab, or a reload)."""
         with self._lock:
+            self._open_sessions[owner] = self._open_sessions.get(owner, 0) + 1
+            self._ended_sessions.discard(owner)
+
+    def end_session(self, owner: str) -> list[JobHandle]:
+        """A browser session of this owner ended. Once the owner has none open, and has not come
+        back within reconnect_grace_s (a reload reconnects in seconds), its queued jobs are
+        dropped, its ended runs leave memory (they are in the store), and its running jobs stop
+        at the heartbeat. Returns the queued jobs dropped now (none while it may come back)."""
+        with self._lock:
+            still_open = self._open_sessions.get(owner, 0) - 1
+            if still_open > 0:
+                self._open_sessions[owner] = still_open
+                return []
+            self._open_sessions.pop(owner, None)
+        if self.reconnect_grace_s > 0:
+            timer = threading.Timer(
+                self.reconnect_grace_s, _release_if_gone, args=(weakref.ref(self), owner)
+            )
+            timer.daemon = True
+            timer.start()
+            return []
+        return self.release_owner(owner)
+
+    def release_owner(self, owner: str) -> list[JobHandle]:
+        """Let go of an owner that has no session open: see end_session."""
+        with self._lock:
+            if self._open_sessions.get(owner):
+                return []  # it came back (a reload, a reconnect)
             self._ended_sessions.add(owner)
             queued = [job for job in self._queue if job.owner == owner]
         for job in queued:
@@ -401,6 +434,12 @@ class JobManager:
         return active
 
 
+def _release_if_gone(manager_ref: weakref.ref, owner: str) -> None:
+    manager = manager_ref()
+    if manager is not None and not manager._closed:
+        manager.release_owner(owner)
+
+
 def _watch(manager_ref: weakref.ref) -> None:
     """Every quarter of the timeout (0.05 s to 5 s), stop the jobs nobody looks at any more."""
     while True:
@@ -427,7 +466,7 @@ def manager_from_settings(settings: ClassSettings, backend: Backend | None = Non
     if not max_running:
         takes_turns = isinstance(backend, ThreadBackend) and settings.slice_s > 0
         max_running = ADMITTED_WITH_TURNS if takes_turns else backend_capacity(backend)
-    return JobManager(
+    manager = JobManager(
         max_running=max_running,
         heartbeat_timeout=settings.heartbeat_s,
         backend=backend,
@@ -438,6 +477,8 @@ def manager_from_settings(settings: ClassSettings, backend: Backend | None = Non
         slice_s=settings.slice_s,
         cores=threads_beside_a_browser(),
     )
+    manager.reconnect_grace_s = RECONNECT_GRACE_S
+    return manager
 
 
 def backend_capacity(backend: Backend) -> int:

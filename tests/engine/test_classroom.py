@@ -3,6 +3,7 @@ jobs and shutdown, on the thread backend."""
 
 import gc
 import platform
+import time
 import weakref
 
 import pytest
@@ -95,6 +96,37 @@ def test_a_students_queued_jobs_are_dropped_when_their_session_ends():
     assert all(job.state == "stopped" and "session ended" in job.reason for job in alice)
     assert manager.jobs(owner=ALICE) == []
     assert manager.queue_position(bob) == 1
+
+
+def test_a_reload_keeps_the_owners_queued_jobs_and_a_closed_tab_drops_them_after_the_grace():
+    manager = held_manager(jobs_per_student=1, queue_per_student=2)
+    manager.reconnect_grace_s = 0.2
+    manager.open_session(ALICE)
+    queued = [manager.submit(TINY, owner=ALICE) for _ in range(2)]
+    # A reload: the old session ends, and the new one (the same owner, from the cookie) opens
+    # within the grace; a second tab of the same browser ending leaves the first one's jobs.
+    assert manager.end_session(ALICE) == []
+    manager.open_session(ALICE)
+    manager.open_session(ALICE)
+    assert manager.end_session(ALICE) == []
+    time.sleep(0.6)  # past the grace: the pending release finds the owner back, and keeps all
+    assert manager.jobs(owner=ALICE) == queued
+    assert [job.state for job in queued] == ["queued", "queued"]
+    assert manager.end_session(ALICE) == []  # the last tab closes: dropped once the grace ends
+    deadline = time.monotonic() + 60
+    while manager.jobs(owner=ALICE) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert manager.jobs(owner=ALICE) == []
+    assert all(job.state == "stopped" and "session ended" in job.reason for job in queued)
+
+
+def test_an_owner_whose_tab_closed_comes_back_to_its_runs_in_memory():
+    manager = held_manager()
+    manager.open_session(ALICE)
+    assert manager.end_session(ALICE) == []  # no grace: released at once
+    assert manager.release_owner(ALICE) == []
+    manager.open_session(ALICE)  # the same browser opens the app again
+    assert ALICE not in manager._ended_sessions  # its ended runs may stay in memory again
 
 
 # ---- cores ---------------------------------------------------------------------------------------
