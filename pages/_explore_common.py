@@ -14,6 +14,7 @@ from deeparch.errors import DeeparchError
 from deeparch.explore import views as explore
 from deeparch.figures.text import escape_markdown
 from pages._shared import (
+    KEPT_KEY,
     current_job,
     forget,
     keep,
@@ -22,6 +23,22 @@ from pages._shared import (
     session_jobs,
     session_owner,
 )
+
+
+def keep_fitting(key: str, fits: Callable[[Any], bool], default: Any = None) -> str:
+    """keep() for a widget whose allowed values depend on the run or its data (an image index, a
+    layer): the student's choice stays across pages, and one that no longer fits (another run,
+    a smaller dataset) is dropped, so the widget starts again at `default`. Give the widget no
+    value of its own (Streamlit warns about a value set twice)."""
+    value = st.session_state.get(key, st.session_state.get(KEPT_KEY, {}).get(key))
+    if value is not None and not fits(value):
+        forget(key)
+    return keep(key, default)
+
+
+def index_within(count: int) -> Callable[[Any], bool]:
+    """Fits an index widget over `count` items."""
+    return lambda value: isinstance(value, int | float) and 0 <= value < count
 
 
 def choose_job(view: str, prefix: str) -> JobHandle | None:

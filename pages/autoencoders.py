@@ -84,9 +84,10 @@ def comparison_section() -> None:
     dataset_name = data_col.selectbox("dataset", COMPARE_DATASETS, key=keep(f"{P}_dataset"))
     # An undercomplete code is smaller than the input: at most 63 numbers for digits' 8x8.
     largest = min(MAX_CODE_SIZE, int(np.prod(dataset(dataset_name).info.input_shape)) - 1)
-    if st.session_state.get(f"{P}_code_size", 0) > largest:
-        st.session_state[f"{P}_code_size"] = largest
-    code_size = code_col.slider("code size", 1, largest, 8, key=f"{P}_code_size")
+    code_key = keep(f"{P}_code_size", min(8, largest))
+    if st.session_state[code_key] > largest:
+        st.session_state[code_key] = largest
+    code_size = code_col.slider("code size", 1, largest, key=code_key)
     steps = steps_col.select_slider(
         "training steps of each autoencoder", [100, 300, 1000, 3000], 300, key=keep(f"{P}_steps")
     )

@@ -7,7 +7,7 @@ import streamlit as st
 from deeparch.engine.run_names import common_description, run_names
 from deeparch.figures import training as viz
 from deeparch.figures.text import escape_markdown
-from pages._shared import LOADED_JOBS_KEY, session_jobs, stored_snapshots
+from pages._shared import LOADED_JOBS_KEY, keep, session_jobs, stored_snapshots
 
 MAX_DEFAULT_RUNS = 4
 
@@ -49,10 +49,12 @@ loaded_ids = set(st.session_state.get(LOADED_JOBS_KEY, []))
 # Options are job ids, named by what differs among all the session's runs; the legend names the
 # chosen ones by what differs among them.
 all_names = dict(zip(ids, run_names(list(snaps.values()), [i in loaded_ids for i in ids])))
-if "compare_runs" not in st.session_state:
-    st.session_state["compare_runs"] = ids[:MAX_DEFAULT_RUNS]
-st.session_state["compare_runs"] = [r for r in st.session_state["compare_runs"] if r in snaps]
-chosen = st.multiselect("runs", ids, key="compare_runs", format_func=all_names.get)
+# The student's pick stays across pages (keep); runs that are gone since drop out of it, and a
+# pick with none left starts again from the newest runs.
+runs_key = keep("compare_runs", ids[:MAX_DEFAULT_RUNS])
+still_there = [r for r in st.session_state[runs_key] if r in snaps]
+st.session_state[runs_key] = still_there or ids[:MAX_DEFAULT_RUNS]
+chosen = st.multiselect("runs", ids, key=runs_key, format_func=all_names.get)
 if not chosen:
     st.info("Pick at least one run.")
     st.stop()

@@ -19,7 +19,15 @@ from deeparch.explore.latent import explorer_step
 from deeparch.figures import explore as figs
 from deeparch.figures.text import escape_markdown
 from pages._drawing import drawing_pad
-from pages._explore_common import choose_job, dataset, is_active, job_model, show_live
+from pages._explore_common import (
+    choose_job,
+    dataset,
+    index_within,
+    is_active,
+    job_model,
+    keep_fitting,
+    show_live,
+)
 from pages._shared import keep, manager
 
 P = "feat"  # widget key prefix of this page
@@ -38,7 +46,10 @@ def input_image(info, data) -> np.ndarray | None:
     """The image to look at, (C, H, W) in [0, 1], from the chosen source."""
     source = st.radio("Input", SOURCES, horizontal=True, key=keep(f"{P}_source"))
     if source == SOURCES[0]:
-        index = st.number_input("validation image #", 0, len(data.x_val) - 1, 0, key=f"{P}_index")
+        index = st.number_input(
+            "validation image #", 0, len(data.x_val) - 1,
+            key=keep_fitting(f"{P}_index", index_within(len(data.x_val)), 0),
+        )  # fmt: skip
         label = int(data.y_val[index])
         name = info.class_names[label] if info.class_names else label
         st.caption(f"true class: {escape_markdown(name)}")
@@ -162,9 +173,15 @@ def show_inspection(result, class_names, found: novelty.Novelty | None = None) -
             )
     st.subheader("Enlarge one map")
     pick_layer, pick_channel = st.columns(2)
-    layer = pick_layer.selectbox("layer", result.layer_names, key=f"{P}_layer")
+    layers = list(result.layer_names)
+    layer = pick_layer.selectbox(
+        "layer", layers, key=keep_fitting(f"{P}_layer", lambda name: name in layers)
+    )
     maps = result.feature_maps[layer]
-    channel = pick_channel.slider("channel", 0, maps.shape[0] - 1, 0, key=f"{P}_channel")
+    channel = pick_channel.slider(
+        "channel", 0, maps.shape[0] - 1,
+        key=keep_fitting(f"{P}_channel", index_within(maps.shape[0]), 0),
+    )  # fmt: skip
     bound = float(np.abs(maps[channel]).max()) or 1.0
     enlarged = figs.image_figure(
         maps[channel],

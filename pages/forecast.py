@@ -9,7 +9,7 @@ from deeparch.explore import views as explore
 from deeparch.figures import explore as figs
 from deeparch.figures import sequence_tasks as seq_figs
 from deeparch.figures.text import escape_markdown
-from pages._explore_common import choose_job, show_live, time_slider
+from pages._explore_common import choose_job, index_within, keep_fitting, show_live, time_slider
 
 P = "fc"  # widget key prefix of this page
 
@@ -25,7 +25,9 @@ def job_section(job) -> None:
     steps = explore.snapshot_steps(snapshots)
     shown = snapshots[steps.index(time_slider(steps, f"{P}_time"))]
     count = len(shown["series"])
-    index = st.slider("validation window", 0, count - 1, 0, key=f"{P}_index")
+    index = st.slider(
+        "validation window", 0, count - 1, key=keep_fitting(f"{P}_index", index_within(count), 0)
+    )
     horizon = len(shown["forecast"][index])
     st.plotly_chart(
         seq_figs.forecast_figure(

@@ -21,8 +21,10 @@ from pages._components import (
 from pages._explore_common import (
     choose_job,
     dataset,
+    index_within,
     is_active,
     job_model,
+    keep_fitting,
     model_at,
     show_live,
 )
@@ -115,8 +117,9 @@ def latent_sliders(latent_dim: int, means: np.ndarray) -> tuple[float, ...]:
     bound = Z_BOUND
     pick_col, go_col, zero_col = st.columns([2, 1, 1], vertical_alignment="bottom")
     index = pick_col.number_input(
-        "start from validation image #", 0, len(means) - 1, 0, key=f"{P}_start_index"
-    )
+        "start from validation image #", 0, len(means) - 1,
+        key=keep_fitting(f"{P}_start_index", index_within(len(means)), 0),
+    )  # fmt: skip
     go_col.button(
         "Sliders to its mean", key=f"{P}_to_mean", on_click=set_sliders,
         args=(means[int(index)], bound),
@@ -260,8 +263,13 @@ def explore_nd(
 def interpolation(job, step: int, dataset_name: str, count: int, instant: bool) -> None:
     st.subheader("Interpolate between two validation images")
     a_col, b_col, n_col = st.columns(3)
-    index_from = a_col.number_input("from image #", 0, count - 1, 0, key=f"{P}_from")
-    index_to = b_col.number_input("to image #", 0, count - 1, 1, key=f"{P}_to")
+    fits = index_within(count)
+    index_from = a_col.number_input(
+        "from image #", 0, count - 1, key=keep_fitting(f"{P}_from", fits, 0)
+    )
+    index_to = b_col.number_input(
+        "to image #", 0, count - 1, key=keep_fitting(f"{P}_to", fits, min(1, count - 1))
+    )
     steps = n_col.slider("steps", 3, 20, 10, key=keep(f"{P}_steps"))
     data = dataset(dataset_name)
     names = data.info.class_names
@@ -291,7 +299,7 @@ def interpolation(job, step: int, dataset_name: str, count: int, instant: bool) 
     )
     if f"{P}_lambda" not in st.session_state:
         st.session_state[f"{P}_lambda"] = round(float((chosen(STRIP) or {}).get("lambda", 0.5)), 2)
-    mix = st.slider("lambda", 0.0, 1.0, step=0.05, key=f"{P}_lambda")
+    mix = st.slider("lambda", 0.0, 1.0, step=0.05, key=keep(f"{P}_lambda"))
     choose(STRIP, {"lambda": float(mix), "set": 0}, from_server=True)
     means = latent.encode_means(model_at(job.id, step), data.x_val[[index_from, index_to]])
     z = latent.interpolate_latents(means[0], means[1], np.array([mix]))[0]

@@ -11,7 +11,9 @@ from deeparch.figures.text import escape_markdown
 from pages._explore_common import (
     choose_job,
     dataset,
+    index_within,
     job_model,
+    keep_fitting,
     model_at,
     show_live,
 )
@@ -55,7 +57,10 @@ def job_section(job) -> None:
     snap = job.snapshot()
     _model, step = job_model(job)
     data = dataset(snap["dataset"])
-    index = st.number_input("validation example #", 0, len(data.x_val) - 1, 0, key=f"{P}_index")
+    index = st.number_input(
+        "validation example #", 0, len(data.x_val) - 1,
+        key=keep_fitting(f"{P}_index", index_within(len(data.x_val)), 0),
+    )  # fmt: skip
     example = data.x_val[index]
     norms = job_gradients_cached(job.id, step, snap["dataset"], int(index))
     input_col, hidden_col = st.columns(2)

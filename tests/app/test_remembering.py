@@ -1,8 +1,13 @@
 """Pages keep what the student chose: a page switch, a reload with ?job=<id>, an Inspect link."""
 
 import time
+import uuid
 
+from deeparch.data.catalogue import load_dataset
+from deeparch.engine.config import TrainConfig
 from pages._shared import manager
+from tests.app.test_explore_pages import open_page as open_explore_page
+from tests.app.test_explore_pages import trained_job
 from tests.app.test_pages import metric, open_page, run_until
 
 
@@ -140,3 +145,56 @@ def test_start_waits_while_the_students_own_run_trains_and_replace_says_so():
     at.button(key="train_stop").click().run()
     run_until(at, lambda a: metric(a, "state") == "stopped")
     assert not at.button(key="train_start").disabled
+
+
+def test_compare_keeps_the_chosen_runs_across_pages():
+    at = open_page("pages/train.py")
+    owner = at.session_state["deeparch_owner"]
+    tiny = TrainConfig(arch="mlp", arch_config={"hidden_sizes": (8,)}, batch_size=32, max_steps=2)
+    jobs = [manager().submit(tiny, owner=owner) for _ in range(3)]
+    assert all(job.wait(60) and job.state == "finished" for job in jobs)
+    at.switch_page("pages/compare.py").run()
+    assert len(at.multiselect(key="compare_runs").value) == 3  # the newest few at first
+    at.multiselect(key="compare_runs").set_value([jobs[0].id]).run()
+    for page in ("pages/train.py", "pages/compare.py", "pages/inspect.py", "pages/compare.py"):
+        at.switch_page(page).run()
+        assert not at.exception, [e.value for e in at.exception]
+    assert at.multiselect(key="compare_runs").value == [jobs[0].id]
+
+
+def test_feature_maps_keep_the_image_layer_and_channel_and_drop_what_no_longer_fits():
+    owner = f"test-{uuid.uuid4().hex[:8]}"
+    job = trained_job(owner, arch="cnn", dataset="mnist", max_steps=3)
+    at = open_explore_page("pages/features.py", owner)
+    at.number_input(key="feat_index").set_value(7).run()
+    at.selectbox(key="feat_layer").set_value("features.conv2").run()
+    at.slider(key="feat_channel").set_value(5).run()
+    for page in ("pages/compare.py", "pages/features.py"):
+        at.switch_page(page).run()
+        assert not at.exception, [e.value for e in at.exception]
+    chosen = (
+        at.number_input(key="feat_index").value,
+        at.selectbox(key="feat_layer").value,
+        at.slider(key="feat_channel").value,
+    )
+    assert chosen == (7, "features.conv2", 5)
+    # A kept choice that the shown run cannot take (an image past the dataset's end, a layer
+    # it does not have) starts again at the first.
+    count = len(load_dataset(job.dataset).x_val)
+    at.switch_page("pages/compare.py").run()
+    at.session_state["deeparch_kept"] |= {"feat_index": count, "feat_layer": "no.such.layer"}
+    at.switch_page("pages/features.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.number_input(key="feat_index").value == 0
+    assert at.selectbox(key="feat_layer").value == "features.conv1"
+
+
+def test_the_sequence_page_keeps_its_example_across_pages():
+    owner = f"test-{uuid.uuid4().hex[:8]}"
+    trained_job(owner, arch="gru", dataset="mnist_rows", max_steps=3)
+    at = open_explore_page("pages/sequences.py", owner)
+    at.number_input(key="seq_index").set_value(3).run()
+    for page in ("pages/train.py", "pages/sequences.py"):
+        at.switch_page(page).run()
+        assert not at.exception, [e.value for e in at.exception]
+    assert at.number_input(key="seq_index").value == 3
