@@ -66,10 +66,16 @@ from deeparch.engine.threads import threads_beside_a_browser  # noqa: E402
 if "OMP_NUM_THREADS" not in os.environ:
     torch.set_num_threads(threads_beside_a_browser())
 
-from pages._shared import job_sidebar, restore_kept, write_owner_cookie  # noqa: E402
+from pages._shared import (  # noqa: E402
+    job_sidebar,
+    restore_kept,
+    restore_session,
+    write_owner_cookie,
+)
 
+restore_session()
 restore_kept()
 with st.sidebar:
-    write_owner_cookie()  # also restores the session (its owner, the job in the link)
     job_sidebar()
+    write_owner_cookie()  # last: its empty element shifts nothing the student reads
 page.run()

@@ -151,6 +151,9 @@ def status_line(job: JobHandle, live: bool) -> None:
         st.warning(escape_markdown(snap["reason"]))
 
 
+LATEST = "latest"  # the time slider's label of the newest snapshot (see step_labels)
+
+
 def time_slider(steps: list[int], key: str) -> int:
     """A slider over snapshot steps that follows the newest one until the user scrolls back."""
     follow_key = f"{key}_follow"
@@ -167,5 +170,21 @@ def time_slider(steps: list[int], key: str) -> int:
         st.session_state[follow_key] = st.session_state[key] == steps[-1]
 
     return st.select_slider(
-        "training step (scroll back in time)", steps, key=key, on_change=scrolled
+        "training step (scroll back in time)",
+        steps,
+        key=key,
+        on_change=scrolled,
+        format_func=step_labels(steps),
     )
+
+
+def step_labels(steps: list[int]) -> Callable[[int], str]:
+    """The time slider's labels: each step's number, and LATEST for the newest.
+
+    The browser sends a select slider's value back as its label. Under load it may send the
+    label it showed before a new snapshot arrived; were that the old newest step's number, the
+    server would read a move back in time and stop following. The newest step is always
+    labelled LATEST, so that late echo still means "the newest": only a student's move to an
+    older step turns following off."""
+    newest = steps[-1]
+    return lambda step: LATEST if step == newest else str(step)

@@ -125,16 +125,21 @@ def test_train_mlp_watch_the_loss_pause_and_stop(server_url, page):
     assert page.get_by_text("mlp on mnist").count() >= 1
     shoot(page, "compare")
 
-    # The address bar (?job=<id>), opened again, is a new session: it shows the job read-only
-    # while the job is in memory (once the old session has ended, its runs are only in its
-    # store), and hands over no control of it either way.
+    # The address bar (?job=<id>) opened in another browser (its own cookies, so another
+    # owner) shows the job read-only while the job is in memory, and hands over no control.
     job_id = parse_qs(urlparse(page.url).query)["job"][0]
-    page.goto(f"{server_url}/train?job={job_id}")
-    read_only = page.get_by_text("Another session's job, shown read-only")
-    page.get_by_text("Press Start to train").or_(read_only).first.wait_for()
-    assert page.locator(".st-key-train_stop button").count() == 0
-    page.get_by_text("No training jobs yet").wait_for()  # none of the old session's jobs
-    shoot(page, "train_read_only")
+    stranger = page.context.browser.new_context(viewport={"width": 1400, "height": 2000})
+    try:
+        other = stranger.new_page()
+        other.set_default_timeout(60_000)
+        other.goto(f"{server_url}/train?job={job_id}")
+        read_only = other.get_by_text("Another session's job, shown read-only")
+        other.get_by_text("Press Start to train").or_(read_only).first.wait_for()
+        assert other.locator(".st-key-train_stop button").count() == 0
+        other.get_by_text("No training jobs yet").wait_for()  # none of the owner's jobs
+        shoot(other, "train_read_only")
+    finally:
+        stranger.close()
 
 
 def test_a_share_link_shows_what_it_did_not_use_as_written(server_url, page):
