@@ -3,11 +3,13 @@
 Jobs live in the manager, not in a page, so they outlive page switches and reruns; a backend
 (deeparch.engine.backends) creates and runs them. What the manager adds for a class:
 
-- Ownership. A job is controlled (pause, resume, step, stop, remove) only by the session that
-  started it, or by the teacher; anyone else gets NotYourJobError. A job's id is not a capability.
+- Ownership. A job is controlled (pause, resume, step, stop, remove) only by its owner (a
+  browser: its sessions share an owner id, pages/_shared.py), or by the teacher; anyone else gets
+  NotYourJobError. A job's id is not a capability.
 - Fair scheduling. Each student (an owner) has at most `jobs_per_student` jobs training and at
   most `queue_per_student` waiting behind their own; free slots go round-robin to the student
-  served longest ago. A student's queued jobs are dropped when their session ends.
+  served longest ago. A student's queued jobs are dropped when their last session ends and they
+  have not come back within `reconnect_grace_s` (a reload opens a new session at once).
 - Turns and threads (thread backend). Up to `max_running` jobs are admitted; they take turns of
   `slice_s` seconds on the cores, and each computing job gets its share of the cores as torch
   threads (deeparch.engine.threads).
