@@ -9,12 +9,14 @@ import streamlit as st
 
 from deeparch.engine import classroom
 from deeparch.engine.manager import TEACHER
+from deeparch.errors import DeeparchError
 from deeparch.figures import training as viz
 from deeparch.figures.text import escape_markdown
 from deeparch.settings import load_settings
 from pages._shared import manager
 
 TEACHER_KEY = "deeparch_teacher"
+STOP_ERROR_KEY = "teacher_stop_error"
 REFRESH_S = 3.0
 
 settings = load_settings()
@@ -35,6 +37,13 @@ if not st.session_state.get(TEACHER_KEY):
     st.stop()
 
 
+def stop_job(job_id: str) -> None:
+    try:
+        manager().stop(job_id, TEACHER)
+    except DeeparchError as error:  # it ended and left memory since the table was drawn
+        st.session_state[STOP_ERROR_KEY] = str(error)
+
+
 def live_panel() -> None:
     # The header line, the job table and the server's use in one fragment: they refresh together,
     # so the counts over the table always describe the table under them.
@@ -42,6 +51,9 @@ def live_panel() -> None:
     usage = classroom.server_usage(manager())
     st.markdown(f"**{escape_markdown(classroom.header_line(rows, usage))}**")
     st.subheader("Running and queued jobs")
+    stop_error = st.session_state.pop(STOP_ERROR_KEY, None)
+    if stop_error:
+        st.error(escape_markdown(stop_error))
     if rows:
         st.dataframe(pd.DataFrame(rows).set_index("id"), width="stretch")
         labels = {
@@ -49,9 +61,13 @@ def live_panel() -> None:
         }
         pick_col, stop_col = st.columns([4, 1])
         chosen = pick_col.selectbox("job", list(labels), key="teacher_stop_pick")
-        if stop_col.button("Stop", key="teacher_stop", width="stretch", type="primary"):
-            manager().stop(labels[chosen]["id"], TEACHER)
-            st.rerun(scope="fragment")
+        # The id goes with the button as drawn: were it read from the picker on the rerun the
+        # click causes, a chosen job that left the table meanwhile would make Stop hit the first
+        # one listed instead.
+        stop_col.button(
+            "Stop", key="teacher_stop", width="stretch", type="primary",
+            on_click=stop_job, args=(labels[chosen]["id"],),
+        )  # fmt: skip
     else:
         st.caption("No job is running or waiting.")
     with st.expander("The server's memory and cores"):

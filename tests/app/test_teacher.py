@@ -8,7 +8,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from deeparch.engine.config import TrainConfig
-from deeparch.engine.manager import get_manager
+from deeparch.engine.manager import TEACHER, get_manager
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 PASSWORD = "correct horse"
@@ -102,3 +102,25 @@ def test_an_invalid_class_setting_is_one_clear_error_on_the_page(monkeypatch, va
     assert len(errors) == 1
     assert errors[0].startswith("The server's class settings are invalid: DEEPARCH\\_MAX\\_JOBS=")
     assert "an integer from" in errors[0]
+
+
+def test_stop_on_a_job_that_left_memory_meanwhile_says_it_is_unknown(monkeypatch):
+    at = app_with(monkeypatch, PASSWORD)
+    manager = get_manager()
+    running = manager.submit(LONG, owner="7" * 32)
+    another = manager.submit(LONG, owner="8" * 32)
+    at.switch_page("pages/teacher.py").run()
+    at.text_input(key="teacher_password").set_value(PASSWORD)
+    at.button[0].click().run()
+    at.selectbox(key="teacher_stop_pick").set_value(
+        next(o for o in at.selectbox(key="teacher_stop_pick").options if running.id[-6:] in o)
+    )
+    manager.remove(running.id, TEACHER)  # gone between drawing the table and the click
+    at.button(key="teacher_stop").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "no job with this id is in memory" in errors[0]
+    assert "known jobs" not in errors[0]
+    assert another.is_active()  # Stop never falls on the job listed next
+    manager.stop(another.id, TEACHER)
+    assert another.wait(60)
