@@ -62,6 +62,7 @@ page = st.navigation(sections)
 import torch  # noqa: E402
 
 from deeparch.engine.threads import threads_beside_a_browser  # noqa: E402
+from deeparch.warmup import start_warm_up  # noqa: E402
 
 if "OMP_NUM_THREADS" not in os.environ:
     torch.set_num_threads(threads_beside_a_browser())
@@ -72,4 +73,9 @@ restore_session()
 restore_kept()
 with st.sidebar:
     job_sidebar()
-page.run()
+try:
+    page.run()
+finally:
+    # Once per server, after its first page was sent (also when that page reran or switched):
+    # what the first Start and the first Inspect tab would wait for (deeparch.warmup).
+    start_warm_up()
