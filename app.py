@@ -29,9 +29,10 @@ except ConfigError as error:  # one clear message on every page, instead of ever
     st.error(f"The server's class settings are invalid: {message}. Fix it and restart the server.")
     st.stop()
 
+home = st.Page("pages/home.py", title="Home", icon=":material/home:", default=True)
 sections = {
     "Learn": [
-        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+        home,
         st.Page("pages/inspect.py", title="Inspect", icon=":material/search:"),
         st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
         st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
@@ -58,6 +59,11 @@ if settings.teacher_password:  # the Teacher page exists only where the class se
 # of pages/ (helper modules included) in the sidebar, and torch takes seconds to import on a
 # fresh server.
 page = st.navigation(sections)
+
+from pages._home_heading import home_heading  # noqa: E402  (after st.navigation: pages/__init__.py)
+
+if page is home:
+    home_heading()  # Home's first paint, before the seconds of torch's import below
 
 import torch  # noqa: E402
 

@@ -10,6 +10,7 @@ from deeparch import warmup
 from deeparch.engine.state import JobState
 from deeparch.introspection import shared
 from deeparch.models import get_arch
+from pages import _home_heading as home_heading
 from pages._train_views import wait_for_first_point
 from tests.app.browser import REPO
 
@@ -34,6 +35,34 @@ def test_the_pages_import_neither_torchvision_nor_torch_dynamo():
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
     )
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
+# A fresh server's first Home run with torch made unimportable: what it drew before the failed
+# import is what the student sees while torch loads.
+BEFORE_TORCH = """
+import json, sys
+from streamlit.testing.v1 import AppTest
+
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is not imported yet")
+
+sys.meta_path.insert(0, NoTorch())
+at = AppTest.from_file("app.py", default_timeout=300)
+at.run()
+print(json.dumps({"titles": [t.value for t in at.title], "failed": bool(at.exception),
+                  "torch": "torch" in sys.modules}))
+"""
+
+
+def test_home_draws_its_heading_before_torch_is_imported():
+    result = subprocess.run(
+        [sys.executable, "-c", BEFORE_TORCH], cwd=REPO, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome == {"titles": [home_heading.TITLE], "failed": True, "torch": False}
 
 
 # Two sessions of one fresh server (one process): each opens Home, then Inspect on cnn. The
