@@ -31,8 +31,9 @@ def import_optimizer_machinery() -> None:
 
 
 def inspect_default() -> None:
-    """Inspect's default architecture: its layer table and its traced graph (torch.fx's first)."""
-    shared_table(INSPECT_DEFAULT_ARCH)
+    """Inspect's default architecture: its layer table (as the page shows it, a pandas frame:
+    pandas' import is the page's largest) and its traced graph (torch.fx's first)."""
+    shared_table(INSPECT_DEFAULT_ARCH).to_dataframe()
     shared_graph(INSPECT_DEFAULT_ARCH)
 
 
