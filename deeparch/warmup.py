@@ -31,9 +31,15 @@ def import_optimizer_machinery() -> None:
 
 
 def inspect_default() -> None:
-    """Inspect's default architecture: its layer table (as the page shows it, a pandas frame:
-    pandas' import is the page's largest) and its traced graph (torch.fx's first)."""
-    shared_table(INSPECT_DEFAULT_ARCH).to_dataframe()
+    """Inspect's default architecture: its layer table and its traced graph (torch.fx's first).
+
+    Not its pandas frame: a package imported here while a page's thread imports it by another
+    route can hand that thread a partially initialized module (Python's import locks break such
+    a cycle so): a Train page opened during the warm-up failed with "partially initialized module
+    'pandas' has no attribute 'Series'". The steps here import only what app.py has imported
+    already, and torch._dynamo, which every importer reaches by the same route (torch.optim).
+    """
+    shared_table(INSPECT_DEFAULT_ARCH)
     shared_graph(INSPECT_DEFAULT_ARCH)
 
 

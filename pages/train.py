@@ -163,6 +163,10 @@ def live_panel() -> None:
     job = current_job()
     if job is None:
         st.info("Press **Start** to train with the settings above.")
+        # The loss chart's place, empty: the browser loads plotly.js (Streamlit's largest script,
+        # 4.7 MB, fetched and compiled for a tab's first chart) while the student fills the
+        # form, instead of between Start and the first loss point.
+        st.columns(2)[0].plotly_chart(viz.loss_figure({}), key="train_loss_chart")
         return
     job_controls(job)
     snap = job.snapshot(owner=session_owner())  # reading as the owner keeps the job alive

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import threading
 
+from streamlit.testing.v1 import AppTest
+
 from deeparch import warmup
 from deeparch.engine.state import JobState
 from deeparch.introspection import shared
@@ -163,3 +165,15 @@ def test_start_waits_for_the_first_point_only_while_the_job_trains():
     assert not wait_for_first_point(queued, seconds=60) and queued.snapshots == 1
     slow = FakeJob(JobState.RUNNING, steps_before_point=10**9)
     assert not wait_for_first_point(slow, seconds=0.05)  # the deadline ends the wait
+
+
+def test_the_train_page_draws_the_empty_loss_chart_before_any_run():
+    # So that the browser has loaded plotly.js before Start (its first chart fetches it).
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=300)
+    at.run()
+    at.switch_page("pages/train.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    charts = [
+        chart for chart in at.get("plotly_chart") if chart.proto.id.endswith("train_loss_chart")
+    ]
+    assert len(charts) == 1 and json.loads(charts[0].proto.spec)["data"] == []
