@@ -29,9 +29,10 @@ except ConfigError as error:  # one clear message on every page, instead of ever
     st.error(f"The server's class settings are invalid: {message}. Fix it and restart the server.")
     st.stop()
 
+home = st.Page("pages/home.py", title="Home", icon=":material/home:", default=True)
 sections = {
     "Learn": [
-        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+        home,
         st.Page("pages/inspect.py", title="Inspect", icon=":material/search:"),
         st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
         st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
@@ -59,9 +60,15 @@ if settings.teacher_password:  # the Teacher page exists only where the class se
 # fresh server.
 page = st.navigation(sections)
 
+from pages._home_heading import home_heading  # noqa: E402  (after st.navigation: pages/__init__.py)
+
+if page is home:
+    home_heading()  # Home's first paint, before the seconds of torch's import below
+
 import torch  # noqa: E402
 
 from deeparch.engine.threads import threads_beside_a_browser  # noqa: E402
+from deeparch.warmup import start_warm_up  # noqa: E402
 
 if "OMP_NUM_THREADS" not in os.environ:
     torch.set_num_threads(threads_beside_a_browser())
@@ -78,4 +85,9 @@ restore_kept()
 with st.sidebar:
     job_sidebar()
     write_owner_cookie()  # last: its empty element shifts nothing the student reads
-page.run()
+try:
+    page.run()
+finally:
+    # Once per server, after its first page was sent (also when that page reran or switched):
+    # what the first Start and the first Inspect tab would wait for (deeparch.warmup).
+    start_warm_up()

@@ -2,16 +2,36 @@
 decision regions of a 2-D classifier, weight and gradient histograms over time, per-layer
 gradient norms). The numbers come from the job's snapshots; deeparch.figures draws them."""
 
+import time
 from typing import Any
 
 import streamlit as st
 
 from deeparch.data import dataset_info
+from deeparch.engine.state import JobState
 from deeparch.errors import DeeparchError
 from deeparch.figures import training_views as views
 from deeparch.models import create_model, get_arch
 from deeparch.models.parts import top_level_parts
 from deeparch.tasks.reconstruct import RECONSTRUCTION_TASKS
+
+# Start waits this long for a new job's first loss point, so that the page it reruns into draws
+# the point at once instead of a live-panel refresh later (a warm server's first step ends within
+# 0.1 s of the submit; a first run on a server may take longer, and the panel looks on its own).
+FIRST_POINT_WAIT_S = 0.5
+FIRST_POINT_POLL_S = 0.02
+
+
+def wait_for_first_point(job: Any, seconds: float = FIRST_POINT_WAIT_S) -> bool:
+    """Whether the job has a loss point within `seconds`; never waits for a job that is not
+    training (queued behind another, paused, ended)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if any(job.snapshot().get("losses", {}).values()):
+            return True
+        if job.state is not JobState.RUNNING or time.monotonic() >= deadline:
+            return False
+        time.sleep(FIRST_POINT_POLL_S)
 
 
 def hidden_train_fields(arch: str) -> list[str]:

@@ -67,12 +67,7 @@ def card(arch: str) -> None:
             st.switch_page("pages/train.py", query_params={"arch": arch})
 
 
-st.title("deeparch: deep architectures you can open up")
-st.write(
-    "Pick an architecture: **Inspect** shows every layer, its parameter count and the code that "
-    "builds it; **Train** fits it on real data while you watch the loss fall. Your running jobs "
-    "stay in the sidebar on every page."
-)
+# The title and introduction are drawn by app.py before torch is imported (pages/_home_heading.py).
 # From the simplest idea to the newest (each family module's GALLERY_POSITION): a student reads
 # the gallery top to bottom.
 archs = archs_in_gallery_order()

@@ -13,12 +13,11 @@ from deeparch.figures.conv_layer import layer_figure
 from deeparch.figures.graph import graph_dot
 from deeparch.figures.text import code_span, escape_markdown
 from deeparch.introspection.convmath import LAYER_BOUNDS, LAYER_MODES, layer_axis
-from deeparch.introspection.graph import summarize_graph
 from deeparch.introspection.model_graph import collapse
+from deeparch.introspection.shared import shared_graph, shared_table
 from deeparch.introspection.table import (
     TORCHVISION_PREFIX,
     LayerTable,
-    summarize_arch,
     summarize_torchvision,
     torchvision_model_names,
     torchvision_module,
@@ -196,12 +195,12 @@ def layer_summary(arch: str, overrides: dict, dataset: str | None, freeze: str =
     if arch.startswith(TORCHVISION_PREFIX):
         name = arch.removeprefix(TORCHVISION_PREFIX)
         return summarize_torchvision(name, overrides, max_params=TORCHVISION_MAX_PARAMS)
-    return summarize_arch(arch, overrides, dataset=dataset, freeze=freeze)
+    return shared_table(arch, overrides, dataset, freeze)  # the server's warm-up may have it
 
 
 @st.cache_resource(max_entries=SUMMARIES_KEPT, show_spinner="Tracing the model ...")
 def graph_summary(arch: str, overrides: dict, dataset: str | None):
-    return summarize_graph(arch, overrides, dataset=dataset)
+    return shared_graph(arch, overrides, dataset)
 
 
 @st.cache_data(show_spinner=False)

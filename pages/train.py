@@ -35,7 +35,12 @@ from pages._shared import (
     specs_of,
     typed_overrides,
 )
-from pages._train_views import freeze_picker, hidden_train_fields, training_views
+from pages._train_views import (
+    freeze_picker,
+    hidden_train_fields,
+    training_views,
+    wait_for_first_point,
+)
 
 TRAIN_PREFIX = "train_cfg"
 # Seconds between chart refreshes while a job runs: each refresh costs the browser a redraw, and
@@ -118,7 +123,10 @@ def start_job(arch: str, dataset: str, arch_values: dict, train_values: dict, sl
         return
     remember_job(job)
     st.session_state["train_form_job"] = job.id  # the form holds its settings already
-    st.session_state["train_first_point"] = job.id
+    # The rerun below draws the first loss point if it came within the wait; else the panel
+    # looks for it every FIRST_POINT_REFRESH_S.
+    drawn = wait_for_first_point(job)
+    st.session_state["train_first_point"] = None if drawn else job.id
     st.session_state["train_last_state"] = job.state
     st.rerun()  # the sidebar, drawn before this page, shows the new job from the next run on
 
@@ -155,6 +163,10 @@ def live_panel() -> None:
     job = current_job()
     if job is None:
         st.info("Press **Start** to train with the settings above.")
+        # The loss chart's place, empty: the browser loads plotly.js (Streamlit's largest script,
+        # 4.7 MB, fetched and compiled for a tab's first chart) while the student fills the
+        # form, instead of between Start and the first loss point.
+        st.columns(2)[0].plotly_chart(viz.loss_figure({}), key="train_loss_chart")
         return
     job_controls(job)
     snap = job.snapshot(owner=session_owner())  # reading as the owner keeps the job alive

@@ -8,7 +8,9 @@ first paint (its title, its first card, every card) from the moment the server i
 Inspect in a fresh tab (the first on the server, then another); Start to the first loss point on
 the Train page (the first run on the server, which loads the data, then another). --baseline
 names another checkout (git worktree add --detach <dir> <commit>) measured the same way in the
-same run, so the figures compare under the same load; the load average is printed with them.
+same run, so the figures compare under the same load; the load average is printed with them, and
+then each of issue 12's targets beside its measured value (the median of --repeat rounds). One
+round takes about a minute on a quiet machine.
 
 Starts `streamlit run app.py`, drives Chromium to the Train page with the given settings, clicks
 Start and times the first loss point on the chart, then reads samples/s from the page once the run
@@ -19,6 +21,7 @@ browser); the figures are printed with their ratios as JSON.
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -144,14 +147,40 @@ def page_times(checkout: Path, arch: str, timeout: float) -> dict:
     return figures
 
 
+# Issue 12's targets, in seconds: what each figure of --pages should be at most.
+PAGE_TARGETS = {
+    "home_title_s": 2.0,  # Home's first paint after the server is healthy
+    "inspect_first_tab_s": 1.5,
+    "inspect_second_tab_s": 1.5,
+    "first_point_fresh_s": 2.0,
+    "first_point_warm_s": 1.0,
+}
+
+
+def target_lines(runs: list[dict]) -> list[str]:
+    """One line per target and checkout: the target beside the median of the rounds."""
+    lines = []
+    for checkout in dict.fromkeys(run["checkout"] for run in runs):
+        own = [run for run in runs if run["checkout"] == checkout]
+        loads = ", ".join(run["loadavg"] for run in own)
+        lines.append(f"{checkout} ({len(own)} round(s), load average {loads}):")
+        for figure, target in PAGE_TARGETS.items():
+            measured = statistics.median(run[figure] for run in own)
+            verdict = "met" if measured <= target else "NOT met"
+            lines.append(f"  {figure:22s} target {target:4.1f} s  measured {measured:6.2f} s  "
+                         f"{verdict}")  # fmt: skip
+    return lines
+
+
 def pages_main(args: argparse.Namespace) -> None:
     checkouts = [REPO] + ([Path(args.baseline)] if args.baseline else [])
     runs = []
     for _ in range(args.repeat):
-        for checkout in checkouts:
+        for checkout in checkouts:  # interleaved: both see the same load
             runs.append({**page_times(checkout, args.arch, args.timeout),
                          "loadavg": Path("/proc/loadavg").read_text().split()[0]})  # fmt: skip
     print(json.dumps(runs, indent=2))
+    print("\n".join(target_lines(runs)))
 
 
 def main() -> None:

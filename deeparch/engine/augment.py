@@ -4,9 +4,12 @@ the dataset's pictures allow them (Simard et al. 2003 for distorted digits; Kriz
 
 Every sample gets its own shift and angle in one batched resampling (affine_grid + grid_sample):
 torchvision's v2.RandomAffine draws one set of parameters per call, so on a batch tensor it would
-move all 64 images together; flips use torchvision.transforms.v2's horizontal_flip on the chosen
-samples. The draws come from a generator of the augmenter's own, seeded from (seed, step), so a
-run is the same run again and the task's noise (denoising, GAN latents) is not shifted by it.
+move all 64 images together. Flips mirror the chosen samples' last axis, as
+torchvision.transforms.v2's horizontal_flip does to a tensor, without importing torchvision here:
+its import also imports torch._dynamo, and took as long as torch's own, which every page of the
+app then waited for. The draws come from a generator of the augmenter's own, seeded from (seed,
+step), so a run is the same run again and the task's noise (denoising, GAN latents) is not
+shifted by it.
 Labels are untouched: a shifted 3 is still a 3, a mirrored shoe still a shoe; digits and
 characters are never mirrored (a mirrored 2 is no digit).
 """
@@ -18,7 +21,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torchvision.transforms.v2 import functional as TF
 
 from deeparch.data.info import DataInfo
 from deeparch.randomness import step_seed
@@ -80,5 +82,5 @@ class ImageAugmenter:
         moved = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         if policy.flip:
             flip = torch.rand(n, generator=self.generator, device=x.device) < 0.5
-            moved = torch.where(flip[:, None, None, None], TF.horizontal_flip(moved), moved)
+            moved = torch.where(flip[:, None, None, None], moved.flip(-1), moved)
         return moved
