@@ -333,9 +333,12 @@ class JobManager:
         if not job.snapshot().get("step"):
             return  # never trained a step: nothing to look at again
         try:
-            self.store.save(job, self.label(job.owner))
+            stored = self.store.save(job, self.label(job.owner))
         except (OSError, DeeparchError) as error:
             logger.warning("run %s not stored: %s", job.id, error)
+            return
+        # Kept in memory for a while (the newest few of its session) only to be looked at.
+        job.release_training_state(stored.weights)
 
     def _trim(self, owner: str | None) -> None:
         """Keep the newest runs_in_memory ended runs of a session (none once it has ended)."""

@@ -182,6 +182,40 @@ def test_ended_runs_leave_memory_for_the_store_and_come_back_equal(tmp_path):
     assert manager.jobs_held() == 0  # a session that ended keeps nothing in memory
 
 
+def training_state_bytes(job) -> int:
+    """Bytes of the gradients and optimizer state a job holds, counted from its tensors."""
+    grads = sum(p.grad.nbytes for p in job.model.parameters() if p.grad is not None)
+    moments = sum(
+        value.nbytes
+        for optimizer in job.task.optimizers.values()
+        for state in optimizer.state.values()
+        for value in state.values()
+        if isinstance(value, torch.Tensor)
+    )
+    return grads + moments
+
+
+def test_an_ended_run_in_memory_holds_no_training_state_and_still_saves_whole(tmp_path):
+    manager = JobManager(max_running=1, heartbeat_timeout=0, store=RunStore(tmp_path / "store"))
+    job = manager.submit(TINY, owner=ALICE)
+    assert job.wait(60) and job.state == "finished"
+    assert manager.jobs_held() == 1  # still in memory, to be looked at
+    assert training_state_bytes(job) == 0  # gradients and Adam's moments are only on disk
+    [stored] = manager.stored_runs(ALICE)
+    saved = job.save_checkpoint(tmp_path / "download")
+    tensors, meta = checkpoint.read_checkpoint(saved)
+    stored_tensors, stored_meta = checkpoint.read_checkpoint(stored.weights)
+    assert tensors.keys() == stored_tensors.keys()
+    assert len(tensors) > len(job.model.state_dict())  # the optimizer state is in it
+    assert all(torch.equal(tensors[name], stored_tensors[name]) for name in tensors)
+    assert meta["progress"] == stored_meta["progress"] and meta["progress"]["step"] == 3
+    running = manager.submit(LONG, owner=BOB)
+    with pytest.raises(RuntimeError, match="may train again"):
+        running.release_training_state(stored.weights)
+    running.stop()
+    assert running.wait(60)
+
+
 # ---- abandoned jobs and shutdown -----------------------------------------------------------------
 
 
