@@ -14,7 +14,7 @@ from deeparch.engine.config import TrainConfig
 from deeparch.engine.manager import TEACHER, JobManager, NotYourJobError
 from deeparch.engine.store import RunStore, session_folder_name
 from deeparch.engine.threads import ThreadBudget, TimeSlices, give_freed_memory_back
-from deeparch.errors import ConfigError
+from deeparch.errors import ConfigError, UnknownNameError
 from tests.engine.jobs import SMALL, patch_train_step
 
 TINY = TrainConfig(
@@ -214,6 +214,24 @@ def test_an_ended_run_in_memory_holds_no_training_state_and_still_saves_whole(tm
         running.release_training_state(stored.weights)
     running.stop()
     assert running.wait(60)
+
+
+def test_a_run_that_left_memory_is_saved_from_the_store(tmp_path):
+    manager = JobManager(
+        max_running=1, heartbeat_timeout=0, store=RunStore(tmp_path / "store"), runs_in_memory=0
+    )
+    job = manager.submit(TINY, owner=ALICE)
+    assert job.wait(60) and job.state == "finished"
+    assert manager.jobs_held() == 0
+    [stored] = manager.stored_runs(ALICE)
+    saved = manager.save_checkpoint(ALICE, job.id, tmp_path / "download" / "mlp-run")
+    assert saved == tmp_path / "download" / f"mlp-run{checkpoint.SUFFIX}"
+    tensors, meta = checkpoint.read_checkpoint(saved)
+    stored_tensors, _ = checkpoint.read_checkpoint(stored.weights)
+    assert tensors.keys() == stored_tensors.keys()
+    assert all(torch.equal(tensors[name], stored_tensors[name]) for name in tensors)
+    with pytest.raises(UnknownNameError):  # another session's run is not found by its id
+        manager.save_checkpoint(BOB, job.id, tmp_path / "elsewhere")
 
 
 # ---- abandoned jobs and shutdown -----------------------------------------------------------------
