@@ -2,6 +2,7 @@
 jobs and shutdown, on the thread backend."""
 
 import gc
+import json
 import platform
 import weakref
 
@@ -10,6 +11,7 @@ import torch
 
 from deeparch.checkpoint import files as checkpoint
 from deeparch.engine import manager as manager_module
+from deeparch.engine import store as store_module
 from deeparch.engine.config import TrainConfig
 from deeparch.engine.manager import TEACHER, JobManager, NotYourJobError
 from deeparch.engine.store import RunStore, session_folder_name
@@ -232,6 +234,21 @@ def test_a_run_that_left_memory_is_saved_from_the_store(tmp_path):
     assert all(torch.equal(tensors[name], stored_tensors[name]) for name in tensors)
     with pytest.raises(UnknownNameError):  # another session's run is not found by its id
         manager.save_checkpoint(BOB, job.id, tmp_path / "elsewhere")
+
+
+def test_the_store_keeps_only_the_most_recently_read_summaries_parsed(tmp_path, monkeypatch):
+    monkeypatch.setattr(store_module, "SUMMARY_CACHE_ENTRIES", 3)
+    store = RunStore(tmp_path)
+    folder = store.folder(ALICE)
+    folder.mkdir(parents=True)
+    for index in range(5):  # runs as the store writes them: a summary beside its weights
+        (folder / f"run-{index}{checkpoint.SUFFIX}").write_bytes(b"")
+        summary = {"id": f"run-{index}", "saved_at": index}
+        (folder / f"run-{index}{store_module.SUMMARY_SUFFIX}").write_text(json.dumps(summary))
+    assert [run.id for run in store.runs(ALICE)] == [f"run-{i}" for i in (4, 3, 2, 1, 0)]
+    assert store.summaries_cached() == 3
+    assert [run.id for run in store.all_runs()] == [f"run-{i}" for i in (4, 3, 2, 1, 0)]
+    assert store.summaries_cached() == 3
 
 
 # ---- abandoned jobs and shutdown -----------------------------------------------------------------
