@@ -1,5 +1,7 @@
 """Train: pick data and hyperparameters, start a job, watch its curves live, save or load it."""
 
+from collections.abc import Callable
+from functools import partial
 from urllib.parse import urlencode
 
 import streamlit as st
@@ -212,15 +214,13 @@ def live_panel() -> None:
         st.rerun()  # the whole page: the checkpoint buttons and the sidebar follow the new state
 
 
-def checkpoint_zip(job) -> bytes:
-    """The job's checkpoint (.safetensors + .json) as one zip, saved once per step."""
-    cached = st.session_state.get("train_ckpt")
-    step = job.snapshot().get("step")
-    if cached and cached[0] == (job.id, step):
-        return cached[1]
-    data = archive.pack_job(job)
-    st.session_state["train_ckpt"] = ((job.id, step), data)
-    return data
+def checkpoint_zip_on_click(job) -> Callable[[], bytes]:
+    """The download's data, built only when the student clicks (Streamlit calls it then, in its
+    own thread). Bytes built on each rerun stayed in the session and in Streamlit's media store
+    as long as the tab lived, a 134 MB transfer model's too. It holds the job's id, not the job:
+    a run that leaves memory meanwhile is freed, and packed from the run store."""
+    job_id, owner, name = job.id, job.owner, archive.packed_name(job.arch, job.id)
+    return lambda: archive.pack_saved(partial(manager().save_checkpoint, owner, job_id), name)
 
 
 def load_upload(uploaded) -> tuple[str, ...]:
@@ -256,7 +256,7 @@ def checkpoint_section(job) -> None:
         if job is not None and job.state in SAVABLE_STATES:
             st.download_button(
                 "Download checkpoint (.zip)",
-                checkpoint_zip(job),
+                checkpoint_zip_on_click(job),
                 file_name=f"deeparch-{job.arch}-{job.id}.zip",
                 mime="application/zip",
                 key="train_download",

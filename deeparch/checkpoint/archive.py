@@ -54,9 +54,18 @@ def pack(weights_path: str | Path) -> bytes:
 def pack_job(job: Any) -> bytes:
     """A job's checkpoint as the zip the Train page's download gives (`<arch>-<id end>` inside);
     `job` is any handle with save_checkpoint and snapshot (the engine's JobHandle)."""
+    return pack_saved(job.save_checkpoint, packed_name(job.snapshot()["arch"], job.id))
+
+
+def packed_name(arch: str, job_id: str) -> str:
+    """The name of a job's files inside its zip."""
+    return f"{arch}-{job_id[-6:]}"
+
+
+def pack_saved(save: Callable[[Path], Path], name: str) -> bytes:
+    """The zip of the checkpoint that save(<a temporary folder>/name) writes; returns its bytes."""
     with tempfile.TemporaryDirectory() as folder:
-        name = f"{job.snapshot()['arch']}-{job.id[-6:]}"
-        return pack(job.save_checkpoint(Path(folder) / name))
+        return pack(save(Path(folder) / name))
 
 
 def unpack(data: bytes, filename: str, folder: Path) -> Path:

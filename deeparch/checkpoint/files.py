@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import stat
 import uuid
 from pathlib import Path
@@ -146,6 +147,21 @@ def write_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor], 
         except safetensors.SafetensorError as error:  # a header over the format's 100 MB, say
             raise _unwritable(final, str(error)) from error
     return weights_path
+
+
+def copy_checkpoint(source: str | os.PathLike, target: str | os.PathLike) -> Path:
+    """Copy a checkpoint's two files to target (written atomically); returns the .safetensors
+    path. For a run whose checkpoint is already on disk (the run store)."""
+    sources, targets = checkpoint_paths(source), checkpoint_paths(target)
+    _make_folder(targets[0])
+    for source_file, final in zip(sources, targets, strict=True):
+        try:
+            _atomic_write(
+                final, lambda tmp, source_file=source_file: shutil.copyfile(source_file, tmp)
+            )
+        except OSError as error:
+            raise _unwritable(final, error.strerror or str(error)) from error
+    return targets[0]
 
 
 def _damaged(path: Path, problem: str) -> DeeparchError:

@@ -30,6 +30,7 @@ import time
 import weakref
 from pathlib import Path
 
+from deeparch.checkpoint import files as checkpoint
 from deeparch.engine.backends import Backend, SchedulableJob, ThreadBackend, make_backend
 from deeparch.engine.config import TrainConfig
 from deeparch.engine.handle import JobHandle
@@ -173,6 +174,17 @@ class JobManager:
         if run is None:
             raise UnknownNameError("stored run", run_id, [r.id for r in self.stored_runs(owner)])
         return self.load_checkpoint(run.weights, owner=owner)
+
+    def save_checkpoint(self, owner: str | None, job_id: str, target: str | Path) -> Path:
+        """A run's checkpoint written to target: from memory, or from the run store once the
+        run has left memory (a download asked for after its session's newer runs ended)."""
+        try:
+            return self.get(job_id).save_checkpoint(target)
+        except UnknownNameError:
+            run = self.store.get(owner, job_id) if self.store is not None else None
+            if run is None:
+                raise
+        return checkpoint.copy_checkpoint(run.weights, target)
 
     def stored_runs(self, owner: str | None) -> list[StoredRun]:
         return self.store.runs(owner) if self.store is not None else []
@@ -368,9 +380,12 @@ class JobManager:
         if not job.snapshot().get("step"):
             return  # never trained a step: nothing to look at again
         try:
-            self.store.save(job, self.label(job.owner))
+            stored = self.store.save(job, self.label(job.owner))
         except (OSError, DeeparchError) as error:
             logger.warning("run %s not stored: %s", job.id, error)
+            return
+        # Kept in memory for a while (the newest few of its session) only to be looked at.
+        job.release_training_state(stored.weights)
 
     def _trim(self, owner: str | None) -> None:
         """Keep the newest runs_in_memory ended runs of a session (none once it has ended)."""

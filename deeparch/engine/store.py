@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 SUMMARY_SUFFIX = ".run.json"
 SUMMARY_POINTS = 1000  # points per loss curve in a summary (enough for a chart's width)
+# Summaries kept parsed, the most recently read first out last: a class's day of runs (hundreds,
+# tens of KB each) would otherwise stay in memory for the server's life.
+SUMMARY_CACHE_ENTRIES = 128  # a 1000-step run's summary parses to about 300 KB
 # What a stored summary keeps of a job's snapshot: what Compare and the sidebar show.
 SUMMARY_KEYS = (
     "id", "arch", "dataset", "task", "state", "reason", "step", "total_steps", "epoch", "epochs",
@@ -67,7 +71,7 @@ class RunStore:
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root)
         # Summaries read once per file version: every tab's sidebar lists its runs on each rerun.
-        self._summaries: dict[Path, tuple[int, dict[str, Any]]] = {}
+        self._summaries: OrderedDict[Path, tuple[int, dict[str, Any]]] = OrderedDict()
         self._lock = threading.Lock()
 
     def folder(self, owner: str | None) -> Path:
@@ -107,15 +111,23 @@ class RunStore:
             version = path.stat().st_mtime_ns
             with self._lock:
                 cached = self._summaries.get(path)
-            if cached is not None and cached[0] == version:
-                return cached[1]
+                if cached is not None and cached[0] == version:
+                    self._summaries.move_to_end(path)
+                    return cached[1]
             summary = json.loads(path.read_text())
         except (OSError, ValueError):
             logger.warning("unreadable run summary %s skipped", path)
             return None
         with self._lock:
             self._summaries[path] = (version, summary)
+            self._summaries.move_to_end(path)
+            while len(self._summaries) > SUMMARY_CACHE_ENTRIES:
+                self._summaries.popitem(last=False)
         return summary
+
+    def summaries_cached(self) -> int:
+        with self._lock:
+            return len(self._summaries)
 
     def get(self, owner: str | None, run_id: str) -> StoredRun | None:
         return next((run for run in self.runs(owner) if run.id == run_id), None)

@@ -168,6 +168,17 @@ def test_a_share_link_says_what_it_did_not_use_escaped():
     ]
 
 
+def holds_bytes(value, depth: int = 0) -> bool:
+    """Whether a session value is or holds (in tuples, lists, dicts) more than 1 KB of bytes."""
+    if isinstance(value, bytes | bytearray):
+        return len(value) > 1024
+    if depth < 4 and isinstance(value, tuple | list):
+        return any(holds_bytes(item, depth + 1) for item in value)
+    if depth < 4 and isinstance(value, dict):
+        return any(holds_bytes(item, depth + 1) for item in value.values())
+    return False
+
+
 def test_train_flow_starts_a_job_and_shows_its_metrics():
     at = open_page("pages/train.py")
     at.text_input(key="train_mlp_hidden_sizes").set_value("32").run()
@@ -182,6 +193,9 @@ def test_train_flow_starts_a_job_and_shows_its_metrics():
     charts = at.get("plotly_chart")
     assert len(charts) >= 1
     assert at.download_button(key="train_download").label.startswith("Download")
+    # The checkpoint is packed when the download is clicked: the session keeps no bytes of it.
+    kept = at.session_state.to_dict()
+    assert [key for key, value in kept.items() if holds_bytes(value)] == []
     # The sidebar on every page knows the job; Compare lists it.
     at.switch_page("pages/compare.py").run()
     assert not at.exception

@@ -2,6 +2,7 @@
 jobs and shutdown, on the thread backend."""
 
 import gc
+import json
 import platform
 import time
 import weakref
@@ -11,11 +12,12 @@ import torch
 
 from deeparch.checkpoint import files as checkpoint
 from deeparch.engine import manager as manager_module
+from deeparch.engine import store as store_module
 from deeparch.engine.config import TrainConfig
 from deeparch.engine.manager import TEACHER, JobManager, NotYourJobError
 from deeparch.engine.store import RunStore, session_folder_name
 from deeparch.engine.threads import ThreadBudget, TimeSlices, give_freed_memory_back
-from deeparch.errors import ConfigError
+from deeparch.errors import ConfigError, UnknownNameError
 from tests.engine.jobs import SMALL, patch_train_step
 
 TINY = TrainConfig(
@@ -212,6 +214,73 @@ def test_ended_runs_leave_memory_for_the_store_and_come_back_equal(tmp_path):
         manager.remove(reopened.id, BOB)
     manager.end_session(ALICE)
     assert manager.jobs_held() == 0  # a session that ended keeps nothing in memory
+
+
+def training_state_bytes(job) -> int:
+    """Bytes of the gradients and optimizer state a job holds, counted from its tensors."""
+    grads = sum(p.grad.nbytes for p in job.model.parameters() if p.grad is not None)
+    moments = sum(
+        value.nbytes
+        for optimizer in job.task.optimizers.values()
+        for state in optimizer.state.values()
+        for value in state.values()
+        if isinstance(value, torch.Tensor)
+    )
+    return grads + moments
+
+
+def test_an_ended_run_in_memory_holds_no_training_state_and_still_saves_whole(tmp_path):
+    manager = JobManager(max_running=1, heartbeat_timeout=0, store=RunStore(tmp_path / "store"))
+    job = manager.submit(TINY, owner=ALICE)
+    assert job.wait(60) and job.state == "finished"
+    assert manager.jobs_held() == 1  # still in memory, to be looked at
+    assert training_state_bytes(job) == 0  # gradients and Adam's moments are only on disk
+    [stored] = manager.stored_runs(ALICE)
+    saved = job.save_checkpoint(tmp_path / "download")
+    tensors, meta = checkpoint.read_checkpoint(saved)
+    stored_tensors, stored_meta = checkpoint.read_checkpoint(stored.weights)
+    assert tensors.keys() == stored_tensors.keys()
+    assert len(tensors) > len(job.model.state_dict())  # the optimizer state is in it
+    assert all(torch.equal(tensors[name], stored_tensors[name]) for name in tensors)
+    assert meta["progress"] == stored_meta["progress"] and meta["progress"]["step"] == 3
+    running = manager.submit(LONG, owner=BOB)
+    with pytest.raises(RuntimeError, match="may train again"):
+        running.release_training_state(stored.weights)
+    running.stop()
+    assert running.wait(60)
+
+
+def test_a_run_that_left_memory_is_saved_from_the_store(tmp_path):
+    manager = JobManager(
+        max_running=1, heartbeat_timeout=0, store=RunStore(tmp_path / "store"), runs_in_memory=0
+    )
+    job = manager.submit(TINY, owner=ALICE)
+    assert job.wait(60) and job.state == "finished"
+    assert manager.jobs_held() == 0
+    [stored] = manager.stored_runs(ALICE)
+    saved = manager.save_checkpoint(ALICE, job.id, tmp_path / "download" / "mlp-run")
+    assert saved == tmp_path / "download" / f"mlp-run{checkpoint.SUFFIX}"
+    tensors, meta = checkpoint.read_checkpoint(saved)
+    stored_tensors, _ = checkpoint.read_checkpoint(stored.weights)
+    assert tensors.keys() == stored_tensors.keys()
+    assert all(torch.equal(tensors[name], stored_tensors[name]) for name in tensors)
+    with pytest.raises(UnknownNameError):  # another session's run is not found by its id
+        manager.save_checkpoint(BOB, job.id, tmp_path / "elsewhere")
+
+
+def test_the_store_keeps_only_the_most_recently_read_summaries_parsed(tmp_path, monkeypatch):
+    monkeypatch.setattr(store_module, "SUMMARY_CACHE_ENTRIES", 3)
+    store = RunStore(tmp_path)
+    folder = store.folder(ALICE)
+    folder.mkdir(parents=True)
+    for index in range(5):  # runs as the store writes them: a summary beside its weights
+        (folder / f"run-{index}{checkpoint.SUFFIX}").write_bytes(b"")
+        summary = {"id": f"run-{index}", "saved_at": index}
+        (folder / f"run-{index}{store_module.SUMMARY_SUFFIX}").write_text(json.dumps(summary))
+    assert [run.id for run in store.runs(ALICE)] == [f"run-{i}" for i in (4, 3, 2, 1, 0)]
+    assert store.summaries_cached() == 3
+    assert [run.id for run in store.all_runs()] == [f"run-{i}" for i in (4, 3, 2, 1, 0)]
+    assert store.summaries_cached() == 3
 
 
 # ---- abandoned jobs and shutdown -----------------------------------------------------------------
