@@ -109,27 +109,45 @@ def digit_judge(seed: int = 0) -> tuple[DigitJudge, float]:
     return judge, accuracy
 
 
-def judge_gan_samples(
-    model: nn.Module, count: int = GAN_SAMPLES, seed: int = 0
-) -> dict[str, float]:
-    """What the digit judge makes of a GAN's samples: the share it recognises with confidence,
-    how many classes those cover, and for a conditional GAN the share read as the class asked."""
+def judge_digits(images: torch.Tensor) -> tuple[dict[str, float], torch.Tensor]:
+    """What the digit judge makes of images (N, 1, 28, 28) in [0, 1]: the share it recognises
+    with confidence and how many classes those cover; and the class it reads each one as."""
     judge, _ = digit_judge()
-    generator = torch.Generator().manual_seed(seed)
-    z = model.sample_noise(count, generator=generator)
-    labels = torch.arange(count) % 10
     with torch.no_grad():
-        fake = model.generator(z, labels) if model.conditional else model.generator(z)
-        probabilities = F.softmax(judge((fake + 1) / 2), dim=1)  # [-1, 1] -> [0, 1]
+        probabilities = F.softmax(judge(images), dim=1)
     confidence, read_as = probabilities.max(dim=1)
     recognised = confidence > CONFIDENT
     judged = {
         "recognised": float(recognised.float().mean()),
         "classes": float(len(read_as[recognised].unique())),
     }
+    return judged, read_as
+
+
+def judge_gan_samples(
+    model: nn.Module, count: int = GAN_SAMPLES, seed: int = 0
+) -> dict[str, float]:
+    """What the digit judge makes of a GAN's samples: the share it recognises with confidence,
+    how many classes those cover, and for a conditional GAN the share read as the class asked."""
+    generator = torch.Generator().manual_seed(seed)
+    z = model.sample_noise(count, generator=generator)
+    labels = torch.arange(count) % 10
+    with torch.no_grad():
+        fake = model.generator(z, labels) if model.conditional else model.generator(z)
+    judged, read_as = judge_digits((fake + 1) / 2)  # [-1, 1] -> [0, 1]
     if model.conditional:
         judged["agreement"] = float((read_as == labels).float().mean())
     return judged
+
+
+def judge_vae_samples(
+    model: nn.Module, count: int = GAN_SAMPLES, seed: int = 0
+) -> dict[str, float]:
+    """What the digit judge makes of a VAE's new images, decoded from z ~ N(0, I)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        images = model.sample(count, generator=generator)
+    return judge_digits(images)[0]
 
 
 def last_value_mse(x: torch.Tensor, y: torch.Tensor) -> float:
@@ -215,6 +233,17 @@ def sequence_measure(model: nn.Module, task: str, data: Any) -> tuple[str, float
     return "nats per word", value, unigram_cross_entropy(train, val, vocab), {}
 
 
+def pca_mse(x_train: torch.Tensor, x_val: torch.Tensor, components: int) -> float:
+    """Mean squared error of the best linear code of this size: validation images projected on
+    the training split's first `components` principal directions and back."""
+    train, val = x_train.flatten(1).double(), x_val.flatten(1).double()
+    mean = train.mean(dim=0)
+    _u, _s, directions = torch.linalg.svd(train - mean, full_matrices=False)
+    basis = directions[:components].T  # (D, k)
+    reconstruction = (val - mean) @ basis @ basis.T + mean
+    return float(((reconstruction - val) ** 2).mean())
+
+
 def reconstruction_mse(model: nn.Module, task: str, x: torch.Tensor) -> float:
     """Mean squared error of an autoencoder's or VAE's reconstruction of clean inputs."""
     with torch.no_grad():
@@ -239,6 +268,10 @@ def measure(job: Any, arch: str, seconds: float, cpu_seconds: float) -> OneClick
         metric, value = "recognised", extra.pop("recognised")
         untrained, _ = create_model(arch, snap["config"]["arch_config"], data.info)
         baseline = judge_gan_samples(untrained.eval())["recognised"]
+    elif spec.task == "vae":  # against the best linear code of the same size, not the mean image
+        model = job.model_copy()
+        metric, value = "mse", reconstruction_mse(model, spec.task, data.x_val)
+        baseline = pca_mse(data.x_train, data.x_val, int(model.latent_dim))
     else:
         metric, baseline = "mse", mean_image_mse(data.x_train, data.x_val)
         if spec.task == "denoise":
