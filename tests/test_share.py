@@ -190,16 +190,16 @@ def test_a_lesson_link_names_a_known_lesson_or_says_why():
 
 def test_a_comparison_link_carries_several_runs_and_back():
     runs = [
-        {"arch": "resnet", "dataset": "mnist", "arch_config": {"blocks_per_stage": 6}, "epochs": 1},
-        {"arch": "plainnet", "arch_config": {"blocks_per_stage": 6}, "lr": 0.01},
+        {"arch": "resnet", "dataset": "mnist", "arch_config": {"blocks_per_stage": 4}, "epochs": 2},
+        {"arch": "plainnet", "arch_config": {"blocks_per_stage": 4}, "lr": 0.01},
     ]
     params = share.encode_runs(runs)
-    assert params["run1.arch"] == "resnet" and params["run2.blocks_per_stage"] == "6"
+    assert params["run1.arch"] == "resnet" and params["run2.blocks_per_stage"] == "4"
     decoded, problems = share.decode_runs({**params, "lesson": "x"})
     assert problems == []
     assert [(r.arch, r.arch_values, r.train_values) for r in decoded] == [
-        ("resnet", {"blocks_per_stage": 6}, {"epochs": 1}),
-        ("plainnet", {"blocks_per_stage": 6}, {"lr": 0.01}),
+        ("resnet", {"blocks_per_stage": 4}, {"epochs": 2}),
+        ("plainnet", {"blocks_per_stage": 4}, {"lr": 0.01}),
     ]
 
 

@@ -79,7 +79,9 @@ register(
         builder=build_forecaster,
         data_kinds=("series",),
         default_dataset="sines",
-        train_defaults={"epochs": 10, "lr": 3e-3},
+        # 20 epochs (740 steps): the next-value error falls to 0.42 of repeating the last value's
+        # (10 epochs: 0.49), about 12 CPU seconds.
+        train_defaults={"epochs": 20, "lr": 3e-3},
         description=(
             "Many-to-many forecaster: a sequence cell (rnn, lstm, gru, qrnn or tcn) reads a time "
             "series and predicts the next value at every step; the forecast over a horizon feeds "

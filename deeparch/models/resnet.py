@@ -25,11 +25,16 @@ class ResNetConfig:
         min=1,
         max=4,
     )
+    # 6 blocks a stage (38 layers with weights): deep enough that the plain net degrades in
+    # one click. At 2 the resnet and the plainnet tie at about 95% and show nothing.
     blocks_per_stage: int = hp(
-        2, "Blocks of two 3x3 convs in each stage (CIFAR ResNet-20 uses 3)", min=1, max=6
+        6,
+        "Blocks of two 3x3 convs in each stage (CIFAR ResNet-20 uses 3, ResNet-38 6)",
+        min=1,
+        max=6,
     )
     base_channels: int = hp(
-        16,
+        8,  # half the paper's: keeps a 38-layer step as cheap as a 14-layer one at 16
         "Channels of the stem and the first stage (He et al. 2016, CIFAR nets: 16)",
         min=4,
         max=128,
@@ -148,14 +153,15 @@ register(
         builder=build_resnet,
         data_kinds=("image",),
         default_dataset="mnist",
-        train_defaults={"epochs": 3},
+        # One epoch (62 steps, about 13 CPU seconds) at 38 layers: 86% against the plainnet's 36%
+        # with the same seed. Longer runs narrow the gap (2 epochs at width 16: 78% against 71%).
+        train_defaults={"epochs": 1},
         description=(
             "A residual network: each block of two convolutions adds its input back to its output, "
             "so it only has to learn a correction, and gradients reach early layers through the "
-            "skips. This is what made networks of a hundred layers trainable. At the defaults "
-            "(3 stages of 2 blocks) it and the plainnet both reach about 95% on mnist: too "
-            "shallow for the skips to matter. With blocks_per_stage 6 (38 layers) and 2 epochs "
-            "it reached 78% against the plainnet's 71% here."
+            "skips. This is what made networks of a hundred layers trainable. Its one click is 38 "
+            "layers deep (3 stages of 6 blocks) and one epoch long: about 86% on mnist, where the "
+            "plainnet of the same depth and seed reaches about 36%."
         ),
         check=check_resnet,
     )
@@ -169,11 +175,11 @@ register(
         builder=build_plainnet,
         data_kinds=("image",),
         default_dataset="mnist",
-        train_defaults={"epochs": 3},
+        train_defaults={"epochs": 1},  # the resnet's: the two compare at one click
         description=(
             "The resnet with its skip connections removed: the same convolutions in the same "
-            "order. "
-            "Train both deep and compare: the plain stack learns more slowly as it gets deeper."
+            "order. At the same 38 layers and one epoch it learns far less than the resnet: "
+            "depth without skips degrades (set blocks_per_stage 2 and the two tie)."
         ),
         check=check_resnet,
     )

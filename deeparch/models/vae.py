@@ -226,7 +226,9 @@ register(
         builder=build_conv_vae,
         data_kinds=("image",),
         default_dataset="mnist",
-        train_defaults={"epochs": 10},
+        # lr 3e-3: reconstruction error 0.87 of the best linear 2-number code's (PCA with 2
+        # components) after 10 epochs; at 1e-3 0.90.
+        train_defaults={"epochs": 10, "lr": 3e-3},
         description=(
             "A convolutional VAE: two stride-2 convolutions (capacity and twice capacity "
             "channels) feed the mean and log-variance heads, and two transposed convolutions "

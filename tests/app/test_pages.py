@@ -98,7 +98,8 @@ def test_inspect_diagram_draws_the_traced_graph_and_collapses_blocks():
     at.toggle(key="inspect_collapse_blocks").set_value(True).run()
     (chart,) = at.get("graphviz_chart")
     collapsed = chart.proto.spec
-    assert '"stages.stage1.block1" [label="stages.stage1.block1\\nConvBlock · 4,672 params"' in (
+    # Two 3x3 convolutions of 8 channels (8 * 8 * 9 weights each) and two batch norms (2 * 8 each).
+    assert '"stages.stage1.block1" [label="stages.stage1.block1\\nConvBlock · 1,184 params"' in (
         collapsed
     )
     assert collapsed.count("->") < full.count("->")
