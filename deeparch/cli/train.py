@@ -37,6 +37,7 @@ TRAIN_FLAGS = {
     "lr": "--lr",
     "batch_size": "--batch-size",
     "optimizer": "--optimizer",
+    "momentum": "--momentum",
     "seed": "--seed",
     "max_steps": "--max-steps",
     "lr_schedule": "--lr-schedule",
@@ -64,6 +65,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--optimizer", default=None, help="sgd, adam, adamw, rmsprop, adagrad or adadelta"
     )
+    train.add_argument("--momentum", default=None, help="sgd only: 0.9 by default, 0 for plain SGD")
     train.add_argument("--seed", default=None)
     train.add_argument("--max-steps", dest="max_steps", default=None, help="0: all epochs")
     train.add_argument(

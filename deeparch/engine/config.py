@@ -8,7 +8,14 @@ from typing import Any
 
 from deeparch.config import FieldSpec, check_value, coerce, config_to_dict, field_specs, hp
 from deeparch.data import dataset_info, list_datasets
-from deeparch.engine.optim import DEVICE_CHOICES, OPTIMIZERS, choose_device, device_available
+from deeparch.engine.optim import (
+    DEFAULT_MOMENTUM,
+    DEVICE_CHOICES,
+    MOMENTUM_OPTIMIZERS,
+    OPTIMIZERS,
+    choose_device,
+    device_available,
+)
 from deeparch.engine.schedule import LR_FLOOR, LR_SCHEDULES
 from deeparch.errors import ConfigError, UnknownNameError
 from deeparch.models import build_config, get_arch, list_archs
@@ -32,7 +39,7 @@ class TrainConfig:
     )
     optimizer: str = hp(
         "adam",
-        "Update rule: sgd (with momentum 0.9), adam, adamw, rmsprop, adagrad or adadelta "
+        "Update rule: sgd (with momentum: see momentum), adam, adamw, rmsprop, adagrad or adadelta "
         "(Zeiler 2012: its steps are sized by past updates; lr 1.0 is the paper's)",
         choices=tuple(OPTIMIZERS),
     )
@@ -42,6 +49,14 @@ class TrainConfig:
         min=LR_FLOOR,
         max=10.0,
         log=True,
+    )
+    momentum: float = hp(
+        DEFAULT_MOMENTUM,
+        "sgd only: the fraction of the last update carried into the next (a heavy ball rolling "
+        "down the loss, Sutskever et al. 2013); 0 is plain SGD",
+        min=0.0,
+        max=0.999,
+        step=0.01,
     )
     batch_size: int = hp(
         64,
@@ -200,6 +215,13 @@ class TrainConfig:
                 self.reconstruction_loss,
                 f"default for {self.arch}, a {spec.task} model",
                 "mse, bce and l1 choose the loss of autoencoders, U-Nets and VAEs",
+            )
+        if self.optimizer not in MOMENTUM_OPTIMIZERS and self.momentum != DEFAULT_MOMENTUM:
+            raise ConfigError(
+                "momentum",
+                self.momentum,
+                f"{DEFAULT_MOMENTUM:g} (the default) with optimizer {self.optimizer}",
+                "momentum sets the update of " + ", ".join(MOMENTUM_OPTIMIZERS) + " only",
             )
         if spec.check is not None:
             spec.check(arch_config, info)

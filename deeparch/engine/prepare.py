@@ -75,7 +75,13 @@ def prepare(config: Any, dry_run: bool = True) -> Prepared:
         spec.task, model, data.info, config, device, arch_config, noise=generators.on_device
     )
     optimizers = {
-        name: make_optimizer(config.optimizer, groups, float(config.lr), float(config.weight_decay))
+        name: make_optimizer(
+            config.optimizer,
+            groups,
+            float(config.lr),
+            float(config.weight_decay),
+            float(config.momentum),
+        )
         for name, groups in trainable_groups(task.param_groups(), config).items()
     }
     task.set_optimizers(optimizers)

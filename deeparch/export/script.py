@@ -16,7 +16,7 @@ from deeparch.data.catalogue import SplitOptions
 from deeparch.data.sources import stratified_split
 from deeparch.engine.config import TrainConfig
 from deeparch.engine.loop import SHUFFLE_SEED_OFFSET
-from deeparch.engine.optim import OPTIMIZERS
+from deeparch.engine.optim import OPTIMIZERS, optimizer_arguments
 from deeparch.errors import ConfigError
 from deeparch.export.model_code import build_from_code, checked_model_code, original_source
 from deeparch.models import create_model, get_arch
@@ -72,8 +72,10 @@ def export_parts(config: TrainConfig) -> dict[str, str]:
         )  # fmt: skip
     split = SplitOptions()
     loader, package = DATA_LOADERS[dataset]
-    optimizer_cls, fixed = OPTIMIZERS[config.optimizer]
-    optimizer_args = {"lr": float(config.lr), "weight_decay": float(config.weight_decay), **fixed}
+    optimizer_cls = OPTIMIZERS[config.optimizer][0]
+    optimizer_args = optimizer_arguments(
+        config.optimizer, float(config.lr), float(config.weight_decay), float(config.momentum)
+    )
     source = original_source(model)
     return {
         "header": header(config, dataset, package),
