@@ -7,10 +7,13 @@ import dataclasses
 import pytest
 import torch
 
+from deeparch.data import dataset_info
 from deeparch.engine.config import TrainConfig
 from deeparch.engine.optim import make_optimizer
 from deeparch.engine.prepare import prepare
 from deeparch.errors import ConfigError
+from deeparch.models import create_model
+from deeparch.randomness import borrowed_global_generator
 
 SGD = TrainConfig(
     arch="softmax_regression", dataset="digits", optimizer="sgd", lr=0.1, batch_size=16,
@@ -47,3 +50,41 @@ def test_momentum_is_refused_where_it_does_nothing():
     with pytest.raises(ConfigError) as error:
         dataclasses.replace(SGD, momentum=1.5).validate()
     assert error.value.field == "momentum"
+
+
+def seeded(arch, overrides, dataset="mnist_rows"):
+    with borrowed_global_generator(0):
+        return create_model(arch, overrides, dataset_info(dataset))[0]
+
+
+@pytest.mark.parametrize("arch", ["rnn", "lstm", "gru"])
+def test_batch_first_false_reads_the_batch_as_time(arch):
+    wrong = seeded(arch, {"hidden_size": 8, "batch_first": False})
+    right = seeded(arch, {"hidden_size": 8})
+    assert all(torch.equal(a, b) for a, b in zip(wrong.parameters(), right.parameters()))
+    x = torch.randn(5, 28, 28)  # (batch, time, feature), as the data comes
+    with torch.no_grad():
+        # The same weights reading the transposed tensor: time and batch swapped.
+        expected = right.hidden_states(x.transpose(0, 1)).transpose(0, 1)
+        got = wrong.hidden_states(x)
+        assert wrong(x).shape == (5, 10)  # runs without an error: the mistake is silent
+    assert torch.allclose(got, expected, atol=1e-6)
+    assert not torch.allclose(got, right.hidden_states(x), atol=1e-3)
+
+
+@pytest.mark.parametrize("arch", ["rnn", "lstm", "gru"])
+def test_recurrent_init_scale_sets_every_gates_singular_values(arch):
+    model = seeded(arch, {"hidden_size": 8, "num_layers": 2, "recurrent_init_scale": 2.5})
+    blocks = [block for name, weight in model.rnn.named_parameters() if name.startswith("weight_hh")
+              for block in weight.detach().split(8)]  # fmt: skip
+    assert len(blocks) == 2 * {"rnn": 1, "lstm": 4, "gru": 3}[arch]
+    for block in blocks:
+        assert torch.allclose(torch.linalg.svdvals(block), torch.full((8,), 2.5), atol=1e-4)
+    default = seeded(arch, {"hidden_size": 8, "num_layers": 2})
+    assert torch.equal(
+        default.rnn.weight_hh_l0, seeded(arch, {"hidden_size": 8, "num_layers": 2,
+                                                "recurrent_init_scale": 0.0}).rnn.weight_hh_l0
+    )  # fmt: skip
+    with pytest.raises(ConfigError) as error:
+        TrainConfig.from_dict({"arch": arch, "arch_config": {"recurrent_init_scale": -1}})
+    assert error.value.field == "recurrent_init_scale"

@@ -34,8 +34,8 @@ CLAIMED_NUMBERS = {
     ),
     "transposed_convolution": lambda m: m["output_length"] == m["rule"] == 12,
     "rnn_axes": lambda m: (
-        m["shapes"]["batch_first=False"]["state"] == [1, 20, 16]
-        and m["shapes"]["batch_first=True"]["state"] == [1, 64, 16]
+        m["shapes"]["batch_first=False"]["state"] == [1, 28, 32]
+        and m["shapes"]["batch_first=True"]["state"] == [1, 64, 32]
     ),
     "lstm_states": lambda m: (
         m["h_T_shape"] == m["c_T_shape"] == [1, 1, 64] and m["readout_difference"] == 0.0
@@ -44,8 +44,11 @@ CLAIMED_NUMBERS = {
         m["val_accuracy"]["gru"] > 0.65 and m["val_accuracy"]["rnn (tanh)"] < 0.6
     ),
     "exploding_gradients": lambda m: (
-        not math.isfinite(m["final_loss"]["no clipping"])
-        or m["final_loss"]["no clipping"] > 10 * m["first_loss"]
+        (
+            not math.isfinite(m["final_loss"]["no clipping"])
+            or m["final_loss"]["no clipping"] > 10 * m["first_loss"]
+        )
+        and m["clipped_val_accuracy"] > m["chance"] + 0.1
     ),
     # At the CI budget: a ten-point lead, and more gradient reaching the first layer through the
     # skips (a ratio of 2.3 measured; the full budget's ratio is not measured yet).
