@@ -9,6 +9,7 @@ import torch
 
 from deeparch.data import dataset_info
 from deeparch.engine.config import TrainConfig
+from deeparch.engine.diagnostics import NEAR_ZERO_WEIGHT, layer_statistics
 from deeparch.engine.optim import make_optimizer
 from deeparch.engine.prepare import prepare
 from deeparch.errors import ConfigError
@@ -88,3 +89,12 @@ def test_recurrent_init_scale_sets_every_gates_singular_values(arch):
     with pytest.raises(ConfigError) as error:
         TrainConfig.from_dict({"arch": arch, "arch_config": {"recurrent_init_scale": -1}})
     assert error.value.field == "recurrent_init_scale"
+
+
+def test_layer_statistics_count_the_weights_near_zero():
+    layer = torch.nn.Linear(4, 2)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[0.0, 5e-4, -9e-4, 0.5], [1e-3, -2e-3, 0.1, -1.0]]))
+    stats = layer_statistics(layer)
+    assert NEAR_ZERO_WEIGHT == 1e-3
+    assert stats["names"] == ["weight"] and stats["weight_near_zero"].tolist() == [3 / 8]
