@@ -43,6 +43,7 @@ TRAIN_FLAGS = {
     "lr_schedule": "--lr-schedule",
     "early_stopping": "--early-stopping",
     "train_subset": "--train-subset",
+    "classes": "--classes",
     "augment": "--augment",
     "freeze": "--freeze",
     "reconstruction_loss": "--loss",
@@ -87,6 +88,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         metavar="N",
         help="train on N training samples (stratified, fixed by --seed) to see overfitting",
+    )
+    train.add_argument(
+        "--classes",
+        default=None,
+        metavar="LABELS",
+        help="train on these classes only (0,1,2,3,4), relabelled 0..k-1; the head gets k outputs",
     )
     train.add_argument(
         "--augment",

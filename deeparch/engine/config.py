@@ -8,6 +8,7 @@ from typing import Any
 
 from deeparch.config import FieldSpec, check_value, coerce, config_to_dict, field_specs, hp
 from deeparch.data import dataset_info, list_datasets
+from deeparch.data.subsets import parse_classes, subset_info
 from deeparch.engine.optim import (
     DEFAULT_MOMENTUM,
     DEVICE_CHOICES,
@@ -25,6 +26,8 @@ from deeparch.tasks.reconstruct import RECONSTRUCTION_LOSSES, RECONSTRUCTION_TAS
 # The fields of TrainConfig that are hyperparameters of training (widgets); the others say what
 # is trained on what.
 IDENTITY_FIELDS = ("arch", "dataset", "arch_config")
+# The tasks whose labels are class ids, so a subset of the classes can be trained on.
+CLASS_SUBSET_TASKS = ("classify", "sequence")
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,12 @@ class TrainConfig:
         min=0,
         max=10_000_000,
     )
+    classes: str = hp(
+        "",
+        "Classification sets: train and validate on these classes only, comma-separated labels "
+        "(0,1,2,3,4); they become labels 0..k-1 in the order given and the model's head gets k "
+        "outputs (empty: every class). Transfer learning trains on some classes, then others",
+    )
     augment: bool = hp(
         False,
         "Image sets: random shifts and small rotations of every training batch, and flips where "
@@ -209,6 +218,13 @@ class TrainConfig:
             raise ConfigError("dataset", dataset, "one of " + ", ".join(list_datasets())) from None
         arch_config = spec_config(self)
         check_compatible(spec, info)
+        if self.classes:
+            if spec.task not in CLASS_SUBSET_TASKS:
+                raise ConfigError(
+                    "classes", self.classes, f"empty for {self.arch}, a {spec.task} model",
+                    "a subset of classes is for classifiers",
+                )  # fmt: skip
+            info = subset_info(info, parse_classes(self.classes, info))
         if self.reconstruction_loss != "default" and spec.task not in RECONSTRUCTION_TASKS:
             raise ConfigError(
                 "reconstruction_loss",

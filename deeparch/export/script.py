@@ -54,6 +54,9 @@ def export_parts(config: TrainConfig) -> dict[str, str]:
             "arch", config.arch, "a classifier (task classify)",
             f"{config.arch} trains a {spec.task} task, which export does not write yet",
         )  # fmt: skip
+    if config.classes:
+        raise ConfigError("classes", config.classes, "empty (every class) for an exported run",
+                          "the script trains on every class of its dataset")  # fmt: skip
     if dataset not in DATA_LOADERS:
         raise ConfigError("dataset", dataset, "one of " + ", ".join(DATA_LOADERS),
                           "the script loads its data itself, without deeparch")  # fmt: skip

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 
-from deeparch.data import dataset_info
+from deeparch.data import dataset_info, load_dataset
 from deeparch.engine.config import TrainConfig
 from deeparch.engine.diagnostics import NEAR_ZERO_WEIGHT, layer_statistics
 from deeparch.engine.optim import make_optimizer
@@ -98,3 +98,45 @@ def test_layer_statistics_count_the_weights_near_zero():
     stats = layer_statistics(layer)
     assert NEAR_ZERO_WEIGHT == 1e-3
     assert stats["names"] == ["weight"] and stats["weight_near_zero"].tolist() == [3 / 8]
+
+
+FIRST_FIVE = {"arch": "softmax_regression", "dataset": "mnist", "max_steps": 2}
+
+
+def test_classes_narrow_the_data_and_the_head_in_the_order_given():
+    data = load_dataset("mnist")
+    prepared = prepare(TrainConfig.from_dict({**FIRST_FIVE, "classes": "7, 2,5"}), dry_run=False)
+    splits = [
+        (prepared.x_train, prepared.y_train, data.x_train, data.y_train),
+        (prepared.x_val, prepared.y_val, data.x_val, data.y_val),
+    ]
+    for x, y, x_all, y_all in splits:
+        chosen = (y_all == 7) | (y_all == 2) | (y_all == 5)
+        assert torch.equal(x, x_all[chosen])
+        # 7 -> 0, 2 -> 1, 5 -> 2: an independent relabelling.
+        assert torch.equal(y, torch.tensor([[7, 2, 5].index(int(v)) for v in y_all[chosen]]))
+    assert prepared.info.num_classes == 3 and prepared.info.class_names == ("7", "2", "5")
+    assert prepared.model(prepared.x_val[:2]).shape == (2, 3)
+    assert len(load_dataset("mnist").y_train) == len(data.y_train)  # the shared copy stays whole
+
+
+def test_classes_with_a_subset_take_that_many_of_the_chosen_classes():
+    config = TrainConfig.from_dict({**FIRST_FIVE, "classes": "5,6,7,8,9", "train_subset": 50})
+    prepared = prepare(config, dry_run=False)
+    assert torch.bincount(prepared.y_train).tolist() == [10] * 5
+
+
+@pytest.mark.parametrize(
+    "overrides, allowed",
+    [
+        ({"classes": "0,10"}, "mnist has no class 10"),
+        ({"classes": "3"}, "at least two"),
+        ({"classes": "1,1,2"}, "each once"),
+        ({"classes": "a,b"}, "0 to 9"),
+        ({"arch": "autoencoder", "classes": "0,1"}, "for classifiers"),
+    ],
+)
+def test_bad_classes_name_the_field_and_what_is_allowed(overrides, allowed):
+    with pytest.raises(ConfigError) as error:
+        TrainConfig.from_dict({**FIRST_FIVE, **overrides})
+    assert error.value.field == "classes" and allowed in str(error.value)
