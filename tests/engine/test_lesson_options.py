@@ -7,9 +7,12 @@ import dataclasses
 import pytest
 import torch
 
+from deeparch.checkpoint.optimizer import CheckpointMismatchError
 from deeparch.data import dataset_info, load_dataset
+from deeparch.engine.checkpointing import WeightsFrom
 from deeparch.engine.config import TrainConfig
 from deeparch.engine.diagnostics import NEAR_ZERO_WEIGHT, layer_statistics
+from deeparch.engine.manager import JobManager
 from deeparch.engine.optim import make_optimizer
 from deeparch.engine.prepare import prepare
 from deeparch.errors import ConfigError
@@ -140,3 +143,41 @@ def test_bad_classes_name_the_field_and_what_is_allowed(overrides, allowed):
     with pytest.raises(ConfigError) as error:
         TrainConfig.from_dict({**FIRST_FIVE, **overrides})
     assert error.value.field == "classes" and allowed in str(error.value)
+
+
+def test_weights_from_takes_the_named_parts_and_leaves_the_rest_fresh(tmp_path):
+    manager = JobManager(max_running=1, heartbeat_timeout=0)
+    first = TrainConfig.from_dict(
+        {
+            "arch": "cnn",
+            "dataset": "mnist",
+            "arch_config": {"dense_width": 16},
+            "classes": "0,1,2",
+            "max_steps": 3,
+            "batch_size": 16,
+            "seed": 1,
+        }  # fmt: skip
+    )
+    pretrained = manager.submit(first)
+    assert pretrained.wait(120) and pretrained.state == "finished", pretrained.reason
+    path = pretrained.save_checkpoint(tmp_path / "first")
+    second = dataclasses.replace(first, classes="3,4,5", seed=2, max_steps=1, freeze="features")
+    held_job = manager.submit(second, weights_from=WeightsFrom(path, "features,classifier.fc1"))
+    fresh = prepare(second, dry_run=False).model  # what seed 2 alone initialises
+    assert held_job.wait(120) and held_job.state == "finished", held_job.reason
+    old, new = pretrained.model_copy().state_dict(), held_job.model_copy().state_dict()
+    for key in new:
+        if key.startswith("features."):  # taken and frozen: the checkpoint's exactly
+            assert torch.equal(new[key], old[key]), key
+    # fc1 was taken, then trained one step; the output layer started from seed 2, a new head.
+    assert not torch.equal(new["classifier.output.weight"], old["classifier.output.weight"])
+    assert fresh.classifier.output.weight.shape == old["classifier.output.weight"].shape
+    with pytest.raises(ConfigError) as error:
+        manager.submit(second, weights_from=WeightsFrom(path, "nosuch"))
+    assert error.value.field == "weights_from" and "features" in str(error.value)
+    with pytest.raises(ConfigError) as error:
+        manager.submit(second, resume=path, weights_from=WeightsFrom(path, "features"))
+    assert error.value.field == "weights_from"
+    wider = dataclasses.replace(second, arch_config={"dense_width": 32})
+    with pytest.raises(CheckpointMismatchError, match="classifier.fc1.weight"):
+        manager.submit(wider, weights_from=WeightsFrom(path, "classifier.fc1"))

@@ -82,6 +82,11 @@ CLAIMED_NUMBERS = {
         and m["kept_val_loss"] == pytest.approx(m["best_val_loss"])
     ),
     "vae_beta": lambda m: m["val_kl"]["beta 0"] > m["val_kl"]["beta 1"] > m["val_kl"]["beta 4"],
+    "freezing": lambda m: (
+        m["val_accuracy"]["frozen features, new head"] > m["val_accuracy"]["from scratch"] + 0.02
+        and m["trainable"]["frozen features, new head"] < m["trainable"]["from scratch"]
+        and m["new_images"] == 15
+    ),
     "qrnn_speed": lambda m: m["samples_per_s"]["qrnn"] > 0 and m["samples_per_s"]["lstm"] > 0,
 }
 
