@@ -19,6 +19,7 @@ from deeparch.checkpoint.optimizer import CheckpointMismatchError
 from deeparch.cli.options import name_option
 from deeparch.cli.render import TrainingProgress, print_table, table
 from deeparch.config import check_count, parse_assignments
+from deeparch.engine.checkpointing import WeightsFrom
 from deeparch.engine.config import TrainConfig, train_defaults, train_field_specs
 from deeparch.engine.evaluate import evaluate_checkpoint
 from deeparch.engine.manager import JobManager
@@ -129,6 +130,14 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--out", default="checkpoints", help="folder for the checkpoint")
     train.add_argument("--resume", default=None, metavar="CHECKPOINT", help="continue a run")
+    train.add_argument(
+        "--weights-from",
+        dest="weights_from",
+        default=None,
+        metavar="CHECKPOINT:PARTS",
+        help="start a new run from a checkpoint's parts (runs/cnn.safetensors:features): "
+        "transfer learning; the other parts start fresh, a new head",
+    )
     train.set_defaults(func=train_command)
 
     evaluate = subparsers.add_parser(
@@ -246,8 +255,9 @@ def _train(args: argparse.Namespace, config: Any) -> int:
     # A manager of its own: one job, never expired (nobody sends heartbeats from a terminal).
     manager = JobManager(max_running=1, heartbeat_timeout=0)
     try:
-        with naming_the_checkpoint(args.resume):
-            job = manager.submit(config, resume=args.resume)
+        source = weights_source(args.weights_from)
+        with naming_the_checkpoint(args.resume or (source and str(source.path))):
+            job = manager.submit(config, resume=args.resume, weights_from=source)
     except KeyboardInterrupt:
         print("deeparch: interrupted (Ctrl-C) before training started", file=sys.stderr)
         return EXIT_CODES["stopped"]
@@ -287,6 +297,18 @@ def _train(args: argparse.Namespace, config: Any) -> int:
     sys.stderr.flush()
     print(json.dumps(_json_ready(result)), flush=True)
     return EXIT_CODES.get(job.state, 1) if save_error is None else EXIT_SAVE_FAILED
+
+
+def weights_source(text: str | None) -> WeightsFrom | None:
+    """--weights-from CHECKPOINT:PARTS as a WeightsFrom (None when not given)."""
+    if text is None:
+        return None
+    path, _, parts = text.rpartition(":")
+    if not path or not parts.strip():
+        raise ConfigError(
+            "--weights-from", text, "CHECKPOINT:PARTS, such as runs/cnn.safetensors:features"
+        )
+    return WeightsFrom(path, parts)
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from deeparch.checkpoint.optimizer import CheckpointMismatchError
+from deeparch.cli.main import main
 from deeparch.data import dataset_info, load_dataset
 from deeparch.engine.checkpointing import WeightsFrom
 from deeparch.engine.config import TrainConfig
@@ -181,3 +182,15 @@ def test_weights_from_takes_the_named_parts_and_leaves_the_rest_fresh(tmp_path):
     wider = dataclasses.replace(second, arch_config={"dense_width": 32})
     with pytest.raises(CheckpointMismatchError, match="classifier.fc1.weight"):
         manager.submit(wider, weights_from=WeightsFrom(path, "classifier.fc1"))
+
+
+def test_the_cli_trains_on_classes_and_starts_from_a_checkpoints_parts(tmp_path, capsys):
+    common = ["train", "softmax_regression", "--dataset", "mnist", "--max-steps", "2"]
+    assert main([*common, "--classes", "0,1", "--momentum", "0", "--optimizer", "sgd",
+                 "--out", str(tmp_path / "first")]) == 0  # fmt: skip
+    path = tmp_path / "first" / "softmax_regression-mnist.safetensors"
+    assert main([*common, "--classes", "2,3", "--weights-from", f"{path}:output",
+                 "--out", str(tmp_path / "second")]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main([*common, "--weights-from", str(path)]) == 2
+    assert "CHECKPOINT:PARTS" in capsys.readouterr().err
