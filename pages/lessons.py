@@ -118,6 +118,8 @@ def experiment(lesson: Lesson) -> None:
         st.plotly_chart(figure, key=f"lessons_live_{lesson.name}")
     if status == "done":
         verdict(lesson, run.outcome)
+        for index, figure in enumerate(present.view_figures(lesson, run.jobs)):
+            st.plotly_chart(figure, key=f"lessons_view_{lesson.name}_{index}")
     elif status == "failed":
         st.error(escape_markdown(f"The experiment failed: {run.error}"))
     elif status == "stopped":

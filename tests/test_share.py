@@ -165,9 +165,9 @@ def test_unknown_names_and_bad_values_are_each_named_with_their_value():
         "'gelu', 'elu'",
         "lr='100' is not allowed: a number from 1e-06 to 10",
         "lr_rate='3' is not a setting: mlp has hidden_sizes, activation, dropout, batch_norm; "
-        "training has optimizer, lr, batch_size, epochs, weight_decay, l1, grad_clip, seed, "
-        "device, snapshot_every, max_steps, lr_schedule, lr_step_epochs, lr_gamma, "
-        "early_stopping, train_subset, augment, reconstruction_loss, freeze",
+        "training has optimizer, lr, momentum, batch_size, epochs, weight_decay, l1, grad_clip, "
+        "seed, device, snapshot_every, max_steps, lr_schedule, lr_step_epochs, lr_gamma, "
+        "early_stopping, train_subset, classes, augment, reconstruction_loss, freeze",
         "train.epochs='6' sets epochs a second time; the first value was used",
     ]
     params = {"hidden_sizes": "1 6", "activation": "swish", "lr": "100", "lr_rate": "3"}

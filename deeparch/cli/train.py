@@ -19,6 +19,7 @@ from deeparch.checkpoint.optimizer import CheckpointMismatchError
 from deeparch.cli.options import name_option
 from deeparch.cli.render import TrainingProgress, print_table, table
 from deeparch.config import check_count, parse_assignments
+from deeparch.engine.checkpointing import WeightsFrom
 from deeparch.engine.config import TrainConfig, train_defaults, train_field_specs
 from deeparch.engine.evaluate import evaluate_checkpoint
 from deeparch.engine.manager import JobManager
@@ -37,11 +38,13 @@ TRAIN_FLAGS = {
     "lr": "--lr",
     "batch_size": "--batch-size",
     "optimizer": "--optimizer",
+    "momentum": "--momentum",
     "seed": "--seed",
     "max_steps": "--max-steps",
     "lr_schedule": "--lr-schedule",
     "early_stopping": "--early-stopping",
     "train_subset": "--train-subset",
+    "classes": "--classes",
     "augment": "--augment",
     "freeze": "--freeze",
     "reconstruction_loss": "--loss",
@@ -64,6 +67,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--optimizer", default=None, help="sgd, adam, adamw, rmsprop, adagrad or adadelta"
     )
+    train.add_argument("--momentum", default=None, help="sgd only: 0.9 by default, 0 for plain SGD")
     train.add_argument("--seed", default=None)
     train.add_argument("--max-steps", dest="max_steps", default=None, help="0: all epochs")
     train.add_argument(
@@ -85,6 +89,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         metavar="N",
         help="train on N training samples (stratified, fixed by --seed) to see overfitting",
+    )
+    train.add_argument(
+        "--classes",
+        default=None,
+        metavar="LABELS",
+        help="train on these classes only (0,1,2,3,4), relabelled 0..k-1; the head gets k outputs",
     )
     train.add_argument(
         "--augment",
@@ -120,6 +130,14 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--out", default="checkpoints", help="folder for the checkpoint")
     train.add_argument("--resume", default=None, metavar="CHECKPOINT", help="continue a run")
+    train.add_argument(
+        "--weights-from",
+        dest="weights_from",
+        default=None,
+        metavar="CHECKPOINT:PARTS",
+        help="start a new run from a checkpoint's parts (runs/cnn.safetensors:features): "
+        "transfer learning; the other parts start fresh, a new head",
+    )
     train.set_defaults(func=train_command)
 
     evaluate = subparsers.add_parser(
@@ -237,8 +255,9 @@ def _train(args: argparse.Namespace, config: Any) -> int:
     # A manager of its own: one job, never expired (nobody sends heartbeats from a terminal).
     manager = JobManager(max_running=1, heartbeat_timeout=0)
     try:
-        with naming_the_checkpoint(args.resume):
-            job = manager.submit(config, resume=args.resume)
+        source = weights_source(args.weights_from)
+        with naming_the_checkpoint(args.resume or (source and str(source.path))):
+            job = manager.submit(config, resume=args.resume, weights_from=source)
     except KeyboardInterrupt:
         print("deeparch: interrupted (Ctrl-C) before training started", file=sys.stderr)
         return EXIT_CODES["stopped"]
@@ -278,6 +297,18 @@ def _train(args: argparse.Namespace, config: Any) -> int:
     sys.stderr.flush()
     print(json.dumps(_json_ready(result)), flush=True)
     return EXIT_CODES.get(job.state, 1) if save_error is None else EXIT_SAVE_FAILED
+
+
+def weights_source(text: str | None) -> WeightsFrom | None:
+    """--weights-from CHECKPOINT:PARTS as a WeightsFrom (None when not given)."""
+    if text is None:
+        return None
+    path, _, parts = text.rpartition(":")
+    if not path or not parts.strip():
+        raise ConfigError(
+            "--weights-from", text, "CHECKPOINT:PARTS, such as runs/cnn.safetensors:features"
+        )
+    return WeightsFrom(path, parts)
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from deeparch.checkpoint import files as checkpoint
-from deeparch.engine.checkpointing import read_resume
+from deeparch.engine.checkpointing import WeightsFrom, load_weights_from, read_resume
 from deeparch.engine.config import TrainConfig
 from deeparch.engine.evaluate import checkpoint_config
 from deeparch.engine.handle import JobHandle
@@ -40,6 +40,7 @@ class Backend(Protocol):
         owner: str | None,
         scheduler: Scheduler,
         resume: str | Path | None = None,
+        weights_from: WeightsFrom | None = None,
     ) -> SchedulableJob: ...
 
     def load(self, job_id: str, path: str | Path, owner: str | None) -> JobHandle: ...
@@ -59,12 +60,14 @@ class ThreadBackend:
         owner: str | None,
         scheduler: Scheduler,
         resume: str | Path | None = None,
+        weights_from: WeightsFrom | None = None,
     ) -> ThreadJob:
         # Prepared in a thread that exits afterwards, so the caller's thread keeps no OpenMP team
         # that would slow the training thread down (deeparch.engine.threads explains).
         return run_in_fresh_thread(
-            self._create, job_id, config, owner, scheduler, resume, name="deeparch-prepare"
-        )
+            self._create, job_id, config, owner, scheduler, resume, weights_from,
+            name="deeparch-prepare",
+        )  # fmt: skip
 
     def _create(
         self,
@@ -73,8 +76,12 @@ class ThreadBackend:
         owner: str | None,
         scheduler: Scheduler,
         resume: str | Path | None,
+        weights_from: WeightsFrom | None,
     ) -> ThreadJob:
-        job = ThreadJob(job_id, prepare(config), owner, scheduler)
+        prepared = prepare(config)
+        if weights_from is not None:
+            load_weights_from(prepared.model, weights_from, config.arch)
+        job = ThreadJob(job_id, prepared, owner, scheduler)
         if resume is not None:
             job.restore(*read_resume(resume, config.arch))
         return job

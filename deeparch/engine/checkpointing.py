@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from deeparch.engine.metrics_log import MetricsLog
 from deeparch.engine.state import JobState
 from deeparch.errors import ConfigError
 from deeparch.models import get_arch
+from deeparch.models.parts import parse_part_names, top_level_parts
 
 FORMAT = "deeparch-checkpoint-1"
 
@@ -234,3 +236,50 @@ def read_resume(path: str | Path, arch: str) -> tuple[dict[str, torch.Tensor], d
     if meta.get("arch") != arch:
         raise ConfigError("arch", arch, f"{meta.get('arch')!r}, the checkpoint's")
     return tensors, meta
+
+
+@dataclass(frozen=True)
+class WeightsFrom:
+    """Start a new run from some of a checkpoint's weights: transfer learning (Yosinski et al.
+    2014; PyTorch's "ConvNet as fixed feature extractor" loads a trained network, then replaces
+    its last layer). The named parts' tensors come from the checkpoint, checked by name and
+    shape; every other part keeps the run's own seeded initialisation (a new head), and the
+    run's counters, optimizer state and history start afresh (unlike resume)."""
+
+    path: str | Path
+    parts: str  # comma-separated part names: a top-level child or a dotted sub-module name
+
+
+def load_weights_from(model: torch.nn.Module, source: WeightsFrom, arch: str) -> int:
+    """Copy the named parts' weights from the checkpoint into `model`; returns how many tensor
+    elements were copied. A checkpoint of another architecture is a ConfigError naming arch, an
+    unknown part one naming weights_from, a shape that differs a CheckpointMismatchError."""
+    tensors, _meta = read_resume(source.path, arch)
+    saved, _optimizer = checkpoint.split_tensors(tensors)
+    names = parse_part_names(source.parts)
+    modules = dict(model.named_modules())
+    if not names:
+        raise ConfigError("weights_from", source.parts, "the parts to take, comma-separated")
+    wanted: dict[str, torch.Tensor] = {}
+    expected = model.state_dict()
+    for part in names:
+        if part not in modules:
+            raise ConfigError(
+                "weights_from",
+                part,
+                "a part of the model by name: " + ", ".join(top_level_parts(model)),
+            )
+        keys = [key for key in expected if key.startswith(part + ".")]
+        for key in keys:
+            if key not in saved or tuple(saved[key].shape) != tuple(expected[key].shape):
+                found = tuple(saved[key].shape) if key in saved else "missing"
+                raise CheckpointMismatchError(
+                    f"tensor {key!r} is {found} in the checkpoint but "
+                    f"{tuple(expected[key].shape)} in this run's {arch}: take only the parts "
+                    "whose settings are the checkpoint's"
+                )
+            if saved[key].dtype != expected[key].dtype:
+                raise CheckpointMismatchError(f"tensor {key!r} has another dtype in the checkpoint")
+            wanted[key] = saved[key]
+    model.load_state_dict(wanted, strict=False)
+    return sum(tensor.numel() for tensor in wanted.values())

@@ -8,7 +8,15 @@ from typing import Any
 
 from deeparch.config import FieldSpec, check_value, coerce, config_to_dict, field_specs, hp
 from deeparch.data import dataset_info, list_datasets
-from deeparch.engine.optim import DEVICE_CHOICES, OPTIMIZERS, choose_device, device_available
+from deeparch.data.subsets import parse_classes, subset_info
+from deeparch.engine.optim import (
+    DEFAULT_MOMENTUM,
+    DEVICE_CHOICES,
+    MOMENTUM_OPTIMIZERS,
+    OPTIMIZERS,
+    choose_device,
+    device_available,
+)
 from deeparch.engine.schedule import LR_FLOOR, LR_SCHEDULES
 from deeparch.errors import ConfigError, UnknownNameError
 from deeparch.models import build_config, get_arch, list_archs
@@ -18,6 +26,8 @@ from deeparch.tasks.reconstruct import RECONSTRUCTION_LOSSES, RECONSTRUCTION_TAS
 # The fields of TrainConfig that are hyperparameters of training (widgets); the others say what
 # is trained on what.
 IDENTITY_FIELDS = ("arch", "dataset", "arch_config")
+# The tasks whose labels are class ids, so a subset of the classes can be trained on.
+CLASS_SUBSET_TASKS = ("classify", "sequence")
 
 
 @dataclass(frozen=True)
@@ -32,7 +42,7 @@ class TrainConfig:
     )
     optimizer: str = hp(
         "adam",
-        "Update rule: sgd (with momentum 0.9), adam, adamw, rmsprop, adagrad or adadelta "
+        "Update rule: sgd (with momentum: see momentum), adam, adamw, rmsprop, adagrad or adadelta "
         "(Zeiler 2012: its steps are sized by past updates; lr 1.0 is the paper's)",
         choices=tuple(OPTIMIZERS),
     )
@@ -42,6 +52,14 @@ class TrainConfig:
         min=LR_FLOOR,
         max=10.0,
         log=True,
+    )
+    momentum: float = hp(
+        DEFAULT_MOMENTUM,
+        "sgd only: the fraction of the last update carried into the next (a heavy ball rolling "
+        "down the loss, Sutskever et al. 2013); 0 is plain SGD",
+        min=0.0,
+        max=0.999,
+        step=0.01,
     )
     batch_size: int = hp(
         64,
@@ -113,6 +131,12 @@ class TrainConfig:
         "class (0: all); a small subset shows overfitting",
         min=0,
         max=10_000_000,
+    )
+    classes: str = hp(
+        "",
+        "Classification sets: train and validate on these classes only, comma-separated labels "
+        "(0,1,2,3,4); they become labels 0..k-1 in the order given and the model's head gets k "
+        "outputs (empty: every class). Transfer learning trains on some classes, then others",
     )
     augment: bool = hp(
         False,
@@ -194,12 +218,26 @@ class TrainConfig:
             raise ConfigError("dataset", dataset, "one of " + ", ".join(list_datasets())) from None
         arch_config = spec_config(self)
         check_compatible(spec, info)
+        if self.classes:
+            if spec.task not in CLASS_SUBSET_TASKS:
+                raise ConfigError(
+                    "classes", self.classes, f"empty for {self.arch}, a {spec.task} model",
+                    "a subset of classes is for classifiers",
+                )  # fmt: skip
+            info = subset_info(info, parse_classes(self.classes, info))
         if self.reconstruction_loss != "default" and spec.task not in RECONSTRUCTION_TASKS:
             raise ConfigError(
                 "reconstruction_loss",
                 self.reconstruction_loss,
                 f"default for {self.arch}, a {spec.task} model",
                 "mse, bce and l1 choose the loss of autoencoders, U-Nets and VAEs",
+            )
+        if self.optimizer not in MOMENTUM_OPTIMIZERS and self.momentum != DEFAULT_MOMENTUM:
+            raise ConfigError(
+                "momentum",
+                self.momentum,
+                f"{DEFAULT_MOMENTUM:g} (the default) with optimizer {self.optimizer}",
+                "momentum sets the update of " + ", ".join(MOMENTUM_OPTIMIZERS) + " only",
             )
         if spec.check is not None:
             spec.check(arch_config, info)

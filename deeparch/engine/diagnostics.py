@@ -16,6 +16,10 @@ import torch
 from torch import nn
 
 HISTOGRAM_BINS = 30
+# Within this of zero a weight counts as zero in weight_near_zero: an L1 subgradient step lands
+# near zero and hovers there, it never lands on 0.0 exactly (Tibshirani's lasso solved exactly
+# would; SGD does not).
+NEAR_ZERO_WEIGHT = 1e-3
 
 
 def histogram(values: torch.Tensor, bins: int = HISTOGRAM_BINS) -> tuple[np.ndarray, np.ndarray]:
@@ -36,11 +40,12 @@ def layer_weights(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
 def layer_statistics(model: nn.Module, bins: int = HISTOGRAM_BINS) -> dict[str, Any]:
     """names (a list of L), trainable (L,), weight_counts/weight_edges and grad_counts/grad_edges
     (L, bins) and (L, bins + 1), weight_norm and grad_norm (L,) (NaN where a layer has no
-    gradient yet: before the first step, or frozen)."""
+    gradient yet: before the first step, or frozen), weight_near_zero (L,): the fraction of each
+    layer's weights within NEAR_ZERO_WEIGHT of zero (how sparse L1 has made it)."""
     layers = layer_weights(model)
     names, trainable = [], []
     weight_counts, weight_edges, grad_counts, grad_edges = [], [], [], []
-    weight_norm, grad_norm = [], []
+    weight_norm, grad_norm, near_zero = [], [], []
     no_counts, no_edges = np.full(bins, np.nan), np.full(bins + 1, np.nan)
     with torch.no_grad():
         for name, param in layers:
@@ -50,6 +55,7 @@ def layer_statistics(model: nn.Module, bins: int = HISTOGRAM_BINS) -> dict[str, 
             weight_counts.append(counts)
             weight_edges.append(edges)
             weight_norm.append(float(param.detach().float().norm()))
+            near_zero.append(float((param.detach().abs() < NEAR_ZERO_WEIGHT).float().mean()))
             if param.grad is None:
                 grad_counts.append(no_counts)
                 grad_edges.append(no_edges)
@@ -69,4 +75,5 @@ def layer_statistics(model: nn.Module, bins: int = HISTOGRAM_BINS) -> dict[str, 
         "grad_edges": np.array(grad_edges).reshape(len(names), bins + 1),
         "weight_norm": np.array(weight_norm, dtype=np.float64),
         "grad_norm": np.array(grad_norm, dtype=np.float64),
+        "weight_near_zero": np.array(near_zero, dtype=np.float64),
     }

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from deeparch.checkpoint import files as checkpoint
 from deeparch.engine.backends import Backend, SchedulableJob, ThreadBackend, make_backend
+from deeparch.engine.checkpointing import WeightsFrom
 from deeparch.engine.config import TrainConfig
 from deeparch.engine.handle import JobHandle
 from deeparch.engine.optim import default_max_running
@@ -114,18 +115,29 @@ class JobManager:
     # -- jobs --
 
     def submit(
-        self, config: TrainConfig, owner: str | None = None, resume: str | Path | None = None
+        self,
+        config: TrainConfig,
+        owner: str | None = None,
+        resume: str | Path | None = None,
+        weights_from: WeightsFrom | None = None,
     ) -> JobHandle:
         """Validate, build, dry-run one batch, then queue the job (it starts when it is its turn).
 
         `resume` continues from a checkpoint of the same architecture: weights, optimizer state,
-        counters and history, so the run continues as if it had never stopped. Refused with a
+        counters and history, so the run continues as if it had never stopped. `weights_from`
+        instead starts a new run from some parts of a checkpoint (transfer learning: its
+        features, a new head; deeparch.engine.checkpointing.WeightsFrom). Refused with a
         ConfigError when the owner already has as many jobs as the class allows.
         """
         if self._closed:
             raise DeeparchError("the server is shutting down: no new jobs")
         self._check_room(owner)
-        job = self.backend.create(self._new_id(), config, owner, self, resume)
+        if resume is not None and weights_from is not None:
+            raise ConfigError(
+                "weights_from", str(weights_from.path), "none when resuming",
+                "a resumed run continues its own checkpoint, weights and all",
+            )  # fmt: skip
+        job = self.backend.create(self._new_id(), config, owner, self, resume, weights_from)
         self._attach_gate(job)
         with self._lock:
             self._check_room(owner)  # another tab of the session may have started one meanwhile

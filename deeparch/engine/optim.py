@@ -12,12 +12,13 @@ from deeparch.errors import ConfigError, UnknownNameError
 
 logger = logging.getLogger(__name__)
 
-# name -> (class, fixed keyword arguments). SGD gets classical momentum 0.9 (Sutskever et al. 2013);
-# the others keep PyTorch's defaults, which are the published ones. Adadelta (Zeiler 2012) scales
+# name -> (class, fixed keyword arguments). SGD's momentum is TrainConfig.momentum, classical
+# momentum 0.9 by default (Sutskever et al. 2013), 0 for plain SGD; the others keep PyTorch's
+# defaults, which are the published ones. Adadelta (Zeiler 2012) scales
 # each step by the ratio of running RMS of past updates to past gradients, so its learning rate is
 # a multiplier of that step: the paper's rule is lr = 1.0.
 OPTIMIZERS: dict[str, tuple[Callable[..., torch.optim.Optimizer], dict[str, Any]]] = {
-    "sgd": (torch.optim.SGD, {"momentum": 0.9}),
+    "sgd": (torch.optim.SGD, {}),
     "adam": (torch.optim.Adam, {}),
     "adamw": (torch.optim.AdamW, {}),
     "rmsprop": (torch.optim.RMSprop, {}),
@@ -31,26 +32,46 @@ FUSED_CAPABLE = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW, torch.opt
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
+DEFAULT_MOMENTUM = 0.9
+# The optimizers whose update TrainConfig.momentum sets (the others ignore it, so a value other
+# than the default with them is refused by TrainConfig.validate rather than silently dropped).
+MOMENTUM_OPTIMIZERS = ("sgd",)
 
-def make_optimizer(
-    name: str, params: Iterable[Any], lr: float, weight_decay: float = 0.0
-) -> torch.optim.Optimizer:
-    """An optimizer by name over parameters or parameter groups."""
+
+def optimizer_arguments(
+    name: str, lr: float, weight_decay: float = 0.0, momentum: float = DEFAULT_MOMENTUM
+) -> dict[str, Any]:
+    """The keyword arguments of optimizer `name` for these settings (the engine's and the
+    exported script's: one place)."""
     try:
-        optimizer_cls, fixed_kwargs = OPTIMIZERS[name]
+        _cls, fixed_kwargs = OPTIMIZERS[name]
     except KeyError:
         raise UnknownNameError("optimizer", name, list(OPTIMIZERS)) from None
+    arguments = {"lr": lr, "weight_decay": weight_decay, **fixed_kwargs}
+    if name in MOMENTUM_OPTIMIZERS:
+        arguments["momentum"] = momentum
+    return arguments
+
+
+def make_optimizer(
+    name: str,
+    params: Iterable[Any],
+    lr: float,
+    weight_decay: float = 0.0,
+    momentum: float = DEFAULT_MOMENTUM,
+) -> torch.optim.Optimizer:
+    """An optimizer by name over parameters or parameter groups."""
+    arguments = optimizer_arguments(name, lr, weight_decay, momentum)
+    optimizer_cls = OPTIMIZERS[name][0]
     params = list(params)
     if optimizer_cls in FUSED_CAPABLE:
         try:
             # The same update in one kernel per step instead of several per parameter tensor:
             # for a small model the optimizer step is a large part of a training step on the CPU.
-            return optimizer_cls(
-                params, lr=lr, weight_decay=weight_decay, fused=True, **fixed_kwargs
-            )
+            return optimizer_cls(params, fused=True, **arguments)
         except (RuntimeError, ValueError, TypeError) as error:
             logger.debug("fused %s unavailable here (%s); using the default kernels", name, error)
-    return optimizer_cls(params, lr=lr, weight_decay=weight_decay, **fixed_kwargs)
+    return optimizer_cls(params, **arguments)
 
 
 def _mps_available() -> bool:

@@ -14,6 +14,7 @@ from torch import nn
 
 from deeparch.data import DataInfo, load_dataset
 from deeparch.data.sources import stratified_subset
+from deeparch.data.subsets import parse_classes, select_classes
 from deeparch.engine.augment import ImageAugmenter, augments, policy_for
 from deeparch.engine.limits import check_job_limits
 from deeparch.engine.optim import choose_device, make_optimizer
@@ -57,6 +58,7 @@ def prepare(config: Any, dry_run: bool = True) -> Prepared:
     dataset_name = config.dataset or spec.default_dataset
     device = choose_device(config.device)
     data = load_dataset(dataset_name)
+    data = select_classes(data, parse_classes(config.classes, data.info))
     x_train, y_train = training_subset(config, dataset_name, data.x_train, data.y_train)
     # The initial weights come from the seed alone: module constructors draw from the default
     # generator, which is lent seeded and under a lock (deeparch.randomness explains).
@@ -75,7 +77,13 @@ def prepare(config: Any, dry_run: bool = True) -> Prepared:
         spec.task, model, data.info, config, device, arch_config, noise=generators.on_device
     )
     optimizers = {
-        name: make_optimizer(config.optimizer, groups, float(config.lr), float(config.weight_decay))
+        name: make_optimizer(
+            config.optimizer,
+            groups,
+            float(config.lr),
+            float(config.weight_decay),
+            float(config.momentum),
+        )
         for name, groups in trainable_groups(task.param_groups(), config).items()
     }
     task.set_optimizers(optimizers)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from deeparch.data import default_data_root
-from deeparch.engine.checkpointing import read_resume
+from deeparch.engine.checkpointing import WeightsFrom, read_resume
 from deeparch.engine.config import TrainConfig
 from deeparch.engine.handle import JobHandle
 from deeparch.engine.job import Scheduler
@@ -39,7 +39,7 @@ from deeparch.engine.ray_job import (
     ray_module,
 )
 from deeparch.engine.ray_worker import Worker
-from deeparch.errors import DeeparchError
+from deeparch.errors import ConfigError, DeeparchError
 
 logger = logging.getLogger(__name__)
 
@@ -285,9 +285,15 @@ class RayBackend:
         owner: str | None,
         scheduler: Scheduler,
         resume: str | Path | None = None,
+        weights_from: WeightsFrom | None = None,
     ) -> RayJob:
         """Check the job on a worker (validation, model, one dry-run batch) and return it
         queued; its errors are raised here, as the thread backend raises them."""
+        if weights_from is not None:
+            raise ConfigError(
+                "weights_from", str(weights_from.path), "none on a Ray cluster",
+                "starting from a checkpoint's parts runs on the thread backend only, so far",
+            )  # fmt: skip
         ray = ray_module()
         resume_ref = ray.put(read_resume(resume, config.arch)) if resume is not None else None
         described = self._describe(job_id, config, resume_ref)

@@ -16,7 +16,7 @@ from deeparch.data.catalogue import SplitOptions
 from deeparch.data.sources import stratified_split
 from deeparch.engine.config import TrainConfig
 from deeparch.engine.loop import SHUFFLE_SEED_OFFSET
-from deeparch.engine.optim import OPTIMIZERS
+from deeparch.engine.optim import OPTIMIZERS, optimizer_arguments
 from deeparch.errors import ConfigError
 from deeparch.export.model_code import build_from_code, checked_model_code, original_source
 from deeparch.models import create_model, get_arch
@@ -54,6 +54,9 @@ def export_parts(config: TrainConfig) -> dict[str, str]:
             "arch", config.arch, "a classifier (task classify)",
             f"{config.arch} trains a {spec.task} task, which export does not write yet",
         )  # fmt: skip
+    if config.classes:
+        raise ConfigError("classes", config.classes, "empty (every class) for an exported run",
+                          "the script trains on every class of its dataset")  # fmt: skip
     if dataset not in DATA_LOADERS:
         raise ConfigError("dataset", dataset, "one of " + ", ".join(DATA_LOADERS),
                           "the script loads its data itself, without deeparch")  # fmt: skip
@@ -72,8 +75,10 @@ def export_parts(config: TrainConfig) -> dict[str, str]:
         )  # fmt: skip
     split = SplitOptions()
     loader, package = DATA_LOADERS[dataset]
-    optimizer_cls, fixed = OPTIMIZERS[config.optimizer]
-    optimizer_args = {"lr": float(config.lr), "weight_decay": float(config.weight_decay), **fixed}
+    optimizer_cls = OPTIMIZERS[config.optimizer][0]
+    optimizer_args = optimizer_arguments(
+        config.optimizer, float(config.lr), float(config.weight_decay), float(config.momentum)
+    )
     source = original_source(model)
     return {
         "header": header(config, dataset, package),

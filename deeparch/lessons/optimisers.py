@@ -1,43 +1,63 @@
-"""Lesson: optimisers side by side on the same model, data, seed and batches."""
+"""Lesson: optimisers side by side, trained by the engine on the same model, data, seed and
+batches (the same seed gives every run the same initial weights and the same batch order)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-import torch
-from torch import nn
-
-from deeparch.data import load_dataset
+from deeparch.engine.config import TrainConfig
 from deeparch.engine.handle import JobHandle
-from deeparch.lessons.measure import accuracy, fit, seeded_model
 from deeparch.lessons.registry import Lesson, Outcome, Prediction, register
+from deeparch.lessons.runner import failed_outcome, unfinished
 
 # Each with its customary learning rate (PyTorch's defaults where it has one; Adadelta's lr 1.0
-# is Zeiler's, who proposed it to need no learning rate at all).
-OPTIMISERS: dict[str, Callable[[list], torch.optim.Optimizer]] = {
-    "SGD": lambda p: torch.optim.SGD(p, lr=0.05),
-    "SGD with momentum": lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9),
-    "Adam": lambda p: torch.optim.Adam(p, lr=1e-3),
-    "Adagrad": lambda p: torch.optim.Adagrad(p, lr=1e-2),
-    "Adadelta": lambda p: torch.optim.Adadelta(p, lr=1.0),
-    "RMSprop": lambda p: torch.optim.RMSprop(p, lr=1e-3),
+# is Zeiler's, who proposed it to need no learning rate at all). Plain SGD and SGD with momentum
+# share their learning rate, so momentum is the only difference between them.
+OPTIMISERS: dict[str, dict[str, Any]] = {
+    "SGD": {"optimizer": "sgd", "lr": 0.05, "momentum": 0.0},
+    "SGD with momentum": {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9},
+    "Adam": {"optimizer": "adam", "lr": 1e-3},
+    "Adagrad": {"optimizer": "adagrad", "lr": 1e-2},
+    "Adadelta": {"optimizer": "adadelta", "lr": 1.0},
+    "RMSprop": {"optimizer": "rmsprop", "lr": 1e-3},
 }
 STEPS = {"ci": 60, "full": 600}
 SMOOTHING = 10  # the training loss at the end: the mean of the last steps'
+MODEL = {"arch": "mlp", "dataset": "mnist", "arch_config": {"hidden_sizes": (128,)}}
+
+
+def optimiser_runs(budget: str) -> dict[str, TrainConfig]:
+    return {
+        label: TrainConfig.from_dict(
+            {
+                **MODEL,
+                **settings,
+                "epochs": 1,
+                "max_steps": STEPS[budget],
+                "batch_size": 64,
+                "seed": 0,
+            }  # fmt: skip
+        )
+        for label, settings in OPTIMISERS.items()
+    }
+
+
+def loss_curve(job: JobHandle) -> list[float]:
+    """The run's training loss at every step, in order."""
+    return [float(value) for _step, value in job.snapshot()["losses"]["loss"]]
 
 
 def judge_optimisers(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
-    data = load_dataset("mnist")
-    curves, final, val_accuracy = {}, {}, {}
-    for label, make in OPTIMISERS.items():
-        # The same initial weights and the same batches (seed 0) for every optimiser.
-        model = seeded_model("mlp", {"hidden_sizes": (128,)}, "mnist", seed=0)
-        optimizer = make(list(model.parameters()))
-        losses = fit(model, data.x_train, data.y_train, nn.functional.cross_entropy, optimizer,
-                     STEPS[budget], batch_size=64, seed=0)  # fmt: skip
-        curves[label] = losses
-        final[label] = sum(losses[-SMOOTHING:]) / SMOOTHING
-        val_accuracy[label] = accuracy(model, data.x_val, data.y_val)
+    problems = unfinished(jobs)
+    if problems:
+        return failed_outcome(LESSON, problems)
+    curves = {label: loss_curve(job) for label, job in jobs.items()}
+    final = {label: sum(losses[-SMOOTHING:]) / SMOOTHING for label, losses in curves.items()}
+    # The evaluation the engine ran when each run reached max_steps.
+    val_accuracy = {
+        label: job.snapshot()["final_metrics"].get("val_accuracy") for label, job in jobs.items()
+    }
     best = min(final, key=final.get)
     adaptive = min(final["Adam"], final["RMSprop"])
     held = final["SGD with momentum"] < final["SGD"] and adaptive < final["SGD"]
@@ -46,9 +66,14 @@ def judge_optimisers(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
         LESSON.name,
         held=held,
         verdict=f"after {STEPS[budget]} steps from the same weights on the same batches, the "
-        f"training loss is {ranking}: momentum beats plain SGD at the same learning rate, and "
-        f"{best} ends lowest",
-        measured={"final_train_loss": final, "val_accuracy": val_accuracy, "steps": STEPS[budget]},
+        f"training loss is {ranking}: momentum "
+        + ("beats" if final["SGD with momentum"] < final["SGD"] else "does not beat")
+        + f" plain SGD at the same learning rate, and {best} ends lowest",
+        measured={
+            "final_train_loss": final,
+            "val_accuracy": val_accuracy,
+            "steps": {label: len(losses) for label, losses in curves.items()},
+        },  # fmt: skip
         series={"training loss per step": curves},
         answer=best,
     )
@@ -69,10 +94,8 @@ LESSON = register(
             "choice", "Which ends with the lowest training loss?", choices=tuple(OPTIMISERS)
         ),
         judge=judge_optimisers,
-        note="Trained with a plain PyTorch loop inside the lesson, every optimiser on the same "
-        "batches: the engine's sgd always has momentum 0.9, so plain SGD is not one of its "
-        "choices (Adadelta is: optimizer=adadelta on Train).",
-        setup={"arch": "mlp", "dataset": "mnist", "arch_config": {"hidden_sizes": (128,)}},
+        runs=optimiser_runs,
+        setup={**MODEL, "optimizer": "sgd", "lr": 0.05, "momentum": 0.0},
         position=18,
     )
 )

@@ -13,9 +13,11 @@ from deeparch import share
 from deeparch.engine.handle import JobHandle
 from deeparch.figures import explore as explore_figures
 from deeparch.figures import training as training_figures
+from deeparch.figures import training_views
 from deeparch.lessons.registry import Lesson, Outcome, Prediction
 
-X_KEY = "bin centre"  # a series that carries its own x values (a histogram's bins)
+# Series that carry their own x values: a histogram's bins, or the steps of the snapshots.
+X_KEYS = ("bin centre", "step")
 
 
 def series_figures(outcome: Outcome) -> list[go.Figure]:
@@ -23,14 +25,15 @@ def series_figures(outcome: Outcome) -> list[go.Figure]:
     figures = []
     for title, curves in outcome.series.items():
         curves = dict(curves)
-        x_values = curves.pop(X_KEY, None)
+        x_key = next((key for key in X_KEYS if key in curves), None)
+        x_values = curves.pop(x_key) if x_key is not None else None
         values = np.concatenate([np.asarray(v, dtype=float) for v in curves.values()] or [[]])
         positive = values[np.isfinite(values) & (values > 0)]
         log_y = len(positive) > 0 and positive.max() / positive.min() > 1e3 and x_values is None
         figures.append(
             explore_figures.curves_figure(
                 curves,
-                X_KEY if x_values is not None else "index",
+                x_key if x_values is not None else "index",
                 title.split(" (")[0],
                 title=title,
                 log_y=bool(log_y),
@@ -45,6 +48,27 @@ def image_figures(outcome: Outcome, columns: int = 12) -> list[go.Figure]:
         explore_figures.image_grid_figure(np.asarray(images), columns=columns, title=title)
         for title, images in outcome.images.items()
     ]
+
+
+def weight_histogram_figures(jobs: Mapping[str, JobHandle]) -> list[go.Figure]:
+    """Each run's first weight layer over time: the Train page's histogram view, per run."""
+    figures = []
+    for label, job in jobs.items():
+        snapshots = job.snapshot().get("snapshots") or []
+        layers = training_views.layer_names(snapshots[-1] if snapshots else None)
+        if layers:
+            figure = training_views.histogram_over_time_figure(snapshots, layers[0])
+            figure.update_layout(title=f"{label}: {layers[0]} over time")
+            figures.append(figure)
+    return figures
+
+
+VIEWS = {"weight_histograms": weight_histogram_figures}
+
+
+def view_figures(lesson: Lesson, jobs: Mapping[str, JobHandle]) -> list[go.Figure]:
+    """The Train views the lesson asks for (Lesson.views), drawn from its runs."""
+    return [figure for view in lesson.views for figure in VIEWS[view](jobs)]
 
 
 def live_figure(jobs: Mapping[str, JobHandle]) -> go.Figure | None:

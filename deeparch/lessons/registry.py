@@ -144,6 +144,9 @@ class Lesson:
     setup: dict[str, Any] | None = None
     # An exact computation: the same numbers for everyone, so computed once per server.
     exact: bool = False
+    # The Train views the page draws from the lesson's runs beside the verdict
+    # (deeparch.lessons.present.VIEWS: weight_histograms, each run's weights over time).
+    views: tuple[str, ...] = ()
     # What training this lesson does outside the engine, said plainly (empty: none).
     note: str = ""
     # Where the lesson sits in the course (the numbering); list_lessons() sorts by it.

@@ -11,6 +11,7 @@ from torch import nn
 
 from deeparch.data import load_dataset
 from deeparch.engine.config import TrainConfig
+from deeparch.engine.diagnostics import NEAR_ZERO_WEIGHT
 from deeparch.engine.handle import JobHandle
 from deeparch.engine.prepare import training_subset
 from deeparch.lessons.measure import accuracy, mean_loss, seeded_model
@@ -19,10 +20,13 @@ from deeparch.lessons.runner import failed_outcome, unfinished
 
 # ---- 16: L1 against L2 ---------------------------------------------------------------------
 
-NEAR_ZERO = 1e-3  # a subgradient step lands near zero, not on it; within this counts as zero
-PENALTIES = {"L1 (l1=1e-3)": {"l1": 1e-3}, "L2 (weight_decay=1e-2)": {"weight_decay": 1e-2},
-             "none": {}}  # fmt: skip
-PENALTY_EPOCHS = {"ci": 2, "full": 10}
+# A subgradient step lands near zero, not on it: within NEAR_ZERO_WEIGHT (1e-3) counts as zero,
+# the engine's weight_near_zero in every snapshot's layer statistics.
+NEAR_ZERO = NEAR_ZERO_WEIGHT
+L1, L2, NO_PENALTY = "L1 (l1=1e-3)", "L2 (weight_decay=1e-2)", "none"
+PENALTIES = {L1: {"l1": 1e-3}, L2: {"weight_decay": 1e-2}, NO_PENALTY: {}}
+PENALTY_EPOCHS = {"ci": 2, "full": 10}  # 62 steps an epoch on mnist's 4,000 training images
+PENALTY_SNAPSHOT_EVERY = {"ci": 20, "full": 100}  # the histograms through training
 HISTOGRAM_BINS = np.linspace(-0.3, 0.3, 61)
 
 
@@ -37,6 +41,7 @@ def penalty_runs(budget: str) -> dict[str, TrainConfig]:
                 "optimizer": "sgd",
                 "lr": 0.05,
                 "epochs": PENALTY_EPOCHS[budget],
+                "snapshot_every": PENALTY_SNAPSHOT_EVERY[budget],
                 "seed": 0,
                 **penalty,
             }  # fmt: skip
@@ -50,6 +55,22 @@ def weights_of(model: nn.Module) -> np.ndarray:
     return np.concatenate([p.detach().flatten().numpy() for p in model.parameters() if p.dim() > 1])
 
 
+def near_zero_through_training(job: JobHandle) -> tuple[list[int], list[float]]:
+    """(steps, the fraction of all weights within NEAR_ZERO of zero) at each of the run's
+    snapshots, from the engine's layer statistics (each layer weighted by its size)."""
+    steps, fractions = [], []
+    for snapshot in job.snapshot()["snapshots"]:
+        layers = snapshot.get("layers")
+        if not layers:
+            continue
+        sizes = np.asarray(layers["weight_counts"]).sum(axis=1)  # a histogram counts every weight
+        steps.append(int(snapshot["step"]))
+        fractions.append(
+            float((np.asarray(layers["weight_near_zero"]) * sizes).sum() / sizes.sum())
+        )
+    return steps, fractions
+
+
 def judge_penalties(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
     problems = unfinished(jobs)
     if problems:
@@ -58,11 +79,19 @@ def judge_penalties(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
     near_zero = {label: float((np.abs(w) < NEAR_ZERO).mean()) for label, w in weights.items()}
     exactly_zero = {label: int((w == 0).sum()) for label, w in weights.items()}
     mean_abs = {label: float(np.abs(w).mean()) for label, w in weights.items()}
-    l1, l2, none = "L1 (l1=1e-3)", "L2 (weight_decay=1e-2)", "none"
+    through = {label: near_zero_through_training(job) for label, job in jobs.items()}
+    steps = through[L1][0]
+    fraction = {label: values for label, (_steps, values) in through.items()}
+    # Under L1 the zero weights grow in number through training (to twice the first snapshot's
+    # fraction at least); under L2 they stay about as few as they started.
+    l1_grows = fraction[L1][-1] > 2 * fraction[L1][0]
+    l2_stays = fraction[L2][-1] < fraction[L2][0] + 0.05
     held = (
-        near_zero[l1] > 3 * max(near_zero[l2], 0.01)
-        and near_zero[l2] < 0.25
-        and mean_abs[l2] < mean_abs[none]
+        l1_grows
+        and l2_stays
+        and near_zero[L1] > 3 * max(near_zero[L2], 0.01)
+        and near_zero[L2] < 0.25
+        and mean_abs[L2] < mean_abs[NO_PENALTY]
     )
     centres = (HISTOGRAM_BINS[:-1] + HISTOGRAM_BINS[1:]) / 2
     histograms = {label: np.histogram(np.clip(w, -0.3, 0.3), HISTOGRAM_BINS)[0].tolist()
@@ -70,17 +99,28 @@ def judge_penalties(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
     return Outcome(
         PENALTY_LESSON.name,
         held=held,
-        verdict=f"with L1, {near_zero[l1]:.0%} of the weights end within {NEAR_ZERO:g} of zero "
-        f"({exactly_zero[l1]} exactly 0: a subgradient step hovers around zero rather than "
-        f"landing on it); with L2 {near_zero[l2]:.0%}, though its mean |w| shrank from "
-        f"{mean_abs[none]:.4f} (no penalty) to {mean_abs[l2]:.4f}",
+        verdict=f"with L1 the weights within {NEAR_ZERO:g} of zero go from "
+        f"{fraction[L1][0]:.0%} at step {steps[0]} to {near_zero[L1]:.0%} at the end "
+        f"({exactly_zero[L1]} exactly 0: a subgradient step hovers around zero rather than "
+        f"landing on it); with L2 from {fraction[L2][0]:.0%} to {near_zero[L2]:.0%}, though its "
+        f"mean |w| shrank from {mean_abs[NO_PENALTY]:.4f} (no penalty) to {mean_abs[L2]:.4f}",
         measured={
             "near_zero_fraction": near_zero,
+            "near_zero_through_training": {"step": steps, **fraction},
             "exactly_zero": exactly_zero,
             "mean_abs_weight": mean_abs,
             "near_zero_threshold": NEAR_ZERO,
         },  # fmt: skip
-        series={"weight histogram (count per bin)": {"bin centre": centres.tolist(), **histograms}},
+        series={
+            f"fraction of weights within {NEAR_ZERO:g} of zero, per snapshot": {
+                "step": steps,
+                **fraction,
+            },
+            "weight histogram at the end (count per bin)": {
+                "bin centre": centres.tolist(),
+                **histograms,
+            },
+        },  # fmt: skip
         answer="L1",
     )
 
@@ -101,6 +141,7 @@ PENALTY_LESSON = register(
         ),  # fmt: skip
         judge=judge_penalties,
         runs=penalty_runs,
+        views=("weight_histograms",),
         setup={
             "arch": "softmax_regression",
             "dataset": "mnist",

@@ -169,6 +169,23 @@ class RecurrentConfig:
     embedding_dim: int = embedding_dim_field()
     token_input: str = token_input_field()
     readout: str = readout_field()
+    batch_first: bool = hp(
+        True,
+        "True: the layer reads (batch, time, feature), as the data comes. False builds it "
+        "reading (time, batch, feature) while the data still comes (batch, time, feature): it "
+        "runs without an error, treats the batch as time and learns the wrong thing (the "
+        "classic mistake, shown on purpose)",
+    )
+    recurrent_init_scale: float = hp(
+        0.0,
+        "0: PyTorch's initialisation of the recurrent weights (uniform within 1/sqrt(hidden)). "
+        "s > 0: every recurrent matrix (each gate's) starts as s x a random orthogonal matrix "
+        "(Saxe et al. 2014); 1 keeps the state's size, above 1 it grows every step and the "
+        "gradients explode (Pascanu et al. 2013)",
+        min=0.0,
+        max=10.0,
+        step=0.1,
+    )
 
 
 @dataclass(frozen=True)
@@ -204,11 +221,16 @@ class RecurrentClassifier(SequenceClassifier):
             input_size=self.input_size,
             hidden_size=config.hidden_size,
             num_layers=config.num_layers,
-            batch_first=True,  # (N, T, F) in and out, like the data
+            # True: (N, T, F) in and out, like the data. False reads dim 0 as time: the data's
+            # (N, T, F) is taken for (time N, batch T, F), and the output (N, T, H) comes back in
+            # the same layout, so every shape downstream still fits (the mistake stays silent).
+            batch_first=config.batch_first,
             dropout=config.dropout,
             bidirectional=config.bidirectional,
             **extra,
         )
+        if config.recurrent_init_scale > 0:
+            scale_recurrent_weights(self.rnn, config.recurrent_init_scale)
         self.head = nn.Linear(config.hidden_size * self.num_directions, info.num_classes)
 
     def hidden_states(self, e: torch.Tensor) -> torch.Tensor:
@@ -224,6 +246,20 @@ class RecurrentClassifier(SequenceClassifier):
             backward_final = hidden[:, 0, self.hidden_size :]
             return torch.cat([forward_final, backward_final], dim=1)  # (N, 2H)
         return super().summarize(hidden)
+
+
+def scale_recurrent_weights(rnn: nn.RNNBase, scale: float) -> None:
+    """Each gate's block of every recurrent matrix (weight_hh_l*, (gates x H, H)) becomes
+    `scale` x a random orthogonal matrix (from the default generator, which model construction
+    lends seeded): its singular values are all `scale`, so the state grows or shrinks by about
+    that much a step (Saxe, McClelland, Ganguli 2014; Le, Jaitly, Hinton 2015 use the identity)."""
+    hidden = rnn.hidden_size
+    with torch.no_grad():
+        for name, weight in rnn.named_parameters():
+            if not name.startswith("weight_hh"):
+                continue
+            for block in weight.split(hidden, dim=0):  # (H, H) per gate: PyTorch stacks them
+                nn.init.orthogonal_(block, gain=scale)
 
 
 def check_recurrent(config: RecurrentConfig, info: DataInfo) -> None:

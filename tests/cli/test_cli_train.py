@@ -292,7 +292,7 @@ def test_a_stopped_run_reports_the_metrics_of_the_weights_it_saves(capsys, tmp_p
 def test_ctrl_c_while_the_job_is_prepared_exits_130_with_one_line(capsys, monkeypatch):
     from deeparch.engine.manager import JobManager
 
-    def interrupted(self, config, owner=None, resume=None):
+    def interrupted(self, config, owner=None, resume=None, weights_from=None):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(JobManager, "submit", interrupted)

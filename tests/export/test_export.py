@@ -21,9 +21,9 @@ STEP_LINE = re.compile(r"^step (\d+) loss (\S+)$", re.MULTILINE)
 RUNS = {
     "mlp, adam": {"arch": "mlp", "dataset": "digits", "arch_config": {"hidden_sizes": (32,)},
                   "seed": 3, "batch_size": 32},
-    "softmax regression, sgd, l1, clipping": {
+    "softmax regression, sgd momentum 0.5, l1, clipping": {
         "arch": "softmax_regression", "dataset": "digits", "optimizer": "sgd", "lr": 0.05,
-        "l1": 1e-3, "grad_clip": 0.5, "weight_decay": 1e-3, "batch_size": 16},
+        "l1": 1e-3, "grad_clip": 0.5, "weight_decay": 1e-3, "batch_size": 16, "momentum": 0.5},
 }  # fmt: skip
 
 
