@@ -7,6 +7,7 @@ import pytest
 
 from deeparch.cli.main import main
 from deeparch.errors import ConfigError, UnknownNameError
+from deeparch.export.script import export_parts
 from deeparch.lessons import get_lesson, list_lessons
 from deeparch.lessons.registry import Prediction, parse_number, parse_shape
 from deeparch.lessons.runner import run_lesson
@@ -163,3 +164,14 @@ def test_the_cli_lists_and_runs_a_lesson(capsys):
     assert outcome["held"] is True and outcome["measured"]["total"] == 93_322
     assert main(["lesson", "run", "nosuch"]) == 2
     assert "unknown lesson 'nosuch'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", [n for n in list_lessons() if get_lesson(n).setup is not None])
+def test_each_setup_exports_or_export_says_why_not(name):
+    config = get_lesson(name).setup_config()
+    try:
+        parts = export_parts(config)
+    except ConfigError as error:
+        assert config.arch in str(error) or str(config.dataset) in str(error), error
+        return
+    assert parts and all(isinstance(text, str) and text for text in parts.values())
