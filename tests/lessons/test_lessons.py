@@ -78,6 +78,28 @@ CLAIMED_NUMBERS = {
     ),
     "vae_beta": lambda m: m["val_kl"]["beta 0"] > m["val_kl"]["beta 1"] > m["val_kl"]["beta 4"],
     "qrnn_speed": lambda m: m["samples_per_s"]["qrnn"] > 0 and m["samples_per_s"]["lstm"] > 0,
+    "forecast_horizon": lambda m: (
+        m["mse_ratio"] < 0.9 and m["last_step_mse"] > 2 * m["first_step_mse"]
+    ),
+    "seq2seq_bottleneck": lambda m: (
+        len(m["position_accuracy"]) == 8
+        and m["position_accuracy"][0] > m["position_accuracy"][-1] + 0.2
+    ),
+    "sampling_temperature": lambda m: (
+        sorted(m["distinct_characters"].values()) == list(m["distinct_characters"].values())
+        and len(set(m["distinct_characters"].values())) == 4
+        and m["greedy_loop_fraction"] >= 0.5
+    ),
+    # Counted by hand: Embedding 61 x 16 + GRU 3 x (64 x (16 + 64) + 2 x 64) + head 64 x 10 + 10;
+    # one-hot, the GRU reads 61 inputs instead of 16 and there is no Embedding.
+    "surname_inputs": lambda m: (
+        m["parameters"] == {"one_hot": 25_034, "embedding": 17_370}
+        and min(m["val_accuracy"].values()) > 0.4
+        and len(m["true_language_by_prefix"]) == len(m["name"])
+    ),
+    "word2vec_pairs": lambda m: (
+        m["skipgram_pairs"] == m["formula"] == 2 * 10 * 2 - 2 * 3 and m["cbow_pairs"] == 10
+    ),
 }
 
 
