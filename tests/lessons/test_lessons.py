@@ -100,6 +100,10 @@ CLAIMED_NUMBERS = {
     "word2vec_pairs": lambda m: (
         m["skipgram_pairs"] == m["formula"] == 2 * 10 * 2 - 2 * 3 and m["cbow_pairs"] == 10
     ),
+    "word2vec_neighbours": lambda m: (
+        min(m["context_similarity"]["skipgram"], m["context_similarity"]["cbow"])
+        > m["context_similarity"]["any word"] + 0.03
+    ),
 }
 
 

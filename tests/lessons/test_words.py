@@ -1,17 +1,20 @@
 """The text lessons' own measures: the pair-count formula, loop detection, entropy, the surname
 letters read back."""
 
+import collections
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from deeparch.data.language import encode_surname, skipgram_pairs
+from deeparch.data.language import encode_surname, skipgram_pairs, word_vocabulary
 from deeparch.lessons.measure import seeded_model
 from deeparch.lessons.words import (
+    context_counts,
     decode_surname,
     entropy_bits,
+    kept_words,
     prefix_probabilities,
     shortest_period,
     skipgram_pair_count,
@@ -55,3 +58,13 @@ def test_a_prefix_probability_per_letter_and_language():
     with torch.no_grad():
         whole = torch.softmax(model(torch.from_numpy(encode_surname("novak"))[None]), dim=1)
     assert np.allclose(probabilities[-1], whole[0].numpy(), atol=1e-6)
+
+
+def test_context_counts_are_the_skipgram_pairs_of_the_text():
+    pairs = collections.Counter(skipgram_pairs(kept_words(), 2))
+    counts = context_counts(2)
+    index = {word: position for position, word in enumerate(word_vocabulary())}
+    assert counts.sum() == sum(pairs.values())
+    assert torch.equal(counts, counts.T)  # u near v is v near u
+    for (word, other), count in list(pairs.items())[:200]:
+        assert counts[index[word], index[other]] == count
