@@ -79,7 +79,9 @@ CLAIMED_NUMBERS = {
     "vae_beta": lambda m: m["val_kl"]["beta 0"] > m["val_kl"]["beta 1"] > m["val_kl"]["beta 4"],
     "qrnn_speed": lambda m: m["samples_per_s"]["qrnn"] > 0 and m["samples_per_s"]["lstm"] > 0,
     "forecast_horizon": lambda m: (
-        m["mse_ratio"] < 0.9 and m["last_step_mse"] > 2 * m["first_step_mse"]
+        m["first_step_mse"] < m["first_step_baseline"]
+        and m["last_step_mse"] > 2 * m["first_step_mse"]
+        and 1 < m["crossover_step"] <= m["horizon"]
     ),
     "seq2seq_bottleneck": lambda m: (
         len(m["position_accuracy"]) == 8
