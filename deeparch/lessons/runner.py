@@ -12,6 +12,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from deeparch.engine.config import TrainConfig
 from deeparch.engine.handle import JobHandle
 from deeparch.engine.manager import JobManager
 from deeparch.engine.state import JobState
@@ -46,6 +47,15 @@ def run_lesson(name: str, budget: str = "ci", manager: JobManager | None = None)
     finally:
         for job in jobs.values():
             manager.remove(job.id)
+
+
+def engine_run(
+    arch: str, dataset: str, budget: Mapping[str, Any], arch_config: dict | None = None,
+    lr: float = 3e-3,
+) -> TrainConfig:  # fmt: skip
+    """A lesson's run on the engine: seed 0, the budget's fields (max_steps, epochs, ...)."""
+    settings = {"arch": arch, "dataset": dataset, "arch_config": arch_config or {}, "lr": lr}
+    return TrainConfig.from_dict({**settings, "seed": 0, **budget})
 
 
 def unfinished(jobs: Mapping[str, JobHandle], expected: Mapping[str, JobState] | None = None):

@@ -7,6 +7,7 @@ import pytest
 
 from deeparch.cli.main import main
 from deeparch.errors import ConfigError, UnknownNameError
+from deeparch.export.script import export_parts
 from deeparch.lessons import get_lesson, list_lessons
 from deeparch.lessons.registry import Prediction, parse_number, parse_shape
 from deeparch.lessons.runner import run_lesson
@@ -88,6 +89,34 @@ CLAIMED_NUMBERS = {
         and m["new_images"] == 15
     ),
     "qrnn_speed": lambda m: m["samples_per_s"]["qrnn"] > 0 and m["samples_per_s"]["lstm"] > 0,
+    "forecast_horizon": lambda m: (
+        m["first_step_mse"] < m["first_step_baseline"]
+        and m["last_step_mse"] > 2 * m["first_step_mse"]
+        and 1 < m["crossover_step"] <= m["horizon"]
+    ),
+    "seq2seq_bottleneck": lambda m: (
+        len(m["position_accuracy"]) == 8
+        and m["position_accuracy"][0] > m["position_accuracy"][-1] + 0.2
+    ),
+    "sampling_temperature": lambda m: (
+        sorted(m["distinct_characters"].values()) == list(m["distinct_characters"].values())
+        and len(set(m["distinct_characters"].values())) == 4
+        and m["greedy_loop_fraction"] >= 0.5
+    ),
+    # Counted by hand: Embedding 61 x 16 + GRU 3 x (64 x (16 + 64) + 2 x 64) + head 64 x 10 + 10;
+    # one-hot, the GRU reads 61 inputs instead of 16 and there is no Embedding.
+    "surname_inputs": lambda m: (
+        m["parameters"] == {"one_hot": 25_034, "embedding": 17_370}
+        and min(m["val_accuracy"].values()) > 0.4
+        and len(m["true_language_by_prefix"]) == len(m["name"])
+    ),
+    "word2vec_pairs": lambda m: (
+        m["skipgram_pairs"] == m["formula"] == 2 * 10 * 2 - 2 * 3 and m["cbow_pairs"] == 10
+    ),
+    "word2vec_neighbours": lambda m: (
+        min(m["context_similarity"]["skipgram"], m["context_similarity"]["cbow"])
+        > m["context_similarity"]["any word"] + 0.03
+    ),
 }
 
 
@@ -174,3 +203,14 @@ def test_the_cli_lists_and_runs_a_lesson(capsys):
     assert outcome["held"] is True and outcome["measured"]["total"] == 93_322
     assert main(["lesson", "run", "nosuch"]) == 2
     assert "unknown lesson 'nosuch'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", [n for n in list_lessons() if get_lesson(n).setup is not None])
+def test_each_setup_exports_or_export_says_why_not(name):
+    config = get_lesson(name).setup_config()
+    try:
+        parts = export_parts(config)
+    except ConfigError as error:
+        assert config.arch in str(error) or str(config.dataset) in str(error), error
+        return
+    assert parts and all(isinstance(text, str) and text for text in parts.values())
