@@ -58,11 +58,16 @@ class LastStepClassifier(nn.Module):
 
 
 MARKED_LENGTH = 60
-VANISHING_STEPS = {"ci": 250, "full": 500}
+# Measured at 16 hidden units, Adam 1e-2, batches of 32: the LSTM and the GRU reach 98.6% and
+# 97.2% of the validation set at 200 steps, the plain cells stay at chance (README, Lessons).
+VANISHING_STEPS = {"ci": 200, "full": 500}
 # Gated cells start out remembering: the LSTM's forget gate and the GRU's update gate get a bias
 # of 4 (sigmoid(4) = 0.98, so a value survives 60 steps at about 0.3 of its size rather than
 # 0.5^60), as Jozefowicz et al. 2015 and Tallec & Ollivier 2018 ("chrono" initialisation)
-# recommend for long dependencies. PyTorch orders the gates (i, f, g, o) and (r, z, n).
+# recommend for long dependencies; the LSTM's input gate gets -4, as chrono initialisation sets
+# it, so the 59 noise values after the first are not written into the cell at half strength each
+# (with the input gate at its default the LSTM needed twice the steps here). PyTorch orders the
+# gates (i, f, g, o) and (r, z, n).
 REMEMBER_BIAS = 4.0
 
 
@@ -77,13 +82,17 @@ def marked_first(size: int, length: int, seed: int) -> tuple[torch.Tensor, torch
 
 
 def remember_gate_bias(model: LastStepClassifier, cell: str, value: float) -> None:
-    """Bias the gate that keeps the state (LSTM forget, GRU update: rows H..2H) to `value`."""
+    """Bias the gate that keeps the state (LSTM forget, GRU update: rows H..2H) to `value`, and
+    the LSTM's input gate (rows 0..H) to -`value`."""
     if cell not in ("lstm", "gru"):
         return
     size = model.rnn.hidden_size
     with torch.no_grad():
         model.rnn.bias_ih_l0[size : 2 * size] = value
         model.rnn.bias_hh_l0[size : 2 * size] = 0.0
+        if cell == "lstm":
+            model.rnn.bias_ih_l0[:size] = -value
+            model.rnn.bias_hh_l0[:size] = 0.0
 
 
 # ---- 8: which axis is time --------------------------------------------------------------------
@@ -221,42 +230,74 @@ def gradient_per_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> lis
     return gradient.norm(dim=2).mean(dim=0).tolist()
 
 
+DECAY_SPAN = 10  # the last steps over which the per-step decay of the gradient is measured
+
+
+def decay_per_step(norms: list[float], span: int = DECAY_SPAN) -> float:
+    """The factor the gradient shrinks by per step back in time, over the last `span` steps
+    (geometric mean: (||g_{T-1-span}|| / ||g_{T-1}||) ** (1 / span))."""
+    return (norms[-1 - span] / max(norms[-1], 1e-30)) ** (1 / span)
+
+
+def steps_back_to_zero(norms: list[float]) -> int | None:
+    """How many steps back from the last the gradient is first exactly zero (a relu path that
+    every unit cuts); None when it never is."""
+    zeros = [back for back, norm in enumerate(reversed(norms)) if norm == 0.0]
+    return zeros[0] if zeros else None
+
+
 def judge_vanishing(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
     x_train, y_train = marked_first(2000, MARKED_LENGTH, seed=1)
     x_val, y_val = marked_first(500, MARKED_LENGTH, seed=2)
     steps = VANISHING_STEPS[budget]
-    val_accuracy, norms, first_over_last = {}, {}, {}
+    val_accuracy, norms, first_over_last, decay, dead = {}, {}, {}, {}, {}
     for label, (cell, args) in CELLS.items():
         model = seeded_module(lambda c=cell, a=args: LastStepClassifier(c, 16, features=2, **a))
         remember_gate_bias(model, cell, REMEMBER_BIAS)
+        # At initialisation, before training changes the weights: what the cell itself does.
+        initial = gradient_per_step(model, x_val[:64], y_val[:64])
+        decay[label], dead[label] = decay_per_step(initial), steps_back_to_zero(initial)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
         fit(model, x_train, y_train, nn.functional.cross_entropy, optimizer, steps, 32, seed=0)
         val_accuracy[label] = accuracy(model, x_val, y_val)
         norms[label] = gradient_per_step(model, x_val[:64], y_val[:64])
         first_over_last[label] = norms[label][0] / max(norms[label][-1], 1e-30)
     chance = chance_level(y_val)
-    plain = max(val_accuracy["rnn (tanh)"], val_accuracy["rnn (relu)"])
+    plain_labels, gated_labels = ("rnn (tanh)", "rnn (relu)"), ("lstm", "gru")
     # The gradient reaching t = 0 is what the claim is about: each gated cell's must exceed
-    # both plain RNNs' by a factor of 1,000 at least; and a gated cell learns while neither plain
-    # one does (the LSTM can need more steps than the GRU: the verdict gives both).
-    gradient_gap = min(first_over_last["lstm"], first_over_last["gru"]) > 1e3 * max(
-        first_over_last["rnn (tanh)"], first_over_last["rnn (relu)"], 1e-30
+    # both plain RNNs' by a factor of 1,000 at least; and both gated cells learn the task (35
+    # points above chance) while neither plain one leaves chance (within 10 points).
+    gradient_gap = min(first_over_last[label] for label in gated_labels) > 1e3 * max(
+        max(first_over_last[label] for label in plain_labels), 1e-30
     )
-    best_gated = max(val_accuracy["lstm"], val_accuracy["gru"])
-    held = gradient_gap and best_gated > chance + 0.3 and plain < chance + 0.1
+    gated_learn = min(val_accuracy[label] for label in gated_labels) > chance + 0.35
+    plain_fail = max(val_accuracy[label] for label in plain_labels) < chance + 0.1
+    held = gradient_gap and gated_learn and plain_fail
     listed = ", ".join(f"{label} {value:.0%}" for label, value in val_accuracy.items())
     ratios = ", ".join(f"{label} {value:.1e}" for label, value in first_over_last.items())
+    relu_dead = dead["rnn (relu)"]
+    relu_note = (
+        f"the relu RNN's is exactly zero from {relu_dead} steps back (every path crosses a relu "
+        "that is off)"
+        if relu_dead is not None
+        else "the relu RNN's never reaches exactly zero"
+    )
     return Outcome(
         "vanishing_gradients",
         held=held,
         verdict=f"after {steps} steps on sequences of {MARKED_LENGTH} whose label is the sign of "
         f"the first value: {listed} (chance {chance:.0%}); the gradient reaching t = 0, relative "
-        f"to the last step's: {ratios}",
+        f"to the last step's: {ratios}. At initialisation the gradient shrinks per step back by "
+        f"{decay['rnn (tanh)']:.2f} in the tanh RNN, {decay['rnn (relu)']:.2f} in the relu RNN, "
+        f"{decay['lstm']:.2f} in the LSTM and {decay['gru']:.2f} in the GRU (over the last "
+        f"{DECAY_SPAN} steps); {relu_note}",
         measured={
             "val_accuracy": val_accuracy,
             "chance": chance,
             "steps": steps,
             "first_over_last_gradient": first_over_last,
+            "initial_decay_per_step": decay,
+            "initial_steps_back_to_zero": dead,
             "length": MARKED_LENGTH,
         },  # fmt: skip
         series={"gradient norm per input time step (after training)": norms},
@@ -380,8 +421,10 @@ register(
         title="Vanishing gradients",
         claim="Back through time, a plain RNN multiplies the gradient by its recurrent Jacobian "
         "once per step, so what reaches a step 60 steps back is vanishingly small and it cannot "
-        "learn a dependency that long. Gated cells (LSTM, GRU) whose keep-gate is open carry "
-        "the state and its gradient almost unchanged, and learn it.",
+        "learn a dependency that long (with tanh it shrinks by a steady factor per step; with "
+        "relu it is cut to exactly zero where every path crosses a unit that is off). Gated "
+        "cells (LSTM, GRU) whose keep-gate is open carry the state and its gradient almost "
+        "unchanged, and learn it.",
         source="Y. Bengio, P. Simard, P. Frasconi, Learning long-term dependencies with gradient "
         "descent is difficult (IEEE TNN 1994); S. Hochreiter and J. Schmidhuber 1997; R. "
         "Pascanu, T. Mikolov, Y. Bengio, On the difficulty of training recurrent neural "

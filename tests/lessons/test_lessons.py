@@ -41,8 +41,16 @@ CLAIMED_NUMBERS = {
     "lstm_states": lambda m: (
         m["h_T_shape"] == m["c_T_shape"] == [1, 1, 64] and m["readout_difference"] == 0.0
     ),
+    # Both gated cells learn it (98.6% and 97.2% measured at 200 steps), neither plain one leaves
+    # chance (52.6%, 51.2%); at initialisation the tanh RNN's gradient shrinks by 0.46 a step,
+    # the gated cells' by 0.88 and 0.98, and the relu RNN's is cut to exactly zero 57 steps back.
     "vanishing_gradients": lambda m: (
-        m["val_accuracy"]["gru"] > 0.65 and m["val_accuracy"]["rnn (tanh)"] < 0.6
+        min(m["val_accuracy"]["lstm"], m["val_accuracy"]["gru"]) > 0.9
+        and max(m["val_accuracy"]["rnn (tanh)"], m["val_accuracy"]["rnn (relu)"]) < 0.6
+        and m["initial_decay_per_step"]["rnn (tanh)"] < 0.6
+        and min(m["initial_decay_per_step"]["lstm"], m["initial_decay_per_step"]["gru"]) > 0.8
+        and m["initial_steps_back_to_zero"]["rnn (relu)"] is not None
+        and m["initial_steps_back_to_zero"]["rnn (tanh)"] is None
     ),
     "exploding_gradients": lambda m: (
         (
@@ -51,11 +59,13 @@ CLAIMED_NUMBERS = {
         )
         and m["clipped_val_accuracy"] > m["chance"] + 0.1
     ),
-    # At the CI budget: a ten-point lead, and more gradient reaching the first layer through the
-    # skips (a ratio of 2.3 measured; the full budget's ratio is not measured yet).
+    # At the CI budget (50 steps): the ResNet 37.9 points ahead of the plain net of its depth,
+    # the plain net of 8 layers 14.3 ahead of the one of 38 (the degradation), and 2.3 times the
+    # gradient reaching the first layer through the skips.
     "residual_learning": lambda m: (
-        m["val_accuracy"]["resnet"] > m["val_accuracy"]["plainnet"] + 0.10
-        and m["first_layer_gradient_ratio"] > 1
+        m["resnet_margin"] > 0.25
+        and m["degradation"] > 0.1
+        and m["first_layer_gradient_ratio"] > 1.5
     ),
     "pca_linear_autoencoder": lambda m: (
         m["error_ratio"] < 1.05 and sorted(m["principal_angles_degrees"])[0] < 5.0
@@ -87,6 +97,14 @@ CLAIMED_NUMBERS = {
         m["val_accuracy"]["frozen features, new head"] > m["val_accuracy"]["from scratch"] + 0.02
         and m["trainable"]["frozen features, new head"] < m["trainable"]["from scratch"]
         and m["new_images"] == 15
+    ),
+    # The lead (0.12 from 0.5, measured), then the closest approach (0.021, 58 steps within
+    # 0.05), then the drift that lasts (0.28 away at the end of 1,000 steps).
+    "gan_equilibrium": lambda m: (
+        m["first_apart_step"] < m["first_near_half_step"] < m["drifted_step"]
+        and m["closest_to_half"] < 0.05
+        and m["steps_near_half"] > 0
+        and m["final_distance_from_half"] > 0.2
     ),
     "qrnn_speed": lambda m: m["samples_per_s"]["qrnn"] > 0 and m["samples_per_s"]["lstm"] > 0,
     "forecast_horizon": lambda m: (
@@ -137,22 +155,11 @@ def test_the_course_is_in_order_and_every_lesson_is_complete():
         get_lesson("nosuch")
 
 
-# Claims that the CI budget cannot show: what it checks instead, on the phase it reaches. The
-# full budget (the page's, `lesson run NAME`) is where the claim itself is judged.
-NEEDS_FULL_BUDGET = {
-    # 200 steps reach the discriminator's early lead, not the equilibrium after it.
-    "gan_equilibrium": lambda m: m["steps"] == 200 and m["final_d_x"] > m["final_d_g_z"],
-}
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list_lessons())
 def test_each_claim_holds_within_its_ci_budget(name):
     lesson = get_lesson(name)
     outcome = run_lesson(name, "ci")
-    if name in NEEDS_FULL_BUDGET:
-        assert NEEDS_FULL_BUDGET[name](outcome.measured), outcome.measured
-        return
     assert outcome.held, outcome.verdict
     if name in CLAIMED_NUMBERS:
         assert CLAIMED_NUMBERS[name](outcome.measured), outcome.measured
