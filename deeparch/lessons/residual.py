@@ -16,8 +16,8 @@ from deeparch.lessons.measure import layer_gradient_norms
 from deeparch.lessons.registry import Lesson, Outcome, Prediction, register
 from deeparch.lessons.runner import failed_outcome, unfinished
 
-# Deep enough that the plain net degrades: 3 stages of 6 blocks is 37 layers with weights. At
-# the registry's defaults (2 blocks a stage) the two tie, which is why the lesson goes deeper.
+# Deep enough that the plain net degrades: 3 stages of 6 blocks is 37 layers with weights (the
+# registry's one click is this depth too, so the lesson's runs are what Train starts).
 DEEP = {"stages": 3, "blocks_per_stage": 6}
 # The degradation problem is the deep plain net against a shallow one (He et al., Fig. 1: 56
 # layers below 20); 1 block a stage is 9 layers with weights.
