@@ -20,7 +20,7 @@ from deeparch.lessons.runner import failed_outcome, unfinished
 
 # ---- 16: L1 against L2 ---------------------------------------------------------------------
 
-# A subgradient step lands near zero, not on it: within NEAR_ZERO_WEIGHT (1e-3) counts as zero,
+# A subgradient step lands near zero, not on it: within NEAR_ZERO_WEIGHT (1e-4) counts as zero,
 # the engine's weight_near_zero in every snapshot's layer statistics.
 NEAR_ZERO = NEAR_ZERO_WEIGHT
 L1, L2, NO_PENALTY = "L1 (l1=1e-3)", "L2 (weight_decay=1e-2)", "none"
@@ -28,6 +28,7 @@ PENALTIES = {L1: {"l1": 1e-3}, L2: {"weight_decay": 1e-2}, NO_PENALTY: {}}
 PENALTY_EPOCHS = {"ci": 2, "full": 10}  # 62 steps an epoch on mnist's 4,000 training images
 PENALTY_SNAPSHOT_EVERY = {"ci": 20, "full": 100}  # the histograms through training
 HISTOGRAM_BINS = np.linspace(-0.3, 0.3, 61)
+L1_TIMES_L2 = 5  # L1's fraction at zero at least this many times L2's
 
 
 def penalty_runs(budget: str) -> dict[str, TrainConfig]:
@@ -82,15 +83,14 @@ def judge_penalties(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
     through = {label: near_zero_through_training(job) for label, job in jobs.items()}
     steps = through[L1][0]
     fraction = {label: values for label, (_steps, values) in through.items()}
-    # Under L1 the zero weights grow in number through training (to twice the first snapshot's
-    # fraction at least); under L2 they stay about as few as they started.
-    l1_grows = fraction[L1][-1] > 2 * fraction[L1][0]
-    l2_stays = fraction[L2][-1] < fraction[L2][0] + 0.05
+    # Under L1 the weights at zero grow in number through training and end many times as many as
+    # under L2, which shrinks every weight (its mean |w| below the unpenalised run's) but leaves
+    # few at zero. Measured: 31% against 0.3% at the CI budget, 35% against 2.2% at the full one.
+    l1_grows = fraction[L1][-1] > fraction[L1][0]
     held = (
         l1_grows
-        and l2_stays
-        and near_zero[L1] > 3 * max(near_zero[L2], 0.01)
-        and near_zero[L2] < 0.25
+        and near_zero[L1] > L1_TIMES_L2 * max(near_zero[L2], 0.01)
+        and near_zero[L2] < 0.05
         and mean_abs[L2] < mean_abs[NO_PENALTY]
     )
     centres = (HISTOGRAM_BINS[:-1] + HISTOGRAM_BINS[1:]) / 2

@@ -98,9 +98,9 @@ def test_recurrent_init_scale_sets_every_gates_singular_values(arch):
 def test_layer_statistics_count_the_weights_near_zero():
     layer = torch.nn.Linear(4, 2)
     with torch.no_grad():
-        layer.weight.copy_(torch.tensor([[0.0, 5e-4, -9e-4, 0.5], [1e-3, -2e-3, 0.1, -1.0]]))
+        layer.weight.copy_(torch.tensor([[0.0, 5e-5, -9e-5, 0.5], [1e-4, -2e-4, 0.1, -1.0]]))
     stats = layer_statistics(layer)
-    assert NEAR_ZERO_WEIGHT == 1e-3
+    assert NEAR_ZERO_WEIGHT == 1e-4
     assert stats["names"] == ["weight"] and stats["weight_near_zero"].tolist() == [3 / 8]
 
 

@@ -79,9 +79,10 @@ CLAIMED_NUMBERS = {
     ),
     "l1_against_l2": lambda m: (
         m["near_zero_fraction"]["L1 (l1=1e-3)"]
-        > 3 * m["near_zero_fraction"]["L2 (weight_decay=1e-2)"]
+        > 5 * m["near_zero_fraction"]["L2 (weight_decay=1e-2)"]
+        and m["near_zero_fraction"]["L2 (weight_decay=1e-2)"] < 0.05
         and m["near_zero_through_training"]["L1 (l1=1e-3)"][-1]
-        > 2 * m["near_zero_through_training"]["L1 (l1=1e-3)"][0]
+        > m["near_zero_through_training"]["L1 (l1=1e-3)"][0]
         and len(m["near_zero_through_training"]["step"]) >= 5
     ),
     "dropout_modes": lambda m: m["eval_mode_difference"] == 0 < m["train_mode_difference"],
