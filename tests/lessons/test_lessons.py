@@ -93,7 +93,11 @@ CLAIMED_NUMBERS = {
         m["stopped_epoch"] == m["best_epoch"] + m["patience"]
         and m["kept_val_loss"] == pytest.approx(m["best_val_loss"])
     ),
-    "vae_beta": lambda m: m["val_kl"]["beta 0"] > m["val_kl"]["beta 1"] > m["val_kl"]["beta 4"],
+    "vae_beta": lambda m: (
+        m["val_kl"]["beta 0"] > m["val_kl"]["beta 1"] > m["val_kl"]["beta 4"]
+        and m["val_reconstruction"]["beta 4"]
+        > max(m["val_reconstruction"]["beta 0"], m["val_reconstruction"]["beta 1"])
+    ),
     "freezing": lambda m: (
         m["val_accuracy"]["frozen features, new head"] > m["val_accuracy"]["from scratch"] + 0.02
         and m["trainable"]["frozen features, new head"] < m["trainable"]["from scratch"]
