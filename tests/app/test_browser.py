@@ -79,11 +79,15 @@ FIRST_ROW = ("mlp", "logistic_regression", "softmax_regression")  # the registry
 def test_home_gallery_renders(server_url, page):
     page.goto(server_url)
     page.get_by_role("button", name="Inspect").first.wait_for()
-    assert page.get_by_text("93,322").count() >= 1  # the card of Chollet's convnet (cnn)
+    # Home draws its heading first and its cards as the script reaches them: wait for each.
+    page.get_by_text("93,322").first.wait_for()  # the card of Chollet's convnet (cnn)
     # The cards of the first row are equally tall and their buttons line up, although their
     # summaries have different lengths.
     cards = [page.locator(f".st-key-home_card_{arch}") for arch in FIRST_ROW]
     buttons = [card.get_by_role("button", name="Inspect") for card in cards]
+    for button in buttons:
+        button.wait_for()
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden")  # the run ended
     heights = {round(card.bounding_box()["height"]) for card in cards}
     button_tops = {round(button.bounding_box()["y"]) for button in buttons}
     assert len(heights) == 1 and len(button_tops) == 1, (heights, button_tops)
