@@ -83,7 +83,11 @@ def start_warm_up(steps: tuple[tuple[str, Callable[[], None]], ...] = STEPS) -> 
     with _start_lock:
         if _warm_up is None:
             _warm_up = WarmUp()
+            # Not a daemon: a process that exits while this thread is inside torch (a test's
+            # AppTest run, a server stopped during its first seconds) is torn down under it and
+            # aborts with "terminate called without an active exception"; Python joins a
+            # non-daemon thread before it exits, and the steps take seconds.
             threading.Thread(
-                target=run_steps, args=(_warm_up, steps), name="deeparch-warm-up", daemon=True
+                target=run_steps, args=(_warm_up, steps), name="deeparch-warm-up", daemon=False
             ).start()
         return _warm_up

@@ -46,8 +46,9 @@ def test_the_mlp_is_drawn_layer_by_layer_with_its_shapes():
 
 
 def test_a_deep_stack_is_grouped_by_the_deepest_module_path_that_fits():
-    # resnet: 50 layers; with parameters 36; by stage (stages.stage1, ...) six boxes.
-    layers = drawn_layers(summarize("resnet").rows)
+    # resnet of 2 blocks a stage at 16 channels: 50 layers; with parameters 36; by stage
+    # (stages.stage1, ...) six boxes.
+    layers = drawn_layers(summarize("resnet", {"blocks_per_stage": 2, "base_channels": 16}).rows)
     assert [(layer.name, layer.label, layer.output_shape) for layer in layers] == [
         ("stem.conv", "Conv2d", (16, 28, 28)),
         ("stem.bn", "BatchNorm2d", (16, 28, 28)),

@@ -312,7 +312,9 @@ def test_collapsing_a_block_keeps_the_edges_into_and_out_of_it():
     assert not any(block in node.scope for node in small.nodes)
     box = small.node(block)
     assert (box.kind, box.label, box.type) == (BLOCK, block, "ConvBlock")
-    assert box.params == numel(model.stages.stage2.block1) == 14_528
+    # 8 -> 16 channels at the defaults: two 3x3 convs (8*16*9 + 16*16*9), a 1x1 projection
+    # (8*16), three BatchNorms of 16 (2*16 each)
+    assert box.params == numel(model.stages.stage2.block1) == 8 * 16 * 9 + 16 * 16 * 9 + 8 * 16 + 96
     assert {(e.source, e.shape) for e in small.inputs_of(block)} == crossing_in
     assert {(e.target, e.shape) for e in small.outputs_of(block)} == crossing_out
     assert len(small.inputs_of(block)) == 1  # conv1 and the shortcut read the same tensor

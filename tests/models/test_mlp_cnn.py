@@ -275,7 +275,9 @@ def test_resnet_and_plainnet_differ_exactly_by_the_projections(overrides):
 
 
 def test_residual_block_adds_its_input():
-    resnet, _ = create_model("resnet", {"stages": 1, "blocks_per_stage": 1}, info=MNIST)
+    resnet, _ = create_model(
+        "resnet", {"stages": 1, "blocks_per_stage": 1, "base_channels": 16}, info=MNIST
+    )
     block = resnet.stages.stage1.block1
     nn.init.zeros_(block.bn2.weight)  # the conv branch now outputs 0 (bn2 bias starts at 0)
     x = torch.rand(2, 16, 5, 5)
