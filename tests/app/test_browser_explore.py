@@ -148,13 +148,15 @@ def test_conv_helper_transposed_mode_marks_what_one_input_writes(page):
     caption.filter(has_text="input (0, 0) writes").wait_for()
     assert canvas.get_attribute("data-highlighted") == "64"  # the 8x8 kernel's worth
     assert "output rows 0–7, columns 0–7" in caption.inner_text()
-    canvas.scroll_into_view_if_needed()
-    box = canvas.bounding_box()
     # The input's sliding cell, moved with the component's own sliders.
     page.locator(".da-conv-r").fill("1")
     page.locator(".da-conv-c").fill("1")
     caption.filter(has_text="input (1, 1) writes").wait_for()
     assert "output rows 4–11, columns 4–11: 64 cells" in caption.inner_text()
+    # Measured after the sliders: focusing one may scroll the page (on CI the corner below
+    # was then off the canvas and the pointer pointed at nothing).
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
     # Pointing at an output cell where two windows overlap names both inputs' rows.
     page.mouse.move(box["x"] + box["width"] - 2, box["y"] + box["height"] - 2)
     caption.filter(has_text="output (11, 11)").wait_for()
