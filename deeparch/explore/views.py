@@ -26,9 +26,9 @@ class ViewSpec:
 
     title: str
     tasks: tuple[str, ...]  # the engine tasks the view understands
-    families: tuple[str, ...] | None  # restrict to these model families (None: any)
     starter: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields of the starter
     hint: str = ""  # what to do when there is nothing to show
+    families: tuple[str, ...] | None = None  # restrict to these model families (None: any)
     data_kinds: tuple[str, ...] | None = None  # restrict to architectures of these data kinds
     datasets: tuple[str, ...] | None = None  # restrict to jobs trained on these datasets
 
@@ -37,15 +37,14 @@ VIEWS: dict[str, ViewSpec] = {
     "features": ViewSpec(
         "Feature maps",
         ("classify",),
-        ("cnn", "inception", "resnet"),
         # 5 epochs, as on Train: after 2 a reviewer's clean drawn 7 was still read as a 2.
         dict(arch="cnn", dataset="mnist", epochs=5, batch_size=64, lr=1e-3, snapshot_every=50),
         "Train a convolutional network (cnn, alexnet, inception, resnet) on an image dataset.",
+        families=("cnn", "inception", "resnet"),
     ),
     "latent": ViewSpec(
         "VAE latent space",
         ("vae",),
-        None,
         dict(
             arch="vae",
             dataset="mnist",
@@ -60,7 +59,6 @@ VIEWS: dict[str, ViewSpec] = {
     "gan": ViewSpec(
         "GAN studio",
         ("gan",),
-        None,
         # An MLP GAN needs a few thousand steps before digits appear: 30 epochs of bundled
         # mnist are 1,860 steps, a few minutes here, watched live in the studio.
         dict(arch="cgan", dataset="mnist", epochs=30, batch_size=64, lr=2e-4, snapshot_every=25),
@@ -70,7 +68,6 @@ VIEWS: dict[str, ViewSpec] = {
     "sequences": ViewSpec(
         "Sequence models",
         ("sequence",),
-        None,
         # The lstm's one click on Train (20 epochs at 3e-3, about 70% on mnist1d); 5 epochs
         # stopped at 42%, where the hidden states and gradients show little of what it learned.
         dict(arch="lstm", dataset="mnist1d", **get_arch("lstm").train_defaults, snapshot_every=50),
@@ -80,7 +77,6 @@ VIEWS: dict[str, ViewSpec] = {
         "Autoencoders",
         # U-Nets denoise images too; their snapshots hold the same noisy/output/clean triplets.
         ("reconstruct", "denoise"),
-        None,
         dict(
             arch="denoising_autoencoder",
             dataset="mnist",
@@ -96,7 +92,6 @@ VIEWS: dict[str, ViewSpec] = {
     "forecast": ViewSpec(
         "Forecasting",
         ("forecast",),
-        None,
         dict(arch="forecaster", dataset="sines", epochs=10, batch_size=64, lr=3e-3,
              snapshot_every=20),
         "Train the forecaster (any cell: rnn, lstm, gru, qrnn, tcn) on the sines.",
@@ -104,7 +99,6 @@ VIEWS: dict[str, ViewSpec] = {
     "language": ViewSpec(
         "Language model",
         ("language_model",),
-        None,
         dict(arch="char_lm", dataset="topics_chars", epochs=5, batch_size=64, lr=3e-3,
              snapshot_every=25),
         "Train the character language model on Python's help() text; samples appear as it "
@@ -113,7 +107,6 @@ VIEWS: dict[str, ViewSpec] = {
     "seq2seq": ViewSpec(
         "Encoder-decoder",
         ("seq2seq",),
-        None,
         dict(arch="seq2seq", dataset="reverse_digits", epochs=15, batch_size=64, lr=3e-3,
              snapshot_every=25),
         "Train the encoder-decoder on reversing (or sorting) digit strings.",
@@ -121,7 +114,6 @@ VIEWS: dict[str, ViewSpec] = {
     "names": ViewSpec(
         "Surnames",
         ("sequence",),
-        None,
         dict(arch="lstm", dataset="surnames", epochs=8, batch_size=64, lr=3e-3,
              snapshot_every=50),
         "Train a sequence classifier (rnn, lstm, gru, qrnn, tcn) on the surnames dataset.",
@@ -130,7 +122,6 @@ VIEWS: dict[str, ViewSpec] = {
     "words": ViewSpec(
         "Word embeddings",
         ("word2vec",),
-        None,
         dict(arch="skipgram", dataset="topics_words", epochs=15, batch_size=256, lr=1e-2,
              snapshot_every=40),
         "Train word2vec (skipgram or cbow) on the words of Python's help() text.",
