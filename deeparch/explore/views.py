@@ -7,6 +7,7 @@ jobs and starter configs, so pages stay thin.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -213,6 +214,41 @@ def mean_before(steps: np.ndarray, values: np.ndarray, step: int, window: int = 
     return float(np.asarray(values, dtype=np.float64)[chosen].mean())
 
 
+def fit_on_random_batches(
+    model: Any,
+    inputs: Any,
+    targets: Any,
+    loss_fn: Any,
+    optimizer: torch.optim.Optimizer,
+    steps: int,
+    batch_size: int,
+    seed: int = 0,
+    on_step: Callable[[int, float], None] | None = None,
+) -> list[float]:
+    """A plain loop on random batches, for what is not a job (a view's quick comparison, a
+    lesson's experiment the engine does not offer).
+
+    `loss_fn(model(inputs[i]), targets[i])`; returns the loss per step, model left in eval mode.
+    Batches, dropout and noise come from generators of its own: a page thread never touches the
+    process-wide generator that jobs and other sessions share.
+    """
+    generators = JobGenerators(seed, inputs.device)
+    model.train()
+    losses = []
+    with use_generators(generators):
+        for step in range(steps):
+            index = torch.randint(0, len(inputs), (batch_size,), generator=generators.cpu)
+            loss = loss_fn(model(inputs[index]), targets[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+            if on_step is not None:
+                on_step(step, losses[-1])
+    model.eval()
+    return losses
+
+
 def train_on_random_batches(
     model: Any,
     inputs: Any,
@@ -223,23 +259,8 @@ def train_on_random_batches(
     lr: float = 1e-3,
     seed: int = 0,
 ) -> list[float]:
-    """A short plain Adam loop on random batches (for a view's quick comparison, not a job).
-
-    `loss_fn(model(inputs[i]), targets[i])`; returns the loss per step, model left in eval mode.
-    Batches, dropout and noise come from generators of its own: a page thread never touches the
-    process-wide generator that jobs and other sessions share.
-    """
-    generators = JobGenerators(seed, inputs.device)
+    """fit_on_random_batches with Adam at `lr` (a view's quick comparison, not a job)."""
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    model.train()
-    losses = []
-    with use_generators(generators):
-        for _ in range(steps):
-            index = torch.randint(0, len(inputs), (batch_size,), generator=generators.cpu)
-            loss = loss_fn(model(inputs[index]), targets[index])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(float(loss.detach()))
-    model.eval()
-    return losses
+    return fit_on_random_batches(
+        model, inputs, targets, loss_fn, optimizer, steps, batch_size, seed
+    )
