@@ -16,6 +16,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 CHROMIUM = "/usr/bin/chromium"
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("DEEPARCH_ARTIFACTS", REPO / "tests" / "artifacts"))
@@ -36,6 +38,14 @@ COUNT_POINTS_JS = """() => {
 
 def chromium_available() -> bool:
     return Path(CHROMIUM).exists()
+
+
+# A real-browser test module's marks (`pytestmark = BROWSER_TEST`): `-m "not browser"` leaves it
+# out, and without Chromium it is skipped, saying why.
+BROWSER_TEST = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not chromium_available(), reason=f"no Chromium at {CHROMIUM}"),
+]
 
 
 def free_port() -> int:
