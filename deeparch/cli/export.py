@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from deeparch.cli.options import add_run_arguments
 from deeparch.cli.train import TRAIN_FLAGS, build_train_config
 from deeparch.errors import ConfigError
 from deeparch.export.notebook import export_notebook
@@ -21,12 +22,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         description="Writes the same data split, seed, layers and training loop as "
         "`deeparch train ARCH` with the same settings; to stdout, or to --out.",
     )
-    export.add_argument("arch", metavar="ARCH")
-    export.add_argument("--dataset", default=None, help="default: the architecture's own")
-    export.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE",
-        help="an architecture or training field (hidden_sizes=256,64, lr=0.01, epochs=5)",
-    )  # fmt: skip
+    add_run_arguments(
+        export, "an architecture or training field (hidden_sizes=256,64, lr=0.01, epochs=5)"
+    )
     export.add_argument("--format", choices=tuple(FORMATS), default="script")
     export.add_argument("--out", default=None, help="file to write (default: stdout)")
     export.set_defaults(func=export_command)

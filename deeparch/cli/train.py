@@ -16,7 +16,7 @@ from deeparch.bench.engine import run_bench
 from deeparch.bench.explore import add_command as add_bench_explore
 from deeparch.checkpoint.files import checkpoint_paths, read_checkpoint
 from deeparch.checkpoint.optimizer import CheckpointMismatchError
-from deeparch.cli.options import name_option
+from deeparch.cli.options import add_run_arguments, name_option
 from deeparch.cli.render import TrainingProgress, print_table, table
 from deeparch.config import check_count, parse_assignments
 from deeparch.engine.checkpointing import WeightsFrom
@@ -59,8 +59,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         description="Exit codes: 0 finished, 1 failed, 2 bad input, 3 diverged, 4 trained but "
         "the checkpoint could not be written, 130 interrupted.",
     )
-    train.add_argument("arch", metavar="ARCH")
-    train.add_argument("--dataset", default=None, help="default: the architecture's own")
+    add_run_arguments(
+        train, "an architecture field (hidden_sizes=500,200) or a training field (l1=1e-4)"
+    )
     train.add_argument("--epochs", type=int, default=None)
     train.add_argument("--lr", default=None, help="learning rate")
     train.add_argument("--batch-size", dest="batch_size", default=None)
@@ -114,13 +115,6 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         dest="reconstruction_loss",
         default=None,
         help="autoencoders, U-Nets and VAEs: default, mse, bce or l1",
-    )
-    train.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="an architecture field (hidden_sizes=500,200) or a training field (l1=1e-4)",
     )
     train.add_argument(
         "--threads",

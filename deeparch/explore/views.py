@@ -7,6 +7,7 @@ jobs and starter configs, so pages stay thin.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,9 +27,9 @@ class ViewSpec:
 
     title: str
     tasks: tuple[str, ...]  # the engine tasks the view understands
-    families: tuple[str, ...] | None  # restrict to these model families (None: any)
     starter: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields of the starter
     hint: str = ""  # what to do when there is nothing to show
+    families: tuple[str, ...] | None = None  # restrict to these model families (None: any)
     data_kinds: tuple[str, ...] | None = None  # restrict to architectures of these data kinds
     datasets: tuple[str, ...] | None = None  # restrict to jobs trained on these datasets
 
@@ -37,15 +38,14 @@ VIEWS: dict[str, ViewSpec] = {
     "features": ViewSpec(
         "Feature maps",
         ("classify",),
-        ("cnn", "inception", "resnet"),
         # 5 epochs, as on Train: after 2 a reviewer's clean drawn 7 was still read as a 2.
         dict(arch="cnn", dataset="mnist", epochs=5, batch_size=64, lr=1e-3, snapshot_every=50),
         "Train a convolutional network (cnn, alexnet, inception, resnet) on an image dataset.",
+        families=("cnn", "inception", "resnet"),
     ),
     "latent": ViewSpec(
         "VAE latent space",
         ("vae",),
-        None,
         dict(
             arch="vae",
             dataset="mnist",
@@ -60,7 +60,6 @@ VIEWS: dict[str, ViewSpec] = {
     "gan": ViewSpec(
         "GAN studio",
         ("gan",),
-        None,
         # An MLP GAN needs a few thousand steps before digits appear: 30 epochs of bundled
         # mnist are 1,860 steps, a few minutes here, watched live in the studio.
         dict(arch="cgan", dataset="mnist", epochs=30, batch_size=64, lr=2e-4, snapshot_every=25),
@@ -70,7 +69,6 @@ VIEWS: dict[str, ViewSpec] = {
     "sequences": ViewSpec(
         "Sequence models",
         ("sequence",),
-        None,
         # The lstm's one click on Train (20 epochs at 3e-3, about 70% on mnist1d); 5 epochs
         # stopped at 42%, where the hidden states and gradients show little of what it learned.
         dict(arch="lstm", dataset="mnist1d", **get_arch("lstm").train_defaults, snapshot_every=50),
@@ -80,7 +78,6 @@ VIEWS: dict[str, ViewSpec] = {
         "Autoencoders",
         # U-Nets denoise images too; their snapshots hold the same noisy/output/clean triplets.
         ("reconstruct", "denoise"),
-        None,
         dict(
             arch="denoising_autoencoder",
             dataset="mnist",
@@ -96,7 +93,6 @@ VIEWS: dict[str, ViewSpec] = {
     "forecast": ViewSpec(
         "Forecasting",
         ("forecast",),
-        None,
         dict(arch="forecaster", dataset="sines", epochs=10, batch_size=64, lr=3e-3,
              snapshot_every=20),
         "Train the forecaster (any cell: rnn, lstm, gru, qrnn, tcn) on the sines.",
@@ -104,7 +100,6 @@ VIEWS: dict[str, ViewSpec] = {
     "language": ViewSpec(
         "Language model",
         ("language_model",),
-        None,
         dict(arch="char_lm", dataset="topics_chars", epochs=5, batch_size=64, lr=3e-3,
              snapshot_every=25),
         "Train the character language model on Python's help() text; samples appear as it "
@@ -113,7 +108,6 @@ VIEWS: dict[str, ViewSpec] = {
     "seq2seq": ViewSpec(
         "Encoder-decoder",
         ("seq2seq",),
-        None,
         dict(arch="seq2seq", dataset="reverse_digits", epochs=15, batch_size=64, lr=3e-3,
              snapshot_every=25),
         "Train the encoder-decoder on reversing (or sorting) digit strings.",
@@ -121,7 +115,6 @@ VIEWS: dict[str, ViewSpec] = {
     "names": ViewSpec(
         "Surnames",
         ("sequence",),
-        None,
         dict(arch="lstm", dataset="surnames", epochs=8, batch_size=64, lr=3e-3,
              snapshot_every=50),
         "Train a sequence classifier (rnn, lstm, gru, qrnn, tcn) on the surnames dataset.",
@@ -130,7 +123,6 @@ VIEWS: dict[str, ViewSpec] = {
     "words": ViewSpec(
         "Word embeddings",
         ("word2vec",),
-        None,
         dict(arch="skipgram", dataset="topics_words", epochs=15, batch_size=256, lr=1e-2,
              snapshot_every=40),
         "Train word2vec (skipgram or cbow) on the words of Python's help() text.",
@@ -222,6 +214,41 @@ def mean_before(steps: np.ndarray, values: np.ndarray, step: int, window: int = 
     return float(np.asarray(values, dtype=np.float64)[chosen].mean())
 
 
+def fit_on_random_batches(
+    model: Any,
+    inputs: Any,
+    targets: Any,
+    loss_fn: Any,
+    optimizer: torch.optim.Optimizer,
+    steps: int,
+    batch_size: int,
+    seed: int = 0,
+    on_step: Callable[[int, float], None] | None = None,
+) -> list[float]:
+    """A plain loop on random batches, for what is not a job (a view's quick comparison, a
+    lesson's experiment the engine does not offer).
+
+    `loss_fn(model(inputs[i]), targets[i])`; returns the loss per step, model left in eval mode.
+    Batches, dropout and noise come from generators of its own: a page thread never touches the
+    process-wide generator that jobs and other sessions share.
+    """
+    generators = JobGenerators(seed, inputs.device)
+    model.train()
+    losses = []
+    with use_generators(generators):
+        for step in range(steps):
+            index = torch.randint(0, len(inputs), (batch_size,), generator=generators.cpu)
+            loss = loss_fn(model(inputs[index]), targets[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+            if on_step is not None:
+                on_step(step, losses[-1])
+    model.eval()
+    return losses
+
+
 def train_on_random_batches(
     model: Any,
     inputs: Any,
@@ -232,23 +259,8 @@ def train_on_random_batches(
     lr: float = 1e-3,
     seed: int = 0,
 ) -> list[float]:
-    """A short plain Adam loop on random batches (for a view's quick comparison, not a job).
-
-    `loss_fn(model(inputs[i]), targets[i])`; returns the loss per step, model left in eval mode.
-    Batches, dropout and noise come from generators of its own: a page thread never touches the
-    process-wide generator that jobs and other sessions share.
-    """
-    generators = JobGenerators(seed, inputs.device)
+    """fit_on_random_batches with Adam at `lr` (a view's quick comparison, not a job)."""
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    model.train()
-    losses = []
-    with use_generators(generators):
-        for _ in range(steps):
-            index = torch.randint(0, len(inputs), (batch_size,), generator=generators.cpu)
-            loss = loss_fn(model(inputs[index]), targets[index])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(float(loss.detach()))
-    model.eval()
-    return losses
+    return fit_on_random_batches(
+        model, inputs, targets, loss_fn, optimizer, steps, batch_size, seed
+    )

@@ -12,8 +12,9 @@ import torch
 from torch import nn
 
 from deeparch.data import DataInfo, dataset_info
+from deeparch.explore.views import fit_on_random_batches
 from deeparch.models import create_model
-from deeparch.randomness import JobGenerators, borrowed_global_generator, use_generators
+from deeparch.randomness import borrowed_global_generator
 from deeparch.randomness import use_job_dropout as _use_job_dropout
 from deeparch.tasks import evaluation_mode
 
@@ -54,22 +55,10 @@ def fit(
 ) -> list[float]:
     """A plain loop on random batches for an experiment the engine does not offer; returns the
     loss per step. Batches and dropout come from generators of its own (the process's default
-    generator, which jobs share, is never drawn from); the model is left in eval mode."""
-    generators = JobGenerators(seed, x.device)
-    model.train()
-    losses = []
-    with use_generators(generators):
-        for step in range(steps):
-            index = torch.randint(0, len(x), (min(batch_size, len(x)),), generator=generators.cpu)
-            loss = loss_fn(model(x[index]), y[index])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(float(loss.detach()))
-            if on_step is not None:
-                on_step(step, losses[-1])
-    model.eval()
-    return losses
+    generator, which jobs share, is never drawn from); the model is left in eval mode. A batch
+    is never larger than the set."""
+    batch_size = min(batch_size, len(x))
+    return fit_on_random_batches(model, x, y, loss_fn, optimizer, steps, batch_size, seed, on_step)
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:

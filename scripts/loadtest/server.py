@@ -19,11 +19,16 @@ def free_port() -> int:
 
 
 def start_server(
-    app_dir: Path, port: int, log_path: Path, env: dict[str, str] | None = None
+    app_dir: Path,
+    port: int,
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    app: str = "app.py",
 ) -> subprocess.Popen:
-    """The app in app_dir as the README starts it, its output in log_path."""
+    """The app in app_dir as the README starts it (or another script of it: a test's small
+    app), its output in log_path."""
     command = [
-        sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+        sys.executable, "-m", "streamlit", "run", app, "--server.headless", "true",
         "--server.port", str(port), "--server.address", "127.0.0.1",
         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
     ]  # fmt: skip

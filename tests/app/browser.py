@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
+
+# One way to start, wait for and stop a server: the load test's (tests and benchmarks import
+# free_port, wait_healthy and stop_server from here too).
+from scripts.loadtest import server as streamlit_server
+from scripts.loadtest.server import free_port, stop_server, wait_healthy
 
 CHROMIUM = "/usr/bin/chromium"
 REPO = Path(__file__).resolve().parents[2]
@@ -38,10 +41,12 @@ def chromium_available() -> bool:
     return Path(CHROMIUM).exists()
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+# A real-browser test module's marks (`pytestmark = BROWSER_TEST`): `-m "not browser"` leaves it
+# out, and without Chromium it is skipped, saying why.
+BROWSER_TEST = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not chromium_available(), reason=f"no Chromium at {CHROMIUM}"),
+]
 
 
 def start_server(
@@ -53,38 +58,7 @@ def start_server(
 ) -> subprocess.Popen:
     """`streamlit run app.py` on a port, as the README starts it, its output in log_path
     (cwd: another checkout, for a benchmark's before-and-after in one run)."""
-    command = [
-        sys.executable, "-m", "streamlit", "run", app, "--server.headless", "true",
-        "--server.port", str(port), "--browser.gatherUsageStats", "false",
-        "--server.fileWatcherType", "none",
-    ]  # fmt: skip
-    log = open(log_path, "w")  # noqa: SIM115  (closed with the process)
-    return subprocess.Popen(
-        command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
-    )
-
-
-def wait_healthy(url: str, server: subprocess.Popen, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"streamlit exited with code {server.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"{url} did not become healthy in {timeout} s")
-
-
-def stop_server(server: subprocess.Popen, timeout: float = 20.0) -> None:
-    server.terminate()
-    try:
-        server.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
+    return streamlit_server.start_server(cwd, port, log_path, env, app=app)
 
 
 @contextlib.contextmanager

@@ -6,18 +6,14 @@ from urllib.parse import parse_qs, quote, urlparse
 import pytest
 
 from tests.app.browser import (
-    CHROMIUM,
+    BROWSER_TEST,
     COUNT_POINTS_JS,
     chromium,
-    chromium_available,
     running_app,
     shoot,
 )
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not chromium_available(), reason=f"no Chromium at {CHROMIUM}"),
-]
+pytestmark = BROWSER_TEST
 
 
 @pytest.fixture(scope="module")

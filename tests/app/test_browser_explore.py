@@ -8,14 +8,11 @@ import time
 
 import pytest
 
-from tests.app.browser import ARTIFACTS, CHROMIUM, app_tab, chromium_available
+from tests.app.browser import ARTIFACTS, BROWSER_TEST, app_tab
 
 SHOTS = ARTIFACTS / "explore"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not chromium_available(), reason=f"no Chromium at {CHROMIUM}"),
-]
+pytestmark = BROWSER_TEST
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,9 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from deeparch.engine.manager import RECONNECT_GRACE_S
-from tests.app.browser import CHROMIUM, chromium, chromium_available, running_app, shoot
+from tests.app.browser import BROWSER_TEST, chromium, running_app, shoot
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(not chromium_available(), reason=f"no Chromium at {CHROMIUM}"),
-]
+pytestmark = [*BROWSER_TEST, pytest.mark.slow]
 READ_ONLY = "Another session's job, shown read-only"
 LONG_RUN = "/train?arch=mlp&epochs=200"  # far longer than the test: it ends when stopped
 

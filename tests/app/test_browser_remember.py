@@ -2,12 +2,9 @@
 
 import pytest
 
-from tests.app.browser import CHROMIUM, chromium, chromium_available, running_app, shoot
+from tests.app.browser import BROWSER_TEST, chromium, running_app, shoot
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not chromium_available(), reason=f"no Chromium at {CHROMIUM}"),
-]
+pytestmark = BROWSER_TEST
 
 
 @pytest.fixture(scope="module")

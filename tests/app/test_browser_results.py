@@ -6,17 +6,12 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-import pytest
-
 from tests.app import test_browser_explore as explore
-from tests.app.browser import ARTIFACTS, CHROMIUM, chromium_available
+from tests.app.browser import ARTIFACTS, BROWSER_TEST
 
 SHOTS = ARTIFACTS / "results"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not chromium_available(), reason=f"no Chromium at {CHROMIUM}"),
-]
+pytestmark = BROWSER_TEST
 
 # The page position of the centre of confusion cell (row, column), from plotly's own axes.
 CELL_CENTRE_JS = """([row, column]) => {

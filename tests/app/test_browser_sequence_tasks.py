@@ -7,15 +7,12 @@ import re
 
 import pytest
 
-from tests.app.browser import ARTIFACTS, CHROMIUM, app_tab, chromium_available
+from tests.app.browser import ARTIFACTS, BROWSER_TEST, app_tab
 from tests.app.test_browser_explore import stop_current_job
 
 SHOTS = ARTIFACTS / "sequence_tasks"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not chromium_available(), reason=f"no Chromium at {CHROMIUM}"),
-]
+pytestmark = BROWSER_TEST
 
 
 @pytest.fixture(scope="module")

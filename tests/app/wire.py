@@ -1,10 +1,11 @@
-"""A browser tab at the protocol level: what the Streamlit frontend sends and receives.
+"""Browser tabs at the protocol level, for tests that need more tabs than Chromium fits on the
+machine (a cold start opened by a whole class at once).
 
-The frontend speaks protobuf over the websocket at /_stcore/stream: it sends a BackMsg whose
-rerun_script ClientState names the page (the URL's path) and the query string, and receives
-ForwardMsgs until script_finished. An uncaught exception in a script arrives as an element of type
-"exception": what the browser shows as "This app has encountered an error". Tests use it where
-thirty Chromium tabs would not fit on the machine (a cold start opened by a whole class at once).
+The tab is the load test's client, scripts.loadtest.protocol.Tab (checked against Chromium by
+tests/loadtest/test_browser_parity.py): one implementation of Streamlit's websocket protocol.
+Here it opens a page, reads until the script has run, and reports what the student would have
+seen; an uncaught exception arrives as an element of type "exception", what the browser shows as
+"This app has encountered an error".
 """
 
 from __future__ import annotations
@@ -13,11 +14,8 @@ import asyncio
 from dataclasses import dataclass, field
 
 import websockets
-from streamlit.proto.BackMsg_pb2 import BackMsg
-from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
-# ForwardMsg.script_finished values (streamlit/proto/ForwardMsg.proto: ScriptFinishedStatus).
-FINISHED_SUCCESSFULLY = ForwardMsg.ScriptFinishedStatus.FINISHED_SUCCESSFULLY
+from scripts.loadtest.protocol import Tab
 
 
 @dataclass
@@ -25,51 +23,37 @@ class TabResult:
     """What one tab saw of one page load."""
 
     page: str
-    exceptions: list[str] = field(default_factory=list)  # "ImportError: cannot import ..."
-    texts: list[str] = field(default_factory=list)  # the Markdown the run wrote
+    exceptions: list[str] = field(default_factory=list)  # the page's exceptions, compile errors
+    texts: list[str] = field(default_factory=list)  # the Markdown (and alerts) on the page
     runs_finished: int = 0  # script runs that ended (a router's rerun ends one early)
     finished: bool = False  # a run ended successfully
     error: str = ""  # the connection failed or timed out
 
 
+def page_has_run(tab: Tab) -> bool:
+    """A whole run of the page's script ended successfully (not a fragment's, not one ended
+    early for a rerun)."""
+    return any(run.status == "FINISHED_SUCCESSFULLY" for run in tab.runs)
+
+
 async def open_tab(url: str, page: str = "", query: str = "", timeout: float = 120.0) -> TabResult:
     """Connect like a fresh browser tab, ask for `page`, read until a run finishes successfully."""
     result = TabResult(page)
-    ws_url = url.replace("http://", "ws://", 1) + "/_stcore/stream"
+    tab = Tab(url, name=page or "home", query_string=query)
     try:
         async with asyncio.timeout(timeout):
-            async with websockets.connect(
-                ws_url, subprotocols=["streamlit"], origin=url, max_size=None
-            ) as socket:
-                message = BackMsg()
-                message.rerun_script.page_name = page
-                message.rerun_script.query_string = query
-                await socket.send(message.SerializeToString())
-                async for data in socket:
-                    if isinstance(data, str):
-                        continue
-                    forward = ForwardMsg()
-                    forward.ParseFromString(data)
-                    kind = forward.WhichOneof("type")
-                    if kind == "delta" and forward.delta.WhichOneof("type") == "new_element":
-                        element = forward.delta.new_element
-                        if element.WhichOneof("type") == "markdown":
-                            result.texts.append(element.markdown.body)
-                        if element.WhichOneof("type") == "exception":
-                            error = element.exception
-                            result.exceptions.append(f"{error.type}: {error.message}")
-                    elif kind == "session_event" and forward.session_event.HasField(
-                        "script_compilation_exception"
-                    ):
-                        error = forward.session_event.script_compilation_exception
-                        result.exceptions.append(f"{error.type}: {error.message}")
-                    elif kind == "script_finished":
-                        result.runs_finished += 1
-                        if forward.script_finished == FINISHED_SUCCESSFULLY:
-                            result.finished = True
-                            return result
+            await tab.connect(timeout)
+            await tab.open(page)
+            if not await tab.wait_for(page_has_run, timeout):
+                result.error = "the connection closed before the page finished a run"
     except (OSError, TimeoutError, websockets.WebSocketException) as error:
         result.error = f"{type(error).__name__}: {error}"
+    finally:
+        await tab.close()
+    result.exceptions = list(tab.errors)
+    result.texts = tab.texts()
+    result.runs_finished = sum(1 for run in tab.runs if run.status)
+    result.finished = page_has_run(tab)
     return result
 
 

@@ -35,12 +35,7 @@ SMALL = TrainConfig(
 TINY = TrainConfig(arch="mlp", arch_config={"hidden_sizes": (8,)}, max_steps=3)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models
 
 
 @pytest.fixture(scope="module")

@@ -4,17 +4,13 @@ as the real frontend, polls the same fragments, and its job ends the same way.""
 import asyncio
 import time
 
-import pytest
 from streamlit.proto.BackMsg_pb2 import BackMsg
 
 from scripts.loadtest.student import Student, progress_text, state_of
-from tests.app.browser import CHROMIUM, chromium, chromium_available, shoot
+from tests.app.browser import BROWSER_TEST, chromium, shoot
 from tests.loadtest.servers import app_server
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not chromium_available(), reason=f"no Chromium at {CHROMIUM}"),
-]
+pytestmark = BROWSER_TEST
 
 # A wide MLP on large batches outlasts the page's first refresh ticks even on a fast machine: the
 # test compares the fragments both clients poll while a job trains (5 small steps ended before

@@ -15,14 +15,7 @@ from deeparch.models.gan import build_dcgan
 from deeparch.models.registry import create_model, get_arch, list_archs
 from deeparch.tasks.vae import kl_divergence, vae_loss
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: one thread avoids contention on a busy 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models
 
 
 MNIST = DataInfo("mnist", "image", (1, 28, 28), 10, tuple(str(i) for i in range(10)))

@@ -28,14 +28,7 @@ DIGITS = DataInfo("digits", "image", (1, 8, 8), 10, DIGITS10)
 CIFAR = DataInfo("cifar10", "image", (3, 32, 32), 10)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    # These models are tiny; one thread avoids oneDNN's thread barriers, which stall for whole
-    # scheduler time slices when the 2 cores are shared with other processes.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models
 
 
 SEQUENCE_ARCHS = ("rnn", "lstm", "gru", "qrnn", "tcn")

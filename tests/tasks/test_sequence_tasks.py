@@ -18,12 +18,7 @@ WAIT_S = 300
 SMALL = {"hidden_size": 8}  # the word2vec models have no hidden_size
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models
 
 
 def small_config(arch: str, arch_config: dict | None = None, **overrides) -> TrainConfig:
