@@ -1,9 +1,14 @@
 """A training run as a standalone PyTorch script: the same data split, seed, architecture and
 loop as the engine's, with nothing imported from deeparch (the request most often made of
-TensorFlow Playground is to export the model as code)."""
+TensorFlow Playground is to export the model as code).
+
+Every TrainConfig field is either written into the script (WRITTEN_FIELDS), changes nothing a
+run computes (WITHOUT_EFFECT), or, set away from its default, refused with a ConfigError naming
+it: a run is never exported without one of its settings (tests/export checks each field)."""
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import textwrap
 from typing import Any
@@ -13,13 +18,16 @@ import torch
 from deeparch import __version__
 from deeparch.data import load_dataset
 from deeparch.data.catalogue import SplitOptions
-from deeparch.data.sources import stratified_split
+from deeparch.data.sources import stratified_split, stratified_subset
 from deeparch.engine.config import TrainConfig
 from deeparch.engine.loop import SHUFFLE_SEED_OFFSET
 from deeparch.engine.optim import OPTIMIZERS, optimizer_arguments
+from deeparch.engine.prepare import training_subset
+from deeparch.engine.schedule import LR_FLOOR, LR_SCHEDULES, scheduled_lr
 from deeparch.errors import ConfigError
 from deeparch.export.model_code import build_from_code, checked_model_code, original_source
 from deeparch.models import create_model, get_arch
+from deeparch.models.parts import freeze_parts, parse_part_names
 from deeparch.randomness import _SEED_MODULUS, _STEP_MULTIPLIER, borrowed_global_generator
 
 # The datasets a script can load on its own, each as the lines that give (pixels, labels) as
@@ -42,6 +50,23 @@ DATA_LOADERS = {
 }
 EXPORTABLE_TASKS = ("classify",)
 
+# The fields the script writes: each changes the script's run as it changes the engine's.
+WRITTEN_FIELDS = (
+    "arch", "dataset", "arch_config", "optimizer", "lr", "momentum", "batch_size", "epochs",
+    "weight_decay", "l1", "grad_clip", "seed", "device", "max_steps", "lr_schedule",
+    "lr_step_epochs", "lr_gamma", "early_stopping", "train_subset", "freeze",
+)  # fmt: skip
+# The fields that change nothing a run computes, so the script has no line for them.
+WITHOUT_EFFECT = {
+    "snapshot_every": "it spaces the pictures the app draws of a run; the training is the same",
+}
+# Why the other fields are refused away from their defaults; a field named nowhere (a new one)
+# is refused too, with the general reason.
+REFUSED_BECAUSE = {
+    "classes": "the script trains on every class of its dataset",
+    "augment": "the script does not write deeparch's random shifts and rotations yet",
+}
+
 
 def export_parts(config: TrainConfig) -> dict[str, str]:
     """The script's sections by name (for the notebook's cells), after checking that the run can
@@ -54,13 +79,12 @@ def export_parts(config: TrainConfig) -> dict[str, str]:
             "arch", config.arch, "a classifier (task classify)",
             f"{config.arch} trains a {spec.task} task, which export does not write yet",
         )  # fmt: skip
-    if config.classes:
-        raise ConfigError("classes", config.classes, "empty (every class) for an exported run",
-                          "the script trains on every class of its dataset")  # fmt: skip
+    refuse_unwritten_fields(config)
     if dataset not in DATA_LOADERS:
         raise ConfigError("dataset", dataset, "one of " + ", ".join(DATA_LOADERS),
                           "the script loads its data itself, without deeparch")  # fmt: skip
     data = load_dataset(dataset)
+    training_subset(config, dataset, data.x_train, data.y_train)  # a subset too large: refused
     seed = int(config.seed)
     with borrowed_global_generator(seed):  # the initial weights the engine starts from
         model, _ = create_model(config.arch, config.arch_config, data.info)
@@ -73,6 +97,7 @@ def export_parts(config: TrainConfig) -> dict[str, str]:
             "arch", config.arch, "an architecture whose layers are built in the order they run",
             "its initial weights would differ from the engine's",
         )  # fmt: skip
+    freeze_parts(model, config.freeze)  # an unknown part's name: refused as the engine does
     split = SplitOptions()
     loader, package = DATA_LOADERS[dataset]
     optimizer_cls = OPTIMIZERS[config.optimizer][0]
@@ -82,11 +107,25 @@ def export_parts(config: TrainConfig) -> dict[str, str]:
     source = original_source(model)
     return {
         "header": header(config, dataset, package),
-        "data": data_section(loader, split.seed, split.val_fraction),
-        "model": model_section(code, seed),
+        "data": data_section(loader, split, int(config.train_subset), seed),
+        "model": model_section(code, seed, config.freeze),
         "training": training_section(config, optimizer_cls, optimizer_args),
         "original_source": source,
     }
+
+
+def refuse_unwritten_fields(config: TrainConfig) -> None:
+    """ConfigError naming the first field the script cannot write that is not at its default."""
+    for field in dataclasses.fields(TrainConfig):
+        if field.name in WRITTEN_FIELDS or field.name in WITHOUT_EFFECT:
+            continue
+        default = field.default_factory() if callable(field.default_factory) else field.default
+        value = getattr(config, field.name)
+        if value != default:
+            raise ConfigError(
+                field.name, value, f"{default!r} (the default) for an exported run",
+                REFUSED_BECAUSE.get(field.name, f"the script does not write {field.name} yet"),
+            )  # fmt: skip
 
 
 def export_script(config: TrainConfig) -> str:
@@ -98,6 +137,8 @@ def export_script(config: TrainConfig) -> str:
 
 def header(config: TrainConfig, dataset: str, package: str) -> str:
     settings = ", ".join(f"{k}={v!r}" for k, v in config.to_dict().items() if k != "arch_config")
+    imports = ["argparse", "math"] if uses_math(config) else ["argparse"]
+    import_lines = "\n".join(f"import {name}" for name in imports)
     return f'''"""{config.arch} on {dataset}, exported from deeparch {__version__} as plain PyTorch.
 
 The same data split, seed, initial weights, batch order and update rule as the engine's run:
@@ -107,7 +148,7 @@ architecture settings: {config.to_dict()["arch_config"] or "the defaults"}
 Needs torch, numpy and {package}. Run: python this_file.py [--max-steps N]
 """
 
-import argparse
+{import_lines}
 from collections import OrderedDict
 
 import numpy as np
@@ -116,47 +157,90 @@ from torch import nn
 '''
 
 
-def data_section(loader: str, split_seed: int, val_fraction: float) -> str:
+def uses_math(config: TrainConfig) -> bool:
+    """Whether the script's learning-rate schedule or early stopping needs the math module."""
+    return config.lr_schedule != "constant" or int(config.early_stopping) > 0
+
+
+def data_section(loader: str, split: SplitOptions, subset: int, seed: int) -> str:
+    split_seed, val_fraction = split.seed, split.val_fraction
     split_source = inspect.getsource(stratified_split)
+    subset_source, subset_lines = "", ""
+    if subset:
+        subset_source = "\n\n" + inspect.getsource(stratified_subset)
+        subset_lines = f"""
+# train_subset: {subset:,} of the training samples, stratified by class, the same ones for seed
+# {seed} (the validation set stays whole, so overfitting shows)
+subset = torch.from_numpy(stratified_subset(y_train.numpy(), {subset}, {seed}))
+x_train, y_train = x_train.index_select(0, subset), y_train.index_select(0, subset)
+"""
     return f"""# ---- data: deeparch's stratified split (seed {split_seed}; {val_fraction:g}
 # of each class held out for validation)
 
-{split_source}
+{split_source}{subset_source}
 
 {loader}
 train_index, val_index = stratified_split(labels, {val_fraction!r}, seed={split_seed})
 x_train, y_train = torch.from_numpy(images[train_index]), torch.from_numpy(labels[train_index])
 x_val, y_val = torch.from_numpy(images[val_index]), torch.from_numpy(labels[val_index])
+{subset_lines}"""
+
+
+def model_section(code: str, seed: int, freeze: str) -> str:
+    frozen = ""
+    if freeze:
+        names = parse_part_names(freeze)
+        frozen = f"""
+# freeze: these parts keep their initial weights (no gradient, so no optimizer state either)
+for name in {names!r}:
+    model.get_submodule(name).requires_grad_(False)
 """
-
-
-def model_section(code: str, seed: int) -> str:
     return f"""# ---- model: the architecture's layers, named as in deeparch (its weights load here)
 
 torch.manual_seed({seed})  # the initial weights come from the seed alone
 model = {code}
-"""
+{frozen}"""
 
 
 def training_section(config: TrainConfig, optimizer_cls: Any, optimizer_args: dict) -> str:
     args = ", ".join(f"{k}={v!r}" for k, v in optimizer_args.items())
-    optimizer = f"torch.optim.{optimizer_cls.__name__}(model.parameters(), {args})"
+    optimizer = f"torch.optim.{optimizer_cls.__name__}(trained, {args})"
     seed = int(config.seed)
     l1 = float(config.l1)
     clip = float(config.grad_clip)
     penalty = (
-        f"    loss = loss + {l1!r} * sum(p.abs().sum() for p in model.parameters() "
-        "if p.dim() > 1)\n"
+        f"    loss = loss + {l1!r} * torch.stack([p.abs().sum() for p in trained "
+        "if p.dim() > 1]).sum()\n"
         if l1 > 0 else ""
     )  # fmt: skip
-    clipping = f"    nn.utils.clip_grad_norm_(model.parameters(), {clip!r})\n" if clip > 0 else ""
+    clipping = f"    nn.utils.clip_grad_norm_(trained, {clip!r})\n" if clip > 0 else ""
+    schedule = config.lr_schedule != "constant"
+    patience = int(config.early_stopping)
+    set_rate = "            set_learning_rate(step, total, steps_per_epoch)\n" if schedule else ""
+    stop_early = (
+        "        if stopping.should_stop(epoch + 1, val_loss):\n"
+        '            print(f"early stopping at epoch {epoch + 1}: the best was epoch '
+        '{stopping.best_epoch}")\n'
+        "            break\n"
+        if patience else ""
+    )  # fmt: skip
+    restore = (
+        "    if stopping.restore(val_loss):\n"
+        '        print(f"the weights of epoch {stopping.best_epoch} are kept")\n'
+        "        val_loss, val_accuracy = evaluate()\n"
+        if patience else ""
+    )  # fmt: skip
     return f'''# ---- training: the engine's loop (a seeded batch order per epoch, the last partial
 # batch dropped)
 
 EPOCHS, BATCH_SIZE, SEED = {int(config.epochs)}, {int(config.batch_size)}, {seed}
 MAX_STEPS = {int(config.max_steps)}  # 0: every epoch
+{device_code(config.device)}
+model = model.to(DEVICE)
+x_train, y_train, x_val, y_val = (t.to(DEVICE) for t in (x_train, y_train, x_val, y_val))
+trained = [p for p in model.parameters() if p.requires_grad]  # all but the frozen ones
 optimizer = {optimizer}
-
+{schedule_code(config) if schedule else ""}{early_stopping_code(patience) if patience else ""}
 
 def epoch_order(epoch, n):
     """The shuffled order of one epoch, from a generator of its own (deeparch's step_seed)."""
@@ -197,27 +281,97 @@ def main(max_steps):
     steps_per_epoch = max(1, len(x_train) // batch)
     total = EPOCHS * steps_per_epoch
     total = min(total, max_steps) if max_steps else total
+    print(f"training on {{DEVICE}}")
     step = 0
     model.train()
     for epoch in range(EPOCHS):
+        if step >= total:
+            break
         order = epoch_order(epoch, len(x_train))
-        for index in range(steps_per_epoch):
-            if step >= total:
-                break
-            chosen = order[index * batch : (index + 1) * batch]
-            loss = train_step(x_train.index_select(0, chosen), y_train.index_select(0, chosen))
+        steps_this_epoch = min(steps_per_epoch, total - step)
+        for index in range(steps_this_epoch):
+{set_rate}            chosen = order[index * batch : (index + 1) * batch].to(DEVICE)
+            x, y = x_train.index_select(0, chosen), y_train.index_select(0, chosen)
+            loss = train_step(x, y)
             step += 1
             print(f"step {{step}} loss {{loss!r}}")
-        if step >= total and index < steps_per_epoch - 1:
-            break
+        if steps_this_epoch < steps_per_epoch:
+            break  # max_steps ends the run inside this epoch
         val_loss, val_accuracy = evaluate()
-        print(f"epoch {{epoch + 1}} val_loss {{val_loss:.4f}} val_accuracy {{val_accuracy:.4f}}")
-    val_loss, val_accuracy = evaluate()
-    print(f"final val_loss {{val_loss:.4f}} val_accuracy {{val_accuracy:.4f}}")
+        print(f"epoch {{epoch + 1}} val_loss {{val_loss!r}} val_accuracy {{val_accuracy!r}}")
+{stop_early}    val_loss, val_accuracy = evaluate()
+{restore}    print(f"final val_loss {{val_loss!r}} val_accuracy {{val_accuracy!r}}")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-steps", type=int, default=MAX_STEPS, help="0: every epoch")
     main(parser.parse_args().max_steps)
+'''
+
+
+def device_code(device: str) -> str:
+    """The lines that choose the device as deeparch does (device=auto: CUDA, MPS, then CPU)."""
+    if device != "auto":
+        return f'DEVICE = torch.device("{device}")'
+    return """# device=auto: a CUDA GPU, then Apple's MPS, then the CPU
+if torch.cuda.is_available():
+    DEVICE = torch.device("cuda")
+elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+    DEVICE = torch.device("mps")
+else:
+    DEVICE = torch.device("cpu")"""
+
+
+def schedule_code(config: TrainConfig) -> str:
+    """deeparch's schedule function and the lines that set each step's rate from it."""
+    return f'''
+LR_SCHEDULES, LR_FLOOR = {LR_SCHEDULES!r}, {LR_FLOOR!r}
+LR, LR_SCHEDULE = {float(config.lr)!r}, {config.lr_schedule!r}
+LR_STEP_EPOCHS, LR_GAMMA = {int(config.lr_step_epochs)!r}, {float(config.lr_gamma)!r}
+
+
+{inspect.getsource(scheduled_lr)}
+
+def set_learning_rate(step, total, steps_per_epoch):
+    """The rate of this step from the schedule (never below LR_FLOOR), as deeparch sets it."""
+    factor = scheduled_lr(LR_SCHEDULE, 1.0, step, total, steps_per_epoch, LR_STEP_EPOCHS, LR_GAMMA)
+    for group in optimizer.param_groups:
+        group["lr"] = max(LR * factor, LR_FLOOR)
+'''
+
+
+def early_stopping_code(patience: int) -> str:
+    """An early stopper that keeps the best epoch's weights, as deeparch's EarlyStopping does."""
+    return f'''
+
+class EarlyStopping:
+    """Stop when val_loss has not improved for `patience` epochs, and end with the weights of
+    the best epoch (Keras' EarlyStopping with restore_best_weights; Prechelt 1998)."""
+
+    def __init__(self, patience):
+        self.patience, self.waited = patience, 0
+        self.best, self.best_epoch, self.best_state = None, None, None
+
+    def should_stop(self, epoch, val_loss):
+        if not math.isfinite(val_loss):
+            return False
+        if self.best is None or val_loss < self.best:
+            self.best, self.best_epoch, self.waited = val_loss, epoch, 0
+            self.best_state = {{k: v.detach().clone() for k, v in model.state_dict().items()}}
+        else:
+            self.waited += 1
+        return self.waited >= self.patience
+
+    def restore(self, final_val_loss):
+        """Load the best epoch's weights, unless the last ones are as good."""
+        if self.best_state is None:
+            return False
+        if math.isfinite(final_val_loss) and final_val_loss <= self.best:
+            return False
+        model.load_state_dict(self.best_state)
+        return True
+
+
+stopping = EarlyStopping({patience})  # early_stopping: the patience, in epochs
 '''

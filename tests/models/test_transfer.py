@@ -13,7 +13,7 @@ from deeparch.data import dataset_info
 from deeparch.errors import ConfigError
 from deeparch.models import create_model
 from deeparch.models.parts import top_level_parts
-from deeparch.models.transfer import NETWORKS, WEIGHTS_FOLDER
+from deeparch.models.transfer import BATCH_NORM_MOMENTUM, NETWORKS, WEIGHTS_FOLDER
 
 IMAGE_SETS = ["mnist", "digits", "cifar10"]
 
@@ -119,3 +119,14 @@ def test_missing_weights_name_the_file_and_where_to_put_it(name, data_folder):
     assert raised.value.field == "pretrained"
     assert hub_file in message and str(data_folder) in message
     assert f"https://download.pytorch.org/models/{hub_file}" in message
+
+
+@pytest.mark.parametrize("name", list(NETWORKS))
+def test_batch_norm_statistics_follow_a_short_run(name):
+    """torchvision's MobileNetV3 keeps BatchNorm statistics with momentum 0.01, which a run of a
+    few hundred steps leaves describing its first weights (its one click: 10% in eval mode); the
+    builder sets PyTorch's default for every network (resnet18 already has it)."""
+    model, _ = create_model(name, {"input_size": 32})
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert all(norm.momentum == BATCH_NORM_MOMENTUM == 0.1 for norm in norms)
+    assert bool(norms) == (name != "squeezenet1_1")  # SqueezeNet has no batch norm
