@@ -421,6 +421,9 @@ class JobManager:
         with self._lock:
             if job.id in self._jobs:
                 self._jobs[job.id] = ended
+        # The runs replaced before this one have freed their tensors by now (this one's go when
+        # its thread ends): hand those pages back, or the server's resident memory only grows.
+        give_freed_memory_back()
 
     def _trim(self, owner: str | None) -> None:
         """Keep the newest runs_in_memory ended runs of a session (none once it has ended) and

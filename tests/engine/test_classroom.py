@@ -425,7 +425,7 @@ def test_a_run_dropped_from_memory_is_freed_and_the_heap_trimmed(tmp_path, monke
     del first
     gc.collect()
     assert model() is None  # nothing else holds the dropped run's model
-    assert trims == [1]  # once, when the first run left memory
+    assert len(trims) == 3  # as each of the two was stored, and as the first left memory
 
 
 def test_freed_memory_goes_back_where_the_c_library_allows():
