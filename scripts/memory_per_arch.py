@@ -6,8 +6,8 @@ run store, as the app's are. Printed per run, in MB: its weights, the untouched 
 (`template`), gradients, optimizer state, early stopping's best weights, tensors of its task
 (fixed noise, cached batches), training data of its own (a train_subset), one snapshot, the
 snapshots a whole default run keeps (its snapshot count times one), its curves; then what the
-manager keeps of it once stored (deeparch.engine.ended.EndedRun: snapshots and curves), and whether its weights read back from
-the store equal the trained model's.
+manager keeps of it once stored (deeparch.engine.ended.EndedRun: snapshots and curves), and
+whether its weights read back from the store equal the trained model's.
 """
 
 from __future__ import annotations
