@@ -88,6 +88,14 @@ class ClassSettings:
         min=1,
         max=100,
     )
+    ended_runs_mb: int = hp(
+        100,
+        "MB of ended runs (their snapshots and curves; weights stay in the run store) the server "
+        "keeps in memory for all sessions together; the oldest leave first, each open session's "
+        "newest stays",
+        min=1,
+        max=1_000_000,
+    )
     run_store: str = hp("runs", "Folder of the run store (relative to the working directory)")
     teacher_password: str = hp(
         "", "Shows the Teacher page to whoever enters it; empty: no Teacher page"

@@ -353,9 +353,13 @@ def split_tensors(
     return model_state, optimizer_tensors
 
 
-def load_model_state(model: nn.Module, state: dict[str, torch.Tensor], arch: str) -> None:
+def load_model_state(
+    model: nn.Module, state: dict[str, torch.Tensor], arch: str, assign: bool = False
+) -> None:
     """Load weights into a model after checking every name, shape and dtype, explaining a
-    mismatch (load_state_dict would cast bool, integer or complex weights without a word)."""
+    mismatch (load_state_dict would cast bool, integer or complex weights without a word).
+    `assign` puts the tensors themselves in the model (one with its weights on the meta device
+    has nothing to copy into)."""
     expected = model.state_dict()
     missing = [name for name in expected if name not in state]
     unexpected = [name for name in state if name not in expected]
@@ -382,4 +386,4 @@ def load_model_state(model: nn.Module, state: dict[str, torch.Tensor], arch: str
                 f"{arch!r}; deeparch writes every tensor in its model's own dtype, so the file "
                 "was edited or written by another program"
             )
-    model.load_state_dict(state)
+    model.load_state_dict(state, assign=assign)

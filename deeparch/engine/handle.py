@@ -54,12 +54,6 @@ class JobHandle(Protocol):
         """Write <stem>.safetensors and <stem>.json here; returns the weights file."""
         ...
 
-    def release_training_state(self, stored: Path) -> None:
-        """The ended run's checkpoint is in the run store at `stored`: drop what only more
-        training would need (gradients, optimizer state); save_checkpoint copies `stored` from
-        now on, so a download is the whole checkpoint still."""
-        ...
-
     def pause(self) -> bool:
         """Ask to pause after the current step; False when the job is not running."""
         ...

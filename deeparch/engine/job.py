@@ -103,7 +103,6 @@ class ThreadJob(StateView):
         if state.is_final:
             self._done.set()
         self._thread: threading.Thread | None = None
-        self._stored: Path | None = None  # its checkpoint in the run store, once released
 
     # ---- state ------------------------------------------------------------------------------
 
@@ -187,22 +186,8 @@ class ThreadJob(StateView):
     def save_checkpoint(self, dir_or_path: str | Path) -> Path:
         """Write <stem>.safetensors and <stem>.json (a folder gets <arch>-<dataset>.*)."""
         target = checkpoint_target(dir_or_path, self.arch, self.dataset)
-        if self._stored is not None:  # its optimizer state is only on disk now
-            return checkpoint.copy_checkpoint(self._stored, target)
         tensors, meta = checkpoint_contents(self.trainer, self.log, self.state, self.dataset)
         return checkpoint.write_checkpoint(target, tensors, meta)
-
-    def release_training_state(self, stored: Path) -> None:
-        """See JobHandle. An ended MLP run kept in memory held 5 times its weights' size:
-        weights, their untouched template, gradients and Adam's two moments."""
-        if self.is_active():
-            raise RuntimeError(f"job {self.id} is {self.state}: it may train again")
-        with self.trainer.step_lock:
-            self._stored = Path(stored)
-            for optimizer in self.task.optimizers.values():
-                optimizer.state.clear()
-            for param in self.model.parameters():
-                param.grad = None
 
     def restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         """Continue from a checkpoint (before the job starts)."""

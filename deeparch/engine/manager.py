@@ -13,8 +13,12 @@ Jobs live in the manager, not in a page, so they outlive page switches and rerun
 - Turns and threads (thread backend). Up to `max_running` jobs are admitted; they take turns of
   `slice_s` seconds on the cores, and each computing job gets its share of the cores as torch
   threads (deeparch.engine.threads).
-- Bounded memory. An ended run is written to the run store (deeparch.engine.store) and only the
-  newest `runs_in_memory` ended runs of each session stay in memory.
+- Bounded memory. An ended run is written to the run store (deeparch.engine.store) and what stays
+  in memory is an EndedRun (deeparch.engine.ended): its snapshot, with its weights read back from
+  the store when a view asks. Only the newest `runs_in_memory` ended runs of each session stay,
+  and of all sessions' together at most `ended_runs_bytes` (each open session keeps its newest).
+  What the manager keeps per student (labels, turns) goes once a student has left and has no
+  job left in memory.
 - Abandoned work. A job whose owner has not looked for `heartbeat_timeout` seconds is stopped.
 - Shutdown. shutdown() stops every job, saves them to the store and releases the backend.
 """
@@ -34,6 +38,7 @@ from deeparch.checkpoint import files as checkpoint
 from deeparch.engine.backends import Backend, SchedulableJob, ThreadBackend, make_backend
 from deeparch.engine.checkpointing import WeightsFrom
 from deeparch.engine.config import TrainConfig
+from deeparch.engine.ended import EndedRun
 from deeparch.engine.handle import JobHandle
 from deeparch.engine.optim import default_max_running
 from deeparch.engine.state import JobState
@@ -56,6 +61,7 @@ TEACHER = "teacher"  # never a session's owner id: those are 32 hex digits
 # owner gone this long without coming back has closed the tab.
 RECONNECT_GRACE_S = 30.0
 UNLIMITED = 1_000_000  # jobs_per_student for owner None (the CLI and tests: no class)
+MB = 2**20
 # Jobs admitted at once on the thread backend when they take turns (slice_s > 0) and the class
 # settings leave max_running at 0: a whole class, each job holding its model and data in memory.
 ADMITTED_WITH_TURNS = 32
@@ -83,6 +89,7 @@ class JobManager:
         queue_per_student: int = 2,
         runs_in_memory: int = 3,
         store: RunStore | None = None,
+        ended_runs_bytes: int = 100 * MB,
         slice_s: float = 0.0,
         cores: int | None = None,
     ) -> None:
@@ -92,6 +99,7 @@ class JobManager:
         self.jobs_per_student = int(jobs_per_student)
         self.queue_per_student = int(queue_per_student)
         self.runs_in_memory = int(runs_in_memory)
+        self.ended_runs_bytes = int(ended_runs_bytes)
         self.store = store
         # Without `cores` (the CLI, tests) every admitted job computes at once; the class's
         # manager (manager_from_settings) gives the cores, and admitted jobs take turns on them.
@@ -185,7 +193,14 @@ class JobManager:
         run = self.store.get(owner, run_id) if self.store is not None else None
         if run is None:
             raise UnknownNameError("stored run", run_id, [r.id for r in self.stored_runs(owner)])
-        return self.load_checkpoint(run.weights, owner=owner)
+        loaded = self.backend.load(self._new_id(), run.weights, owner)
+        # Loaded whole to take its task's snapshot; kept as an EndedRun, its weights in the store.
+        job = EndedRun(loaded, run.weights)
+        del loaded
+        with self._lock:
+            self._jobs[job.id] = job
+        self._trim(owner)
+        return job
 
     def save_checkpoint(self, owner: str | None, job_id: str, target: str | Path) -> Path:
         """A run's checkpoint written to target: from memory, or from the run store once the
@@ -396,22 +411,74 @@ class JobManager:
         except (OSError, DeeparchError) as error:
             logger.warning("run %s not stored: %s", job.id, error)
             return
-        # Kept in memory for a while (the newest few of its session) only to be looked at.
-        job.release_training_state(stored.weights)
-
-    def _trim(self, owner: str | None) -> None:
-        """Keep the newest runs_in_memory ended runs of a session (none once it has ended)."""
-        if owner is None or self.store is None:
+        # Kept in memory for a while (the newest few of its session) only to be looked at: its
+        # snapshot, not its weights, their initial copy, gradients or optimizer state.
+        try:
+            ended = EndedRun(job, stored.weights)
+        except DeeparchError as error:  # its weights are gone (a Ray worker died): kept whole
+            logger.warning("run %s kept whole: %s", job.id, error)
             return
         with self._lock:
-            keep = 0 if owner in self._ended_sessions else self.runs_in_memory
-            ended = [j for j in self._jobs.values() if j.owner == owner and not j.is_active()]
-            dropped = ended[: max(0, len(ended) - keep)]
+            if job.id in self._jobs:
+                self._jobs[job.id] = ended
+        # The runs replaced before this one have freed their tensors by now (this one's go when
+        # its thread ends): hand those pages back, or the server's resident memory only grows.
+        give_freed_memory_back()
+
+    def _trim(self, owner: str | None) -> None:
+        """Keep the newest runs_in_memory ended runs of a session (none once it has ended) and
+        the class's ended runs within ended_runs_bytes; forget an owner that has left."""
+        with self._lock:
+            dropped: list[JobHandle] = []
+            if owner is not None and self.store is not None:  # else nothing else keeps them
+                keep = 0 if owner in self._ended_sessions else self.runs_in_memory
+                ended = [j for j in self._jobs.values() if j.owner == owner and not j.is_active()]
+                dropped = ended[: max(0, len(ended) - keep)]
+            dropped += self._over_budget(dropped)
             for job in dropped:
                 del self._jobs[job.id]
+            self._forget_if_gone(owner)
         if dropped:
-            del job, ended, dropped
+            del job, dropped
             give_freed_memory_back()
+
+    def _over_budget(self, leaving: list[JobHandle]) -> list[JobHandle]:
+        """The kept ended runs to drop so that the rest hold at most ended_runs_bytes: the
+        earliest ended first, never an open session's newest (what its student looks at)."""
+        kept = [j for j in self._jobs.values() if isinstance(j, EndedRun) and j not in leaving]
+        total = sum(run.held_bytes() for run in kept)
+        if total <= self.ended_runs_bytes:
+            return []
+        kept.sort(key=lambda run: run.ended_at)
+        newest = {run.owner: run for run in kept if run.owner not in self._ended_sessions}
+        dropped = []
+        for run in kept:
+            if total <= self.ended_runs_bytes:
+                break
+            if newest.get(run.owner) is not run:
+                dropped.append(run)
+                total -= run.held_bytes()
+        return dropped
+
+    def _forget_if_gone(self, owner: str | None) -> None:
+        """Drop what the manager keeps of an owner whose sessions all ended and who has no job
+        left in memory (its label, its turn, its ended mark): a class hour of tabs opened and
+        closed must not grow these for the server's life. Called under the lock."""
+        if owner is None or owner not in self._ended_sessions or self._open_sessions.get(owner):
+            return
+        if any(job.owner == owner for job in self._jobs.values()):
+            return
+        self._ended_sessions.discard(owner)
+        self.labels.pop(owner, None)
+        self._served.pop(owner, None)
+
+    def owners_tracked(self) -> int:
+        """Owners the manager keeps anything of (sessions, labels, turns, ended marks, jobs)."""
+        with self._lock:
+            owners = {job.owner for job in self._jobs.values()}
+            for keyed in (self._open_sessions, self.labels, self._served, self._ended_sessions):
+                owners.update(keyed)
+            return len(owners - {None})
 
     # -- heartbeats --
 
@@ -503,6 +570,7 @@ def manager_from_settings(settings: ClassSettings, backend: Backend | None = Non
         queue_per_student=settings.queue_per_student,
         runs_in_memory=settings.runs_in_memory,
         store=RunStore(settings.run_store),
+        ended_runs_bytes=settings.ended_runs_mb * MB,
         slice_s=settings.slice_s,
         cores=threads_beside_a_browser(),
     )

@@ -240,6 +240,13 @@ class WorkerPool:
             f"{largest['CPU']:g} CPU and {largest['GPU']:g} GPU"
         )
 
+    def jobs_held(self) -> int:
+        """Jobs the pool's workers hold, all together (a released worker holds none)."""
+        with self._lock:
+            workers = self._idle + self._busy
+        calls = [worker.jobs_held.remote() for worker in workers]
+        return sum(ray_module().get(calls, timeout=CONTROL_WAIT_S))
+
     def size(self) -> tuple[int, int]:
         """(idle, busy) workers."""
         with self._lock:

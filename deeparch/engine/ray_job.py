@@ -115,7 +115,6 @@ class RayJob(StateView):
         self._worker_lost = False  # it died, or failed unexpectedly: not to be reused
         self._final_model: nn.Module | None = None
         self._final_checkpoint: tuple[dict, dict] | None = None
-        self._stored: Path | None = None  # its checkpoint in the run store, once released
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -379,8 +378,6 @@ class RayJob(StateView):
     def save_checkpoint(self, dir_or_path: str | Path) -> Path:
         """Write <stem>.safetensors and <stem>.json here (on the server); returns the weights."""
         target = checkpoint_target(dir_or_path, self.arch, self.dataset)
-        if self._stored is not None:  # its optimizer state is only on disk now
-            return checkpoint.copy_checkpoint(self._stored, target)
         contents = self._final_checkpoint
         if contents is None and self._wait_begun() and not self._worker_lost:
             try:
@@ -392,12 +389,3 @@ class RayJob(StateView):
             raise RayJobError(f"job {self.id} has no weights to save ({self.reason})")
         tensors, meta = contents
         return checkpoint.write_checkpoint(target, tensors, meta)
-
-    def release_training_state(self, stored: Path) -> None:
-        """See JobHandle: the ended run's checkpoint (weights and optimizer state, brought here
-        from the worker) leaves memory; its weights stay for the views."""
-        if self.is_active():
-            raise RayJobError(f"job {self.id} is {self.state}: it may train again")
-        with self._refresh_lock:
-            self._stored = Path(stored)
-            self._final_checkpoint = None

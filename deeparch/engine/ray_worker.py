@@ -87,6 +87,12 @@ class Worker:
         """(host name, process id): which machine and process train here."""
         return socket.gethostname(), os.getpid()
 
+    def jobs_held(self) -> int:
+        """Jobs this worker holds: the one it trains, or one whose end has not reached the
+        server yet (final() forgets it)."""
+        with self._lock:
+            return len(self._jobs)
+
     def _job(self, job_id: str) -> WorkerJob:
         with self._lock:
             return self._jobs[job_id]

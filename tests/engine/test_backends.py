@@ -6,6 +6,7 @@ of half a CPU each, reused from test to test as a server reuses them.
 """
 
 import dataclasses
+import gc
 import math
 import os
 import secrets
@@ -13,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+import weakref
 
 import pytest
 import torch
@@ -21,9 +23,11 @@ from deeparch.checkpoint import files as checkpoint
 from deeparch.engine import ray_backend
 from deeparch.engine.backends import ThreadBackend, make_backend
 from deeparch.engine.config import TrainConfig
+from deeparch.engine.ended import EndedRun
 from deeparch.engine.manager import JobManager
 from deeparch.engine.prepare import prepare
 from deeparch.engine.ray_job import RayJobError
+from deeparch.engine.store import RunStore
 from deeparch.errors import ConfigError
 from deeparch.settings import ClassSettings
 from tests.engine.jobs import SMALL, held, instrument, patch_train_step
@@ -407,6 +411,33 @@ def test_a_killed_worker_fails_its_job_with_a_message_and_the_app_goes_on(local_
     again = manager.submit(SMALL)  # the app goes on: the pool replaced the dead worker
     assert again.wait(WAIT_S) and again.state == "finished", again.reason
     assert again.worker_process()[1] != pid
+
+
+def test_a_sessions_ray_jobs_are_released_when_it_ends_and_their_workers_hold_nothing(
+    local_ray, tmp_path
+):
+    manager = JobManager(
+        max_running=1, heartbeat_timeout=0, backend=local_ray, store=RunStore(tmp_path)
+    )
+    owner = "d" * 32
+    manager.open_session(owner)
+    ended = manager.submit(dataclasses.replace(SMALL, max_steps=5), owner=owner)
+    assert ended.wait(WAIT_S) and ended.state == "finished", ended.reason
+    kept = manager.get(ended.id)
+    assert isinstance(kept, EndedRun)  # its weights in the store, not on the server
+    trained, reopened = ended.model_copy().state_dict(), kept.model_copy().state_dict()
+    assert all(torch.equal(reopened[name], value) for name, value in trained.items())
+    queued = held(manager, SMALL, owner=owner)
+    assert manager.end_session(owner) == [queued]  # dropped with its session, never started
+    assert queued.state == "stopped" and manager.jobs_held() == 0
+    assert manager.owners_tracked() == 0
+    idle, busy = local_ray.pool.size()
+    assert busy == 0 and idle >= 1  # the ended job's worker went back to the pool
+    assert local_ray.pool.jobs_held() == 0  # and holds nothing of it
+    server_side = weakref.ref(ended)
+    del ended, kept, queued
+    gc.collect()
+    assert server_side() is None  # nor does the server: its final weights and checkpoint went
 
 
 # ---- weights and checkpoints --------------------------------------------------------------------

@@ -1,10 +1,12 @@
 """One server for a class: ownership, fair scheduling, thread budgets, the run store, abandoned
 jobs and shutdown, on the thread backend."""
 
+import dataclasses
 import gc
 import json
 import platform
 import time
+import types
 import weakref
 
 import pytest
@@ -14,6 +16,7 @@ from deeparch.checkpoint import files as checkpoint
 from deeparch.engine import manager as manager_module
 from deeparch.engine import store as store_module
 from deeparch.engine.config import TrainConfig
+from deeparch.engine.ended import EndedRun
 from deeparch.engine.manager import TEACHER, JobManager, NotYourJobError
 from deeparch.engine.store import RunStore, session_folder_name
 from deeparch.engine.threads import ThreadBudget, TimeSlices, give_freed_memory_back
@@ -216,38 +219,137 @@ def test_ended_runs_leave_memory_for_the_store_and_come_back_equal(tmp_path):
     assert manager.jobs_held() == 0  # a session that ended keeps nothing in memory
 
 
-def training_state_bytes(job) -> int:
-    """Bytes of the gradients and optimizer state a job holds, counted from its tensors."""
-    grads = sum(p.grad.nbytes for p in job.model.parameters() if p.grad is not None)
-    moments = sum(
-        value.nbytes
-        for optimizer in job.task.optimizers.values()
-        for state in optimizer.state.values()
-        for value in state.values()
-        if isinstance(value, torch.Tensor)
-    )
-    return grads + moments
+def tensors_reachable(root) -> int:
+    """Bytes of the tensor storages (not on the meta device) reachable from `root`'s objects,
+    classes and modules aside: an independent count of what it holds."""
+    seen, storages, todo = set(), {}, [root]
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen or isinstance(obj, (type, types.ModuleType, types.FunctionType)):
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, torch.Tensor):
+            if not obj.is_meta:
+                storages[obj.untyped_storage().data_ptr()] = obj.untyped_storage().nbytes()
+            continue
+        todo.extend(gc.get_referents(obj))
+    return sum(storages.values())
 
 
-def test_an_ended_run_in_memory_holds_no_training_state_and_still_saves_whole(tmp_path):
+def test_an_ended_run_in_memory_holds_its_snapshot_not_its_weights_and_reopens_equal(tmp_path):
     manager = JobManager(max_running=1, heartbeat_timeout=0, store=RunStore(tmp_path / "store"))
-    job = manager.submit(TINY, owner=ALICE)
+    config = dataclasses.replace(TINY, arch_config={"hidden_sizes": (64,)})
+    job = manager.submit(config, owner=ALICE)
     assert job.wait(60) and job.state == "finished"
-    assert manager.jobs_held() == 1  # still in memory, to be looked at
-    assert training_state_bytes(job) == 0  # gradients and Adam's moments are only on disk
+    kept = manager.get(job.id)
+    assert isinstance(kept, EndedRun) and manager.jobs_held() == 1  # in memory, to be looked at
+    weights = sum(p.nbytes for p in job.model.parameters())  # 784*64 + 64 + 64*10 + 10 floats
+    assert weights == (784 * 64 + 64 + 64 * 10 + 10) * 4
+    # The trained job held its weights, their initial copy, gradients and Adam's two moments;
+    # what stays holds none of them, only its snapshot (arrays) and curves.
+    assert tensors_reachable(job) >= 5 * weights
+    assert tensors_reachable(kept) == 0
+    assert 0 < kept.held_bytes() < weights
+    snap, kept_snap = job.snapshot(), kept.snapshot()
+    assert kept_snap["losses"] == snap["losses"] and kept_snap["step"] == snap["step"] == 3
+    assert kept_snap["final_metrics"] == snap["final_metrics"]
+    assert [s["step"] for s in kept_snap["snapshots"]] == [s["step"] for s in snap["snapshots"]]
+    assert (kept_snap["state"], kept_snap["reason"]) == (snap["state"], snap["reason"])
+    # Its weights come back from the store: the same tensors, the same outputs.
+    x = torch.rand(16, 1, 28, 28)
+    original, reopened = job.model_copy(), kept.model_copy()
+    assert reopened.state_dict().keys() == original.state_dict().keys()
+    assert all(torch.equal(reopened.state_dict()[k], v) for k, v in original.state_dict().items())
+    with torch.no_grad():
+        assert torch.equal(reopened(x), original(x))
+    assert not reopened.training  # a copy in eval mode: the run itself still holds no tensor
+    assert tensors_reachable(kept) == 0
+    # Its download is the whole checkpoint (optimizer state too), as the store holds it.
     [stored] = manager.stored_runs(ALICE)
-    saved = job.save_checkpoint(tmp_path / "download")
-    tensors, meta = checkpoint.read_checkpoint(saved)
+    tensors, meta = checkpoint.read_checkpoint(kept.save_checkpoint(tmp_path / "download"))
     stored_tensors, stored_meta = checkpoint.read_checkpoint(stored.weights)
     assert tensors.keys() == stored_tensors.keys()
-    assert len(tensors) > len(job.model.state_dict())  # the optimizer state is in it
+    assert len(tensors) > len(original.state_dict())  # the optimizer state is in it
     assert all(torch.equal(tensors[name], stored_tensors[name]) for name in tensors)
     assert meta["progress"] == stored_meta["progress"] and meta["progress"]["step"] == 3
-    running = manager.submit(LONG, owner=BOB)
-    with pytest.raises(RuntimeError, match="may train again"):
-        running.release_training_state(stored.weights)
-    running.stop()
-    assert running.wait(60)
+    assert not kept.stop() and not kept.pause() and kept.wait(0)
+    trained = weakref.ref(job.model)
+    del job, original
+    gc.collect()
+    assert trained() is None  # nothing holds the trained model once the run is stored
+
+
+def test_a_reopened_run_is_kept_without_its_weights(tmp_path):
+    manager = JobManager(
+        max_running=1, heartbeat_timeout=0, store=RunStore(tmp_path), runs_in_memory=1,
+        queue_per_student=9,
+    )  # fmt: skip
+    first = manager.submit(TINY, owner=ALICE)
+    assert first.wait(60)
+    expected = first.model_copy().state_dict()
+    second = manager.submit(TINY, owner=ALICE)
+    assert second.wait(60) and manager.jobs_held() == 1  # the first left memory
+    reopened = manager.reopen(ALICE, first.id)
+    assert isinstance(reopened, EndedRun) and tensors_reachable(reopened) == 0
+    assert reopened.latest_snapshot()["step"] == 3  # its task's snapshot, taken again
+    state = reopened.model_copy().state_dict()
+    assert all(torch.equal(state[k], v) for k, v in expected.items())
+
+
+def test_the_classs_ended_runs_stay_within_the_byte_budget_each_open_session_keeping_its_newest(
+    tmp_path,
+):
+    store = RunStore(tmp_path)
+    probe = JobManager(max_running=1, heartbeat_timeout=0, store=store)
+    job = probe.submit(TINY, owner=CAROL)
+    assert job.wait(60)
+    one_run = probe.get(job.id).held_bytes()
+    budget = int(2.5 * one_run)  # room for two ended runs of this size
+    manager = JobManager(
+        max_running=1, heartbeat_timeout=0, store=store, runs_in_memory=3, queue_per_student=9,
+        ended_runs_bytes=budget,
+    )  # fmt: skip
+    manager.open_session(ALICE)
+    manager.open_session(BOB)
+    alice = []
+    for _ in range(3):
+        job = manager.submit(TINY, owner=ALICE)
+        assert job.wait(60)
+        alice.append(job.id)
+        kept = [j for j in manager.jobs() if isinstance(j, EndedRun)]
+        assert sum(run.held_bytes() for run in kept) <= budget
+    # Alice's oldest left for the budget (runs_in_memory alone would keep 3); it is in the store.
+    assert [j.id for j in manager.jobs(ALICE)] == alice[1:]
+    assert {run.id for run in manager.stored_runs(ALICE)} == set(alice)
+    manager.ended_runs_bytes = 0  # no budget at all: each open session still keeps its newest
+    bob = manager.submit(TINY, owner=BOB)
+    assert bob.wait(60)
+    assert [j.id for j in manager.jobs()] == [alice[-1], bob.id]
+
+
+def test_per_student_bookkeeping_is_dropped_once_a_student_has_left(tmp_path):
+    manager = JobManager(
+        max_running=4, heartbeat_timeout=0, store=RunStore(tmp_path), jobs_per_student=1
+    )
+    trained = []
+    for index in range(1000):
+        owner = f"{index:032x}"
+        manager.open_session(owner)
+        manager.set_label(owner, f"student {index}")
+        if index % 100 == 0:  # some train a run: turns served, runs stored and kept
+            trained.append(manager.submit(TINY, owner=owner))
+            assert trained[-1].wait(60)
+        if index % 100 == 50:  # some leave with a job queued
+            manager.set_max_running(0)
+            trained.append(manager.submit(LONG, owner=owner))
+        manager.end_session(owner)
+        manager.set_max_running(4)
+    for job in trained:
+        assert job.wait(60)
+    assert manager.jobs_held() == 0
+    assert manager.owners_tracked() == 0
+    assert not (manager.labels or manager._served or manager._ended_sessions)
+    assert len(manager.stored_runs(f"{0:032x}")) == 1  # what they trained is still in the store
 
 
 def test_a_run_that_left_memory_is_saved_from_the_store(tmp_path):
@@ -323,7 +425,7 @@ def test_a_run_dropped_from_memory_is_freed_and_the_heap_trimmed(tmp_path, monke
     del first
     gc.collect()
     assert model() is None  # nothing else holds the dropped run's model
-    assert trims == [1]  # once, when the first run left memory
+    assert len(trims) == 3  # as each of the two was stored, and as the first left memory
 
 
 def test_freed_memory_goes_back_where_the_c_library_allows():
