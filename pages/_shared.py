@@ -122,10 +122,12 @@ def remember_job(job: JobHandle) -> None:
     st.query_params["job"] = job.id
 
 
-def write_link(params: Mapping[str, str]) -> None:
+def write_link(params: Mapping[str, str], owned_by_widgets: Iterable[str] = ()) -> None:
     """Put a page's settings in the address bar (the job parameter stays), so the address
-    reopens what the page shows."""
-    for key in [key for key in st.query_params if key != "job" and key not in params]:
+    reopens what the page shows. `owned_by_widgets`: parameters a widget keeps itself
+    (st.tabs(bind="query-params")), which Streamlit refuses to let a page delete."""
+    kept = {"job", *owned_by_widgets}
+    for key in [key for key in st.query_params if key not in kept and key not in params]:
         del st.query_params[key]
     for key, value in params.items():
         if st.query_params.get(key) != value:

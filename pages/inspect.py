@@ -37,6 +37,8 @@ from pages._shared import (
 from pages._train_views import freeze_picker
 
 SOURCES = ("deeparch", "torchvision")
+VIEWS = ("Layers", "Diagram", "Source code", "Convolution arithmetic")
+VIEW_KEY = "inspect_view"  # the open tab, also the address's parameter (?inspect_view=Diagram)
 # A torchvision model is built in the server's memory; the largest (vit_h_14, regnet_y_128gf:
 # over 600 million parameters, 2.5 GB of float32) would crowd out a class's training jobs.
 TORCHVISION_MAX_PARAMS = 200_000_000
@@ -213,6 +215,7 @@ def apply_link() -> None:
     ?arch=torchvision:googlenet); what it cannot use is said, field by field."""
     params = st.query_params.to_dict()
     params.pop("job", None)
+    params.pop(VIEW_KEY, None)  # the tabs read their own parameter
     signature = share.link("", params)
     if not params or st.session_state.get("inspect_applied_link") == signature:
         return
@@ -239,7 +242,7 @@ def show_link(arch: str, dataset: str | None, values: dict) -> None:
     """The settings in the address bar, so the address reopens this table."""
     params = share.encode_inspect(arch, dataset, values)
     st.session_state["inspect_applied_link"] = share.link("", params)  # no need to apply it
-    write_link(params)
+    write_link(params, owned_by_widgets=(VIEW_KEY,))
 
 
 def layers_view(table: LayerTable, arch: str, frozen: str) -> None:
@@ -296,6 +299,15 @@ def diagram_view(arch: str, overrides: dict, dataset: str | None) -> None:
     st.caption("Shapes on the arrows include the batch dimension (1).")
     with st.container(key="inspect_diagram"):
         st.graphviz_chart(graph_dot(graph))
+
+
+def source_view(arch: str, from_torchvision: bool) -> None:
+    if from_torchvision:
+        module = torchvision_module(arch.removeprefix(TORCHVISION_PREFIX))
+    else:
+        module = sys.modules[get_arch(arch).builder.__module__]
+    st.caption(f"{code_span(module.__name__)}: the file that builds {code_span(arch)}")
+    st.code(inspect.getsource(module), language="python", line_numbers=True)
 
 
 def build_table(arch: str, overrides: dict, dataset: str | None, frozen: str, errors: dict):
@@ -369,26 +381,27 @@ if table is not None:
     totals[2].metric("mult-adds per sample", f"{table.total_mult_adds:,}")
     for note in table.notes:
         st.info(escape_markdown(note))
+# Only the open tab runs (README: Waiting for a page): a fresh tab that drew all four loaded the
+# browser code of a table, a graph, a code viewer and a plotly chart at once.
 layers_tab, diagram_tab, code_tab, conv_tab = st.tabs(
-    ["Layers", "Diagram", "Source code", "Convolution arithmetic"]
+    list(VIEWS), key=keep(VIEW_KEY), bind="query-params"
 )
-if table is not None:
+if table is None:
+    for tab in (layers_tab, diagram_tab):
+        if tab.open:
+            tab.info("Fix the setting marked above to see the layers.")
+elif layers_tab.open:
     with layers_tab:
         layers_view(table, arch, frozen)
+elif diagram_tab.open:
     with diagram_tab:
         if from_torchvision:
             st.info("The diagram is drawn for deeparch's own architectures.")
         else:
             diagram_view(arch, overrides, dataset)
-else:
-    for tab in (layers_tab, diagram_tab):
-        tab.info("Fix the setting marked above to see the layers.")
-with code_tab:
-    if from_torchvision:
-        module = torchvision_module(arch.removeprefix(TORCHVISION_PREFIX))
-    else:
-        module = sys.modules[get_arch(arch).builder.__module__]
-    st.caption(f"{code_span(module.__name__)}: the file that builds {code_span(arch)}")
-    st.code(inspect.getsource(module), language="python", line_numbers=True)
-with conv_tab:
-    conv_arithmetic()
+if code_tab.open:
+    with code_tab:
+        source_view(arch, from_torchvision)
+if conv_tab.open:
+    with conv_tab:
+        conv_arithmetic()

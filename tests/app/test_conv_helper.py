@@ -9,7 +9,8 @@ from tests.app.test_pages import open_page
 
 
 def conv_tab():
-    return open_page("pages/inspect.py", {"arch": "mlp"})
+    # Only the open tab runs: the link opens this one (?inspect_view=...).
+    return open_page("pages/inspect.py", {"arch": "mlp", "inspect_view": "Convolution arithmetic"})
 
 
 def results(at) -> list[str]:

@@ -15,6 +15,7 @@ from deeparch.models import get_arch
 from pages import _home_heading as home_heading
 from pages._train_views import wait_for_first_point
 from tests.app.browser import REPO
+from tests.app.test_pages import open_page
 
 # What app.py and Home import before Home's first card is sent (pages/home.py's own imports).
 APP_IMPORTS = (
@@ -177,3 +178,39 @@ def test_the_train_page_draws_the_empty_loss_chart_before_any_run():
         chart for chart in at.get("plotly_chart") if chart.proto.id.endswith("train_loss_chart")
     ]
     assert len(charts) == 1 and json.loads(charts[0].proto.spec)["data"] == []
+
+
+def drawn_views(at: AppTest) -> dict:
+    """What each of Inspect's tabs drew in the last run."""
+    return {
+        "Layers": len(at.dataframe) > 0,
+        "Diagram": len(at.get("graphviz_chart")) > 0,
+        "Source code": len(at.code) > 0,
+        "Convolution arithmetic": any("output size" in s.value for s in at.success),
+    }
+
+
+def test_inspect_runs_only_its_open_tab_which_the_address_and_other_pages_keep():
+    # A fresh tab that ran all four loaded the browser code of a table, a graph, a code viewer
+    # and a plotly chart before the student saw the count (README: Waiting for a page).
+    warmup.start_warm_up().done.wait(300)  # its graph computed, so the count below is Inspect's
+    at = open_page("pages/inspect.py", {"arch": "mlp", "hidden_sizes": "7,5"})
+    assert drawn_views(at) == {
+        "Layers": True, "Diagram": False, "Source code": False, "Convolution arithmetic": False,
+    }  # fmt: skip
+    graphs = shared.computed_counts()["graphs"]
+    assert not any(key.endswith("view") for key in at.query_params)  # the default is not written
+    for view in ("Diagram", "Source code", "Convolution arithmetic"):
+        at.session_state["inspect_view"] = view  # what a click on the tab sends
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert [name for name, shown in drawn_views(at).items() if shown] == [view]
+        assert at.query_params["inspect_view"] == view
+    assert shared.computed_counts()["graphs"] == graphs + 1  # traced when the Diagram opened
+    assert at.metric[0].value == f"{784 * 7 + 7 + 7 * 5 + 5 + 5 * 10 + 10:,}"  # above the tabs
+    at.switch_page("pages/train.py").run()
+    at.switch_page("pages/inspect.py").run()
+    assert [name for name, shown in drawn_views(at).items() if shown] == ["Convolution arithmetic"]
+    linked = open_page("pages/inspect.py", {"arch": "cnn", "inspect_view": "Source code"})
+    assert [name for name, shown in drawn_views(linked).items() if shown] == ["Source code"]
+    assert not linked.warning  # the tab's parameter is no setting the link failed to use

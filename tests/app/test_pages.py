@@ -91,7 +91,7 @@ def test_inspect_invalid_hyperparameter_shows_the_engine_message():
 
 
 def test_inspect_diagram_draws_the_traced_graph_and_collapses_blocks():
-    at = open_page("pages/inspect.py", {"arch": "resnet"})
+    at = open_page("pages/inspect.py", {"arch": "resnet", "inspect_view": "Diagram"})
     (chart,) = at.get("graphviz_chart")
     full = chart.proto.spec
     assert full.startswith('digraph "resnet"') and full.count('"add') >= 6  # a skip per block
@@ -104,12 +104,12 @@ def test_inspect_diagram_draws_the_traced_graph_and_collapses_blocks():
     )
     assert collapsed.count("->") < full.count("->")
     assert not any("drawn in module order" in w.value for w in at.warning)
-    at = open_page("pages/inspect.py", {"arch": "mlp"})
+    at = open_page("pages/inspect.py", {"arch": "mlp", "inspect_view": "Diagram"})
     assert at.toggle(key="inspect_collapse_blocks").disabled  # a chain: nothing to collapse
 
 
 def test_inspect_conv_arithmetic_applies_the_small_examples():
-    at = open_page("pages/inspect.py", {"arch": "mlp"})
+    at = open_page("pages/inspect.py", {"arch": "mlp", "inspect_view": "Convolution arithmetic"})
     at.button(key="conv_example_stride 2: 10 → 3").click().run()
     assert any("3 × 3" in s.value for s in at.success)
     at.number_input(key="conv_kernel").set_value(11).run()  # larger than 10 + 2*0
