@@ -6,11 +6,14 @@ import math
 import pytest
 
 from deeparch.cli.main import main
+from deeparch.data import load_dataset
+from deeparch.data.subsets import parse_classes, select_classes
 from deeparch.errors import ConfigError, UnknownNameError
 from deeparch.export.script import export_parts
 from deeparch.lessons import get_lesson, list_lessons
-from deeparch.lessons.registry import Prediction, parse_number, parse_shape
+from deeparch.lessons.registry import BUDGETS, Prediction, parse_number, parse_shape
 from deeparch.lessons.runner import run_lesson
+from deeparch.models import get_arch
 
 # The numbers each claim states, checked on the outcome (a lesson not listed here is still run
 # and must hold; these add the numbers the course quotes).
@@ -178,7 +181,34 @@ def test_each_claim_holds_within_its_ci_budget(name):
     if lesson.prediction.kind == "choice":
         assert answer in lesson.prediction.choices
     assert lesson.prediction.is_right(answer, outcome)
+    # Every engine run of every stage is in the outcome the CLI prints, with its stage.
+    stages = {label: 1 for label in lesson.runs("ci")}
+    if lesson.second_stage is not None:
+        stages.update({label: 2 for label in lesson.second_stage("ci")})
+    assert {label: run["stage"] for label, run in outcome.runs.items()} == stages
     json.dumps(outcome.to_json_dict(lesson))  # the CLI prints it
+
+
+def training_samples(config):
+    """How many training samples a run's batches come from (its classes, its subset)."""
+    data = load_dataset(config.dataset or get_arch(config.arch).default_dataset)
+    count = int((select_classes(data, parse_classes(config.classes, data.info))).y_train.shape[0])
+    return min(count, int(config.train_subset)) if config.train_subset else count
+
+
+@pytest.mark.parametrize("budget", BUDGETS)
+@pytest.mark.parametrize("name", [n for n in list_lessons() if get_lesson(n).runs("ci")])
+def test_each_run_trains_the_max_steps_it_names(name, budget):
+    # A verdict says "after N steps"; too few epochs would end the run sooner (one epoch of
+    # mnist is 62 steps of 64), so epochs must leave room for max_steps.
+    lesson = get_lesson(name)
+    configs = list(lesson.runs(budget).values())
+    if lesson.second_stage is not None:
+        configs += [run.config for run in lesson.second_stage(budget).values()]
+    for config in configs:
+        if config.max_steps:
+            per_epoch = max(1, training_samples(config) // config.batch_size)
+            assert config.epochs * per_epoch >= config.max_steps, (config.arch, config.dataset)
 
 
 @pytest.mark.parametrize(
