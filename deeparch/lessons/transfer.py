@@ -1,7 +1,7 @@
 """Lesson: freezing part of a network, through the engine, in two stages. A convnet trained on
 digits 0-4 (classes=0,1,2,3,4; stage 1) lends its features, frozen, to a run on a few images of
-5-9 whose head is new (stage 2, weights_from the first run: its features and first dense layer,
-the output layer the run's own), against the same convnet trained from scratch on those images
+5-9 whose head is new (stage 2, weights_from the first run: its features; the classifier, both
+dense layers, the run's own), against the same convnet trained from scratch on those images
 with the same budget (stage 2 too)."""
 
 from __future__ import annotations
@@ -24,8 +24,11 @@ NEW_PER_CLASS = 3
 MARGIN = 0.02  # ahead by two points at least, not by the noise of one seed
 SMALL = {"dense_width": 64}
 FIRST, SECOND = "0,1,2,3,4", "5,6,7,8,9"  # five classes each: heads of the same shape
-# What the new run takes from the pretrained one; classifier.output stays the run's own, new.
-TAKEN = "features,classifier.fc1"
+# What the new run takes from the pretrained one: the convolutions only. Measured here, 20 steps
+# on the 15 images: with the first dense layer taken too (trainable), 73.0% after 400 steps of
+# pretraining but 66.8% after 1,000, against 65.8% from scratch (that layer, trained longer on
+# 0-4, suits 5-9 the less); with the features alone, 75.4% and 77.0%.
+TAKEN = "features"
 FROZEN, SCRATCH = "frozen features, new head", "from scratch"
 PRETRAINED = "digits 0-4"
 

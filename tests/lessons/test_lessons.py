@@ -245,6 +245,11 @@ def test_the_cli_lists_and_runs_a_lesson(capsys):
     assert main(["lesson", "list", "--format", "json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [entry["name"] for entry in listed] == list_lessons()
+    stages = {entry["name"]: entry["stages"] for entry in listed}
+    assert stages["freezing"] == 2 and stages["vanishing_gradients"] == 1
+    assert all(
+        entry["trains_with_engine"] for entry in listed if entry["name"] == "vanishing_gradients"
+    )
     assert main(["lesson", "run", "counting_parameters", "--budget", "ci"]) == 0
     outcome = json.loads(capsys.readouterr().out)
     assert outcome["held"] is True and outcome["measured"]["total"] == 93_322
