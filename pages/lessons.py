@@ -105,20 +105,22 @@ def experiment(lesson: Lesson) -> None:
     run = st.session_state.get(RUNS_KEY, {}).get(lesson.name)
     if run is None:
         return
-    for job in run.jobs.values():
+    jobs = run.jobs  # both stages' runs so far (the second appears once the first finished)
+    for job in jobs.values():
         job.snapshot(owner=session_owner())  # looking keeps the runs alive
     status = run.status
     if run.is_active():
-        st.progress(min(1.0, sum(progress(j) for j in run.jobs.values()) / max(1, len(run.jobs))),
-                    text=escape_markdown(f"{status}: " + ", ".join(
-                        f"{label} {job.state}" for label, job in run.jobs.items()) if run.jobs
+        stage = f"stage {run.stage} of {run.stages}, " if run.stages > 1 else ""
+        st.progress(min(1.0, sum(progress(j) for j in jobs.values()) / max(1, len(jobs))),
+                    text=escape_markdown(f"{stage}{status}: " + ", ".join(
+                        f"{label} {job.state}" for label, job in jobs.items()) if jobs
                         else status))  # fmt: skip
-    figure = present.live_figure(run.jobs)
+    figure = present.live_figure(jobs)
     if figure is not None:
         st.plotly_chart(figure, key=f"lessons_live_{lesson.name}")
     if status == "done":
         verdict(lesson, run.outcome)
-        for index, figure in enumerate(present.view_figures(lesson, run.jobs)):
+        for index, figure in enumerate(present.view_figures(lesson, jobs)):
             st.plotly_chart(figure, key=f"lessons_view_{lesson.name}_{index}")
     elif status == "failed":
         st.error(escape_markdown(f"The experiment failed: {run.error}"))

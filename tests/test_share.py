@@ -131,7 +131,7 @@ def test_an_unknown_or_misspelt_architecture_is_named_and_nothing_else_is_used()
 
 
 def test_a_dataset_the_architecture_cannot_use_is_named_with_those_it_can():
-    lstm_datasets = "mnist1d, digits_tokens, mnist_rows, surnames"
+    lstm_datasets = "mnist1d, digits_tokens, mnist_rows, surnames, first_sign"
     shared = decode({"arch": "lstm", "dataset": "mnist", "epochs": "3"})
     assert (shared.arch, shared.dataset, shared.train_values) == ("lstm", None, {"epochs": 3})
     assert shared.problems == [

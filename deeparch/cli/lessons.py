@@ -52,6 +52,7 @@ def lesson_entry(name: str) -> dict[str, Any]:
             "choices": list(prediction.choices),
         },  # fmt: skip
         "trains_with_engine": bool(lesson.runs("ci")),
+        "stages": 1 if lesson.second_stage is None else 2,
         "exact": lesson.exact,
         "setup": lesson.setup,
         "note": lesson.note,

@@ -258,6 +258,12 @@ _DATASETS: dict[str, _Entry] = {
                            "same digits sorted"),
         DigitStringOptions, lambda o, root: synthetic.load_digit_strings(
             "sort", o.seed, o.val_fraction)),
+    "first_sign": _Entry(
+        DataInfo("first_sign", "sequence", (synthetic.FIRST_SIGN_STEPS, 2), 2,
+                 ("negative", "positive"), description=(
+            "2,500 sequences of 60 noise values, the first marked; the class is the sign of the "
+            "first value, 59 steps before the last (a long dependency: lesson 10)")),
+        SplitOptions, _split_loader(synthetic.load_first_sign)),
     "moons": _Entry(
         _toy_info("moons", ("upper moon", "lower moon"),
                   "two interleaving half circles (scikit-learn)"),

@@ -1,17 +1,23 @@
 """Generated sequence sets, the same for the same seed: noisy sines to forecast, digit strings to
-reverse or sort (a sequence-to-sequence task, Sutskever et al. 2014 reverse their inputs)."""
+reverse or sort (a sequence-to-sequence task, Sutskever et al. 2014 reverse their inputs), and
+noise sequences whose label is the sign of their first value (a dependency as long as the
+sequence, for vanishing gradients)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from deeparch.data.sources import Splits, seeded_split
+from deeparch.data.sources import Splits, seeded_split, split_arrays
 
 SERIES_STEPS = 64  # values per window; the forecast view predicts the last `horizon` of them
 SERIES_COUNT = 3000  # windows generated before the split
 DIGIT_STEPS = 8  # digits per string
 DIGIT_COUNT = 6000  # strings generated before the split
 DIGIT_OPERATIONS = ("reverse", "sort")
+# first_sign: 60 steps, so the label sits 59 steps before the last (where a plain RNN's gradient
+# has shrunk by about 0.5^59 at initialisation, and a gated cell's keeps a usable size).
+FIRST_SIGN_STEPS = 60
+FIRST_SIGN_COUNT = 2500  # sequences generated before the split (2,000 train / 500 validation)
 
 
 def sines_with_trend(count: int, steps: int, noise: float, seed: int) -> np.ndarray:
@@ -54,3 +60,20 @@ def load_digit_strings(operation: str, seed: int, val_fraction: float) -> Splits
     train, val = seeded_split(DIGIT_COUNT, val_fraction, seed)
     targets = transform_digits(digits, operation)
     return Splits(digits[train], targets[train], digits[val], targets[val])
+
+
+def first_sign_sequences(count: int, steps: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """x float32 (count, steps, 2): channel 0 is N(0, 1) noise, channel 1 marks t = 0 (the
+    marker of Hochreiter & Schmidhuber's 1997 adding problem, which tells a gate when to write);
+    y int64 (count,): 1 where the first value is positive, else 0."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros((count, steps, 2), dtype=np.float32)
+    x[:, :, 0] = rng.standard_normal((count, steps), dtype=np.float32)
+    x[:, 0, 1] = 1.0
+    return x, (x[:, 0, 0] > 0).astype(np.int64)
+
+
+def load_first_sign(seed: int, val_fraction: float) -> Splits:
+    """FIRST_SIGN_COUNT sequences (N, 60, 2), split stratified by label."""
+    x, y = first_sign_sequences(FIRST_SIGN_COUNT, FIRST_SIGN_STEPS, seed)
+    return split_arrays(x, y, val_fraction, seed)

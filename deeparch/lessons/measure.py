@@ -1,5 +1,5 @@
-"""What lessons share to measure: models from the seed alone, a plain training loop for the
-experiments the engine does not run, accuracy, timing and the load average beside a timing."""
+"""What lessons share to measure: models from the seed alone, accuracy, timing and the load
+average beside a timing, and per-layer gradient norms."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import torch
 from torch import nn
 
 from deeparch.data import DataInfo, dataset_info
-from deeparch.explore.views import fit_on_random_batches
 from deeparch.models import create_model
 from deeparch.randomness import borrowed_global_generator
 from deeparch.randomness import use_job_dropout as _use_job_dropout
@@ -40,25 +39,6 @@ def seeded_module(factory: Callable[[], nn.Module], seed: int = 0) -> nn.Module:
 
 def generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
-
-
-def fit(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    optimizer: torch.optim.Optimizer,
-    steps: int,
-    batch_size: int = 64,
-    seed: int = 0,
-    on_step: Callable[[int, float], None] | None = None,
-) -> list[float]:
-    """A plain loop on random batches for an experiment the engine does not offer; returns the
-    loss per step. Batches and dropout come from generators of its own (the process's default
-    generator, which jobs share, is never drawn from); the model is left in eval mode. A batch
-    is never larger than the set."""
-    batch_size = min(batch_size, len(x))
-    return fit_on_random_batches(model, x, y, loss_fn, optimizer, steps, batch_size, seed, on_step)
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:

@@ -33,7 +33,7 @@ def optimiser_runs(budget: str) -> dict[str, TrainConfig]:
             {
                 **MODEL,
                 **settings,
-                "epochs": 1,
+                "epochs": 1000,  # max_steps ends the run (one epoch of mnist is 62 steps)
                 "max_steps": STEPS[budget],
                 "batch_size": 64,
                 "seed": 0,
@@ -65,7 +65,7 @@ def judge_optimisers(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
     return Outcome(
         LESSON.name,
         held=held,
-        verdict=f"after {STEPS[budget]} steps from the same weights on the same batches, the "
+        verdict=f"after {len(curves['SGD'])} steps from the same weights on the same batches, the "
         f"training loss is {ranking}: momentum "
         + ("beats" if final["SGD with momentum"] < final["SGD"] else "does not beat")
         + f" plain SGD at the same learning rate, and {best} ends lowest",

@@ -1,10 +1,11 @@
 """Lessons on recurrent networks: which axis is time, the LSTM's two states, vanishing and
 exploding gradients through time.
 
-Which axis is time and exploding gradients train the registry's gru and rnn through the engine
-(their batch_first and recurrent_init_scale options); the LSTM's states are an exact computation
-on the registry's lstm; vanishing gradients trains small PyTorch models with a plain loop
-(deeparch.lessons.measure.fit) on a synthetic task whose answer sits at t = 0.
+Which axis is time, vanishing and exploding gradients train the registry's rnn, lstm and gru
+through the engine (their batch_first, keep_gate_bias and recurrent_init_scale options; vanishing
+gradients on first_sign, whose answer sits at t = 0, read from the gradient norm per input step
+that each of the engine's snapshots carries); the LSTM's states are an exact computation on the
+registry's lstm.
 """
 
 from __future__ import annotations
@@ -19,81 +20,9 @@ from deeparch.data import load_dataset
 from deeparch.engine.config import TrainConfig
 from deeparch.engine.handle import JobHandle
 from deeparch.engine.state import JobState
-from deeparch.lessons.measure import (
-    accuracy,
-    chance_level,
-    fit,
-    generator,
-    seeded_model,
-    seeded_module,
-)
+from deeparch.lessons.measure import accuracy, chance_level, seeded_model
 from deeparch.lessons.registry import Lesson, Outcome, Prediction, register
 from deeparch.lessons.runner import failed_outcome, unfinished
-
-PLAIN_LOOP_NOTE = (
-    "Trained with a plain PyTorch loop inside the lesson (Adam, random batches from the lesson's "
-    "own generator), not as an engine job: the engine's architectures do not expose this setting."
-)
-
-
-class LastStepClassifier(nn.Module):
-    """A recurrent layer, then a linear head on the output of the last time step.
-
-    `batch_first` says how the layer reads its input: True, (N, T, F); False, (T, N, F). The
-    forward pass always indexes output[:, -1], which is the last step only when batch_first.
-    """
-
-    def __init__(
-        self, cell: str, hidden: int, batch_first: bool = True, features: int = 1,
-        classes: int = 2, **cell_args,
-    ) -> None:  # fmt: skip
-        super().__init__()
-        recurrent = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell]
-        self.rnn = recurrent(features, hidden, batch_first=batch_first, **cell_args)
-        self.head = nn.Linear(hidden, classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        output, _state = self.rnn(x)
-        return self.head(output[:, -1])  # batch_first=False: the last *example*, every step
-
-
-MARKED_LENGTH = 60
-# Measured at 16 hidden units, Adam 1e-2, batches of 32: the LSTM and the GRU reach 98.6% and
-# 97.2% of the validation set at 200 steps, the plain cells stay at chance (README, Lessons).
-VANISHING_STEPS = {"ci": 200, "full": 500}
-# Gated cells start out remembering: the LSTM's forget gate and the GRU's update gate get a bias
-# of 4 (sigmoid(4) = 0.98, so a value survives 60 steps at about 0.3 of its size rather than
-# 0.5^60), as Jozefowicz et al. 2015 and Tallec & Ollivier 2018 ("chrono" initialisation)
-# recommend for long dependencies; the LSTM's input gate gets -4, as chrono initialisation sets
-# it, so the 59 noise values after the first are not written into the cell at half strength each
-# (with the input gate at its default the LSTM needed twice the steps here). PyTorch orders the
-# gates (i, f, g, o) and (r, z, n).
-REMEMBER_BIAS = 4.0
-
-
-def marked_first(size: int, length: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(size, length, 2): channel 0 is N(0, 1) noise, channel 1 marks t = 0; the label is the
-    sign of the marked value (the marker of Hochreiter & Schmidhuber's 1997 adding problem
-    tells a gate when to write)."""
-    x = torch.randn(size, length, 2, generator=generator(seed))
-    x[:, :, 1] = 0.0
-    x[:, 0, 1] = 1.0
-    return x, (x[:, 0, 0] > 0).long()
-
-
-def remember_gate_bias(model: LastStepClassifier, cell: str, value: float) -> None:
-    """Bias the gate that keeps the state (LSTM forget, GRU update: rows H..2H) to `value`, and
-    the LSTM's input gate (rows 0..H) to -`value`."""
-    if cell not in ("lstm", "gru"):
-        return
-    size = model.rnn.hidden_size
-    with torch.no_grad():
-        model.rnn.bias_ih_l0[size : 2 * size] = value
-        model.rnn.bias_hh_l0[size : 2 * size] = 0.0
-        if cell == "lstm":
-            model.rnn.bias_ih_l0[:size] = -value
-            model.rnn.bias_hh_l0[:size] = 0.0
-
 
 # ---- 8: which axis is time --------------------------------------------------------------------
 
@@ -112,7 +41,7 @@ def axes_runs(budget: str) -> dict[str, TrainConfig]:
                 "arch": "gru",
                 "dataset": "mnist_rows",
                 "arch_config": {"hidden_size": AXES_HIDDEN, "batch_first": batch_first},
-                "epochs": 1,
+                "epochs": 1000,  # max_steps ends the run (one epoch is 62 steps)
                 "max_steps": AXES_STEPS[budget],
                 "batch_size": AXES_BATCH,
                 "lr": 1e-2,
@@ -139,7 +68,7 @@ def judge_axes(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
     chance = chance_level(data.y_val)
     right, wrong = results["batch_first=True"], results["batch_first=False"]
     held = right > chance + 0.3 and wrong < chance + 0.1
-    steps = AXES_STEPS[budget]
+    steps = int(jobs["batch_first=True"].snapshot()["step"])
     return Outcome(
         AXES_LESSON.name,
         held=held,
@@ -213,24 +142,65 @@ def judge_lstm_states(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
 
 # ---- 10: vanishing gradients ---------------------------------------------------------------
 
-CELLS = {
+# Measured at 16 hidden units, Adam 1e-2, batches of 32 on first_sign (60 steps, the label at
+# t = 0): the LSTM and the GRU pass 98% of the validation set by 200 steps, the plain cells stay
+# at chance (README, Lessons).
+VANISHING_STEPS = {"ci": 200, "full": 500}
+VANISHING_HIDDEN = 16
+# Each snapshot carries the task's gradient norm per input step (deeparch.tasks.classify,
+# SequenceTask): the first, 20 steps in, shows what the cell does before training has changed it
+# much; the last, what training ended with.
+GRADIENT_EVERY = 20
+# Gated cells start out remembering: keep_gate_bias 4 (sigmoid(4) = 0.98, so a value survives 60
+# steps at about 0.3 of its size rather than 0.5^60), as Jozefowicz et al. 2015 and Tallec &
+# Ollivier 2018 ("chrono" initialisation) recommend for long dependencies; it also sets the
+# LSTM's input gate to -4, so the 59 noise values after the first are not written into the cell
+# at half strength each (with the input gate at its default the LSTM needed twice the steps).
+KEEP_GATE_BIAS = 4.0
+CELLS: dict[str, tuple[str, dict]] = {
     "rnn (tanh)": ("rnn", {"nonlinearity": "tanh"}),
     "rnn (relu)": ("rnn", {"nonlinearity": "relu"}),
-    "lstm": ("lstm", {}),
-    "gru": ("gru", {}),
+    "lstm": ("lstm", {"keep_gate_bias": KEEP_GATE_BIAS}),
+    "gru": ("gru", {"keep_gate_bias": KEEP_GATE_BIAS}),
 }
-
-
-def gradient_per_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[float]:
-    """Mean over the batch of || d loss / d x[:, t] || for each time step t."""
-    inputs = x.clone().requires_grad_(True)
-    model.eval()
-    loss = nn.functional.cross_entropy(model(inputs), y, reduction="sum")
-    (gradient,) = torch.autograd.grad(loss, inputs)
-    return gradient.norm(dim=2).mean(dim=0).tolist()
-
-
+PLAIN_CELLS, GATED_CELLS = ("rnn (tanh)", "rnn (relu)"), ("lstm", "gru")
 DECAY_SPAN = 10  # the last steps over which the per-step decay of the gradient is measured
+# How far back a gradient still counts as reaching: a hundredth of the last step's.
+REACH_FRACTION = 1e-2
+
+
+def vanishing_runs(budget: str) -> dict[str, TrainConfig]:
+    """The four cells on first_sign, the same seed, steps and batches."""
+    return {
+        label: TrainConfig.from_dict(
+            {
+                "arch": arch,
+                "dataset": "first_sign",
+                "arch_config": {"hidden_size": VANISHING_HIDDEN, **cell_config},
+                "lr": 1e-2,
+                "batch_size": 32,
+                "epochs": 1000,  # max_steps ends the run
+                "max_steps": VANISHING_STEPS[budget],
+                "snapshot_every": GRADIENT_EVERY,
+                "seed": 0,
+            }
+        )
+        for label, (arch, cell_config) in CELLS.items()
+    }
+
+
+def gradient_snapshots(job: JobHandle) -> list[tuple[int, list[float]]]:
+    """(step, || d loss / d x_t || for each input step t) of every snapshot the run published."""
+    return [
+        (int(snapshot["step"]), [float(v) for v in snapshot["grad_norm_per_step"]])
+        for snapshot in job.snapshot()["snapshots"]
+        if "grad_norm_per_step" in snapshot
+    ]
+
+
+def relative_to_last(norms: list[float]) -> list[float]:
+    """Each step's gradient norm over the last step's (the one nearest the loss)."""
+    return [norm / max(norms[-1], 1e-30) for norm in norms]
 
 
 def decay_per_step(norms: list[float], span: int = DECAY_SPAN) -> float:
@@ -246,63 +216,106 @@ def steps_back_to_zero(norms: list[float]) -> int | None:
     return zeros[0] if zeros else None
 
 
+def reach(norms: list[float], fraction: float = REACH_FRACTION) -> int:
+    """How many steps back the gradient stays above `fraction` of the last step's."""
+    for back, ratio in enumerate(reversed(relative_to_last(norms))):
+        if ratio < fraction:
+            return back - 1
+    return len(norms) - 1
+
+
 def judge_vanishing(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
-    x_train, y_train = marked_first(2000, MARKED_LENGTH, seed=1)
-    x_val, y_val = marked_first(500, MARKED_LENGTH, seed=2)
-    steps = VANISHING_STEPS[budget]
-    val_accuracy, norms, first_over_last, decay, dead = {}, {}, {}, {}, {}
-    for label, (cell, args) in CELLS.items():
-        model = seeded_module(lambda c=cell, a=args: LastStepClassifier(c, 16, features=2, **a))
-        remember_gate_bias(model, cell, REMEMBER_BIAS)
-        # At initialisation, before training changes the weights: what the cell itself does.
-        initial = gradient_per_step(model, x_val[:64], y_val[:64])
-        decay[label], dead[label] = decay_per_step(initial), steps_back_to_zero(initial)
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-        fit(model, x_train, y_train, nn.functional.cross_entropy, optimizer, steps, 32, seed=0)
-        val_accuracy[label] = accuracy(model, x_val, y_val)
-        norms[label] = gradient_per_step(model, x_val[:64], y_val[:64])
-        first_over_last[label] = norms[label][0] / max(norms[label][-1], 1e-30)
-    chance = chance_level(y_val)
-    plain_labels, gated_labels = ("rnn (tanh)", "rnn (relu)"), ("lstm", "gru")
-    # The gradient reaching t = 0 is what the claim is about: each gated cell's must exceed
-    # both plain RNNs' by a factor of 1,000 at least; and both gated cells learn the task (35
-    # points above chance) while neither plain one leaves chance (within 10 points).
-    gradient_gap = min(first_over_last[label] for label in gated_labels) > 1e3 * max(
-        max(first_over_last[label] for label in plain_labels), 1e-30
+    problems = unfinished(jobs)
+    if problems:
+        return failed_outcome(VANISHING_LESSON, problems)
+    snapshots = {label: gradient_snapshots(job) for label, job in jobs.items()}
+    early_step = snapshots["rnn (tanh)"][0][0]
+    early = {label: shots[0][1] for label, shots in snapshots.items()}
+    final = {label: shots[-1][1] for label, shots in snapshots.items()}
+    val_accuracy = {
+        label: float(job.snapshot()["final_metrics"]["val_accuracy"]) for label, job in jobs.items()
+    }
+    steps = {label: int(job.snapshot()["step"]) for label, job in jobs.items()}
+    first_over_last = {label: relative_to_last(norms)[0] for label, norms in final.items()}
+    decay = {label: decay_per_step(norms) for label, norms in early.items()}
+    dead = {label: steps_back_to_zero(norms) for label, norms in early.items()}
+    reached = {label: reach(norms) for label, norms in early.items()}
+    chance = chance_level(load_dataset("first_sign").y_val)
+    # The gradient reaching t = 0 is what the claim is about: each gated cell's must exceed both
+    # plain RNNs' by a factor of 1,000 at least; and both gated cells learn the task (35 points
+    # above chance) while neither plain one leaves chance (within 10 points).
+    gradient_gap = min(first_over_last[label] for label in GATED_CELLS) > 1e3 * max(
+        max(first_over_last[label] for label in PLAIN_CELLS), 1e-30
     )
-    gated_learn = min(val_accuracy[label] for label in gated_labels) > chance + 0.35
-    plain_fail = max(val_accuracy[label] for label in plain_labels) < chance + 0.1
+    gated_learn = min(val_accuracy[label] for label in GATED_CELLS) > chance + 0.35
+    plain_fail = max(val_accuracy[label] for label in PLAIN_CELLS) < chance + 0.1
     held = gradient_gap and gated_learn and plain_fail
     listed = ", ".join(f"{label} {value:.0%}" for label, value in val_accuracy.items())
     ratios = ", ".join(f"{label} {value:.1e}" for label, value in first_over_last.items())
-    relu_dead = dead["rnn (relu)"]
-    relu_note = (
-        f"the relu RNN's is exactly zero from {relu_dead} steps back (every path crosses a relu "
-        "that is off)"
-        if relu_dead is not None
-        else "the relu RNN's never reaches exactly zero"
-    )
     return Outcome(
-        "vanishing_gradients",
+        VANISHING_LESSON.name,
         held=held,
-        verdict=f"after {steps} steps on sequences of {MARKED_LENGTH} whose label is the sign of "
-        f"the first value: {listed} (chance {chance:.0%}); the gradient reaching t = 0, relative "
-        f"to the last step's: {ratios}. At initialisation the gradient shrinks per step back by "
+        verdict=f"engine runs of {steps['lstm']} steps on first_sign (sequences of "
+        f"{len(final['lstm'])} values whose class is the sign of the first): {listed} (chance "
+        f"{chance:.0%}); the gradient reaching t = 0 at the end, relative to the last step's: "
+        f"{ratios}. At step {early_step} the gradient shrinks per step back by "
         f"{decay['rnn (tanh)']:.2f} in the tanh RNN, {decay['rnn (relu)']:.2f} in the relu RNN, "
         f"{decay['lstm']:.2f} in the LSTM and {decay['gru']:.2f} in the GRU (over the last "
-        f"{DECAY_SPAN} steps); {relu_note}",
+        f"{DECAY_SPAN} steps). {tanh_against_relu(reached, dead)}",
         measured={
             "val_accuracy": val_accuracy,
             "chance": chance,
             "steps": steps,
             "first_over_last_gradient": first_over_last,
-            "initial_decay_per_step": decay,
-            "initial_steps_back_to_zero": dead,
-            "length": MARKED_LENGTH,
+            "early_step": early_step,
+            "early_decay_per_step": decay,
+            "early_steps_back_to_zero": dead,
+            "early_reach_steps": reached,
+            "length": len(final["lstm"]),
         },  # fmt: skip
-        series={"gradient norm per input time step (after training)": norms},
-        answer="only the gated cells",
+        series={
+            f"gradient norm per input time step at step {early_step}": early,
+            "gradient norm per input time step after training": final,
+            "gradient reaching t = 0 over the last step's, through training": {
+                "step": [step for step, _norms in snapshots["lstm"]],
+                **{
+                    label: [relative_to_last(norms)[0] for _step, norms in shots]
+                    for label, shots in snapshots.items()
+                },
+            },
+        },
+        answer=which_learn(val_accuracy, chance),
     )
+
+
+def which_learn(val_accuracy: Mapping[str, float], chance: float) -> str:
+    """The prediction's answer as measured: which cells ended 35 points above chance."""
+    learned = {label for label, value in val_accuracy.items() if value > chance + 0.35}
+    if learned == set(CELLS):
+        return "all four"
+    if learned == set(GATED_CELLS):
+        return "only the gated cells"
+    if learned == set(PLAIN_CELLS):
+        return "only the plain RNNs"
+    return "none" if not learned else ", ".join(sorted(learned))
+
+
+def tanh_against_relu(reached: Mapping[str, int], dead: Mapping[str, int | None]) -> str:
+    """What the two plain cells' gradients show side by side, in words with the numbers."""
+    tanh, relu = reached["rnn (tanh)"], reached["rnn (relu)"]
+    longer = "tanh" if tanh > relu else "relu" if relu > tanh else "neither"
+    text = (
+        f"Tanh against relu: the gradient stays above {REACH_FRACTION:g} of the last step's "
+        f"for {tanh} steps back in the tanh RNN and {relu} in the relu RNN"
+        + (f" (the {longer} RNN's reaches further)" if longer != "neither" else "")
+    )
+    if dead["rnn (relu)"] is not None:
+        text += (
+            f"; the relu RNN's is exactly zero from {dead['rnn (relu)']} steps back (every path "
+            "crosses a relu that is off), the tanh RNN's "
+            + ("never is" if dead["rnn (tanh)"] is None else f"from {dead['rnn (tanh)']}")
+        )
+    return text + "; neither learns a dependency 59 steps long."
 
 
 # ---- 11: exploding gradients and clipping --------------------------------------------------
@@ -330,7 +343,7 @@ def exploding_runs(budget: str) -> dict[str, TrainConfig]:
                 "optimizer": "sgd",
                 "lr": 0.01,
                 "grad_clip": clip,
-                "epochs": 5,
+                "epochs": 1000,  # max_steps ends the run (one epoch is 62 steps)
                 "max_steps": EXPLODING_STEPS[budget],
                 "batch_size": 64,
                 "seed": 0,
@@ -382,7 +395,7 @@ def judge_exploding(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
             "clipped_val_accuracy": val_accuracy,
             "chance": chance,
             "unclipped_state": str(unclipped_state),
-            "steps": EXPLODING_STEPS[budget],
+            "max_steps": EXPLODING_STEPS[budget],
             "steps_run": {k: len(v) for k, v in curves.items()},
         },  # fmt: skip
         series={"training loss per step": curves},
@@ -415,7 +428,7 @@ AXES_LESSON = register(
         position=8,
     )
 )
-register(
+VANISHING_LESSON = register(
     Lesson(
         name="vanishing_gradients",
         title="Vanishing gradients",
@@ -435,8 +448,15 @@ register(
             choices=("all four", "only the gated cells", "only the plain RNNs", "none"),
         ),  # fmt: skip
         judge=judge_vanishing,
-        note=PLAIN_LOOP_NOTE,
-        setup={"arch": "lstm", "dataset": "mnist1d"},
+        runs=vanishing_runs,
+        setup={
+            "arch": "rnn",
+            "dataset": "first_sign",
+            "arch_config": {"hidden_size": VANISHING_HIDDEN},
+            "lr": 1e-2,
+            "batch_size": 32,
+            "snapshot_every": GRADIENT_EVERY,
+        },
         position=10,
     )
 )

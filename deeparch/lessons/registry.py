@@ -4,7 +4,10 @@ themselves (the registry after deeparch.models.registry, itself after timm's reg
 A lesson is data (its claim in our words, a real source, the prediction a student makes first, a
 one-click setup for Train) plus two small functions: `runs(budget)` names the training runs the
 engine trains for it (TrainConfigs; none for an exact computation), and `judge(budget, jobs)`
-measures what those runs (or a computation of its own) show and says whether the claim held.
+measures what those runs (or a computation of its own) show and says whether the claim held. A
+lesson may have a second stage, `second_stage(budget)`: runs the engine starts once the first
+stage's have finished, which may start from a first-stage run's weights (StagedRun.weights_from),
+as transfer learning does; the judge then sees the runs of both stages.
 """
 
 from __future__ import annotations
@@ -107,6 +110,9 @@ class Outcome:
     answer: Any = None  # the prediction's answer, where the experiment measures it
     series: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     images: dict[str, Any] = field(default_factory=dict)
+    # Each engine run behind it, by label: its stage, state, steps and final metrics (the runner
+    # fills it in, so the CLI prints every stage's runs).
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json_dict(self, lesson: Lesson) -> dict[str, Any]:
         return {
@@ -119,10 +125,24 @@ class Outcome:
             "measured": self.measured,
             "answer": lesson.prediction.right_answer(self),
             "series": self.series,
+            "runs": self.runs,
         }
 
 
+@dataclass(frozen=True)
+class StagedRun:
+    """A second-stage run: its config, and what it takes from a finished first-stage run.
+
+    weights_from: (the first-stage run's label, the parts to take, comma-separated as
+    deeparch.engine.checkpointing.WeightsFrom reads them), or None to start from the seed alone.
+    """
+
+    config: TrainConfig
+    weights_from: tuple[str, str] | None = None
+
+
 Runs = Callable[[str], dict[str, TrainConfig]]
+StagedRuns = Callable[[str], dict[str, StagedRun]]
 Judge = Callable[[str, Mapping[str, JobHandle]], Outcome]
 
 
@@ -140,6 +160,8 @@ class Lesson:
     prediction: Prediction
     judge: Judge
     runs: Runs = no_runs
+    # Runs the engine starts once every run of `runs` has finished (None: one stage).
+    second_stage: StagedRuns | None = None
     # The one-click run on Train: a TrainConfig's dict (arch, arch_config, training fields).
     setup: dict[str, Any] | None = None
     # An exact computation: the same numbers for everyone, so computed once per server.

@@ -1,17 +1,23 @@
-"""Running a lesson: its engine runs on a job manager, then its judge on the finished jobs.
+"""Running a lesson: its engine runs on a job manager, stage by stage, then its judge on the
+finished jobs.
 
 `run_lesson` blocks (the CLI and the tests, on a private manager of one slot); the page uses
-LessonRun, which submits to the class's shared manager and judges in a thread of its own, so a
-rerun never waits for training.
+LessonRun, which submits to the class's shared manager under the student's owner id and judges in
+a thread of its own, so a rerun never waits for training. Both go through LessonJobs: stage 1
+(the lesson's runs), then, once every one of them has finished, stage 2 (its second_stage), whose
+runs may start from a first-stage run's checkpoint.
 """
 
 from __future__ import annotations
 
 import logging
+import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
+from deeparch.engine.checkpointing import WeightsFrom
 from deeparch.engine.config import TrainConfig
 from deeparch.engine.handle import JobHandle
 from deeparch.engine.manager import JobManager
@@ -31,22 +37,154 @@ def private_manager() -> JobManager:
     return JobManager(max_running=1, heartbeat_timeout=0)
 
 
-def run_lesson(name: str, budget: str = "ci", manager: JobManager | None = None) -> Outcome:
-    """Train the lesson's runs, wait for them, judge them; blocks until the outcome is known."""
-    lesson = get_lesson(name)
-    check_budget(budget)
-    manager = manager if manager is not None else private_manager()
-    jobs = {label: manager.submit(config) for label, config in lesson.runs(budget).items()}
-    try:
-        for job in jobs.values():
+class LessonJobs:
+    """A lesson's engine jobs by label, stage by stage, on one manager under one owner.
+
+    Stage 1 is the lesson's `runs`; stage 2 its `second_stage`, submitted once stage 1 has
+    finished, each run that takes weights from a first-stage run starting from that run's
+    checkpoint (written to a temporary folder, read at submit). Readers on other threads (the
+    page) get copies of the jobs.
+    """
+
+    def __init__(self, lesson: Lesson, budget: str, manager: Any, owner: str | None) -> None:
+        self.lesson, self.budget, self.manager, self.owner = lesson, budget, manager, owner
+        self._lock = threading.Lock()
+        self._jobs: dict[str, JobHandle] = {}
+        self._stages: dict[str, int] = {}
+        self._stage = 0
+
+    @property
+    def stage(self) -> int:
+        """The stage submitted last: 0 before any, 1, then 2 for a lesson with a second."""
+        with self._lock:
+            return self._stage
+
+    @property
+    def stages(self) -> int:
+        return 1 if self.lesson.second_stage is None else 2
+
+    def jobs(self, stage: int | None = None) -> dict[str, JobHandle]:
+        """A copy of the jobs by label (of one stage, or all), in the order submitted."""
+        with self._lock:
+            return {
+                label: job
+                for label, job in self._jobs.items()
+                if stage is None or self._stages[label] == stage
+            }
+
+    def submit_first(self) -> None:
+        for label, config in self.lesson.runs(self.budget).items():
+            self._add(1, label, self.manager.submit(config, owner=self.owner))
+        with self._lock:
+            self._stage = 1
+
+    def submit_second(self) -> None:
+        """The second stage's runs, from the finished first stage's weights where they ask."""
+        first = self.jobs(1)
+        with tempfile.TemporaryDirectory(prefix=f"deeparch-{self.lesson.name}-") as folder:
+            saved: dict[str, Path] = {}
+            for label, run in self.lesson.second_stage(self.budget).items():
+                weights_from = None
+                if run.weights_from is not None:
+                    source, parts = run.weights_from
+                    if source not in saved:
+                        saved[source] = first[source].save_checkpoint(
+                            Path(folder) / f"stage-1-{len(saved)}"
+                        )
+                    weights_from = WeightsFrom(saved[source], parts)
+                job = self.manager.submit(run.config, owner=self.owner, weights_from=weights_from)
+                self._add(2, label, job)
+        with self._lock:
+            self._stage = 2
+
+    def _add(self, stage: int, label: str, job: JobHandle) -> None:
+        with self._lock:
+            if label in self._jobs:
+                job.stop("a run of this label is already in the lesson")
+                raise ValueError(f"lesson {self.lesson.name}: two runs are labelled {label!r}")
+            self._jobs[label], self._stages[label] = job, stage
+
+    def wait(self, stage: int) -> None:
+        """Until every job of the stage has ended; one past RUN_TIMEOUT_S is stopped."""
+        for job in self.jobs(stage).values():
             if not job.wait(RUN_TIMEOUT_S):
                 job.stop(f"the lesson's run took longer than {RUN_TIMEOUT_S:g} s")
                 job.wait()
-        with JUDGE_SLOTS:
-            return lesson.judge(budget, jobs)
+
+    def stop(self, reason: str) -> None:
+        for job in self.jobs().values():
+            job.stop(reason)
+
+    def remove(self) -> None:
+        for job in self.jobs().values():
+            self.manager.remove(job.id)
+
+    def summaries(self) -> dict[str, dict[str, Any]]:
+        """Each run's stage, state, reason, steps and final metrics, for the outcome's JSON."""
+        with self._lock:
+            stages = dict(self._stages)
+        return {label: run_summary(job, stages[label]) for label, job in self.jobs().items()}
+
+
+def run_summary(job: JobHandle, stage: int) -> dict[str, Any]:
+    snapshot = job.snapshot()
+    return {
+        "stage": stage,
+        "arch": job.arch,
+        "dataset": job.dataset,
+        "state": str(job.state),
+        "reason": job.reason,
+        "steps": snapshot.get("step"),
+        "final_metrics": dict(snapshot.get("final_metrics") or {}),
+    }
+
+
+def train_and_judge(
+    staged: LessonJobs,
+    cancelled: threading.Event | None = None,
+    on_judge: Callable[[bool], None] | None = None,
+) -> Outcome | None:
+    """Wait for stage 1 (already submitted); submit stage 2 when there is one and stage 1
+    finished; wait; judge. None when `cancelled` was set (nothing judged). `on_judge(False)` is
+    called while waiting for the judge's slot, `on_judge(True)` once judging."""
+    lesson, budget = staged.lesson, staged.budget
+    staged.wait(1)
+    if cancelled is not None and cancelled.is_set():
+        return None
+    if lesson.second_stage is not None:
+        problems = unfinished(staged.jobs(1))
+        if problems:
+            outcome = failed_outcome(lesson, [f"stage 1, {problem}" for problem in problems])
+            outcome.runs = staged.summaries()
+            return outcome
+        staged.submit_second()
+        if cancelled is not None and cancelled.is_set():  # stopped while it was submitting
+            staged.stop("stopped from the lesson")
+        staged.wait(2)
+    if cancelled is not None and cancelled.is_set():
+        return None
+    if on_judge is not None:
+        on_judge(False)
+    with JUDGE_SLOTS:
+        if on_judge is not None:
+            on_judge(True)
+        outcome = lesson.judge(budget, staged.jobs())
+    outcome.runs = staged.summaries()
+    return outcome
+
+
+def run_lesson(name: str, budget: str = "ci", manager: JobManager | None = None) -> Outcome:
+    """Train the lesson's runs, stage by stage, wait for them, judge them; blocks until the
+    outcome is known."""
+    lesson = get_lesson(name)
+    check_budget(budget)
+    manager = manager if manager is not None else private_manager()
+    staged = LessonJobs(lesson, budget, manager, owner=None)
+    try:
+        staged.submit_first()
+        return train_and_judge(staged)
     finally:
-        for job in jobs.values():
-            manager.remove(job.id)
+        staged.remove()
 
 
 def engine_run(
@@ -89,8 +227,10 @@ def last_epoch(job: JobHandle) -> dict[str, Any]:
 class LessonRun:
     """One student's run of a lesson: its jobs on a shared manager, then the judge in a thread.
 
-    The page keeps this object in the session and reads `status`, `outcome` and the jobs'
-    snapshots; nothing here blocks the caller.
+    The page keeps this object in the session and reads `status`, `stage`, `outcome` and the
+    jobs' snapshots; nothing here blocks the caller. The first stage is submitted here (a
+    ConfigError reaches the page at once); a second stage is submitted by the thread once the
+    first has finished, under the same owner, so both stages' runs are the student's own.
     """
 
     def __init__(self, lesson: Lesson, budget: str, manager: Any, owner: str | None) -> None:
@@ -101,10 +241,9 @@ class LessonRun:
         self._outcome: Outcome | None = None
         self._error = ""
         self._cancelled = threading.Event()
-        self.jobs: dict[str, JobHandle] = {}
+        self._staged = LessonJobs(lesson, budget, manager, owner)
         try:
-            for label, config in lesson.runs(budget).items():
-                self.jobs[label] = manager.submit(config, owner=owner)
+            self._staged.submit_first()
         except Exception:
             self.stop()
             raise
@@ -112,6 +251,20 @@ class LessonRun:
             target=self._finish, name=f"deeparch-lesson-{lesson.name}", daemon=True
         )
         self._thread.start()
+
+    @property
+    def jobs(self) -> dict[str, JobHandle]:
+        """Every stage's jobs so far, by label (a copy: the thread adds the second stage's)."""
+        return self._staged.jobs()
+
+    @property
+    def stage(self) -> int:
+        """The stage training or trained last: 1, or 2 once the second stage is submitted."""
+        return self._staged.stage
+
+    @property
+    def stages(self) -> int:
+        return self._staged.stages
 
     @property
     def status(self) -> str:
@@ -134,8 +287,7 @@ class LessonRun:
 
     def stop(self) -> None:
         self._cancelled.set()
-        for job in self.jobs.values():
-            job.stop("stopped from the lesson")
+        self._staged.stop("stopped from the lesson")
 
     def wait(self, timeout: float | None = None) -> bool:
         self._thread.join(timeout)
@@ -147,18 +299,15 @@ class LessonRun:
 
     def _finish(self) -> None:
         try:
-            for job in self.jobs.values():
-                if not job.wait(RUN_TIMEOUT_S):
-                    job.stop(f"the lesson's run took longer than {RUN_TIMEOUT_S:g} s")
-                    job.wait()
-            if self._cancelled.is_set():
+            outcome = train_and_judge(self._staged, self._cancelled, self._waiting_for_judge)
+            if outcome is None:
                 self._set("stopped")
-                return
-            self._set("waiting")
-            with JUDGE_SLOTS:
-                self._set("judging")
-                outcome = self.lesson.judge(self.budget, self.jobs)
-            self._set("done", outcome)
+            else:
+                self._set("done", outcome)
         except Exception as error:  # noqa: BLE001  (the page shows it; the thread must end)
             logger.exception("lesson %s failed", self.lesson.name)
+            self.stop()
             self._set("failed", error=f"{type(error).__name__}: {error}")
+
+    def _waiting_for_judge(self, judging: bool) -> None:
+        self._set("judging" if judging else "waiting")

@@ -1,19 +1,17 @@
-"""Lesson: freezing part of a network, through the engine. A convnet trained on digits 0-4
-(classes=0,1,2,3,4) lends its features, frozen, to a run on a few images of 5-9 whose head is
-new (WeightsFrom: the checkpoint's features and first dense layer, the output layer the run's
-own), against the same convnet trained from scratch on those images with the same budget."""
+"""Lesson: freezing part of a network, through the engine, in two stages. A convnet trained on
+digits 0-4 (classes=0,1,2,3,4; stage 1) lends its features, frozen, to a run on a few images of
+5-9 whose head is new (stage 2, weights_from the first run: its features; the classifier, both
+dense layers, the run's own), against the same convnet trained from scratch on those images
+with the same budget (stage 2 too)."""
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Mapping
-from pathlib import Path
 
-from deeparch.engine.checkpointing import WeightsFrom
 from deeparch.engine.config import TrainConfig
 from deeparch.engine.handle import JobHandle
-from deeparch.lessons.registry import Lesson, Outcome, Prediction, register
-from deeparch.lessons.runner import RUN_TIMEOUT_S, failed_outcome, private_manager, unfinished
+from deeparch.lessons.registry import Lesson, Outcome, Prediction, StagedRun, register
+from deeparch.lessons.runner import failed_outcome, unfinished
 
 PRETRAIN_STEPS = {"ci": 400, "full": 1000}
 # The budget both contenders get on 5-9, the same at both budgets: the claim is about few steps
@@ -26,9 +24,13 @@ NEW_PER_CLASS = 3
 MARGIN = 0.02  # ahead by two points at least, not by the noise of one seed
 SMALL = {"dense_width": 64}
 FIRST, SECOND = "0,1,2,3,4", "5,6,7,8,9"  # five classes each: heads of the same shape
-# What the new run takes from the pretrained one; classifier.output stays the run's own, new.
-TAKEN = "features,classifier.fc1"
+# What the new run takes from the pretrained one: the convolutions only. Measured here, 20 steps
+# on the 15 images: with the first dense layer taken too (trainable), 73.0% after 400 steps of
+# pretraining but 66.8% after 1,000, against 65.8% from scratch (that layer, trained longer on
+# 0-4, suits 5-9 the less); with the features alone, 75.4% and 77.0%.
+TAKEN = "features"
 FROZEN, SCRATCH = "frozen features, new head", "from scratch"
+PRETRAINED = "digits 0-4"
 
 
 def cnn_config(classes: str, **settings) -> TrainConfig:
@@ -46,16 +48,19 @@ def cnn_config(classes: str, **settings) -> TrainConfig:
 
 
 def pretrain_runs(budget: str) -> dict[str, TrainConfig]:
-    return {"digits 0-4": cnn_config(FIRST, max_steps=PRETRAIN_STEPS[budget], seed=1)}
+    return {PRETRAINED: cnn_config(FIRST, max_steps=PRETRAIN_STEPS[budget], seed=1)}
 
 
-def transfer_configs(budget: str) -> dict[str, TrainConfig]:
-    """The two contenders on NEW_PER_CLASS images of each of 5-9, the same seed and steps."""
+def transfer_runs(budget: str) -> dict[str, StagedRun]:
+    """The second stage: the two contenders on NEW_PER_CLASS images of each of 5-9, the same
+    seed and steps; the frozen one starts from the pretrained run's features."""
     settings = {"max_steps": TRANSFER_STEPS[budget], "train_subset": 5 * NEW_PER_CLASS,
                 "batch_size": 64, "seed": 3}  # fmt: skip
     return {
-        FROZEN: cnn_config(SECOND, freeze="features", **settings),
-        SCRATCH: cnn_config(SECOND, **settings),
+        FROZEN: StagedRun(
+            cnn_config(SECOND, freeze="features", **settings), weights_from=(PRETRAINED, TAKEN)
+        ),
+        SCRATCH: StagedRun(cnn_config(SECOND, **settings)),
     }
 
 
@@ -67,31 +72,12 @@ def judge_freezing(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
     problems = unfinished(jobs)
     if problems:
         return failed_outcome(LESSON, problems)
-    # The second stage needs the first's weights, so it is submitted here, to a manager of its
-    # own (one slot; the judge runs one lesson at a time in the process), and removed after.
-    manager = private_manager()
-    with tempfile.TemporaryDirectory(prefix="deeparch-freezing-") as folder:
-        path = jobs["digits 0-4"].save_checkpoint(Path(folder) / "digits-0-4")
-        configs = transfer_configs(budget)
-        second = {
-            FROZEN: manager.submit(configs[FROZEN], weights_from=WeightsFrom(path, TAKEN)),
-            SCRATCH: manager.submit(configs[SCRATCH]),
-        }
-    try:
-        for job in second.values():
-            job.wait(RUN_TIMEOUT_S)
-        problems = unfinished(second)
-        if problems:
-            return failed_outcome(LESSON, problems)
-        accuracy = {
-            label: float(job.snapshot()["final_metrics"]["val_accuracy"])
-            for label, job in second.items()
-        }
-        trainable = {label: trainable_count(job) for label, job in second.items()}
-    finally:
-        for job in second.values():
-            job.stop("the lesson is judged")
-            manager.remove(job.id)
+    second = {label: jobs[label] for label in (FROZEN, SCRATCH)}
+    accuracy = {
+        label: float(job.snapshot()["final_metrics"]["val_accuracy"])
+        for label, job in second.items()
+    }
+    trainable = {label: trainable_count(job) for label, job in second.items()}
     held = accuracy[FROZEN] > accuracy[SCRATCH] + MARGIN
     return Outcome(
         LESSON.name,
@@ -129,9 +115,10 @@ LESSON = register(
         ),  # fmt: skip
         judge=judge_freezing,
         runs=pretrain_runs,
-        note="The pretraining on 0-4 is the lesson's engine run; the two runs on 5-9 start "
-        "from its checkpoint (the frozen one) or from scratch, and are engine jobs the judge "
-        "submits once the pretraining has ended, on a manager of its own.",
+        second_stage=transfer_runs,
+        note="Two stages of engine runs: the pretraining on 0-4 first; once it has finished, the "
+        "two runs on 5-9, one starting from its checkpoint's features (frozen), one from "
+        "scratch.",
         setup={"arch": "cnn", "dataset": "mnist", "classes": FIRST, "arch_config": SMALL},
         position=24,
     )

@@ -64,7 +64,8 @@ def test_every_dataset_has_static_info():
     assert names[0] == "mnist"
     assert set(names) == {
         "mnist", "digits", "digits_tokens", "mnist1d", "mnist_rows", "surnames", "sines",
-        "topics_chars", "topics_words", "reverse_digits", "sort_digits", *TOY_SETS, *FILE_SETS,
+        "topics_chars", "topics_words", "reverse_digits", "sort_digits", "first_sign", *TOY_SETS,
+        *FILE_SETS,
     }  # fmt: skip
     for name in names:
         info = dataset_info(name)
@@ -115,6 +116,20 @@ def test_mnist_shapes_ranges_and_stratified_split():
     expected = torch.from_numpy(pixels[val_index].reshape(-1, 1, 28, 28) / 255.0).float()
     assert torch.allclose(dataset.x_val, expected)
     assert dataset.y_val.tolist() == labels[val_index].tolist()
+
+
+def test_first_sign_labels_each_sequence_by_the_sign_of_its_marked_first_value():
+    dataset = load_dataset("first_sign")
+    assert dataset.x_train.shape == (2000, 60, 2) and dataset.x_val.shape == (500, 60, 2)
+    for x, y in ((dataset.x_train, dataset.y_train), (dataset.x_val, dataset.y_val)):
+        assert torch.equal(y, (x[:, 0, 0] > 0).long())  # the oracle: the first value's sign
+        marker = torch.zeros(60)
+        marker[0] = 1.0
+        assert torch.equal(x[:, :, 1], marker.expand(len(x), 60))  # t = 0 marked, nothing else
+        assert abs(float(x[:, 1:, 0].std()) - 1.0) < 0.02  # the rest is N(0, 1) noise
+    # Stratified: each split holds the two classes in the same proportion.
+    shares = [float(y.float().mean()) for y in (dataset.y_train, dataset.y_val)]
+    assert abs(shares[0] - shares[1]) < 0.01
 
 
 def test_split_is_deterministic_per_seed():

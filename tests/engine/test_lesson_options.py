@@ -17,7 +17,7 @@ from deeparch.engine.manager import JobManager
 from deeparch.engine.optim import make_optimizer
 from deeparch.engine.prepare import prepare
 from deeparch.errors import ConfigError
-from deeparch.models import create_model
+from deeparch.models import create_model, get_arch
 from deeparch.randomness import borrowed_global_generator
 
 SGD = TrainConfig(
@@ -93,6 +93,36 @@ def test_recurrent_init_scale_sets_every_gates_singular_values(arch):
     with pytest.raises(ConfigError) as error:
         TrainConfig.from_dict({"arch": arch, "arch_config": {"recurrent_init_scale": -1}})
     assert error.value.field == "recurrent_init_scale"
+
+
+@pytest.mark.parametrize("arch", ["lstm", "gru"])
+def test_keep_gate_bias_opens_the_gate_that_keeps_the_state(arch):
+    model = seeded(arch, {"hidden_size": 8, "num_layers": 2, "bidirectional": True,
+                          "keep_gate_bias": 4.0}, dataset="first_sign")  # fmt: skip
+    default = seeded(arch, {"hidden_size": 8, "num_layers": 2, "bidirectional": True},
+                     dataset="first_sign")  # fmt: skip
+    for name, bias in model.rnn.named_parameters():
+        if not name.startswith("bias"):
+            assert torch.equal(bias, dict(default.rnn.named_parameters())[name])
+            continue
+        keep, written = bias[8:16], bias[:8]  # gates (i, f, g, o) and (r, z, n): f and z
+        summed_keep = 4.0 if name.startswith("bias_ih") else 0.0
+        assert torch.equal(keep, torch.full((8,), summed_keep))
+        if arch == "lstm":
+            assert torch.equal(written, torch.full((8,), -summed_keep))
+    # The independent check: one GRU step from a state h with zero input keeps sigmoid(4) of h
+    # plus 1 - sigmoid(4) of the candidate (PyTorch's h' = (1 - z) n + z h).
+    gru = seeded("gru", {"hidden_size": 8, "keep_gate_bias": 4.0}, dataset="first_sign").rnn
+    h = torch.randn(1, 1, 8, generator=torch.Generator().manual_seed(0))
+    w, b_ih, b_hh = gru.weight_hh_l0, gru.bias_ih_l0, gru.bias_hh_l0
+    with torch.no_grad():
+        _, stepped = gru(torch.zeros(1, 1, 2), h)
+        state = h[0, 0]
+        z = torch.sigmoid(w[8:16] @ state + 4.0)
+        r = torch.sigmoid(w[:8] @ state + b_ih[:8] + b_hh[:8])
+        n = torch.tanh(b_ih[16:] + r * (w[16:] @ state + b_hh[16:]))
+    assert torch.allclose(stepped[0, 0], (1 - z) * n + z * h[0, 0], atol=1e-6)
+    assert "keep_gate_bias" not in {f.name for f in dataclasses.fields(get_arch("rnn").config_cls)}
 
 
 def test_layer_statistics_count_the_weights_near_zero():

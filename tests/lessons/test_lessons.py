@@ -6,11 +6,14 @@ import math
 import pytest
 
 from deeparch.cli.main import main
+from deeparch.data import load_dataset
+from deeparch.data.subsets import parse_classes, select_classes
 from deeparch.errors import ConfigError, UnknownNameError
 from deeparch.export.script import export_parts
 from deeparch.lessons import get_lesson, list_lessons
-from deeparch.lessons.registry import Prediction, parse_number, parse_shape
+from deeparch.lessons.registry import BUDGETS, Prediction, parse_number, parse_shape
 from deeparch.lessons.runner import run_lesson
+from deeparch.models import get_arch
 
 # The numbers each claim states, checked on the outcome (a lesson not listed here is still run
 # and must hold; these add the numbers the course quotes).
@@ -41,16 +44,21 @@ CLAIMED_NUMBERS = {
     "lstm_states": lambda m: (
         m["h_T_shape"] == m["c_T_shape"] == [1, 1, 64] and m["readout_difference"] == 0.0
     ),
-    # Both gated cells learn it (98.6% and 97.2% measured at 200 steps), neither plain one leaves
-    # chance (52.6%, 51.2%); at initialisation the tanh RNN's gradient shrinks by 0.46 a step,
-    # the gated cells' by 0.88 and 0.98, and the relu RNN's is cut to exactly zero 57 steps back.
+    # Engine runs, 200 steps: both gated cells learn it (98.6% and 99.2% measured), neither
+    # plain one leaves chance (49% each, chance 51%); at the first snapshot (step 20) the tanh
+    # RNN's gradient shrinks by 0.64 a step back, the relu RNN's by 0.34 and is exactly zero from
+    # 48 steps back, the gated cells' by 0.95 and 1.00; the relu RNN's reaches the fewer steps.
     "vanishing_gradients": lambda m: (
         min(m["val_accuracy"]["lstm"], m["val_accuracy"]["gru"]) > 0.9
         and max(m["val_accuracy"]["rnn (tanh)"], m["val_accuracy"]["rnn (relu)"]) < 0.6
-        and m["initial_decay_per_step"]["rnn (tanh)"] < 0.6
-        and min(m["initial_decay_per_step"]["lstm"], m["initial_decay_per_step"]["gru"]) > 0.8
-        and m["initial_steps_back_to_zero"]["rnn (relu)"] is not None
-        and m["initial_steps_back_to_zero"]["rnn (tanh)"] is None
+        and set(m["steps"].values()) == {200}
+        and m["early_decay_per_step"]["rnn (tanh)"] < 0.8
+        and m["early_decay_per_step"]["rnn (relu)"] < m["early_decay_per_step"]["rnn (tanh)"]
+        and min(m["early_decay_per_step"]["lstm"], m["early_decay_per_step"]["gru"]) > 0.9
+        and m["early_steps_back_to_zero"]["rnn (relu)"] is not None
+        and m["early_steps_back_to_zero"]["rnn (tanh)"] is None
+        and m["early_reach_steps"]["rnn (relu)"] < m["early_reach_steps"]["rnn (tanh)"]
+        and min(m["early_reach_steps"]["lstm"], m["early_reach_steps"]["gru"]) == m["length"] - 1
     ),
     "exploding_gradients": lambda m: (
         (
@@ -173,7 +181,34 @@ def test_each_claim_holds_within_its_ci_budget(name):
     if lesson.prediction.kind == "choice":
         assert answer in lesson.prediction.choices
     assert lesson.prediction.is_right(answer, outcome)
+    # Every engine run of every stage is in the outcome the CLI prints, with its stage.
+    stages = {label: 1 for label in lesson.runs("ci")}
+    if lesson.second_stage is not None:
+        stages.update({label: 2 for label in lesson.second_stage("ci")})
+    assert {label: run["stage"] for label, run in outcome.runs.items()} == stages
     json.dumps(outcome.to_json_dict(lesson))  # the CLI prints it
+
+
+def training_samples(config):
+    """How many training samples a run's batches come from (its classes, its subset)."""
+    data = load_dataset(config.dataset or get_arch(config.arch).default_dataset)
+    count = int((select_classes(data, parse_classes(config.classes, data.info))).y_train.shape[0])
+    return min(count, int(config.train_subset)) if config.train_subset else count
+
+
+@pytest.mark.parametrize("budget", BUDGETS)
+@pytest.mark.parametrize("name", [n for n in list_lessons() if get_lesson(n).runs("ci")])
+def test_each_run_trains_the_max_steps_it_names(name, budget):
+    # A verdict says "after N steps"; too few epochs would end the run sooner (one epoch of
+    # mnist is 62 steps of 64), so epochs must leave room for max_steps.
+    lesson = get_lesson(name)
+    configs = list(lesson.runs(budget).values())
+    if lesson.second_stage is not None:
+        configs += [run.config for run in lesson.second_stage(budget).values()]
+    for config in configs:
+        if config.max_steps:
+            per_epoch = max(1, training_samples(config) // config.batch_size)
+            assert config.epochs * per_epoch >= config.max_steps, (config.arch, config.dataset)
 
 
 @pytest.mark.parametrize(
@@ -210,6 +245,11 @@ def test_the_cli_lists_and_runs_a_lesson(capsys):
     assert main(["lesson", "list", "--format", "json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [entry["name"] for entry in listed] == list_lessons()
+    stages = {entry["name"]: entry["stages"] for entry in listed}
+    assert stages["freezing"] == 2 and stages["vanishing_gradients"] == 1
+    assert all(
+        entry["trains_with_engine"] for entry in listed if entry["name"] == "vanishing_gradients"
+    )
     assert main(["lesson", "run", "counting_parameters", "--budget", "ci"]) == 0
     outcome = json.loads(capsys.readouterr().out)
     assert outcome["held"] is True and outcome["measured"]["total"] == 93_322

@@ -323,7 +323,7 @@ def test_compatible_datasets_are_exactly_those_it_can_train_on_its_default_first
 
 def test_compatible_datasets_of_a_sequence_model_and_an_image_classifier():
     assert compatible_datasets(get_arch("lstm")) == [
-        "mnist1d", "digits_tokens", "mnist_rows", "surnames"
+        "mnist1d", "digits_tokens", "mnist_rows", "surnames", "first_sign"
     ]  # fmt: skip
     assert compatible_datasets(get_arch("mlp"))[:2] == ["mnist", "digits"]
     assert "mnist1d" not in compatible_datasets(get_arch("mlp"))
