@@ -17,6 +17,7 @@ from torch import nn
 
 from deeparch.data import load_dataset
 from deeparch.engine.config import TrainConfig
+from deeparch.engine.divergence import HELPFUL_GRAD_CLIP
 from deeparch.engine.handle import JobHandle
 from deeparch.engine.state import JobState
 from deeparch.lessons.measure import (
@@ -312,7 +313,7 @@ def judge_vanishing(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
 # is already in the thousands. mnist_rows, where a plain RNN learns (on mnist1d it stays at chance).
 RECURRENT_SCALE = 2.0
 EXPLODING_STEPS = {"ci": 200, "full": 1000}
-CLIP = 1.0
+CLIP = HELPFUL_GRAD_CLIP  # the value a diverged recurrent run is advised: checked here
 CLIPPING = {"no clipping": 0.0, f"grad_clip {CLIP:g}": CLIP}
 
 
