@@ -208,6 +208,7 @@ def judge_lstm_states(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
         series={
             "c_t over time (first units)": {f"unit {u}": c_over_time[:, u].tolist() for u in units}
         },
+        series_x={"c_t over time (first units)": "time step t"},
         answer=tuple(c_last.shape),
     )
 
@@ -302,6 +303,7 @@ def judge_vanishing(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
             "length": MARKED_LENGTH,
         },  # fmt: skip
         series={"gradient norm per input time step (after training)": norms},
+        series_x={"gradient norm per input time step (after training)": "input time step"},
         answer="only the gated cells",
     )
 
@@ -387,6 +389,7 @@ def judge_exploding(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
             "steps_run": {k: len(v) for k, v in curves.items()},
         },  # fmt: skip
         series={"training loss per step": curves},
+        series_x={"training loss per step": "step"},
         answer="it diverges",
     )
 

@@ -8,9 +8,10 @@ import pytest
 from deeparch.cli.main import main
 from deeparch.errors import ConfigError, UnknownNameError
 from deeparch.export.script import export_parts
-from deeparch.lessons import get_lesson, list_lessons
+from deeparch.lessons import get_lesson, list_lessons, present
 from deeparch.lessons.registry import Prediction, parse_number, parse_shape
 from deeparch.lessons.runner import run_lesson
+from tests.lessons.test_lesson_views import assert_axes_named
 
 # The numbers each claim states, checked on the outcome (a lesson not listed here is still run
 # and must hold; these add the numbers the course quotes).
@@ -174,6 +175,7 @@ def test_each_claim_holds_within_its_ci_budget(name):
         assert answer in lesson.prediction.choices
     assert lesson.prediction.is_right(answer, outcome)
     json.dumps(outcome.to_json_dict(lesson))  # the CLI prints it
+    assert_axes_named(present.series_figures(outcome) + present.image_figures(outcome))
 
 
 @pytest.mark.parametrize(
