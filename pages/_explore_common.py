@@ -14,7 +14,6 @@ from deeparch.errors import DeeparchError
 from deeparch.explore import views as explore
 from deeparch.figures.text import escape_markdown
 from pages._shared import (
-    KEPT_KEY,
     current_job,
     forget,
     keep,
@@ -23,22 +22,6 @@ from pages._shared import (
     session_jobs,
     session_owner,
 )
-
-
-def keep_fitting(key: str, fits: Callable[[Any], bool], default: Any = None) -> str:
-    """keep() for a widget whose allowed values depend on the run or its data (an image index, a
-    layer): the student's choice stays across pages, and one that no longer fits (another run,
-    a smaller dataset) is dropped, so the widget starts again at `default`. Give the widget no
-    value of its own (Streamlit warns about a value set twice)."""
-    value = st.session_state.get(key, st.session_state.get(KEPT_KEY, {}).get(key))
-    if value is not None and not fits(value):
-        forget(key)
-    return keep(key, default)
-
-
-def index_within(count: int) -> Callable[[Any], bool]:
-    """Fits an index widget over `count` items."""
-    return lambda value: isinstance(value, int | float) and 0 <= value < count
 
 
 def choose_job(view: str, prefix: str) -> JobHandle | None:
@@ -157,6 +140,7 @@ LATEST = "latest"  # the time slider's label of the newest snapshot (see step_la
 def time_slider(steps: list[int], key: str) -> int:
     """A slider over snapshot steps that follows the newest one until the user scrolls back."""
     follow_key = f"{key}_follow"
+    keep(key)  # where the student scrolled to stays across pages
     if follow_key not in st.session_state:
         st.session_state[follow_key] = True
     if st.session_state[follow_key] or st.session_state.get(key) not in steps:

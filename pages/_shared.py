@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import streamlit as st
@@ -262,6 +262,28 @@ def keep(key: str, default: Any = None) -> str:
         # server sends the value with the widget.
         kept[key] = st.session_state[key] = st.session_state[key]
     return key
+
+
+def kept_value(key: str, default: Any = None) -> Any:
+    """The value widget `key` holds or will hold when this run draws it: read before the widget
+    is drawn, right after a page switch the value is in the kept dict only."""
+    return st.session_state.get(key, st.session_state.get(KEPT_KEY, {}).get(key, default))
+
+
+def keep_fitting(key: str, fits: Callable[[Any], bool], default: Any = None) -> str:
+    """keep() for a widget whose allowed values depend on the run or its data (an image index, a
+    layer): the student's choice stays across pages, and one that no longer fits (another run,
+    a smaller dataset) is dropped, so the widget starts again at `default`. Give the widget no
+    value of its own (Streamlit warns about a value set twice)."""
+    value = kept_value(key)
+    if value is not None and not fits(value):
+        forget(key)
+    return keep(key, default)
+
+
+def index_within(count: int) -> Callable[[Any], bool]:
+    """Fits an index widget over `count` items."""
+    return lambda value: isinstance(value, int | float) and 0 <= value < count
 
 
 def forget(key: str) -> None:

@@ -3,17 +3,20 @@ decision regions of a 2-D classifier, weight and gradient histograms over time, 
 gradient norms). The numbers come from the job's snapshots; deeparch.figures draws them."""
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import streamlit as st
 
 from deeparch.data import dataset_info
+from deeparch.engine.config import train_defaults, unused_fields
 from deeparch.engine.state import JobState
 from deeparch.errors import DeeparchError
 from deeparch.figures import training_views as views
 from deeparch.models import create_model, get_arch
 from deeparch.models.parts import top_level_parts
 from deeparch.tasks.reconstruct import RECONSTRUCTION_TASKS
+from pages._shared import keep, keep_fitting
 
 # Start waits this long for a new job's first loss point, so that the page it reruns into draws
 # the point at once instead of a live-panel refresh later (a warm server's first step ends within
@@ -34,13 +37,14 @@ def wait_for_first_point(job: Any, seconds: float = FIRST_POINT_WAIT_S) -> bool:
         time.sleep(FIRST_POINT_POLL_S)
 
 
-def hidden_train_fields(arch: str) -> list[str]:
-    """Training fields the generic form leaves out: freeze (a multiselect of its own) and the
-    reconstruction loss for models that reconstruct nothing."""
+def hidden_train_fields(arch: str, chosen: Mapping[str, Any]) -> list[str]:
+    """Training fields the generic form leaves out: freeze (a multiselect of its own), the
+    reconstruction loss for models that reconstruct nothing, and the fields the `chosen`
+    settings do not use (momentum beside adam, lr_gamma without the step schedule)."""
     hidden = ["freeze"]
     if get_arch(arch).task not in RECONSTRUCTION_TASKS:
         hidden.append("reconstruction_loss")
-    return hidden
+    return hidden + unused_fields({**train_defaults(arch), **chosen})
 
 
 @st.cache_data(max_entries=128, show_spinner=False)
@@ -68,7 +72,7 @@ def freeze_picker(
     chosen = st.multiselect(
         "freeze (parts not to train)",
         list(sizes),
-        key=f"{key_prefix}_freeze_{arch}",
+        key=keep_fitting(f"{key_prefix}_freeze_{arch}", lambda parts: set(parts) <= set(sizes)),
         format_func=lambda name: f"{name} ({sizes[name]:,} parameters)",
         help="Frozen parts keep their weights and get no optimizer state: transfer learning's "
         "fixed feature extractor. The layer table on Inspect counts them as not trainable.",
@@ -94,12 +98,16 @@ def training_views(snap: dict[str, Any]) -> None:
             key="train_boundary_chart",
         )
     layers = views.layer_names(latest)
-    if not layers or not st.toggle("Show weight and gradient histograms", key="train_layer_stats"):
+    if not layers or not st.toggle(
+        "Show weight and gradient histograms", key=keep("train_layer_stats", False)
+    ):
         return
     pick, kind_col = st.columns([3, 2])
-    layer = pick.selectbox("layer", layers, key="train_hist_layer")
+    layer = pick.selectbox(
+        "layer", layers, key=keep_fitting("train_hist_layer", lambda name: name in layers)
+    )
     kind = kind_col.radio(
-        "histogram of", ("weight", "grad"), horizontal=True, key="train_hist_kind",
+        "histogram of", ("weight", "grad"), horizontal=True, key=keep("train_hist_kind"),
         format_func={"weight": "weights", "grad": "gradients"}.get,
     )  # fmt: skip
     charts = st.columns(2)

@@ -89,7 +89,7 @@ def comparison_section() -> None:
         st.session_state[code_key] = largest
     code_size = code_col.slider("code size", 1, largest, key=code_key)
     steps = steps_col.select_slider(
-        "training steps of each autoencoder", [100, 300, 1000, 3000], 300, key=keep(f"{P}_steps")
+        "training steps of each autoencoder", [100, 300, 1000, 3000], key=keep(f"{P}_steps", 300)
     )
     if st.button("Compare", key=f"{P}_compare"):
         st.session_state[f"{P}_compared"] = (dataset_name, code_size, steps)

@@ -7,7 +7,7 @@ import streamlit as st
 from deeparch.engine.run_names import common_description, run_names
 from deeparch.figures import training as viz
 from deeparch.figures.text import escape_markdown
-from pages._shared import LOADED_JOBS_KEY, keep, session_jobs, stored_snapshots
+from pages._shared import LOADED_JOBS_KEY, keep, keep_fitting, session_jobs, stored_snapshots
 
 MAX_DEFAULT_RUNS = 4
 
@@ -78,13 +78,16 @@ metrics = list(
 curves = st.columns(2)
 with curves[0]:
     if terms:
-        term = st.selectbox("loss term", terms, key="compare_term")
+        term = st.selectbox(
+            "loss term", terms, key=keep_fitting("compare_term", lambda t: t in terms)
+        )
         runs = {label: s.get("losses", {}) for label, s in picked.items()}
         wide = viz.spans_decades(runs, term)
         log_y = st.toggle(
             "log scale",
-            value=wide,
-            key=f"compare_log_{term}_{wide}",  # re-decided when a blown-up run joins or leaves
+            key=keep(
+                f"compare_log_{term}_{wide}", wide
+            ),  # re-decided when a blown-up run joins or leaves
             help="losses spanning many powers of ten (a run that blew up) are readable on a "
             "log axis",
         )
@@ -92,12 +95,16 @@ with curves[0]:
 with curves[1]:
     if metrics:
         default = metrics.index("val_accuracy") if "val_accuracy" in metrics else 0
-        metric = st.selectbox("epoch metric", metrics, index=default, key="compare_metric")
+        metric = st.selectbox(
+            "epoch metric",
+            metrics,
+            key=keep_fitting("compare_metric", lambda m: m in metrics, metrics[default]),
+        )
         rows = {label: s.get("epoch_metrics", []) for label, s in picked.items()}
         st.plotly_chart(viz.compare_epoch_figure(rows, metric), key="compare_epoch_chart")
 
 table = pd.DataFrame({label: settings_column(s) for label, s in picked.items()})
-only_different = st.toggle("only settings that differ", key="compare_only_different")
+only_different = st.toggle("only settings that differ", key=keep("compare_only_different", False))
 if only_different and len(chosen) > 1:
     table = table[table.astype(str).nunique(axis=1) > 1]
 st.dataframe(table, width="stretch", key="compare_table", height=35 * (len(table) + 1) + 3)

@@ -22,13 +22,11 @@ from pages._drawing import drawing_pad
 from pages._explore_common import (
     choose_job,
     dataset,
-    index_within,
     is_active,
     job_model,
-    keep_fitting,
     show_live,
 )
-from pages._shared import keep, manager
+from pages._shared import index_within, keep, keep_fitting, manager
 
 P = "feat"  # widget key prefix of this page
 SOURCES = ("validation image", "draw a digit", "upload a picture")
@@ -81,7 +79,7 @@ def input_image(info, data) -> np.ndarray | None:
         "invert colours",
         ("auto", "yes", "no"),
         horizontal=True,
-        key=f"{P}_invert",
+        key=keep(f"{P}_invert"),
         help="MNIST digits are light on black; auto inverts a picture that is mostly light",
     )
     try:

@@ -9,7 +9,8 @@ from deeparch.explore import views as explore
 from deeparch.figures import explore as figs
 from deeparch.figures import sequence_tasks as seq_figs
 from deeparch.figures.text import escape_markdown
-from pages._explore_common import choose_job, index_within, keep_fitting, show_live, time_slider
+from pages._explore_common import choose_job, show_live, time_slider
+from pages._shared import index_within, keep_fitting
 
 P = "fc"  # widget key prefix of this page
 

@@ -26,7 +26,7 @@ from pages._explore_common import (
     show_live,
     time_slider,
 )
-from pages._shared import keep
+from pages._shared import forget, index_within, keep, keep_fitting
 
 P = "gan"  # widget key prefix of this page
 SCRUBBER = f"{P}_scrubber"  # the browser component's key
@@ -150,12 +150,14 @@ def class_picker(job, step: int, class_names) -> int:
     st.subheader("Samples of one class")
     class_col, seed_col = st.columns(2)
     names = list(class_names) or [str(i) for i in range(10)]
-    if f"{P}_class" not in st.session_state:  # where the browser's class buttons left it
-        st.session_state[f"{P}_class"] = int((chosen(SCRUBBER) or {}).get("set", 0))
+    browser_class = int((chosen(SCRUBBER) or {}).get("set", 0))  # where its class buttons left it
     class_index = class_col.selectbox(
-        "class", range(len(names)), format_func=lambda i: names[i], key=f"{P}_class"
+        "class",
+        range(len(names)),
+        format_func=lambda i: names[i],
+        key=keep_fitting(f"{P}_class", index_within(len(names)), browser_class),
     )
-    seed = seed_col.number_input("noise seed", 0, 10_000, 0, key=keep(f"{P}_seed"))
+    seed = seed_col.number_input("noise seed", 0, 10_000, key=keep(f"{P}_seed", 0))
     images = class_samples_cached(job.id, step, int(class_index), int(seed))
     title = f"16 samples of class {names[class_index]} ({latest_weights(step)})"
     st.plotly_chart(figs.image_grid_figure(images, 8, title, 240), key=f"{P}_class_samples")
@@ -164,9 +166,9 @@ def class_picker(job, step: int, class_names) -> int:
 
 def walk_inputs() -> tuple[int, int, int]:
     a_col, b_col, n_col = st.columns(3)
-    seed_from = a_col.number_input("from seed", 0, 10_000, 1, key=keep(f"{P}_walk_from"))
-    seed_to = b_col.number_input("to seed", 0, 10_000, 2, key=keep(f"{P}_walk_to"))
-    steps = n_col.slider("steps", 3, 20, 10, key=keep(f"{P}_walk_steps"))
+    seed_from = a_col.number_input("from seed", 0, 10_000, key=keep(f"{P}_walk_from", 1))
+    seed_to = b_col.number_input("to seed", 0, 10_000, key=keep(f"{P}_walk_to", 2))
+    steps = n_col.slider("steps", 3, 20, key=keep(f"{P}_walk_steps", 10))
     return int(seed_from), int(seed_to), int(steps)
 
 
@@ -191,13 +193,13 @@ def browser_views(job, model, dataset_name: str) -> None:
     seed = 0
     if conditional:
         seed_col, note_col = st.columns([1, 2], vertical_alignment="bottom")
-        seed = int(seed_col.number_input("noise seed", 0, 10_000, 0, key=keep(f"{P}_seed")))
+        seed = int(seed_col.number_input("noise seed", 0, 10_000, key=keep(f"{P}_seed", 0)))
         note_col.caption("Point at a class to see its samples and its walk; click to keep it.")
     seed_from, seed_to, steps = walk_inputs()
     refresh = refresh_step(job, is_active(job))
     shared, name, step = scrubber_cached(job.id, refresh, dataset_name, seed, seed_from, seed_to)
     image_scrubber(shared, name, job.id, SCRUBBER, steps, memory="gan")
-    st.session_state.pop(f"{P}_class", None)  # the fallback starts from the chosen class
+    forget(f"{P}_class")  # the server-drawn fallback starts from the class chosen here
     st.caption(
         f"These use the weights of step {step:,}, refreshed at each snapshot while the job "
         "trains; point along the strip to walk between the two noise vectors."

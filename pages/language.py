@@ -9,6 +9,7 @@ from deeparch.errors import DeeparchError
 from deeparch.explore import sequence_tasks as seq_tasks
 from deeparch.figures.text import escape_markdown
 from pages._explore_common import choose_job, job_model, model_at, show_live
+from pages._shared import keep
 
 P = "lm"  # widget key prefix of this page
 SAMPLES_SHOWN = 4  # the latest snapshots whose samples are listed
@@ -43,14 +44,14 @@ def samples_section(job) -> None:
 def writing_section(job) -> None:
     st.subheader("Write with the model")
     prompt_col, temp_col, length_col, seed_col = st.columns([3, 2, 2, 1])
-    prompt = prompt_col.text_input("prompt", "The list ", max_chars=64, key=f"{P}_prompt")
+    prompt = prompt_col.text_input("prompt", max_chars=64, key=keep(f"{P}_prompt", "The list "))
     temperature = temp_col.slider(
-        "temperature", 0.0, 2.0, 0.8, 0.1, key=f"{P}_temperature",
+        "temperature", 0.0, 2.0, step=0.1, key=keep(f"{P}_temperature", 0.8),
         help="0 always takes the most likely character; 1 samples the model's probabilities; "
         "above 1 flattens them (bolder, more typos)",
     )  # fmt: skip
-    length = length_col.slider("characters", 20, 400, 200, 20, key=f"{P}_length")
-    seed = int(seed_col.number_input("seed", 0, 9999, 0, key=f"{P}_seed"))
+    length = length_col.slider("characters", 20, 400, step=20, key=keep(f"{P}_length", 200))
+    seed = int(seed_col.number_input("seed", 0, 9999, key=keep(f"{P}_seed", 0)))
     _model, step = job_model(job)
     try:
         text = generated_cached(job.id, step, prompt, length, temperature, seed)

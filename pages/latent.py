@@ -21,14 +21,12 @@ from pages._components import (
 from pages._explore_common import (
     choose_job,
     dataset,
-    index_within,
     is_active,
     job_model,
-    keep_fitting,
     model_at,
     show_live,
 )
-from pages._shared import keep
+from pages._shared import forget, index_within, keep, keep_fitting
 
 P = "lat"  # widget key prefix of this page
 MEANS_SHOWN = 1000  # validation images encoded for the scatter
@@ -174,6 +172,7 @@ def grid_range_controls(job_id: str, means: np.ndarray) -> tuple[tuple, tuple, i
     ranges at every step and the sliders are disabled: a student dragging a slider while a
     timer rerun writes it would race it. Unticked, the ranges are the student's.
     """
+    keep(RANGE_FOLLOW)  # the student's tick, and below their ranges, stay across pages
     if st.session_state.get(RANGE_JOB) != job_id or RANGE_FOLLOW not in st.session_state:
         st.session_state[RANGE_JOB] = job_id
         st.session_state[RANGE_FOLLOW] = True
@@ -191,12 +190,12 @@ def grid_range_controls(job_id: str, means: np.ndarray) -> tuple[tuple, tuple, i
             -bound,
             bound,
             step=0.1,
-            key=f"{P}_range_z{axis + 1}",
+            key=keep(f"{P}_range_z{axis + 1}"),
             disabled=follow,
         )
         for axis, column in enumerate((z1_col, z2_col))
     ]
-    side = side_col.slider("grid size (side)", 5, 30, 20, key=keep(f"{P}_side"))
+    side = side_col.slider("grid size (side)", 5, 30, key=keep(f"{P}_side", 20))
     follow_col, note_col = st.columns([1, 3], vertical_alignment="center")
     follow_col.checkbox("grid follows the data", key=RANGE_FOLLOW)
     note_col.caption(
@@ -270,7 +269,7 @@ def interpolation(job, step: int, dataset_name: str, count: int, instant: bool) 
     index_to = b_col.number_input(
         "to image #", 0, count - 1, key=keep_fitting(f"{P}_to", fits, min(1, count - 1))
     )
-    steps = n_col.slider("steps", 3, 20, 10, key=keep(f"{P}_steps"))
+    steps = n_col.slider("steps", 3, 20, key=keep(f"{P}_steps", 10))
     data = dataset(dataset_name)
     names = data.info.class_names
     ends = []
@@ -286,7 +285,7 @@ def interpolation(job, step: int, dataset_name: str, count: int, instant: bool) 
             job.id, refresh_step(job, is_active(job)), dataset_name, int(index_from), int(index_to)
         )
         image_scrubber(shared, name, job.id, STRIP, steps, title, memory="interpolation")
-        st.session_state.pop(f"{P}_lambda", None)  # the fallback starts from the chosen lambda
+        forget(f"{P}_lambda")  # the fallback starts from the chosen lambda, not a kept one
         return
     lambdas, strip = interpolation_cached(
         job.id, step, dataset_name, int(index_from), int(index_to), steps
@@ -297,9 +296,8 @@ def interpolation(job, step: int, dataset_name: str, count: int, instant: bool) 
         ),
         key=f"{P}_strip",
     )
-    if f"{P}_lambda" not in st.session_state:
-        st.session_state[f"{P}_lambda"] = round(float((chosen(STRIP) or {}).get("lambda", 0.5)), 2)
-    mix = st.slider("lambda", 0.0, 1.0, step=0.05, key=keep(f"{P}_lambda"))
+    browser_lambda = round(float((chosen(STRIP) or {}).get("lambda", 0.5)), 2)
+    mix = st.slider("lambda", 0.0, 1.0, step=0.05, key=keep(f"{P}_lambda", browser_lambda))
     choose(STRIP, {"lambda": float(mix), "set": 0}, from_server=True)
     means = latent.encode_means(model_at(job.id, step), data.x_val[[index_from, index_to]])
     z = latent.interpolate_latents(means[0], means[1], np.array([mix]))[0]

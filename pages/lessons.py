@@ -10,7 +10,7 @@ from deeparch.lessons import get_lesson, list_lessons, present
 from deeparch.lessons.counting import FORMULA_LAYERS, layer_formula
 from deeparch.lessons.registry import Lesson, parse_number, parse_shape
 from deeparch.lessons.runner import LessonRun, run_lesson
-from pages._shared import manager, session_owner
+from pages._shared import keep, keep_fitting, manager, session_owner
 
 RUNS_KEY = "lessons_runs"  # lesson name -> this session's LessonRun
 PREDICTIONS_KEY = "lessons_predictions"  # lesson name -> the prediction made before Run
@@ -32,7 +32,7 @@ def chosen_lesson(names: list[str]) -> str:
         st.session_state["lessons_linked"] = linked
         st.session_state["lessons_pick"] = linked
     return st.selectbox(
-        "lesson", names, key="lessons_pick",
+        "lesson", names, key=keep_fitting("lessons_pick", lambda name: name in names),
         format_func=lambda name: f"{get_lesson(name).position:g}. {get_lesson(name).title}",
     )  # fmt: skip
 
@@ -42,9 +42,10 @@ def prediction_widget(lesson: Lesson):
     prediction = lesson.prediction
     key = f"lessons_guess_{lesson.name}"
     if prediction.kind == "choice":
-        return st.radio(prediction.question, prediction.choices, index=None, key=key)
+        kept = keep_fitting(key, lambda choice: choice in prediction.choices)
+        return st.radio(prediction.question, prediction.choices, index=None, key=kept)
     example = "e.g. 1,234" if prediction.kind == "number" else "e.g. (1, 32, 64)"
-    text = st.text_input(prediction.question, key=key, placeholder=example)
+    text = st.text_input(prediction.question, key=keep(key), placeholder=example)
     if not text:
         return None
     try:
@@ -174,12 +175,12 @@ def compare_live(jobs) -> None:
 def formula_calculator() -> None:
     """Any layer's parameter count with the student's own numbers (a real layer, counted)."""
     with st.expander("Count any layer with your own numbers"):
-        kind = st.selectbox("layer", list(FORMULA_LAYERS), key="lessons_formula_kind")
+        kind = st.selectbox("layer", list(FORMULA_LAYERS), key=keep("lessons_formula_kind"))
         columns = st.columns(len(FORMULA_LAYERS[kind]))
         numbers = {}
         for column, (name, (low, high)) in zip(columns, FORMULA_LAYERS[kind].items()):
             key = f"lessons_formula_{kind}_{name}"
-            numbers[name] = int(column.number_input(name, low, high, value=max(low, 3), key=key))
+            numbers[name] = int(column.number_input(name, low, high, key=keep(key, max(low, 3))))
         try:
             formula, count = layer_formula(kind, numbers)
         except ConfigError as error:

@@ -10,6 +10,7 @@ from deeparch.explore import names
 from deeparch.figures import sequence_tasks as seq_figs
 from deeparch.figures.text import code_span, escape_markdown
 from pages._explore_common import choose_job, dataset, job_model, show_live
+from pages._shared import keep
 
 P = "nm"  # widget key prefix of this page
 
@@ -34,7 +35,7 @@ def accuracy_section(job) -> None:
 
 def name_section(job) -> None:
     typed = st.text_input(
-        "your surname", "Baker", max_chars=40, key=f"{P}_name",
+        "your surname", max_chars=40, key=keep(f"{P}_name", "Baker"),
         help="letters, with spaces, ' or - between them; at most 20",
     )  # fmt: skip
     try:

@@ -11,13 +11,11 @@ from deeparch.figures.text import escape_markdown
 from pages._explore_common import (
     choose_job,
     dataset,
-    index_within,
     job_model,
-    keep_fitting,
     model_at,
     show_live,
 )
-from pages._shared import keep
+from pages._shared import index_within, keep, keep_fitting
 
 P = "seq"  # widget key prefix of this page
 MIN_MEASURE_SECONDS = 1.0  # per cell type: long enough that scheduling noise averages out
@@ -129,15 +127,13 @@ def comparison_section() -> None:
     labels = labels_col.multiselect(
         "cell types",
         list(seq.GRADIENT_VARIANTS),
-        DEFAULT_CELLS,
-        key=keep(f"{P}_cells"),
+        key=keep(f"{P}_cells", list(DEFAULT_CELLS)),
         help="qrnn is left out at first: it trains slowest on a CPU",
     )
     train_steps = train_col.select_slider(
         "training steps first",
         [0, 25, 100, 300],
-        0,
-        key=keep(f"{P}_train_steps"),
+        key=keep(f"{P}_train_steps", 0),
         help="0: at initialisation; more: after a brief training run of each cell",
     )
     if labels and st.button("Compare gradients", key=f"{P}_compare"):
@@ -179,16 +175,17 @@ def speed_section() -> None:
         f"{MIN_MEASURE_SECONDS:g} s."
     )
     data_col, steps_col, batch_col = st.columns(3)
-    dataset_name = data_col.selectbox("dataset", seq.SEQUENCE_DATASETS, key=f"{P}_speed_data")
+    dataset_name = data_col.selectbox("dataset", seq.SEQUENCE_DATASETS, key=keep(f"{P}_speed_data"))
     steps = steps_col.slider(
         "steps per chunk",
         5,
         100,
-        20,
-        key=f"{P}_speed_steps",
+        key=keep(f"{P}_speed_steps", 20),
         help="measured in chunks of this many steps until the minimum time has passed",
     )
-    batch_size = batch_col.select_slider("batch size", [16, 32, 64, 128], 64, key=f"{P}_batch")
+    batch_size = batch_col.select_slider(
+        "batch size", [16, 32, 64, 128], key=keep(f"{P}_batch", 64)
+    )
     if st.button("Measure training speed", key=f"{P}_measure"):
         attempt = st.session_state.get(f"{P}_measured", (0,) * 4)[3] + 1
         st.session_state[f"{P}_measured"] = (dataset_name, steps, batch_size, attempt)

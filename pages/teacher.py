@@ -13,7 +13,7 @@ from deeparch.errors import DeeparchError
 from deeparch.figures import training as viz
 from deeparch.figures.text import escape_markdown
 from deeparch.settings import load_settings
-from pages._shared import manager
+from pages._shared import keep_fitting, manager
 
 TEACHER_KEY = "deeparch_teacher"
 STOP_ERROR_KEY = "teacher_stop_error"
@@ -60,7 +60,9 @@ def live_panel() -> None:
             f"{row['student']} · {row['architecture']} · {row['id'][-6:]}": row for row in rows
         }
         pick_col, stop_col = st.columns([4, 1])
-        chosen = pick_col.selectbox("job", list(labels), key="teacher_stop_pick")
+        chosen = pick_col.selectbox(
+            "job", list(labels), key=keep_fitting("teacher_stop_pick", lambda pick: pick in labels)
+        )
         # The id goes with the button as drawn: were it read from the picker on the rerun the
         # click causes, a chosen job that left the table meanwhile would make Stop hit the first
         # one listed instead.
@@ -81,9 +83,14 @@ groups = classroom.class_runs(manager())
 if not groups:
     st.caption("No run has trained a step yet.")
 else:
-    names = [f"{len(runs)} run(s): {key}" for key, runs in groups.items()]
-    chosen = st.selectbox("configuration", names, key="teacher_group")
-    runs = list(groups.values())[names.index(chosen)]
+    # Picked by configuration, not by its label: the run count in the label grows.
+    chosen = st.selectbox(
+        "configuration",
+        list(groups),
+        format_func=lambda key: f"{len(groups[key])} run(s): {key}",
+        key=keep_fitting("teacher_group", lambda key: key in groups),
+    )
+    runs = groups[chosen]
     curves = {
         f"{snap.get('label') or 'student'} · {str(snap.get('id'))[-6:]}": snap.get("losses", {})
         for snap in runs

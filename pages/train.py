@@ -26,6 +26,7 @@ from pages._shared import (
     display_value,
     is_mine,
     keep,
+    kept_value,
     manager,
     progress_fraction,
     remember_job,
@@ -306,9 +307,13 @@ top[2].caption(spec.description)
 arch_specs = specs_of(spec.config_cls)
 with st.expander(f"{arch} hyperparameters", expanded=True):
     arch_raw, arch_slots = config_form(arch_specs, f"train_{arch}", columns=3)
+# The settings as the widgets hold them before this run draws them (a changed optimizer
+# included), so the fields they leave unused are hidden in this same run.
+chosen = {spec.name: kept_value(f"{TRAIN_PREFIX}_{spec.name}") for spec in train_field_specs()}
+chosen = {name: value for name, value in chosen.items() if value is not None}
 with st.expander("Training settings", expanded=True):
     train_raw, train_slots = config_form(
-        train_field_specs(), TRAIN_PREFIX, columns=4, exclude=hidden_train_fields(arch)
+        train_field_specs(), TRAIN_PREFIX, columns=4, exclude=hidden_train_fields(arch, chosen)
     )
 arch_values, arch_errors = typed_overrides(arch_specs, arch_raw)
 train_values, train_errors = typed_overrides(train_field_specs(), train_raw)

@@ -12,6 +12,7 @@ from deeparch.explore import views as explore
 from deeparch.figures import explore as figs
 from deeparch.figures.text import code_span, escape_markdown
 from pages._explore_common import choose_job, job_model, show_live, time_slider
+from pages._shared import keep_fitting
 
 P = "s2s"  # widget key prefix of this page
 
@@ -42,7 +43,9 @@ def typed_section(job) -> None:
     snap = job.snapshot()
     length = int(dataset_info(snap["dataset"]).input_shape[0])
     typed = st.text_input(
-        f"your own {length} digits", "31415926", max_chars=length, key=f"{P}_digits"
+        f"your own {length} digits",
+        max_chars=length,
+        key=keep_fitting(f"{P}_digits", lambda text: len(text) <= length, "31415926"[:length]),
     )
     try:
         ids = seq_tasks.check_digit_string(typed, length)

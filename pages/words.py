@@ -10,6 +10,7 @@ from deeparch.explore import words
 from deeparch.figures import sequence_tasks as seq_figs
 from deeparch.figures.text import escape_markdown
 from pages._explore_common import choose_job, job_model, show_live
+from pages._shared import keep
 
 P = "w2v"  # widget key prefix of this page
 
@@ -18,9 +19,9 @@ def pairs_section() -> None:
     st.subheader("The training pairs of a sentence")
     sentence_col, window_col = st.columns([4, 1])
     sentence = sentence_col.text_input(
-        "sentence", words.EXAMPLE_SENTENCE, max_chars=300, key=f"{P}_sentence"
+        "sentence", max_chars=300, key=keep(f"{P}_sentence", words.EXAMPLE_SENTENCE)
     )
-    window = window_col.slider("window", 1, 5, 2, key=f"{P}_window")
+    window = window_col.slider("window", 1, 5, key=keep(f"{P}_window", 2))
     try:
         tokens = words.check_sentence(sentence)
     except DeeparchError as error:
@@ -59,7 +60,7 @@ def job_section(job) -> None:
 
 def neighbours_section(job) -> None:
     vocabulary = dataset_info(job.snapshot()["dataset"]).class_names
-    typed = st.text_input("a word", "list", max_chars=30, key=f"{P}_word")
+    typed = st.text_input("a word", max_chars=30, key=keep(f"{P}_word", "list"))
     try:
         word_id = words.check_word(typed, vocabulary)
     except DeeparchError as error:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from deeparch.engine.diagnostics import layer_statistics
-from deeparch.engine.divergence import divergence_reason, explosion_reason
+from deeparch.engine.divergence import divergence_reason, explosion_reason, is_recurrent
 from deeparch.engine.metrics_log import MetricsLog
 from deeparch.engine.schedule import LR_FLOOR, scheduled_lr
 from deeparch.engine.state import JobState
@@ -193,18 +193,21 @@ class DivergenceMonitor(Callback):
     def __init__(self, log: MetricsLog) -> None:
         self.log = log
         self.first_loss: float | None = None
+        self.recurrent = False  # a recurrent model is also advised gradient clipping
 
     def on_train_start(self, trainer: Trainer) -> None:
         # A resumed run compares with the first loss of its history.
         history = self.log.copy()["losses"].get("loss")
         self.first_loss = history[0][1] if history else None
+        self.recurrent = is_recurrent(trainer.model)
 
     def on_step_end(self, trainer: Trainer, losses: dict[str, float]) -> None:
         step, lr = trainer.progress.global_step, float(trainer.config.lr)
-        reason = divergence_reason(losses, step, lr)
+        advice = {"recurrent": self.recurrent, "grad_clip": float(trainer.config.grad_clip)}
+        reason = divergence_reason(losses, step, lr, **advice)
         if reason is None:
             self.first_loss = losses["loss"] if self.first_loss is None else self.first_loss
-            reason = explosion_reason(self.first_loss, losses["loss"], step, lr)
+            reason = explosion_reason(self.first_loss, losses["loss"], step, lr, **advice)
         if reason is not None:
             trainer.should_stop = (JobState.DIVERGED, reason)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -252,6 +253,27 @@ def spec_config(config: TrainConfig) -> Any:
 def train_field_specs() -> list[FieldSpec]:
     """The training hyperparameters of TrainConfig, for widgets (arch and dataset left out)."""
     return [s for s in field_specs(TrainConfig) if s.name not in IDENTITY_FIELDS]
+
+
+# Training fields that only some values of another field use: field -> (that field, the values
+# that use it). The Train form shows such a field only with one of those values: a momentum box
+# beside adam would look like a setting that does something (optim.MOMENTUM_OPTIMIZERS).
+USED_ONLY_WITH: dict[str, tuple[str, tuple[str, ...]]] = {
+    "momentum": ("optimizer", MOMENTUM_OPTIMIZERS),
+    "lr_step_epochs": ("lr_schedule", ("step",)),
+    "lr_gamma": ("lr_schedule", ("step",)),
+}
+
+
+def unused_fields(values: Mapping[str, Any]) -> list[str]:
+    """The training fields that settings `values` leave unused (momentum with adam, lr_gamma
+    without the step schedule); a deciding field missing from `values` has its default."""
+    defaults = {spec.name: spec.default for spec in train_field_specs()}
+    return [
+        name
+        for name, (decider, users) in USED_ONLY_WITH.items()
+        if values.get(decider, defaults[decider]) not in users
+    ]
 
 
 def train_defaults(arch: str) -> dict[str, Any]:

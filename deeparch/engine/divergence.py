@@ -11,6 +11,28 @@ from torch import nn
 
 # A loss this many times its first value is divergence (finite or not: the weights are ruined).
 EXPLOSION_FACTOR = 1000.0
+# The gradient-norm clip suggested to a recurrent model that diverged: the exploding-gradients
+# lesson (deeparch.lessons.recurrent) checks that at this value a relu RNN trains where it
+# diverges unclipped (clipping the norm: Pascanu, Mikolov & Bengio 2013).
+HELPFUL_GRAD_CLIP = 1.0
+
+
+def is_recurrent(model: nn.Module) -> bool:
+    """Whether the model has a recurrent layer (torch's RNN, LSTM or GRU): its gradient is a
+    product over time steps and can explode, which a smaller learning rate alone may not cure."""
+    return any(isinstance(module, nn.RNNBase) for module in model.modules())
+
+
+def remedy(lr: float, recurrent: bool = False, grad_clip: float = 0.0) -> str:
+    """What a diverged run should try: a smaller learning rate, and for a recurrent model the
+    gradient clipping that tames exploding gradients (a tighter one where it clips already)."""
+    advice = f"try a learning rate below {lr:g}"
+    if not recurrent or 0 < grad_clip <= HELPFUL_GRAD_CLIP:
+        return advice
+    clip = f"{HELPFUL_GRAD_CLIP:g} (the gradient norm of a recurrent network can explode)"
+    if grad_clip > 0:
+        return f"{advice}, or lower grad_clip from {grad_clip:g} to {clip}"
+    return f"{advice}, or set grad_clip to {clip}"
 
 
 def weights_finite(model: nn.Module) -> bool:
@@ -55,27 +77,40 @@ def first_nonfinite_output(model: nn.Module, run: Callable[[], object]) -> str |
     return found[0] if found else None
 
 
-def explosion_reason(first_loss: float, loss: float, step: int, lr: float) -> str | None:
+def explosion_reason(
+    first_loss: float,
+    loss: float,
+    step: int,
+    lr: float,
+    recurrent: bool = False,
+    grad_clip: float = 0.0,
+) -> str | None:
     """The reason a job diverged when its loss rose EXPLOSION_FACTOR times above its first value.
 
     Such a loss is finite, but the weights are ruined: a ReLU network's units die, the loss falls
     back to a constant and the run would "finish" at chance level (SGD at lr 10 on the MLP: from
-    2.3 to 1e16 and back). None while the loss stays below that.
+    2.3 to 1e16 and back). None while the loss stays below that. `recurrent` and `grad_clip`
+    choose the advice (remedy).
     """
     if loss > EXPLOSION_FACTOR * max(abs(first_loss), 1e-3):
-        return (
-            f"the loss exploded from {first_loss:.3g} to {loss:.3g} at step {step}; "
-            f"try a learning rate below {lr:g}"
+        return f"the loss exploded from {first_loss:.3g} to {loss:.3g} at step {step}; " + remedy(
+            lr, recurrent, grad_clip
         )
     return None
 
 
-def divergence_reason(losses: dict[str, float], step: int, lr: float) -> str | None:
+def divergence_reason(
+    losses: dict[str, float],
+    step: int,
+    lr: float,
+    recurrent: bool = False,
+    grad_clip: float = 0.0,
+) -> str | None:
     """The reason a job diverged when a loss term is NaN or infinite; None when all are finite."""
     for term, value in losses.items():
         if not math.isfinite(value):
             kind = "NaN" if math.isnan(value) else "infinite"
-            return f"{term} became {kind} at step {step}; try a learning rate below {lr:g}"
+            return f"{term} became {kind} at step {step}; " + remedy(lr, recurrent, grad_clip)
     return None
 
 

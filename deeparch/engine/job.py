@@ -24,6 +24,8 @@ from deeparch.engine.control import JobControl
 from deeparch.engine.divergence import (
     EXPLOSION_FACTOR,
     first_nonfinite_output,
+    is_recurrent,
+    remedy,
     weights_finite,
 )
 from deeparch.engine.loop import Trainer
@@ -245,7 +247,9 @@ class ThreadJob(StateView):
             return (
                 JobState.DIVERGED,
                 f"{blow_up} at step {step + 1} ({type(error).__name__}: {message}); "
-                f"try a learning rate below {float(self.config.lr):g}",
+                + remedy(
+                    float(self.config.lr), is_recurrent(self.model), float(self.config.grad_clip)
+                ),
             )
         return JobState.FAILED, f"{type(error).__name__} at step {step}: {message}"
 

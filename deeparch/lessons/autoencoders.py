@@ -97,6 +97,7 @@ def judge_pca(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
             "principal_angles_degrees": [round(a, 2) for a in angles],
         },
         series={"principal angles (degrees), smallest first": {"angle": angles}},
+        series_x={"principal angles (degrees), smallest first": "principal angle (1: smallest)"},
         answer=round(median, 1),
     )
 

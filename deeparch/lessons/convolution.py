@@ -130,10 +130,12 @@ def judge_causal(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
         },
         series={
             f"|d y[{t}] / d x[s]| per input s": {
+                "input position s": list(range(len(causal_grad))),
                 "causal (left padding)": causal_grad.tolist(),
                 "centred padding": centred_grad.tolist(),
             }
         },
+        series_x={f"|d y[{t}] / d x[s]| per input s": "input position s"},
         answer=0,
     )
 

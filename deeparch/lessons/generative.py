@@ -289,6 +289,7 @@ def judge_gan(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
         series={
             "discriminator outputs (smoothed)": {"D(x)": d_x.tolist(), "D(G(z))": d_g_z.tolist()}
         },  # fmt: skip
+        series_x={"discriminator outputs (smoothed)": "step"},
         images=samples,
         answer="they drift away again",
     )

@@ -75,6 +75,7 @@ def judge_optimisers(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
             "steps": {label: len(losses) for label, losses in curves.items()},
         },  # fmt: skip
         series={"training loss per step": curves},
+        series_x={"training loss per step": "step"},
         answer=best,
     )
 

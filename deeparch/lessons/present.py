@@ -16,24 +16,22 @@ from deeparch.figures import training as training_figures
 from deeparch.figures import training_views
 from deeparch.lessons.registry import Lesson, Outcome, Prediction
 
-# Series that carry their own x values: a histogram's bins, or the steps of the snapshots.
-X_KEYS = ("bin centre", "step")
-
 
 def series_figures(outcome: Outcome) -> list[go.Figure]:
-    """One curves figure per series of the outcome; a log axis when the values span decades."""
+    """One curves figure per series of the outcome, its x axis titled by Outcome.series_x; a log
+    axis when the values span decades."""
     figures = []
     for title, curves in outcome.series.items():
         curves = dict(curves)
-        x_key = next((key for key in X_KEYS if key in curves), None)
-        x_values = curves.pop(x_key) if x_key is not None else None
+        x_title = outcome.series_x[title]
+        x_values = curves.pop(x_title, None)
         values = np.concatenate([np.asarray(v, dtype=float) for v in curves.values()] or [[]])
         positive = values[np.isfinite(values) & (values > 0)]
-        log_y = len(positive) > 0 and positive.max() / positive.min() > 1e3 and x_values is None
+        log_y = len(positive) > 0 and positive.max() / positive.min() > 1e3
         figures.append(
             explore_figures.curves_figure(
                 curves,
-                x_key if x_values is not None else "index",
+                x_title,
                 title.split(" (")[0],
                 title=title,
                 log_y=bool(log_y),

@@ -18,6 +18,7 @@ from torch import nn
 
 from deeparch.data import load_dataset
 from deeparch.engine.config import TrainConfig
+from deeparch.engine.divergence import HELPFUL_GRAD_CLIP
 from deeparch.engine.handle import JobHandle
 from deeparch.engine.state import JobState
 from deeparch.lessons.measure import accuracy, chance_level, seeded_model
@@ -136,6 +137,7 @@ def judge_lstm_states(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
         series={
             "c_t over time (first units)": {f"unit {u}": c_over_time[:, u].tolist() for u in units}
         },
+        series_x={"c_t over time (first units)": "time step t"},
         answer=tuple(c_last.shape),
     )
 
@@ -284,6 +286,11 @@ def judge_vanishing(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
                 },
             },
         },
+        series_x={
+            f"gradient norm per input time step at step {early_step}": "input time step",
+            "gradient norm per input time step after training": "input time step",
+            "gradient reaching t = 0 over the last step's, through training": "step",
+        },
         answer=which_learn(val_accuracy, chance),
     )
 
@@ -325,7 +332,7 @@ def tanh_against_relu(reached: Mapping[str, int], dead: Mapping[str, int | None]
 # is already in the thousands. mnist_rows, where a plain RNN learns (on mnist1d it stays at chance).
 RECURRENT_SCALE = 2.0
 EXPLODING_STEPS = {"ci": 200, "full": 1000}
-CLIP = 1.0
+CLIP = HELPFUL_GRAD_CLIP  # the value a diverged recurrent run is advised: checked here
 CLIPPING = {"no clipping": 0.0, f"grad_clip {CLIP:g}": CLIP}
 
 
@@ -399,6 +406,7 @@ def judge_exploding(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
             "steps_run": {k: len(v) for k, v in curves.items()},
         },  # fmt: skip
         series={"training loss per step": curves},
+        series_x={"training loss per step": "step"},
         answer="it diverges",
     )
 

@@ -100,6 +100,8 @@ class Outcome:
     """What a lesson's experiment measured here, and whether the claim held.
 
     `measured` holds JSON-ready numbers; `series` curves to draw (a title -> {label: values});
+    `series_x` each series' x-axis title (step, epoch, time step, ...): where the series holds a
+    curve under that name, those are the x values, else the points are numbered from 1;
     `images` small image grids (a title -> array (n, C, H, W) in [0, 1]), for the page only.
     """
 
@@ -109,10 +111,16 @@ class Outcome:
     measured: dict[str, Any] = field(default_factory=dict)
     answer: Any = None  # the prediction's answer, where the experiment measures it
     series: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    series_x: dict[str, str] = field(default_factory=dict)
     images: dict[str, Any] = field(default_factory=dict)
     # Each engine run behind it, by label: its stage, state, steps and final metrics (the runner
     # fills it in, so the CLI prints every stage's runs).
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        untitled = sorted(set(self.series) - set(self.series_x))
+        if untitled:  # a chart's x axis says what it counts, never "index"
+            raise ValueError(f"lesson {self.lesson}: series {untitled} have no series_x title")
 
     def to_json_dict(self, lesson: Lesson) -> dict[str, Any]:
         return {
@@ -125,6 +133,7 @@ class Outcome:
             "measured": self.measured,
             "answer": lesson.prediction.right_answer(self),
             "series": self.series,
+            "series_x": self.series_x,
             "runs": self.runs,
         }
 

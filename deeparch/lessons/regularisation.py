@@ -117,10 +117,14 @@ def judge_penalties(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
                 **fraction,
             },
             "weight histogram at the end (count per bin)": {
-                "bin centre": centres.tolist(),
+                "weight value": centres.tolist(),
                 **histograms,
             },
         },  # fmt: skip
+        series_x={
+            f"fraction of weights within {NEAR_ZERO:g} of zero, per snapshot": "step",
+            "weight histogram at the end (count per bin)": "weight value",
+        },
         answer="L1",
     )
 
@@ -303,6 +307,7 @@ def judge_early_stopping(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
             "subset": EARLY_SUBSET,
         },  # fmt: skip
         series={"validation loss per epoch": {"val_loss": val_losses}},
+        series_x={"validation loss per epoch": "epoch"},
         answer=best_epoch,
     )
 

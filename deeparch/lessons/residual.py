@@ -104,6 +104,7 @@ def judge_residual(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
                 label: list(layer_norms.values()) for label, layer_norms in norms.items()
             }
         },
+        series_x={"gradient norm per layer (input side first)": "layer (1: nearest the input)"},
         answer="resnet" if margin > 0 else "plainnet",
     )
 

@@ -80,6 +80,7 @@ def judge_forecast(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
             "steps": steps,
         },
         series={"squared error per horizon step": curves},
+        series_x={"squared error per horizon step": "steps ahead"},
         answer=answer,
     )
 
@@ -158,6 +159,7 @@ def judge_seq2seq(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
             "steps": steps,
         },
         series={"accuracy per output position": {"greedy decoding": per_position}},
+        series_x={"accuracy per output position": "output position"},
         answer=FIRST if first >= last else LAST,
     )
 

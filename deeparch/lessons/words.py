@@ -103,7 +103,13 @@ def judge_temperature(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
             "examples": examples,
             "steps": steps,
         },
-        series={"distinct characters against temperature": {"samples": counts}},
+        series={
+            "distinct characters against temperature": {
+                "temperature": list(TEMPERATURES),
+                "samples": counts,
+            }
+        },
+        series_x={"distinct characters against temperature": "temperature"},
         answer=RISES if rising else (FALLS if counts[-1] < counts[0] else SAME),
     )
 
@@ -213,6 +219,7 @@ def judge_surnames(budget: str, jobs: Mapping[str, JobHandle]) -> Outcome:
                 SURNAME_LANGUAGES[i]: probabilities[:, i].tolist() for i in drawn
             }
         },
+        series_x={f"probability after each letter of '{name}'": "letters read"},
         answer=winner,
     )
 

@@ -16,7 +16,7 @@ import streamlit as st
 
 from deeparch.explore.latent import explorer_step
 from deeparch.explore.payload import pack
-from pages._shared import manager
+from pages._shared import keep, manager
 
 HERE = Path(__file__).resolve().parent
 COMMON_JS = "common.js"  # helpers (unpacking a payload, drawing images), prepended where used
@@ -44,8 +44,7 @@ def instant_toggle(key: str, what: str) -> bool:
     """The switch between the browser component (on, the default) and the server-drawn path."""
     return st.toggle(
         "answer in the browser",
-        value=True,
-        key=key,
+        key=keep(key, True),
         help=f"On: {what} is drawn in your browser and follows the pointer at once. Off: every "
         "move goes to the server and back (slower; the same pictures).",
     )

@@ -10,10 +10,11 @@ from deeparch.data import load_dataset
 from deeparch.data.subsets import parse_classes, select_classes
 from deeparch.errors import ConfigError, UnknownNameError
 from deeparch.export.script import export_parts
-from deeparch.lessons import get_lesson, list_lessons
+from deeparch.lessons import get_lesson, list_lessons, present
 from deeparch.lessons.registry import BUDGETS, Prediction, parse_number, parse_shape
 from deeparch.lessons.runner import run_lesson
 from deeparch.models import get_arch
+from tests.lessons.test_lesson_views import assert_axes_named
 
 # The numbers each claim states, checked on the outcome (a lesson not listed here is still run
 # and must hold; these add the numbers the course quotes).
@@ -187,6 +188,7 @@ def test_each_claim_holds_within_its_ci_budget(name):
         stages.update({label: 2 for label in lesson.second_stage("ci")})
     assert {label: run["stage"] for label, run in outcome.runs.items()} == stages
     json.dumps(outcome.to_json_dict(lesson))  # the CLI prints it
+    assert_axes_named(present.series_figures(outcome) + present.image_figures(outcome))
 
 
 def training_samples(config):
