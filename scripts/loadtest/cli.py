@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from .plan import PLANS, describe, planned, run_plan
+from .plan import PLANS, cancel_on_signals, describe, planned, run_plan
 from .report import run
 from .runners import SCENARIOS
 from .scenarios import Options
@@ -157,7 +157,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.plan:
         return main_plan(args)
     options = options_from(args)
-    report = asyncio.run(run(options))
+
+    async def run_until_signalled() -> dict:
+        cancel_on_signals()
+        return await run(options)
+
+    try:
+        report = asyncio.run(run_until_signalled())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("stopped before the scenario ended; its server is stopped", file=sys.stderr)
+        return 130
     json.dump(report, sys.stdout, indent=1)
     sys.stdout.write("\n")
     return 0

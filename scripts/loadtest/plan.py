@@ -184,13 +184,17 @@ async def run_step(step: Step, options: Options, cap: float) -> dict:
     }
 
 
+def cancel_on_signals() -> None:
+    """SIGTERM or a closed terminal cancels the running task as Ctrl-C does: a started server
+    is stopped on the way out (it runs in a session of its own, so nothing else would)."""
+    task = asyncio.current_task()
+    for signal_number in (signal.SIGTERM, signal.SIGHUP):
+        asyncio.get_running_loop().add_signal_handler(signal_number, task.cancel)
+
+
 async def run_plan(name: str, base: Options, out: Path) -> Path:
     """Run every step of the plan into `out`; the summary's path."""
-    # SIGTERM or a closed terminal cancels the plan as Ctrl-C does: the current scenario's
-    # server is stopped on the way out (it runs in a session of its own, so nothing else would).
-    plan_task = asyncio.current_task()
-    for signal_number in (signal.SIGTERM, signal.SIGHUP):
-        asyncio.get_running_loop().add_signal_handler(signal_number, plan_task.cancel)
+    cancel_on_signals()
     out.mkdir(parents=True, exist_ok=True)
     rows = planned(name, base, out)
     plan_text = describe(name, rows)
