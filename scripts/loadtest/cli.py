@@ -4,6 +4,8 @@
     python scripts/loadtest.py --start-server --scenario cold --students 30 --repeat 10
     python scripts/loadtest.py --start-server --scenario soak --students 10 --minutes 10
     python scripts/loadtest.py --start-server --scenario churn --cycles 100 --backend ray
+    python scripts/loadtest.py --plan full          # every scenario, the sizes (~35 min)
+    python scripts/loadtest.py --plan smoke         # the same sequence tiny, to check it (~12 min)
 
 The report (stdout) holds the figures, the load average before and after, the server's memory,
 threads and CPU over time, and what each student saw; progress goes to stderr.
@@ -14,13 +16,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import subprocess
+import logging
 import sys
 import time
 from pathlib import Path
 
-from .scenarios import RUNNERS, SCENARIOS, Options, load_average
+from .plan import PLANS, cancel_on_signals, describe, planned, run_plan
+from .report import run
+from .runners import SCENARIOS
+from .scenarios import Options
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -56,6 +60,11 @@ def parser() -> argparse.ArgumentParser:
         prog="python scripts/loadtest.py", description=__doc__.split("\n\n")[0]
     )
     p.add_argument("--scenario", choices=SCENARIOS, default="ramp")
+    p.add_argument("--plan", choices=tuple(PLANS),
+                   help="every scenario in a row, fresh servers; reports in --out")  # fmt: skip
+    p.add_argument("--out", type=Path, default=None,
+                   help="--plan: its folder (default /tmp/deeparch-loadtest/...)")  # fmt: skip
+    p.add_argument("--dry-run", action="store_true", help="--plan: print it and its estimate only")
     p.add_argument("--students", type=int, default=30, help="tabs (ramp: the largest stage)")
     p.add_argument("--url", default="http://127.0.0.1:8501", help="a running server")
     p.add_argument("--start-server", action="store_true", help="start the app (fresh) itself")
@@ -78,6 +87,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--open-pages", type=lambda text: tuple(text.split(",")), default=None,
                    help="cold: the URL paths the tabs open in turn (default: home and six pages; "
                    "an empty entry is /)")  # fmt: skip
+    p.add_argument("--arrivals", type=int, default=10,
+                   help="arrival: students arriving in turn while the rest train")  # fmt: skip
+    p.add_argument("--window", type=float, default=15.0,
+                   help="arrival: seconds the job alone is measured for")  # fmt: skip
     p.add_argument("--log-dir", type=Path, default=Path("/tmp/deeparch-loadtest"))
     p.add_argument("--timeout", type=float, default=900.0, help="per step of a student")
     return p
@@ -106,6 +119,8 @@ def options_from(args: argparse.Namespace) -> Options:
         cycles=args.cycles,
         settings=settings,
         abandon_wait_s=args.abandon_wait,
+        arrivals=args.arrivals,
+        window_s=args.window,
         open_pages=args.open_pages,
         log_dir=args.log_dir,
         timeout_s=args.timeout,
@@ -119,36 +134,39 @@ def options_from(args: argparse.Namespace) -> Options:
     return options
 
 
-def commit_of(folder: Path) -> str:
-    result = subprocess.run(
-        ["git", "-C", str(folder), "rev-parse", "--short", "HEAD"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    return result.stdout.strip()
-
-
-async def run(options: Options) -> dict:
-    report = {
-        "scenario": options.scenario,
-        "students": options.students,
-        "url": options.url if not options.start_server else None,
-        "started_server": options.start_server,
-        "app_dir": str(options.app_dir),
-        "app_commit": commit_of(options.app_dir),
-        "backend": options.backend or os.environ.get("DEEPARCH_BACKEND", "threads"),
-        "cpu_count": os.cpu_count(),
-        "load_average_before": load_average(),
-    }
-    started = time.monotonic()
-    report["result"] = await RUNNERS[options.scenario](options)
-    report["wall_s"] = round(time.monotonic() - started, 1)
-    report["load_average_after"] = load_average()
-    return report
+def main_plan(args: argparse.Namespace) -> int:
+    args.start_server = True  # a plan starts a fresh server for every scenario
+    base = options_from(args)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    out = (args.out or Path("/tmp/deeparch-loadtest") / f"{args.plan}-{stamp}").resolve()
+    if args.dry_run:
+        print(describe(args.plan, planned(args.plan, base, out)))
+        return 0
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    try:
+        summary = asyncio.run(run_plan(args.plan, base, out))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print(f"plan stopped; what it finished is in {out}", file=sys.stderr)
+        return 130
+    print(summary.read_text())
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    options = options_from(parser().parse_args(argv))
-    report = asyncio.run(run(options))
+    args = parser().parse_args(argv)
+    if args.plan:
+        return main_plan(args)
+    options = options_from(args)
+
+    async def run_until_signalled() -> dict:
+        cancel_on_signals()
+        return await run(options)
+
+    try:
+        report = asyncio.run(run_until_signalled())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("stopped before the scenario ended; its server is stopped", file=sys.stderr)
+        return 130
     json.dump(report, sys.stdout, indent=1)
     sys.stdout.write("\n")
     return 0

@@ -84,6 +84,8 @@ class Sample:
     cpu_cores: float  # CPU time used since the previous sample / wall time between them
     children_rss_mb: float
     children: int  # processes below the server (a local Ray's raylet and workers)
+    load_1m: float = 0.0  # the machine's 1-minute load average: how busy the cores were
+    children_cores: float = 0.0  # the processes below it (a Ray backend trains there)
 
 
 @dataclass
@@ -97,6 +99,7 @@ class Sampler:
     def __post_init__(self) -> None:
         self._task: asyncio.Task | None = None
         self.t0 = time.monotonic()
+        self._children_cpu: dict[int, float] = {}  # CPU seconds of each child at the last sample
 
     def sample(self) -> Sample | None:
         try:
@@ -105,17 +108,24 @@ class Sampler:
         except OSError:
             return None
         children, below = 0, descendants(self.pid)
+        children_cpu: dict[int, float] = {}
         for child in below:
             try:
                 children += status_of(child).get("VmRSS", 0)
+                children_cpu[child] = cpu_seconds(child)
             except OSError:
                 continue
         now = time.monotonic()
-        cores = 0.0
+        cores = children_cores = 0.0
         if getattr(self, "_last", None) is not None:
             last_t, last_cpu = self._last
-            cores = (cpu - last_cpu) / max(1e-6, now - last_t)
+            elapsed = max(1e-6, now - last_t)
+            cores = (cpu - last_cpu) / elapsed
+            # a child born since the last sample counts from 0; one that ended counts no more
+            used = sum(t - self._children_cpu.get(c, 0.0) for c, t in children_cpu.items())
+            children_cores = max(0.0, used) / elapsed
         self._last = (now, cpu)
+        self._children_cpu = children_cpu
         sample = Sample(
             round(now - self.t0, 2),
             round(status.get("VmRSS", 0) / 1024, 1),
@@ -123,6 +133,8 @@ class Sampler:
             round(cores, 2),
             round(children / 1024, 1),
             len(below),
+            round(os.getloadavg()[0], 2),
+            round(children_cores, 2),
         )
         self.samples.append(sample)
         return sample
@@ -154,7 +166,9 @@ class Sampler:
         series, next_t = [], 0.0
         for s in self.samples:
             if s.t >= next_t:
-                series.append([s.t, s.rss_mb, s.threads, s.cpu_cores, s.children_rss_mb])
+                series.append(
+                    [s.t, s.rss_mb, s.threads, s.cpu_cores, s.children_rss_mb, s.children_cores]
+                )
                 next_t = s.t + every
         return {
             "pid": self.pid,
@@ -165,9 +179,19 @@ class Sampler:
             "threads_peak": max(s.threads for s in self.samples),
             "threads_last": self.samples[-1].threads,
             "cpu_cores_peak": max(s.cpu_cores for s in self.samples),
+            "children_cores_peak": max(s.children_cores for s in self.samples),
             "children_peak": max(s.children for s in self.samples),
             "children_rss_mb_peak": max(s.children_rss_mb for s in self.samples),
-            "series_columns": ["t_s", "rss_mb", "threads", "cpu_cores", "children_rss_mb"],
+            "load_1m_min": min(s.load_1m for s in self.samples),
+            "load_1m_max": max(s.load_1m for s in self.samples),
+            "series_columns": [
+                "t_s",
+                "rss_mb",
+                "threads",
+                "cpu_cores",
+                "children_rss_mb",
+                "children_cores",
+            ],  # fmt: skip
             "series": series,
         }
 

@@ -1,4 +1,5 @@
-"""The load test's scenarios: cold start, ramp, soak, abandonment, churn (on either backend).
+"""The load test's scenarios: cold start, ramp, soak, churn (on either backend; abandonment and
+the arrival figures have files of their own).
 
 Each takes the Options and returns a JSON-ready dict; the server's memory, threads and CPU are
 sampled for the whole scenario (cold start: per repetition).
@@ -17,17 +18,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .monitor import Sampler, listening_pid
-from .protocol import Tab
 from .server import free_port, start_server, stop_server, wait_healthy
-from .student import DEFAULT_SETTINGS, ENDED, Student, state_of
+from .student import DEFAULT_SETTINGS, ENDED, Student
 
-SCENARIOS = ("cold", "ramp", "soak", "abandon", "churn")
 RAMP_STAGES = (1, 5, 10, 20, 30)
 # Where a class lands on a fresh server: the home page, and the pages a shared link opens.
 COLD_PAGES = ("", "train", "compare", "inspect", "features", "latent", "sequences")
 # A run an abandoned tab leaves behind must outlast the heartbeat, or it simply finishes.
 ABANDON_SETTINGS = {"train_cfg_epochs": 50, "train_cfg_max_steps": 0}
-IDLE_CORES = 0.15  # the server's CPU use below which no job trains (page reruns stop with tabs)
 
 
 @dataclass
@@ -48,6 +46,8 @@ class Options:
     settings: dict = field(default_factory=dict)
     open_pages: tuple[str, ...] | None = None  # URL paths the tabs open, in turn
     abandon_wait_s: float = 150.0
+    arrivals: int = 10  # arrival: students arriving one after another while the rest train
+    window_s: float = 15.0  # arrival: seconds the job alone is measured for
     log_dir: Path = Path("/tmp/deeparch-loadtest")
     timeout_s: float = 900.0
     sample_every_s: float = 1.0
@@ -296,70 +296,6 @@ async def soak(options: Options) -> dict:
     return result
 
 
-# ------------------------------------------------------------------------------ abandonment
-async def _job_state(url: str, job_id: str, timeout: float) -> dict:
-    """A fresh tab opened on Train with ?job=<id> (as a reload would): the job's state and why
-    ("released" if the server no longer has the job)."""
-    tab = Tab(url, name=f"observer-{job_id}")
-    tab.query_string = f"job={job_id}"
-    try:
-        await tab.connect(timeout)
-        await tab.open("train")
-        await tab.settle(timeout)
-        await tab.wait_for(lambda t: bool(state_of(t)), 10.0)
-        alerts = [e.alert.body for e in tab.find("alert")]
-        # a server that releases a closed session's jobs no longer knows the link's job at all
-        return {"job": job_id, "state": state_of(tab) or "released", "alerts": alerts[-2:]}
-    finally:
-        await tab.close()
-
-
-async def abandon(options: Options) -> dict:
-    """N students start long runs and close their tabs: do the jobs stop, and when?"""
-    settings = _settings(options, ABANDON_SETTINGS)
-    async with server_for(options, "abandon") as server:
-        sampler = Sampler(server.pid, options.sample_every_s).start() if server.pid else None
-        t0 = time.monotonic()
-        students = [Student(server.url, f"s{i}", t0, settings) for i in range(options.students)]
-
-        async def start_then_close(student: Student) -> None:
-            if await student.open(options.timeout_s):
-                await student.start(first_point_timeout=15.0)
-
-        await asyncio.gather(*(_guarded(start_then_close(s), s) for s in students))
-        states_at_close = Counter(state_of(s.tab) or "none" for s in students)
-        for student in students:
-            await student.close()
-        closed_at = time.monotonic()
-        idle_after = None
-        while time.monotonic() - closed_at < options.abandon_wait_s:
-            await asyncio.sleep(options.sample_every_s)
-            recent = sampler.samples[-3:] if sampler else []
-            if (
-                idle_after is None
-                and len(recent) == 3
-                and all(s.cpu_cores < IDLE_CORES and s.t > closed_at - sampler.t0 for s in recent)
-            ):
-                idle_after = round(recent[0].t - (closed_at - sampler.t0), 1)
-                break
-        job_ids = [j.job_id for s in students for j in s.record.jobs if j.job_id]
-        final = [await _job_state(server.url, job_id, options.timeout_s) for job_id in job_ids]
-        if sampler:
-            await sampler.stop()
-    return {
-        "settings": settings,
-        "jobs_started": len(job_ids),
-        "states_when_closed": dict(states_at_close),
-        "server_idle_after_close_s": idle_after,
-        "waited_up_to_s": options.abandon_wait_s,
-        "final_states": dict(Counter(f["state"] for f in final)),
-        "jobs": final,
-        **_error_summary(students),
-        "problems": [s.record.problem for s in students if s.record.problem],
-        "server": sampler.summary() if sampler else None,
-    }
-
-
 # ------------------------------------------------------------------------------ churn
 async def churn(options: Options) -> dict:
     """One tab: Start, wait for the first loss point, Stop; C times. Memory left per cycle."""
@@ -410,7 +346,7 @@ async def churn(options: Options) -> dict:
     return result
 
 
-RUNNERS = {"cold": cold, "ramp": ramp, "soak": soak, "abandon": abandon, "churn": churn}
+RUNNERS = {"cold": cold, "ramp": ramp, "soak": soak, "churn": churn}
 
 
 def load_average() -> list[float]:

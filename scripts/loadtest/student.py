@@ -130,8 +130,11 @@ class Student:
             await self.tab.settle(timeout)
         return True
 
-    async def start(self, first_point_timeout: float = 600.0) -> JobRecord:
-        """Press Start and wait for the first loss point (or the run's end, or an error).
+    async def start(
+        self, first_point_timeout: float = 600.0, page_timeout: float | None = None
+    ) -> JobRecord:
+        """Press Start and wait for the first loss point (or the run's end, or an error); the
+        page's answer to the press may take page_timeout (default: first_point_timeout).
 
         Only what runs after the page learnt the new job's id drew counts: the previous run's
         chart and state stay on the page until the new job's replace them.
@@ -157,7 +160,7 @@ class Student:
 
         self.tab.on_change = seen
         await self.tab.click(START)
-        await self.tab.settle(first_point_timeout)
+        await self.tab.settle(page_timeout or first_point_timeout)
         await self.tab.wait_for(lambda t: job_id_of(t) not in ("", previous_job), 5.0)
         job.job_id = job_id_of(self.tab)
         if job.job_id in ("", previous_job):  # Start refused: the page says why

@@ -4,7 +4,8 @@ and a closed tab's job stopped by the server."""
 import asyncio
 import textwrap
 
-from scripts.loadtest.scenarios import Options, abandon, cold
+from scripts.loadtest.abandon import abandon
+from scripts.loadtest.scenarios import Options, cold
 from tests.app.browser import REPO
 from tests.loadtest.servers import tracebacks_in
 
@@ -87,4 +88,5 @@ def test_a_closed_tab_is_seen_by_the_server_and_its_job_stops(tmp_path):
     assert result["states_when_closed"] in ({"running": 1}, {"queued": 1})
     # stopped by the heartbeat, or released with the session that ended
     assert result["final_states"] in ({"stopped": 1}, {"released": 1})
+    assert result["jobs_never_seen_stopped"] == 0
     assert result["server_idle_after_close_s"] is not None

@@ -1,0 +1,70 @@
+"""The load test's plans: the full one holds the issue's sizes, and a plan goes on past a
+scenario that fails or hangs, writing every report and the summary (no server started here)."""
+
+import asyncio
+import json
+
+import pytest
+
+from scripts.loadtest import plan
+from scripts.loadtest.arrival import ProgressLog
+from scripts.loadtest.scenarios import Options
+
+
+def sizes(name):
+    return {(step.scenario, step.backend): step.changes for step in plan.PLANS[name]}
+
+
+def test_the_full_plan_runs_every_scenario_at_the_issues_size():
+    full = sizes("full")
+    assert full[("cold", "threads")] == {"students": 30, "repeat": 10}
+    assert full[("ramp", "threads")]["stages"] == (1, 5, 10, 20, 30)
+    assert full[("soak", "threads")] == {"students": 10, "minutes": 10.0}
+    assert full[("churn", "threads")]["cycles"] == 100
+    assert full[("arrival", "threads")]["students"] == 30  # 29 training, the 30th arriving
+    assert {"soak", "abandon", "churn"} <= {s for s, backend in full if backend == "ray"}
+    assert sizes("smoke").keys() == full.keys()  # the smoke plan checks the same sequence
+
+
+def test_each_step_gets_its_own_server_port_log_folder_and_run_store(tmp_path):
+    rows = plan.planned("smoke", Options(port=8830), tmp_path)
+    ports = [options.port for _, options, _ in rows]
+    assert ports == list(range(8830, 8830 + len(rows)))
+    stores = {options.server_env["DEEPARCH_RUN_STORE"] for _, options, _ in rows}
+    assert len(stores) == len(rows) and len({o.log_dir for _, o, _ in rows}) == len(rows)
+    assert all(estimate > 0 for *_, estimate in rows)
+
+
+def test_the_command_options_repeat_the_step_alone():
+    step = plan.Step("soak", "ray", {"students": 10, "minutes": 5.0})
+    assert plan.command_options(step) == "--scenario soak --students 10 --minutes 5 --backend ray"
+
+
+def test_a_plan_goes_on_past_a_failing_and_a_stuck_scenario(tmp_path, monkeypatch):
+    async def fake_run(options):
+        if options.scenario == "cold":
+            raise RuntimeError("streamlit exited with code 1")
+        if options.scenario == "ramp":
+            await asyncio.sleep(60)  # stuck: cancelled at its cap
+        return {"scenario": options.scenario, "wall_s": 0.1, "result": {}}
+
+    steps = (plan.Step("cold"), plan.Step("ramp"), plan.Step("churn", changes={"cycles": 1}))
+    monkeypatch.setitem(plan.PLANS, "test", steps)
+    monkeypatch.setattr(plan, "run", fake_run)
+    monkeypatch.setattr(plan, "cap_s", lambda estimate: 0.5)
+    summary = asyncio.run(plan.run_plan("test", Options(), tmp_path))
+    reports = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("0*.json"))]
+    assert [r["scenario"] for r in reports] == ["cold", "ramp", "churn"]
+    assert reports[0]["error"] == "RuntimeError: streamlit exited with code 1"
+    assert reports[1]["error"].startswith("cancelled after 0 s")
+    assert "error" not in reports[2]
+    text = summary.read_text()
+    assert text.count("\n| cold start") == 1 and "report incomplete" in text  # churn had no fields
+    assert "streamlit exited" in text and "cancelled after" in text
+
+
+def test_a_tabs_rate_is_steps_between_its_readings_over_their_time():
+    log = ProgressLog([(0.0, 0), (1.0, 10), (2.0, 30), (5.0, 40)])
+    assert log.samples_per_s(0.5, 2.5, 64) == pytest.approx(20 * 64 / 1.0)
+    assert log.samples_per_s(0.0, 5.0, 64) == pytest.approx(40 * 64 / 5.0)
+    assert log.samples_per_s(2.5, 4.0, 64) is None  # one reading or none: no rate
