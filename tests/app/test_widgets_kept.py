@@ -101,6 +101,8 @@ def open_with_its_run(page: str):
     if fields is not None:
         trained_job(owner, **fields)
     at = open_owned_page(page, owner)
+    if page == "pages/inspect.py":  # Inspect runs only its open tab: open the conv helper's
+        at.session_state["inspect_view"] = "Convolution arithmetic"  # what a tab click sends
     for toggle in at.main.get("toggle"):  # the server-drawn fallback draws every widget
         if toggle.key and toggle.key.endswith("_instant"):
             toggle.set_value(False)
