@@ -103,19 +103,9 @@ FULL = (
     Step("soak", changes={"students": 10, "minutes": 10.0}),
     Step("abandon", changes={"students": 10}),
     Step("churn", changes={"cycles": 100}),
-    Step(
-        "soak",
-        "ray",
-        {"students": 10, "minutes": 5.0},
-        note="5 minutes, not 10: the plan fits about 35 minutes",
-    ),  # fmt: skip
+    Step("soak", "ray", {"students": 10, "minutes": 10.0}),
     Step("abandon", "ray", {"students": 10}),
-    Step(
-        "churn",
-        "ray",
-        {"cycles": 50},
-        note="50 cycles, not 100 (the threads churn does 100): the plan fits about 35 minutes",
-    ),  # fmt: skip
+    Step("churn", "ray", {"cycles": 100}),
 )
 SMOKE = (
     Step("cold", changes={"students": 3, "repeat": 2}),
