@@ -65,6 +65,12 @@ from pages._home_heading import home_heading  # noqa: E402  (after st.navigation
 if page is home:
     home_heading()  # Home's first paint, before the seconds of torch's import below
 
+# pandas whole before any page builds a figure: plotly peeks at sys.modules["pandas"] without
+# importing it, so while one tab's thread is importing pandas (Inspect's table) another tab's
+# figure found the half-initialised module ("partially initialized module 'pandas' has no
+# attribute 'Series'": 17 of 30 tabs in one of ten cold starts of the load test). An import
+# statement here makes every session's run wait for the one import instead.
+import pandas  # noqa: E402, F401
 import torch  # noqa: E402
 
 from deeparch.engine.threads import threads_beside_a_browser  # noqa: E402
