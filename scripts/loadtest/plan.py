@@ -73,6 +73,7 @@ class Step:
             port=port,
             server_env=server_env,
             log_dir=out / "logs" / name,
+            so_far={},  # its own, never the base's (replace() would share one dict)
             **self.changes,
         )
 
@@ -171,6 +172,7 @@ async def run_step(step: Step, options: Options, cap: float) -> dict:
         "wall_s": round(time.monotonic() - started, 1),
         "load_average_after": load_average(),
         "server_logs": str(options.log_dir),
+        **({"result_so_far": options.so_far} if any(options.so_far.values()) else {}),
     }
 
 

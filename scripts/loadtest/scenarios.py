@@ -51,6 +51,9 @@ class Options:
     log_dir: Path = Path("/tmp/deeparch-loadtest")
     timeout_s: float = 900.0
     sample_every_s: float = 1.0
+    # What the scenario has measured so far (ramp: its finished stages), kept by a plan when the
+    # scenario fails or is cancelled past its cap, so a stuck last stage does not lose the others.
+    so_far: dict = field(default_factory=dict)
 
 
 def stats(values: list[float | None]) -> dict:
@@ -199,7 +202,7 @@ async def ramp(options: Options) -> dict:
     """Stages of N students arriving together, each training once and watching to the end."""
     stages = [n for n in options.stages if n <= options.students] or [options.students]
     settings = _settings(options)
-    results = []
+    results = options.so_far.setdefault("stages", [])
     async with server_for(options, "ramp") as server:
         sampler = Sampler(server.pid, options.sample_every_s).start() if server.pid else None
         # one run before the stages, so stage 1 is one job on a warm server (data parsed once)

@@ -184,7 +184,13 @@ def rows_of(report: dict) -> list[tuple[str, str]]:
     """(what follows the title, the cell) per row; a failed or skipped step is one row."""
     for key in ("skipped", "error"):
         if key in report:
-            return [("", f"**{key}**: {report[key]}")]
+            failed = [("", f"**{key}**: {report[key]}")]
+            so_far = report.get("result_so_far")
+            if so_far and report["scenario"] == "ramp":  # the stages that finished before it
+                failed += [
+                    (f"{title} (finished before)", cell) for title, cell in ramp_cells(so_far)
+                ]
+            return failed
     try:
         return CELLS[report["scenario"]](report["result"])
     except (KeyError, TypeError) as missing:  # a report without a field: say so, keep the rest

@@ -68,3 +68,28 @@ def test_a_tabs_rate_is_steps_between_its_readings_over_their_time():
     assert log.samples_per_s(0.5, 2.5, 64) == pytest.approx(20 * 64 / 1.0)
     assert log.samples_per_s(0.0, 5.0, 64) == pytest.approx(40 * 64 / 5.0)
     assert log.samples_per_s(2.5, 4.0, 64) is None  # one reading or none: no rate
+
+
+def test_a_ramp_cancelled_in_a_later_stage_keeps_the_stages_it_finished(tmp_path, monkeypatch):
+    stage_one = {
+        "students": 1,
+        "first_point_s": {"n": 1, "missing": 0, "median": 0.4, "p90": 0.4, "max": 0.4},
+        "queue_wait_s": {"n": 1, "missing": 0, "median": 0.0, "p90": 0.0, "max": 0.0},
+        "class_samples_per_s": 1500.0,
+        "rss_mb_after": 900.0,
+    }
+
+    async def fake_run(options):
+        options.so_far.setdefault("stages", []).append(stage_one)
+        await asyncio.sleep(60)  # the second stage never ends: cancelled at its cap
+
+    monkeypatch.setitem(plan.PLANS, "test", (plan.Step("ramp"), plan.Step("ramp")))
+    monkeypatch.setattr(plan, "run", fake_run)
+    monkeypatch.setattr(plan, "cap_s", lambda estimate: 0.3)
+    summary = asyncio.run(plan.run_plan("test", Options(), tmp_path))
+    reports = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("0*.json"))]
+    # each step has its own record of what it finished: one stage each, never both in one
+    assert [r["result_so_far"]["stages"] for r in reports] == [[stage_one], [stage_one]]
+    text = summary.read_text()
+    assert text.count("1 student (finished before)") == 2
+    assert text.count("class 1,500 samples/s") == 2
