@@ -103,6 +103,16 @@ async def _arrive(url: str, name: str, options: Options, settings: dict) -> Stud
     return student
 
 
+def _arrival_figures(student: Student) -> dict:
+    """One arrival as a plan keeps it if the scenario is cancelled later."""
+    job = student.record.jobs[0] if student.record.jobs else None
+    return {
+        "page_s": student.record.page_s,
+        "first_point_s": job.first_point_s if job else None,
+        "problem": student.record.problem,
+    }
+
+
 async def arrival(options: Options) -> dict:
     """N-1 students train long runs; one more arrives `arrivals` times; one job alone first."""
     settings = {**LONG_SETTINGS, **options.settings}
@@ -116,6 +126,7 @@ async def arrival(options: Options) -> dict:
         await _guarded(_one_run(warmup, options), warmup)
         await warmup.close()
         alone = await _solo(server.url, options, settings)
+        options.so_far["one_job_alone"] = alone
 
         t0 = time.monotonic()
         crowd = [Student(server.url, f"crowd-{i}", t0, settings) for i in range(crowd_size)]
@@ -127,10 +138,12 @@ async def arrival(options: Options) -> dict:
         await asyncio.gather(*(_guarded(join(i), s) for i, s in enumerate(crowd)))
         crowd_ready_s = round(time.monotonic() - t0, 2)
         training_at_start = sum(state_of(s.tab) == "running" for s in crowd)
+        options.so_far.update(crowd_ready_s=crowd_ready_s, crowd_training=training_at_start)
         window_start = time.monotonic()
         arrivals = []
         for index in range(options.arrivals):
             arrivals.append(await _arrive(server.url, f"arrival-{index}", options, settings))
+            options.so_far["arrivals"] = [_arrival_figures(a) for a in arrivals]
         window_end = time.monotonic()
         training_at_end = sum(state_of(s.tab) == "running" for s in crowd)
         rates = [

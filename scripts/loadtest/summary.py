@@ -104,6 +104,27 @@ def ramp_cells(result: dict) -> list[tuple[str, str]]:
     return rows
 
 
+def arrival_so_far(so_far: dict) -> str:
+    """What a cancelled arrival scenario had measured: the job alone, the crowd, the arrivals."""
+    parts = []
+    alone = so_far.get("one_job_alone")
+    if alone:
+        parts.append(f"one job alone {_n(alone.get('samples_per_s'))} samples/s")
+    if "crowd_ready_s" in so_far:
+        parts.append(
+            f"{so_far.get('crowd_training')} of the others training after "
+            f"{_n(so_far['crowd_ready_s'])} s"
+        )
+    arrivals = so_far.get("arrivals", [])
+    if arrivals:
+        pages = _span(a["page_s"] for a in arrivals)
+        points = _span(a["first_point_s"] for a in arrivals)
+        parts.append(
+            f"{len(arrivals)} arrival(s): page after {pages} s, first loss point {points} s"
+        )
+    return "; ".join(parts) or "nothing yet"
+
+
 def arrival_cells(result: dict) -> list[tuple[str, str]]:
     alone = result["one_job_alone"]
     ratio = result.get("class_vs_one_job_alone")
@@ -190,6 +211,8 @@ def rows_of(report: dict) -> list[tuple[str, str]]:
                 failed += [
                     (f"{title} (finished before)", cell) for title, cell in ramp_cells(so_far)
                 ]
+            if so_far and report["scenario"] == "arrival":
+                failed.append((" (measured before)", arrival_so_far(so_far)))
             return failed
     try:
         return CELLS[report["scenario"]](report["result"])

@@ -93,3 +93,27 @@ def test_a_ramp_cancelled_in_a_later_stage_keeps_the_stages_it_finished(tmp_path
     text = summary.read_text()
     assert text.count("1 student (finished before)") == 2
     assert text.count("class 1,500 samples/s") == 2
+
+
+def test_an_arrival_cancelled_midway_keeps_the_job_alone_and_the_arrivals_so_far(
+    tmp_path, monkeypatch
+):
+    async def fake_run(options):
+        options.so_far["one_job_alone"] = {"samples_per_s": 1800.0}
+        options.so_far.update(crowd_ready_s=40.0, crowd_training=29)
+        options.so_far["arrivals"] = [
+            {"page_s": 3.0, "first_point_s": 2.5, "problem": None},
+            {"page_s": 9.0, "first_point_s": 4.0, "problem": None},
+        ]
+        await asyncio.sleep(60)  # the third arrival never ends
+
+    monkeypatch.setitem(plan.PLANS, "test", (plan.Step("arrival"),))
+    monkeypatch.setattr(plan, "run", fake_run)
+    monkeypatch.setattr(plan, "cap_s", lambda estimate: 0.3)
+    summary = asyncio.run(plan.run_plan("test", Options(), tmp_path))
+    report = json.loads(next(tmp_path.glob("01-*.json")).read_text())
+    assert [a["first_point_s"] for a in report["result_so_far"]["arrivals"]] == [2.5, 4.0]
+    assert (
+        "one job alone 1,800 samples/s; 29 of the others training after 40.0 s; "
+        "2 arrival(s): page after 3.0-9.0 s, first loss point 2.5-4.0 s"
+    ) in summary.read_text()
