@@ -422,6 +422,23 @@ class Tab:
         done = any(r.status not in ("", "FINISHED_EARLY_FOR_RERUN") for r in answers)
         return self.closed or done
 
+    def view(self) -> dict:
+        """What the tab holds now, for a report to say why a wait never ended."""
+        return {
+            "state": self.metric("state"),
+            "texts": self.texts()[:6],
+            "timers": self.timers,
+            "closed": self.closed,
+            "last_runs": [
+                {
+                    "fragments": list(r.fragment_ids),
+                    "status": r.status,
+                    "seconds_ago": round(time.monotonic() - r.started, 1),
+                }
+                for r in self.runs[-4:]
+            ],
+        }
+
     def run_count(self) -> int:
         """Runs begun so far: pass it as `since` to look only at what later runs drew."""
         return len(self.runs)

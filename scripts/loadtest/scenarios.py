@@ -124,6 +124,8 @@ def _jobs_summary(students: list[Student]) -> dict:
             for job in jobs
         ],
         "per_job_columns": ["job", "state", "first_point_s", "queue_wait_s", "samples_per_s"],
+        # the runs whose end a tab waited for in vain, and what the tab showed then
+        "stuck": [{"job": job.job_id, **job.stuck} for job in jobs if job.stuck],
     }
 
 

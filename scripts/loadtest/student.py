@@ -36,6 +36,8 @@ class JobRecord:
     end_s: float | None = None  # seconds since the scenario began, when the page showed the end
     steps: int | None = None  # trained, from the progress text "step 60/60"
     batch_size: int | None = None
+    # What the tab showed when its wait for the run's end timed out (None when it ended)
+    stuck: dict | None = None
 
 
 @dataclass
@@ -191,10 +193,12 @@ class Student:
     async def watch_to_end(self, timeout: float = 900.0) -> JobRecord:
         """Keep the tab open (its fragment timers polling) until the current run ends."""
         job = self.record.jobs[-1]
-        await self.tab.wait_for(lambda t: state_of(t) in ENDED or t.error_page, timeout)
+        ended = await self.tab.wait_for(lambda t: state_of(t) in ENDED or t.error_page, timeout)
         # the run's end triggers a full rerun (st.rerun on a state change); let it draw
         await asyncio.sleep(0)
         self._read_job(job)
+        if not ended:
+            job.stuck = self.tab.view()
         return job
 
     async def stop(self, timeout: float = 120.0) -> None:
