@@ -18,6 +18,7 @@ from pages._shared import (
     forget,
     keep,
     manager,
+    paced_refresh_s,
     remember_job,
     session_jobs,
     session_owner,
@@ -89,7 +90,7 @@ def show_live(job: JobHandle, view: Callable[[JobHandle], None]) -> None:
         status_line(job, live)
         view(job)
 
-    st.fragment(live_view, run_every=1.0 if live else None)()
+    st.fragment(live_view, run_every=paced_refresh_s(1.0) if live else None)()
 
 
 @st.cache_resource(max_entries=6, show_spinner=False)

@@ -22,6 +22,10 @@ LOADED_JOBS_KEY = "deeparch_loaded_jobs"
 KEPT_KEY = "deeparch_kept"  # widget key -> the value the student chose last (see keep)
 SLIDER_MAX_STEPS = 64  # an int field with at most this many values gets a slider
 SIDEBAR_REFRESH_S = 2.0  # the job list; the Train page itself refreshes its charts faster
+# Live views rerun at their own pace while up to this many jobs hold a slot on the server, and
+# proportionally slower beyond (30 jobs: 3x). Every rerun is Python under the one interpreter
+# lock that training and an arriving student's first page also need (README: Classroom).
+PACED_ABOVE_JOBS = 10
 
 
 # ---------------------------------------------------------------- session and jobs
@@ -44,6 +48,12 @@ _owner_cookie = st.components.v2.component("deeparch_owner_cookie", js=_OWNER_CO
 
 def manager() -> JobManager:
     return get_manager()
+
+
+def paced_refresh_s(base_s: float) -> float:
+    """Seconds between a live view's reruns: base_s, stretched in proportion to the jobs training
+    on the server once there are more than PACED_ABOVE_JOBS."""
+    return base_s * max(1.0, manager().running_count() / PACED_ABOVE_JOBS)
 
 
 class SessionTicket:
@@ -188,7 +198,7 @@ def job_sidebar() -> None:
     stored runs to reopen; on every page."""
     student_label()
     active = any(job.state in ACTIVE_STATES for job in session_jobs(include_loaded=False))
-    st.fragment(_job_panel, run_every=SIDEBAR_REFRESH_S if active else None)()
+    st.fragment(_job_panel, run_every=paced_refresh_s(SIDEBAR_REFRESH_S) if active else None)()
     stored_runs_panel()
 
 

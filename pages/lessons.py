@@ -10,7 +10,7 @@ from deeparch.lessons import get_lesson, list_lessons, present
 from deeparch.lessons.counting import FORMULA_LAYERS, layer_formula
 from deeparch.lessons.registry import Lesson, parse_number, parse_shape
 from deeparch.lessons.runner import LessonRun, run_lesson
-from pages._shared import keep, keep_fitting, manager, session_owner
+from pages._shared import keep, keep_fitting, manager, paced_refresh_s, session_owner
 
 RUNS_KEY = "lessons_runs"  # lesson name -> this session's LessonRun
 PREDICTIONS_KEY = "lessons_predictions"  # lesson name -> the prediction made before Run
@@ -161,7 +161,7 @@ def comparison_section() -> None:
     jobs = st.session_state.get("lessons_compare_jobs")
     if jobs:
         live = any(job.is_active() for job in jobs.values())
-        st.fragment(compare_live, run_every=REFRESH_S if live else None)(jobs)
+        st.fragment(compare_live, run_every=paced_refresh_s(REFRESH_S) if live else None)(jobs)
     st.caption("The runs also appear on the Compare page.")
     st.divider()
 
@@ -226,4 +226,4 @@ with link_col.popover("Links for the class"):
         st.code(comparison, language=None)
 run = st.session_state.get(RUNS_KEY, {}).get(lesson.name)
 active = run is not None and run.is_active()
-st.fragment(experiment, run_every=REFRESH_S if active else None)(lesson)
+st.fragment(experiment, run_every=paced_refresh_s(REFRESH_S) if active else None)(lesson)

@@ -28,6 +28,7 @@ from pages._shared import (
     keep,
     kept_value,
     manager,
+    paced_refresh_s,
     progress_fraction,
     remember_job,
     remember_loaded,
@@ -346,7 +347,7 @@ with link_col.popover("Share these settings"):
 job = current_job()
 active = job is not None and job.state in ACTIVE_STATES
 waiting = active and st.session_state.get("train_first_point") == job.id
-refresh = FIRST_POINT_REFRESH_S if waiting else LIVE_REFRESH_S
+refresh = FIRST_POINT_REFRESH_S if waiting else paced_refresh_s(LIVE_REFRESH_S)
 st.fragment(live_panel, run_every=refresh if active else None)()
 st.divider()
 checkpoint_section(job)
