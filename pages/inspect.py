@@ -3,7 +3,6 @@
 import inspect
 import sys
 
-import pandas as pd
 import streamlit as st
 
 from deeparch import share
@@ -83,6 +82,29 @@ CONV_FORMULAS = {
 
 def shape_text(shape: object) -> str:
     return "—" if not shape else "×".join(str(n) for n in shape)
+
+
+# The counts and subtotals are Markdown, not st.metric or st.dataframe: Markdown's browser code
+# is in the script every Streamlit page loads first, so a fresh tab paints them with the title,
+# where a metric waited for its own script and was drawn with the layer table (README: Waiting
+# for a page).
+def counts_text(table: LayerTable) -> str:
+    """The model's totals on one line, numbers first, as Home's cards write them."""
+    return (
+        f"**{table.total_params:,}** parameters · **{table.trainable_params:,}** trainable · "
+        f"**{table.total_mult_adds:,}** mult-adds per sample"
+    )
+
+
+def subtotals_text(table: LayerTable) -> str:
+    """Parameters per part as a Markdown table: part, count, share of the total."""
+    total = max(table.total_params, 1)
+    lines = ["| part | params | share |", "|---|--:|--:|"]
+    lines += [
+        f"| {escape_markdown(part)} | {count:,} | {count / total:.1%} |"
+        for part, count in table.subtotals.items()
+    ]
+    return "\n".join(lines)
 
 
 def layer_detail(row: object) -> None:
@@ -261,23 +283,8 @@ def layers_view(table: LayerTable, arch: str, frozen: str) -> None:
         column_config=NUMBER_COLUMNS,
     )
     if table.has_parts:
-        subtotals = pd.DataFrame(
-            [
-                {
-                    "part": part,
-                    "params": count,
-                    "share": f"{count / max(table.total_params, 1):.1%}",
-                }
-                for part, count in table.subtotals.items()
-            ]
-        )
         st.markdown("**Subtotal per part**")
-        st.dataframe(
-            subtotals,
-            hide_index=True,
-            key=f"inspect_parts_{arch}",
-            column_config=NUMBER_COLUMNS,
-        )
+        st.markdown(subtotals_text(table))
     selected = event.selection.rows if event is not None else []
     if selected:
         layer_detail(table.rows[selected[0]])
@@ -375,10 +382,7 @@ if not errors:
     show_link(arch, dataset, overrides)
 
 if table is not None:
-    totals = st.columns(3)
-    totals[0].metric("parameters", f"{table.total_params:,}")
-    totals[1].metric("trainable", f"{table.trainable_params:,}")
-    totals[2].metric("mult-adds per sample", f"{table.total_mult_adds:,}")
+    st.markdown(counts_text(table))
     for note in table.notes:
         st.info(escape_markdown(note))
 # Only the open tab runs (README: Waiting for a page): a fresh tab that drew all four loaded the

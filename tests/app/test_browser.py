@@ -200,6 +200,24 @@ def test_a_downloaded_checkpoint_uploads_again_and_a_harmful_zip_is_explained(
     shoot(page, "train_upload_refused")
 
 
+def test_inspect_shows_its_counts_and_subtotals_as_text_in_a_fresh_tab(server_url, page):
+    # Markdown, which Streamlit's first script draws: a fresh tab painted st.metric's count in
+    # the frame the layer table's code arrived (README: Waiting for a page).
+    page.goto(f"{server_url}/inspect?arch=cnn")
+    count = page.get_by_test_id("stMarkdownContainer").filter(has_text="mult-adds per sample")
+    count.wait_for()
+    assert count.inner_text().startswith("93,322 parameters · 93,322 trainable · ")
+    cells = page.get_by_test_id("stMarkdownContainer").locator("table td")
+    cells.first.wait_for()
+    assert cells.all_inner_texts() == [
+        "features", f"{320 + 18_496 + 36_928:,}", "59.7%",
+        "classifier", f"{36_928 + 650:,}", "40.3%",
+    ]  # fmt: skip
+    page.get_by_test_id("stDataFrame").locator("canvas").first.wait_for()
+    assert page.get_by_test_id("stDataFrame").count() == 1  # the layer table, clickable
+    assert page.get_by_test_id("stMetric").count() == 0
+
+
 def test_inspect_click_a_row_opens_the_layer(server_url, page):
     page.goto(f"{server_url}/inspect?arch=cnn")
     grid = page.locator('[data-testid="stDataFrame"]').first

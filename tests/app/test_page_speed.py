@@ -2,10 +2,13 @@
 once per server instead of once per session, and the Start button's first loss point."""
 
 import json
+import re
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
+import streamlit
 from streamlit.testing.v1 import AppTest
 
 from deeparch import warmup
@@ -15,7 +18,7 @@ from deeparch.models import get_arch
 from pages import _home_heading as home_heading
 from pages._train_views import wait_for_first_point
 from tests.app.browser import REPO
-from tests.app.test_pages import open_page
+from tests.app.test_pages import inspect_count, open_page
 
 # What app.py and Home import before Home's first card is sent (pages/home.py's own imports).
 APP_IMPORTS = (
@@ -89,7 +92,7 @@ assert record.done.wait(300)
 for at in sessions:
     at.switch_page("pages/inspect.py").run()
     assert not at.exception, [e.value for e in at.exception]
-    assert any(m.value == "93,322" for m in at.metric)
+    assert any(m.value.startswith("**93,322** parameters") for m in at.markdown)
 print(json.dumps({
     "counts": computed_counts(), "steps": sorted(record.seconds), "errors": record.errors,
     "dynamo": "torch._dynamo" in sys.modules,
@@ -207,10 +210,47 @@ def test_inspect_runs_only_its_open_tab_which_the_address_and_other_pages_keep()
         assert [name for name, shown in drawn_views(at).items() if shown] == [view]
         assert at.query_params["inspect_view"] == view
     assert shared.computed_counts()["graphs"] == graphs + 1  # traced when the Diagram opened
-    assert at.metric[0].value == f"{784 * 7 + 7 + 7 * 5 + 5 + 5 * 10 + 10:,}"  # above the tabs
+    assert inspect_count(at, "parameters") == f"{784 * 7 + 7 + 7 * 5 + 5 + 5 * 10 + 10:,}"
     at.switch_page("pages/train.py").run()
     at.switch_page("pages/inspect.py").run()
     assert [name for name, shown in drawn_views(at).items() if shown] == ["Convolution arithmetic"]
     linked = open_page("pages/inspect.py", {"arch": "cnn", "inspect_view": "Source code"})
     assert [name for name, shown in drawn_views(linked).items() if shown] == ["Source code"]
     assert not linked.warning  # the tab's parameter is no setting the link failed to use
+
+
+def test_streamlit_loads_markdown_with_its_first_script_and_metrics_and_tables_on_demand():
+    # Why Inspect's counts are Markdown: what the first script imports paints with the page's
+    # title, while an element loaded on demand (import()) was drawn in one frame with every other
+    # such element of the run, the layer table's 1.7 MB included (README: Waiting for a page).
+    scripts = Path(streamlit.__file__).parent / "static" / "static" / "js"
+    entry = (scripts / re.search(r'src="\./static/js/([^"]+)"', index_html()).group(1)).read_text()
+    assert re.search(r'from"\./StreamlitMarkdown\.[\w-]+\.js"', entry)
+    for on_demand in ("Metric", "DataFrame"):
+        assert re.search(rf"import\(`\./{on_demand}\.[\w-]+\.js`\)", entry), on_demand
+
+
+def index_html() -> str:
+    return (Path(streamlit.__file__).parent / "static" / "index.html").read_text()
+
+
+def test_inspect_sends_its_counts_and_subtotals_as_text_before_the_layer_table():
+    at = open_page("pages/inspect.py", {"arch": "cnn"})
+    sent = [element for element in at.main if element.type in ("markdown", "dataframe")]
+    kinds = [element.type for element in sent]
+    assert not at.metric and kinds.count("dataframe") == 1  # the layer table, the one widget
+    table = at.dataframe[0].value
+    mult_adds = int(table["mult_adds"].sum())  # the rows' own figures
+    line = f"**93,322** parameters · **93,322** trainable · **{mult_adds:,}** mult-adds per sample"
+    assert [e.value for e in sent if e.type == "markdown"].count(line) == 1
+    count = next(i for i, e in enumerate(sent) if e.type == "markdown" and e.value == line)
+    assert count < kinds.index("dataframe")  # sent first, and painted first (text)
+    # Chollet's convnet: features 320 + 18,496 + 36,928, classifier 36,928 + 650 (Keras' table)
+    features, classifier = 320 + 18_496 + 36_928, 36_928 + 650
+    subtotals = (
+        "| part | params | share |\n|---|--:|--:|\n"
+        f"| features | {features:,} | {features / 93_322:.1%} |\n"
+        f"| classifier | {classifier:,} | {classifier / 93_322:.1%} |"
+    )
+    assert [e.value for e in sent if e.type == "markdown"].count(subtotals) == 1
+    assert int(table["params"].sum()) == features + classifier

@@ -1,5 +1,6 @@
 """Every page of the Streamlit app runs headless (AppTest) and shows its key widgets."""
 
+import re
 import time
 from pathlib import Path
 
@@ -39,6 +40,15 @@ def metric(at: AppTest, label: str) -> str:
     return next(m.value for m in at.metric if m.label == label)
 
 
+def inspect_count(at: AppTest, label: str) -> str:
+    """One of Inspect's totals ("parameters", "trainable", "mult-adds per sample"), read from its
+    count line ("**93,322** parameters · **93,322** trainable · ...")."""
+    line = next(m.value for m in at.markdown if m.value.endswith(" mult-adds per sample"))
+    return {name: value for value, name in re.findall(r"\*\*([\d,]+)\*\* ([^·]+?)(?= ·|$)", line)}[
+        label
+    ]
+
+
 def test_home_shows_a_card_per_architecture_with_its_buttons():
     at = open_page()
     titles = [m.value.replace("\\_", "_") for m in at.markdown if m.value.startswith("#### ")]
@@ -70,7 +80,7 @@ def test_sidebar_lists_no_jobs_for_a_new_session():
 def test_inspect_shows_the_table_totals_and_widgets_from_the_config():
     at = open_page("pages/inspect.py", {"arch": "cnn"})
     assert at.selectbox(key="inspect_arch").value == "cnn"
-    assert metric(at, "parameters") == "93,322"
+    assert inspect_count(at, "parameters") == "93,322"
     # Widgets come from field_specs: a tuple as text, an int as slider, a choice as selectbox.
     assert at.text_input(key="inspect_cnn_channels").value == "32,64,64"
     assert at.slider(key="inspect_cnn_kernel_size").value == 3
@@ -264,7 +274,7 @@ def test_inspect_counts_every_parameter_of_every_architecture(arch):
     at = open_page("pages/inspect.py", {"arch": arch})
     model, _ = create_model(arch)
     expected = sum(p.numel() for p in model.parameters())
-    assert metric(at, "parameters") == f"{expected:,}"
+    assert inspect_count(at, "parameters") == f"{expected:,}"
     at.query_params["arch"] = arch
     at.switch_page("pages/train.py").run()  # the Train form of the same architecture
     assert not at.exception

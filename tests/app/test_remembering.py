@@ -8,7 +8,7 @@ from deeparch.engine.config import TrainConfig
 from pages._shared import manager
 from tests.app.test_explore_pages import open_page as open_explore_page
 from tests.app.test_explore_pages import trained_job
-from tests.app.test_pages import metric, open_page, run_until
+from tests.app.test_pages import inspect_count, metric, open_page, run_until
 
 
 def cnn_form(at) -> dict:
@@ -72,24 +72,24 @@ def test_inspect_keeps_its_architecture_after_another_page():
     at = open_page("pages/inspect.py")
     at.selectbox(key="inspect_arch").set_value("resnet").run()
     at.slider(key="inspect_resnet_blocks_per_stage").set_value(1).run()
-    expected = metric(at, "parameters")
+    expected = inspect_count(at, "parameters")
     at.switch_page("pages/train.py").run()
     at.switch_page("pages/inspect.py").run()
     assert at.selectbox(key="inspect_arch").value == "resnet"
     assert at.slider(key="inspect_resnet_blocks_per_stage").value == 1
-    assert metric(at, "parameters") == expected
+    assert inspect_count(at, "parameters") == expected
 
 
 def test_inspect_writes_its_settings_to_the_url_and_the_link_reopens_the_table():
     at = open_page("pages/inspect.py")
     at.selectbox(key="inspect_arch").set_value("cnn").run()
     at.text_input(key="inspect_cnn_channels").set_value("8,16").run()
-    expected = metric(at, "parameters")
+    expected = inspect_count(at, "parameters")
     params = {key: at.query_params[key] for key in at.query_params}
     assert params == {"arch": "cnn", "dataset": "mnist", "channels": "8,16"}, params
     reopened = open_page("pages/inspect.py", params)
     assert reopened.text_input(key="inspect_cnn_channels").value == "8,16"
-    assert metric(reopened, "parameters") == expected
+    assert inspect_count(reopened, "parameters") == expected
     assert not reopened.warning
 
 
@@ -99,7 +99,7 @@ def test_an_inspect_link_with_bad_values_says_what_was_not_used():
     assert any("kernel_size='99'" in w for w in warnings), warnings
     assert any("epochs='3' is a training setting" in w for w in warnings), warnings
     assert at.slider(key="inspect_cnn_kernel_size").value == 3  # the default stays
-    assert metric(at, "parameters") == "93,322"
+    assert inspect_count(at, "parameters") == "93,322"
 
 
 def test_inspect_a_torchvision_model_by_name_and_by_link():
@@ -107,13 +107,13 @@ def test_inspect_a_torchvision_model_by_name_and_by_link():
     assert at.radio(key="inspect_source").value == "torchvision"
     assert at.selectbox(key="inspect_torchvision_model").value == "googlenet"
     # Built without weights, googlenet keeps its two auxiliary classifiers.
-    assert metric(at, "parameters") == "13,004,888"
+    assert inspect_count(at, "parameters") == "13,004,888"
     notes = [i.value for i in at.info]
     assert any("aux1, aux2" in n and "6,624,904" in n for n in notes), notes
     at.selectbox(key="inspect_torchvision_model").set_value("resnet18").run()
-    assert metric(at, "parameters") == "11,689,512"  # torchvision publishes 11,689,512
+    assert inspect_count(at, "parameters") == "11,689,512"  # torchvision publishes 11,689,512
     at.number_input(key="inspect_torchvision_num_classes").set_value(10).run()
-    assert metric(at, "parameters") == f"{11_689_512 - 1000 * 513 + 10 * 513:,}"
+    assert inspect_count(at, "parameters") == f"{11_689_512 - 1000 * 513 + 10 * 513:,}"
     assert at.query_params["arch"] == "torchvision:resnet18"
     assert at.query_params["num_classes"] == "10"
     bad = open_page("pages/inspect.py", {"arch": "torchvision:resnet19"})

@@ -3,7 +3,7 @@ regions and the per-layer histograms of a run."""
 
 import json
 
-from tests.app.test_pages import metric, open_page, run_until
+from tests.app.test_pages import inspect_count, metric, open_page, run_until
 
 
 def plotly_specs(at):
@@ -48,9 +48,9 @@ def test_freezing_a_part_trains_the_rest_and_shows_the_regions_of_moons():
 def test_inspect_counts_a_frozen_part_as_not_trainable():
     at = open_page("pages/inspect.py")
     at.selectbox(key="inspect_arch").set_value("cnn").run()
-    assert metric(at, "trainable") == metric(at, "parameters") == "93,322"
+    assert inspect_count(at, "trainable") == inspect_count(at, "parameters") == "93,322"
     at.multiselect(key="inspect_freeze_cnn").set_value(["features"]).run()
     assert not at.exception
-    assert metric(at, "parameters") == "93,322"
-    assert metric(at, "trainable") == "37,578"  # the classifier alone (features: 55,744)
+    assert inspect_count(at, "parameters") == "93,322"
+    assert inspect_count(at, "trainable") == "37,578"  # the classifier alone (features: 55,744)
     assert "trainable" in at.dataframe[0].value.columns
