@@ -183,7 +183,8 @@ def out_of_memory_isolation(steps: int, device: str = "cuda") -> dict[str, Any]:
     survivor = manager.submit(TrainConfig.from_dict({**values, "max_steps": steps * 4}))
     # The failing job waits in the queue (one slot, taken) while it is instrumented.
     failing = manager.submit(TrainConfig.from_dict({**values, "max_steps": steps, "seed": 1}))
-    failing.trainer.callbacks.append(_AllocateTooMuch(at_step=3))
+    too_much = _AllocateTooMuch(at_step=3)  # added as it is built: a queued job has no trainer
+    failing.call_in_training(lambda job: job.trainer.callbacks.append(too_much))
     manager.set_max_running(2)
     failed, survived = _finished(failing), _finished(survivor)
     for job in (failing, survivor):

@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from deeparch.checkpoint import files as checkpoint
-from deeparch.engine.checkpointing import WeightsFrom, load_weights_from, read_resume
+from deeparch.engine.checkpointing import WeightsFrom
 from deeparch.engine.config import TrainConfig
 from deeparch.engine.evaluate import checkpoint_config
 from deeparch.engine.handle import JobHandle
 from deeparch.engine.job import Scheduler, ThreadJob, loaded_job
 from deeparch.engine.prepare import prepare
+from deeparch.engine.recipe import JobRecipe
 from deeparch.engine.threads import run_in_fresh_thread
 from deeparch.settings import ClassSettings
 
@@ -28,6 +29,11 @@ class SchedulableJob(JobHandle, Protocol):
     scheduler: Any
 
     def start(self) -> bool: ...
+
+    def set_aside(self) -> bool:
+        """Told by the manager that the job waits for a slot: let go of what start() can build
+        again; True when it let go of something."""
+        ...
 
 
 class Backend(Protocol):
@@ -78,12 +84,11 @@ class ThreadBackend:
         resume: str | Path | None,
         weights_from: WeightsFrom | None,
     ) -> ThreadJob:
-        prepared = prepare(config)
-        if weights_from is not None:
-            load_weights_from(prepared.model, weights_from, config.arch)
-        job = ThreadJob(job_id, prepared, owner, scheduler)
-        if resume is not None:
-            job.restore(*read_resume(resume, config.arch))
+        recipe = JobRecipe(config, resume, weights_from)
+        prepared, resumed = recipe.build(dry_run=True)
+        job = ThreadJob(job_id, prepared, owner, scheduler, recipe=recipe)
+        if resumed is not None:
+            job.restore(*resumed)
         return job
 
     def load(self, job_id: str, path: str | Path, owner: str | None) -> ThreadJob:

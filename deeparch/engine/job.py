@@ -2,7 +2,9 @@
 
 ThreadJob implements deeparch.engine.handle.JobHandle. Its state changes only through its state
 machine (deeparch.engine.state); control requests go through JobControl, which the training loop
-honours between steps; what it trains is a Trainer (deeparch.engine.loop).
+honours between steps; what it trains is a Trainer (deeparch.engine.loop). A job that has to
+wait for a slot is set aside: it lets go of its model, task and optimizers and keeps its recipe
+(deeparch.engine.recipe), from which its training thread builds it again when it starts.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import copy
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -28,10 +31,13 @@ from deeparch.engine.divergence import (
     remedy,
     weights_finite,
 )
-from deeparch.engine.loop import Trainer
+from deeparch.engine.loop import Gate, Progress, Trainer
 from deeparch.engine.metrics_log import MetricsLog
 from deeparch.engine.prepare import Prepared, release_cuda_cache
+from deeparch.engine.recipe import JobRecipe
 from deeparch.engine.state import JobState, StateMachine, StateView
+from deeparch.engine.threads import run_in_fresh_thread
+from deeparch.errors import DeeparchError
 from deeparch.tasks import Task
 
 logger = logging.getLogger(__name__)
@@ -63,6 +69,14 @@ def snapshot_identity(job: Any, position: int) -> dict[str, Any]:
     }
 
 
+def parameter_counts(model: nn.Module) -> dict[str, int]:
+    """What a job's page says of its model's size, published once so it needs no model later."""
+    return {
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+    }
+
+
 def checkpoint_target(dir_or_path: str | Path, arch: str, dataset: str) -> Path:
     """Where save_checkpoint writes: the path given, or <arch>-<dataset>.safetensors in a folder."""
     target = Path(dir_or_path)
@@ -82,7 +96,9 @@ class ThreadJob(StateView):
         scheduler: Scheduler | None = None,
         state: JobState = JobState.QUEUED,
         reason: str = "waiting for a free training slot",
+        recipe: JobRecipe | None = None,
     ) -> None:
+        """`recipe`: what `prepared` was built from, so that a queued job can be set aside."""
         self.id = job_id
         self.owner = owner
         self.config = prepared.config
@@ -98,9 +114,14 @@ class ThreadJob(StateView):
         self.machine = StateMachine(job_id, state, reason, on_change=self._publish_state)
         self.log.update(state=str(state), reason=reason)
         self.control = JobControl(self.machine)
-        self.trainer = Trainer(prepared, self.control, default_callbacks(self.log))
-        self.log.update(**progress_counters(self.trainer))
-        self._prepared = prepared
+        self.gate: Gate = self.control  # what the loop asks between steps; the manager wraps it
+        self.trainer: Trainer | None = Trainer(prepared, self.gate, default_callbacks(self.log))
+        self.log.update(**progress_counters(self.trainer), **parameter_counts(prepared.model))
+        self._prepared: Prepared | None = prepared
+        self.recipe = recipe
+        self._progress_set_aside: Progress | None = None  # its counters while it holds no trainer
+        self._built = threading.Lock()  # guards _prepared, trainer and _hooks together
+        self._hooks: list[Callable[[ThreadJob], Any]] = []  # called once it is built again
         self._done = threading.Event()
         if state.is_final:
             self._done.set()
@@ -114,15 +135,73 @@ class ThreadJob(StateView):
     # The live model and task, for this backend's tests and the CLI; pages use model_copy().
     @property
     def model(self) -> nn.Module:
-        return self._prepared.model
+        return self._built_parts().model
 
     @property
     def task(self) -> Task:
-        return self._prepared.task
+        return self._built_parts().task
 
     @property
-    def progress(self) -> Any:
-        return self.trainer.progress
+    def progress(self) -> Progress:
+        trainer = self.trainer
+        return trainer.progress if trainer is not None else self._progress_set_aside
+
+    def _built_parts(self) -> Prepared:
+        prepared = self._prepared
+        if prepared is None:
+            why = "waits for a training slot" if self.is_active() else "ended before it started"
+            raise DeeparchError(
+                f"job {self.id} {why}: a job's model is built when it starts (model_copy() gives "
+                "the weights it starts from)"
+            )
+        return prepared
+
+    # ---- waiting without a model ------------------------------------------------------------
+
+    def set_aside(self) -> bool:
+        """Let go of what was built to check this queued job (model, its initial copy, task,
+        optimizers), keeping its recipe with its own copies of the checkpoints it starts from;
+        start() builds it again. Called before anyone holds the job (the manager's submit);
+        False when it does not wait, is set aside already, or has no recipe."""
+        with self.machine.condition:  # start() moves it under the same condition
+            if self.state is not JobState.QUEUED or self.recipe is None or self.trainer is None:
+                return False
+            try:
+                self.recipe = self.recipe.staged()
+            except (OSError, DeeparchError) as error:  # no room for its checkpoints' copies
+                logger.warning("job %s waits holding its model: %s", self.id, error)
+                return False
+            with self._built:
+                self._progress_set_aside = self.trainer.progress
+                self._prepared, self.trainer = None, None
+        if self.device.type != "cpu":
+            release_cuda_cache()  # the device's memory to the jobs that train meanwhile
+        return True
+
+    def call_in_training(self, function: Callable[[ThreadJob], Any]) -> Any:
+        """function(job) once its model and task exist: now if they do, else in its training
+        thread just before the first step (then None here). For tests and diagnostics."""
+        with self._built:
+            if self.trainer is None:
+                self._hooks.append(function)
+                return None
+        return function(self)
+
+    def _build_again(self) -> None:
+        """Build a set-aside job from its recipe (no dry run: it was checked when submitted), in
+        a thread that exits afterwards (deeparch.engine.threads), then call the waiting hooks."""
+        if self.trainer is None:
+            build = self.recipe.build
+            prepared, resume = run_in_fresh_thread(build, False, name="deeparch-prepare")
+            trainer = Trainer(prepared, self.gate, default_callbacks(self.log))
+            if resume is not None:
+                restore_trainer(trainer, self.log, *resume)
+            with self._built:
+                self._prepared, self.trainer = prepared, trainer
+                hooks, self._hooks = self._hooks, []
+                for hook in hooks:
+                    hook(self)
+        self.trainer.gate = self.gate  # the manager's turns and threads, set after it was built
 
     # ---- control ----------------------------------------------------------------------------
 
@@ -140,6 +219,7 @@ class ThreadJob(StateView):
         stopped = self.control.stop(reason)
         if stopped and was_queued and self.state is JobState.STOPPED:
             # It never started: no thread will end it, so leave the queue here.
+            self._release_recipe()
             if self.scheduler is not None:
                 self.scheduler.job_ended(self)
             self._done.set()
@@ -169,17 +249,24 @@ class ThreadJob(StateView):
         if state is JobState.RUNNING and self.control.pause_requested:
             copied["reason"] = "pausing after the current step"
         copied.update(snapshot_identity(self, position))
-        copied["final_metrics"] = dict(self.trainer.progress.final_metrics)
+        copied["final_metrics"] = dict(self.progress.final_metrics)
         return copied
 
     def latest_snapshot(self) -> dict[str, Any] | None:
         return self.log.latest_snapshot()
 
     def model_copy(self) -> nn.Module:
-        """A consistent CPU copy of the current weights in eval mode, taken between two steps."""
-        with self.trainer.step_lock:
-            state = cpu_copy(self.model.state_dict())
-        model = copy.deepcopy(self._prepared.template)
+        """A consistent CPU copy of the current weights in eval mode, taken between two steps
+        (a set-aside job's: the weights it will start from, built from its recipe)."""
+        with self._built:
+            prepared, trainer = self._prepared, self.trainer
+        if prepared is None or trainer is None:
+            return run_in_fresh_thread(
+                self.recipe.starting_model, self.info, name="deeparch-prepare"
+            )
+        with trainer.step_lock:
+            state = cpu_copy(prepared.model.state_dict())
+        model = copy.deepcopy(prepared.template)
         model.load_state_dict(state)
         return model.eval()
 
@@ -188,6 +275,7 @@ class ThreadJob(StateView):
     def save_checkpoint(self, dir_or_path: str | Path) -> Path:
         """Write <stem>.safetensors and <stem>.json (a folder gets <arch>-<dataset>.*)."""
         target = checkpoint_target(dir_or_path, self.arch, self.dataset)
+        self._built_parts()  # a set-aside job has nothing trained to save
         tensors, meta = checkpoint_contents(self.trainer, self.log, self.state, self.dataset)
         return checkpoint.write_checkpoint(target, tensors, meta)
 
@@ -213,6 +301,7 @@ class ThreadJob(StateView):
         try:
             self.machine.move(*self._train())
         finally:
+            self._release_recipe()
             # The next queued job starts before wait() returns, so a waiter sees it running.
             if self.scheduler is not None:
                 self.scheduler.job_ended(self)
@@ -220,6 +309,16 @@ class ThreadJob(StateView):
 
     def _train(self) -> tuple[JobState, str]:
         """Train to the end; the state and reason the job ends with."""
+        not_built = ""
+        try:
+            self._build_again()
+        except Exception as error:  # noqa: BLE001  (no memory left for it: this job fails alone)
+            logger.debug("job %s could not be built", self.id, exc_info=True)
+            message = str(error).splitlines()[0] if str(error) else ""
+            not_built = f"could not be built when its turn came: {type(error).__name__}: {message}"
+        if not_built:
+            release_cuda_cache()  # out of the except block, whose traceback held the parts built
+            return JobState.FAILED, not_built
         try:
             return self.trainer.run()
         except torch.cuda.OutOfMemoryError as error:
@@ -235,6 +334,10 @@ class ThreadJob(StateView):
             f"out of memory on {self.device} at step {self.trainer.progress.global_step} "
             f"({message}); memory released; try a smaller batch_size or a smaller model",
         )
+
+    def _release_recipe(self) -> None:
+        if self.recipe is not None:
+            self.recipe.release()
 
     def _failure(self, error: Exception) -> tuple[JobState, str]:
         step = self.trainer.progress.global_step

@@ -13,9 +13,11 @@ Jobs live in the manager, not in a page, so they outlive page switches and rerun
 - Turns and threads (thread backend). Up to `max_running` jobs are admitted; they take turns of
   `slice_s` seconds on the cores, and each computing job gets its share of the cores as torch
   threads (deeparch.engine.threads).
-- Bounded memory. An ended run is written to the run store (deeparch.engine.store) and what stays
-  in memory is an EndedRun (deeparch.engine.ended): its snapshot, with its weights read back from
-  the store when a view asks. Only the newest `runs_in_memory` ended runs of each session stay,
+- Bounded memory. A job waiting for a slot holds its config, not its model: it is checked in
+  full when submitted, then let go of and built again when it starts (deeparch.engine.recipe).
+  An ended run is written to the run store (deeparch.engine.store) and what stays in memory is
+  an EndedRun (deeparch.engine.ended): its snapshot, with its weights read back from the store
+  when a view asks. Only the newest `runs_in_memory` ended runs of each session stay,
   and of all sessions' together at most `ended_runs_bytes` (each open session keeps its newest).
   What the manager keeps per student (labels, turns) goes once a student has left and has no
   job left in memory.
@@ -49,6 +51,7 @@ from deeparch.engine.threads import (
     TimeSlices,
     give_freed_memory_back,
     threads_beside_a_browser,
+    trim_heap,
 )
 from deeparch.errors import ConfigError, DeeparchError, UnknownJobError, UnknownNameError
 from deeparch.settings import ClassSettings, env_name, load_settings
@@ -131,6 +134,10 @@ class JobManager:
     ) -> JobHandle:
         """Validate, build, dry-run one batch, then queue the job (it starts when it is its turn).
 
+        A job that has to wait lets go of what was built to check it (its model, their initial
+        copy, its optimizers) and is built again from its config when it starts
+        (deeparch.engine.recipe): thirty queued jobs hold thirty configs, not thirty models.
+
         `resume` continues from a checkpoint of the same architecture: weights, optimizer state,
         counters and history, so the run continues as if it had never stopped. `weights_from`
         instead starts a new run from some parts of a checkpoint (transfer learning: its
@@ -153,6 +160,9 @@ class JobManager:
             self._queue.append(job)
         self._ensure_watchdog()
         self._schedule()
+        if job.set_aside():  # no slot was free: it waits holding its recipe only
+            # What it let go of has no reference cycle, so it is freed already: no collection.
+            trim_heap()
         return job
 
     def _check_room(self, owner: str | None) -> None:
@@ -172,12 +182,12 @@ class JobManager:
 
     def _attach_gate(self, job: JobHandle) -> None:
         """Thread-backend jobs take turns on the cores and keep to their thread budget."""
-        trainer = getattr(job, "trainer", None)
+        gate = getattr(job, "gate", None)
         control = getattr(job, "control", None)
-        if trainer is None or control is None:
+        if gate is None or control is None:
             return  # another backend's job trains elsewhere, with resources of its own
-        trainer.gate = BudgetedGate(
-            trainer.gate, job.id, self.slices, self.budget, lambda: control.stop_requested
+        job.gate = BudgetedGate(
+            gate, job.id, self.slices, self.budget, lambda: control.stop_requested
         )
 
     def load_checkpoint(self, path: str | Path, owner: str | None = None) -> JobHandle:

@@ -60,13 +60,8 @@ def prepare(config: Any, dry_run: bool = True) -> Prepared:
     data = load_dataset(dataset_name)
     data = select_classes(data, parse_classes(config.classes, data.info))
     x_train, y_train = training_subset(config, dataset_name, data.x_train, data.y_train)
-    # The initial weights come from the seed alone: module constructors draw from the default
-    # generator, which is lent seeded and under a lock (deeparch.randomness explains).
-    with borrowed_global_generator(int(config.seed)):
-        model, arch_config = create_model(config.arch, config.arch_config, data.info)
-    freeze_parts(model, config.freeze)
+    model, arch_config = initial_model(config, data.info)
     check_job_limits(config, arch_config, model, len(x_train))  # the class's caps
-    use_job_dropout(model)  # dropout masks from the job's generator, not the process's
     check_batch_norm_batch(model, int(config.batch_size))
     template = copy.deepcopy(model).eval()
     model = model.to(device)
@@ -111,6 +106,18 @@ def prepare(config: Any, dry_run: bool = True) -> Prepared:
     if dry_run:
         check_one_batch(prepared)
     return prepared
+
+
+def initial_model(config: Any, info: DataInfo) -> tuple[nn.Module, Any]:
+    """(model, arch config) as the config's seed builds it, its frozen parts marked: the same
+    weights every time it is built, whenever and in whichever thread."""
+    # Module constructors draw from the default generator, which is lent seeded and under a lock
+    # (deeparch.randomness explains).
+    with borrowed_global_generator(int(config.seed)):
+        model, arch_config = create_model(config.arch, config.arch_config, info)
+    freeze_parts(model, config.freeze)
+    use_job_dropout(model)  # dropout masks from the job's generator, not the process's
+    return model, arch_config
 
 
 def training_subset(

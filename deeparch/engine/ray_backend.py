@@ -11,7 +11,8 @@ at a time: measured here, a fresh actor trains its first step about 4 s after it
 (Python, torch and the dataset loaded), a warm one about 20 ms after (README, "Beyond one
 machine: Ray"). A queued job holds no worker: it is built once on a worker when submitted (so a
 ConfigError from its dry run comes back at once, as the same error), and built again from its
-seed on the worker that trains it when the manager starts it.
+seed on the worker that trains it when the manager starts it. A queued job that resumes a
+checkpoint keeps it on disk, not in Ray's object store, until it starts (RayJob.set_aside).
 
 On the server, a job is a RayJob (deeparch.engine.ray_job), the JobHandle pages use.
 """
@@ -39,6 +40,7 @@ from deeparch.engine.ray_job import (
     ray_module,
 )
 from deeparch.engine.ray_worker import Worker
+from deeparch.engine.recipe import JobRecipe
 from deeparch.errors import ConfigError, DeeparchError
 
 logger = logging.getLogger(__name__)
@@ -304,7 +306,8 @@ class RayBackend:
         ray = ray_module()
         resume_ref = ray.put(read_resume(resume, config.arch)) if resume is not None else None
         described = self._describe(job_id, config, resume_ref)
-        return RayJob(job_id, config, owner, scheduler, self.pool, described, resume_ref)
+        recipe = JobRecipe(config, resume)
+        return RayJob(job_id, config, owner, scheduler, self.pool, described, resume_ref, recipe)
 
     def _describe(self, job_id: str, config: TrainConfig, resume_ref: Any) -> dict[str, Any]:
         ray = ray_module()

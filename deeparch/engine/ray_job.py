@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from torch import nn
 
 from deeparch.checkpoint import files as checkpoint
+from deeparch.engine.checkpointing import read_resume
 from deeparch.engine.config import TrainConfig
 from deeparch.engine.job import (
     Scheduler,
@@ -29,6 +30,7 @@ from deeparch.engine.job import (
 )
 from deeparch.engine.mirror import SnapshotMirror, changes_since
 from deeparch.engine.ray_worker import Status, WorkerJob
+from deeparch.engine.recipe import JobRecipe
 from deeparch.engine.state import JobState, StateMachine, StateView
 from deeparch.errors import DeeparchError
 
@@ -87,7 +89,10 @@ class RayJob(StateView):
         pool: Pool,
         described: dict[str, Any],
         resume_ref: Any = None,
+        recipe: JobRecipe | None = None,
     ) -> None:
+        """`resume_ref`: the checkpoint it resumes, in Ray's object store; `recipe` says where it
+        was read from, so that a queued job can let go of it (set_aside)."""
         self.id = job_id
         self.owner = owner
         self.config = config
@@ -100,6 +105,7 @@ class RayJob(StateView):
         self.machine = StateMachine(job_id)
         self._pool = pool
         self._resume_ref = resume_ref
+        self._recipe = recipe
         self._mirror = SnapshotMirror()
         self._mirror.apply(changes_since(described, {}))
         self._lock = threading.Lock()  # guards the fields below up to _pending_stop
@@ -137,6 +143,22 @@ class RayJob(StateView):
 
     # ---- starting and following -------------------------------------------------------------
 
+    def set_aside(self) -> bool:
+        """A queued Ray job holds no worker and no model (it was checked on a worker, which kept
+        nothing); what it lets go of is the checkpoint it resumes, held in Ray's object store,
+        read again from its own copy when it starts. False when there is none."""
+        with self.machine.condition:
+            waiting = self.state is JobState.QUEUED and self._recipe is not None
+            if not waiting or self._resume_ref is None:
+                return False
+            try:
+                self._recipe = self._recipe.staged()
+            except (OSError, DeeparchError) as error:  # no room for the copy: keep the object
+                logger.warning("job %s waits holding its checkpoint: %s", self.id, error)
+                return False
+            self._resume_ref = None
+        return True
+
     def start(self) -> bool:
         """Called by the manager when a slot is free; False when the job no longer waits."""
         with self.machine.condition:
@@ -164,6 +186,7 @@ class RayJob(StateView):
         finally:
             self._settled.set()
             self._resume_ref = None
+            self._release_recipe()
             if self._worker_lost:
                 self._pool.discard(self._worker)
             else:
@@ -173,8 +196,27 @@ class RayJob(StateView):
                 self.scheduler.job_ended(self)
             self._done.set()
 
+    def _release_recipe(self) -> None:
+        if self._recipe is not None:
+            self._recipe.release()
+
+    def _read_resume_again(self) -> bool:
+        """Put a set-aside job's checkpoint back into the object store; False (the job failed,
+        its healthy worker kept) when its copy cannot be read."""
+        resume = self._recipe.resume if self._recipe is not None else None
+        if self._resume_ref is not None or resume is None:
+            return True
+        try:
+            self._resume_ref = ray_module().put(read_resume(resume, self.config.arch))
+        except (OSError, DeeparchError) as error:
+            self._end(JobState.FAILED, f"could not read the checkpoint it resumes: {error}")
+            return False
+        return True
+
     def _begin(self) -> Status | None:
         ray = ray_module()
+        if not self._read_resume_again():
+            return None
         with self._lock:
             self._sent = True
             hooks = list(self._hooks)
@@ -279,6 +321,7 @@ class RayJob(StateView):
                 self.machine.move(JobState.STOPPED, before_start)
         if state is JobState.QUEUED:
             # It never started: no follower will end it, so leave the queue here.
+            self._release_recipe()
             if self.scheduler is not None:
                 self.scheduler.job_ended(self)
             self._done.set()

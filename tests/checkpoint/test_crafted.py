@@ -18,7 +18,7 @@ from deeparch.engine.config import TrainConfig
 from deeparch.engine.evaluate import evaluate_checkpoint
 from deeparch.engine.manager import JobManager
 from deeparch.errors import ConfigError, DeeparchError
-from tests.engine.jobs import held
+from tests.engine.jobs import held, in_training
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT_S = 60
@@ -320,13 +320,19 @@ def resumed_with(saved: Path, hold: bool = False, **changes):
 def test_resume_with_another_lr_trains_at_that_lr_from_the_saved_moments(saved):
     tensors, _ = checkpoint.read_checkpoint(saved)
     job, manager = resumed_with(saved, hold=True, lr=0.05, weight_decay=0.01)
-    optimizer = job.task.optimizers["model"]
-    groups = optimizer.param_groups
-    assert [(g["lr"], g["weight_decay"]) for g in groups] == [(0.05, 0.01)]
-    first = groups[0]["params"][0]
-    assert torch.equal(optimizer.state[first]["exp_avg"], tensors["optimizer/model/0/exp_avg"])
+    restored = {}
+
+    def read_optimizer(inner):  # as it is built to train, before its first step
+        optimizer = inner.task.optimizers["model"]
+        groups = optimizer.param_groups
+        restored["groups"] = [(g["lr"], g["weight_decay"]) for g in groups]
+        restored["exp_avg"] = optimizer.state[groups[0]["params"][0]]["exp_avg"].clone()
+
+    in_training(job, read_optimizer)
     manager.set_max_running(1)
     assert job.wait(WAIT_S) and job.state == "finished", job.reason
+    assert restored["groups"] == [(0.05, 0.01)]
+    assert torch.equal(restored["exp_avg"], tensors["optimizer/model/0/exp_avg"])
     same = resumed_with(saved)
     assert same.wait(WAIT_S) and same.state == "finished"
     # a different learning rate gives different losses from the first resumed step on

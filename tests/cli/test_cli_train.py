@@ -271,17 +271,21 @@ def test_a_stopped_run_reports_the_metrics_of_the_weights_it_saves(capsys, tmp_p
 
     config = TrainConfig(arch="mlp", arch_config={"hidden_sizes": (16,)}, epochs=3)
     manager = JobManager(max_running=0, heartbeat_timeout=0)
-    job = manager.submit(config)
+    job = manager.submit(config)  # queued: its task is built when it starts
     calls = []
-    original = job.task.train_step
 
-    def train_step(batch):
-        calls.append(1)
-        if len(calls) == 70:  # mid-epoch 2 (62 steps per epoch at batch 64)
-            job.stop("enough")
-        return original(batch)
+    def patch(inner):
+        original = inner.task.train_step
 
-    job.task.train_step = train_step
+        def train_step(batch):
+            calls.append(1)
+            if len(calls) == 70:  # mid-epoch 2 (62 steps per epoch at batch 64)
+                job.stop("enough")
+            return original(batch)
+
+        inner.task.train_step = train_step
+
+    job.call_in_training(patch)
     manager.set_max_running(1)
     assert job.wait(60) and job.state == "stopped"
     assert job.snapshot()["final_metrics"]["step"] == job.snapshot()["step"] == 70

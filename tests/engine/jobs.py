@@ -1,4 +1,10 @@
-"""What the engine's tests share: a small job, and hooks into the training thread on any backend."""
+"""What the engine's tests share: a small job, hooks into the training thread on any backend, and
+an independent count of the tensors an object holds."""
+
+import gc
+import types
+
+import torch
 
 from deeparch.engine.config import TrainConfig
 from deeparch.engine.ray_job import RayJob
@@ -14,11 +20,12 @@ SMALL = TrainConfig(
 
 
 def in_training(job, function):
-    """function(job as its training process holds it): at once on the thread backend; on Ray in
-    the worker, at once if it trains, else just before it starts."""
+    """function(job as its training process holds it): at once if it is built (it trains, or it
+    was admitted when submitted), else just before it starts (a queued job holds no model until
+    then); on Ray in the worker."""
     if isinstance(job, RayJob):
         return job.call_in_worker(function)
-    return function(job)
+    return job.call_in_training(function)
 
 
 def held(manager, config, **kwargs):
@@ -53,3 +60,21 @@ def instrument(job, at_call, action):
         return train_step
 
     patch_train_step(job, make_step)
+
+
+def tensors_reachable(root, leave_out=()) -> int:
+    """Bytes of the tensor storages (not on the meta device) reachable from `root`'s objects,
+    classes, modules and the objects in `leave_out` aside: an independent count of what it
+    holds."""
+    seen, storages, todo = {id(obj) for obj in leave_out}, {}, [root]
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen or isinstance(obj, (type, types.ModuleType, types.FunctionType)):
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, torch.Tensor):
+            if not obj.is_meta:
+                storages[obj.untyped_storage().data_ptr()] = obj.untyped_storage().nbytes()
+            continue
+        todo.extend(gc.get_referents(obj))
+    return sum(storages.values())

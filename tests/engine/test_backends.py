@@ -26,7 +26,7 @@ from deeparch.engine.config import TrainConfig
 from deeparch.engine.ended import EndedRun
 from deeparch.engine.manager import JobManager
 from deeparch.engine.prepare import prepare
-from deeparch.engine.ray_job import RayJobError
+from deeparch.engine.ray_job import RayJob, RayJobError
 from deeparch.engine.store import RunStore
 from deeparch.errors import ConfigError
 from deeparch.settings import ClassSettings
@@ -504,6 +504,28 @@ def test_a_resumed_cnn_equals_one_trained_straight_and_loads_back(backend, tmp_p
     assert loaded.state == "finished" and loaded.snapshot()["step"] == 3
     for name, value in loaded.model_copy().state_dict().items():
         assert torch.equal(value, half.model_copy().state_dict()[name]), name
+
+
+def test_a_queued_resume_holds_no_copy_of_its_checkpoint_in_memory_until_it_starts(
+    backend, tmp_path
+):
+    manager = JobManager(max_running=1, heartbeat_timeout=0, backend=backend)
+    half = manager.submit(dataclasses.replace(SMALL, max_steps=3))
+    assert half.wait(WAIT_S) and half.state == "finished", half.reason
+    path = half.save_checkpoint(tmp_path / "half")
+    longer = dataclasses.replace(SMALL, max_steps=6)
+    at_once = manager.submit(longer, resume=path)
+    assert at_once.wait(WAIT_S) and at_once.state == "finished", at_once.reason
+    late = held(manager, longer, resume=path)
+    # Threads: no model, optimizer or restored trainer; Ray: no object in its store. It keeps a
+    # copy of the checkpoint on disk, so the file it was given may go.
+    assert (late._resume_ref if isinstance(late, RayJob) else late.trainer) is None
+    for file in checkpoint.checkpoint_paths(path):
+        file.unlink()
+    manager.set_max_running(1)
+    assert late.wait(WAIT_S) and late.state == "finished", late.reason
+    assert late.snapshot()["step"] == 6
+    assert late.snapshot()["losses"] == at_once.snapshot()["losses"]
 
 
 # ---- randomness belongs to the job --------------------------------------------------------------

@@ -6,7 +6,6 @@ import gc
 import json
 import platform
 import time
-import types
 import weakref
 
 import pytest
@@ -21,7 +20,7 @@ from deeparch.engine.manager import TEACHER, JobManager, NotYourJobError
 from deeparch.engine.store import RunStore, session_folder_name
 from deeparch.engine.threads import ThreadBudget, TimeSlices, give_freed_memory_back
 from deeparch.errors import ConfigError, UnknownNameError
-from tests.engine.jobs import SMALL, patch_train_step
+from tests.engine.jobs import SMALL, patch_train_step, tensors_reachable
 
 TINY = TrainConfig(
     arch="mlp", arch_config={"hidden_sizes": (8,)}, batch_size=32, epochs=1, max_steps=3
@@ -217,23 +216,6 @@ def test_ended_runs_leave_memory_for_the_store_and_come_back_equal(tmp_path):
         manager.remove(reopened.id, BOB)
     manager.end_session(ALICE)
     assert manager.jobs_held() == 0  # a session that ended keeps nothing in memory
-
-
-def tensors_reachable(root) -> int:
-    """Bytes of the tensor storages (not on the meta device) reachable from `root`'s objects,
-    classes and modules aside: an independent count of what it holds."""
-    seen, storages, todo = set(), {}, [root]
-    while todo:
-        obj = todo.pop()
-        if id(obj) in seen or isinstance(obj, (type, types.ModuleType, types.FunctionType)):
-            continue
-        seen.add(id(obj))
-        if isinstance(obj, torch.Tensor):
-            if not obj.is_meta:
-                storages[obj.untyped_storage().data_ptr()] = obj.untyped_storage().nbytes()
-            continue
-        todo.extend(gc.get_referents(obj))
-    return sum(storages.values())
 
 
 def test_an_ended_run_in_memory_holds_its_snapshot_not_its_weights_and_reopens_equal(tmp_path):

@@ -16,6 +16,7 @@ from deeparch.engine.state import (
     JobState,
     StateMachine,
 )
+from tests.engine.jobs import patch_train_step
 
 WAIT_S = 60
 SMALL = TrainConfig(
@@ -47,16 +48,18 @@ def test_pause_is_a_request_until_the_thread_sits_between_steps():
     manager.set_max_running(0)
     job = manager.submit(dataclasses.replace(SMALL, max_steps=0))
     seen = {}
-    original = job.task.train_step
 
-    def train_step(batch):
-        if "asked" not in seen and job.snapshot()["step"] == 3:
-            seen["asked"] = job.pause()
-            # Inside a step: asked, not yet paused.
-            seen["state"], seen["reason"] = job.state, job.snapshot()["reason"]
-        return original(batch)
+    def make_step(inner, original):
+        def train_step(batch):
+            if "asked" not in seen and job.snapshot()["step"] == 3:
+                seen["asked"] = job.pause()
+                # Inside a step: asked, not yet paused.
+                seen["state"], seen["reason"] = job.state, job.snapshot()["reason"]
+            return original(batch)
 
-    job.task.train_step = train_step
+        return train_step
+
+    patch_train_step(job, make_step)
     manager.set_max_running(1)
     assert job.wait_paused(WAIT_S)
     assert seen == {
