@@ -507,6 +507,11 @@ class Tab:
     async def settle(self, timeout: float = 120.0) -> None:
         """Wait until the run in progress (and any rerun it asked for) has finished."""
         if not await self.wait_for(Tab.idle, timeout):
+            if self.dropped():
+                raise TimeoutError(
+                    f"{self.name}: the server stopped answering this tab ({self.unanswered} "
+                    f"reruns unanswered for {self.silent_s:g} s or more: dropped by the server)"
+                )
             raise TimeoutError(f"{self.name}: the page did not finish in {timeout} s")
 
     async def wait_for(self, predicate: Callable[[Tab], bool], timeout: float) -> bool:

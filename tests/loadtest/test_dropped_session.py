@@ -9,6 +9,8 @@ test's tab must report it (Tab.dropped) rather than wait out its timeout.
 import asyncio
 import time
 
+import pytest
+
 from scripts.loadtest.protocol import Tab
 from scripts.loadtest.server import free_port, start_server, stop_server, wait_healthy
 from tests.app.browser import ARTIFACTS
@@ -53,6 +55,9 @@ def test_a_tab_the_server_dropped_is_reported_as_dropped_and_stops_waiting(tmp_p
         waited = time.monotonic() - started
         view = tab.view()
         runs_after = len(tab.runs)
+        await tab.open()  # a rerun the tab asks for (a browser's reload would open a new session)
+        with pytest.raises(TimeoutError, match="dropped by the server"):
+            await tab.settle(120)
         await tab.close()
         return ended, waited, view, runs_seen, runs_after
 
