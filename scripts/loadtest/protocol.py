@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import contextlib
 import json
 import time
@@ -51,6 +52,8 @@ VALUE_WIDGETS = (
 TRIGGER_WIDGETS = ("button", "download_button")
 # The generic text Streamlit shows instead of a traceback (client.showErrorDetails = "none").
 ERROR_PAGE_TEXT = "This app has encountered an error"
+TRACE_KEPT = 60  # messages a tab remembers for its report, both ways
+UNANSWERED_RERUNS = 3  # reruns sent in silence before a tab counts as dropped (Tab.dropped)
 
 
 def widget_state_from_element(element: Element) -> WidgetState | None:
@@ -145,6 +148,8 @@ class Tab:
     session_id: str = ""
     timed_fragments: set[str] = field(default_factory=set)  # every fragment given a timer
     closed: bool = False
+    # Longer than any run keeps a tab waiting (a submit waits up to 120 s for a Ray worker)
+    silent_s: float = 180.0
     on_change: Callable[[Tab], None] | None = None
 
     def __post_init__(self) -> None:
@@ -157,6 +162,13 @@ class Tab:
         self._run_index: dict[str, int] = {}  # script run id -> its place in self.runs
         self._action_index = 0  # the first run that can answer the student's last action
         self._changed = asyncio.Event()
+        # The last messages both ways, (seconds since connect, direction, what): a report of a
+        # stuck tab shows them (TRACE_KEPT)
+        self._trace: collections.deque = collections.deque(maxlen=TRACE_KEPT)
+        self._connected_at = time.monotonic()
+        self._points: dict[tuple[int, ...], int] = {}  # a chart's points, counted once per delta
+        self.last_received = time.monotonic()
+        self.unanswered = 0  # reruns sent since the server's last message
 
     # ---------------------------------------------------------------- connection
     async def connect(self, timeout: float = 60.0) -> None:
@@ -226,6 +238,13 @@ class Tab:
         info.timezone, info.timezone_offset, info.locale = self.timezone, 0, "en-US"
         info.url, info.is_embedded, info.color_scheme = self._context_url(), False, "light"
         self.sent.append(msg)
+        pressed = ",".join(map(user_key, triggers))
+        scope = f" of {fragment_id[:8]}" if fragment_id else ""
+        self._note(
+            "sent",
+            f"rerun{scope}{' (timer)' if auto else ''}{' pressing ' * bool(pressed)}{pressed}",
+        )
+        self.unanswered += 1
         if not auto:
             self._action_index = len(self.runs)
         await self._ws.send(msg.SerializeToString())
@@ -302,9 +321,36 @@ class Tab:
             self.closed = True
             self._changed.set()
 
+    def _note(self, direction: str, what: str) -> None:
+        self._trace.append((round(time.monotonic() - self._connected_at, 3), direction, what))
+
+    def _note_received(self, msg: ForwardMsg, kind: str) -> None:
+        if kind == "new_session":
+            run = msg.metadata.run
+            fragments = ",".join(f[:8] for f in run.fragment_ids)
+            self._note("got", f"new_session {run.script_run_id[:8]} {fragments or 'full'}")
+        elif kind == "auto_rerun":
+            self._note(
+                "got",
+                f"auto_rerun {msg.auto_rerun.fragment_id[:8]} every {msg.auto_rerun.interval:g} s",
+            )
+        elif kind == "stop_auto_rerun":
+            self._note(
+                "got",
+                f"stop_auto_rerun {','.join(f[:8] for f in msg.stop_auto_rerun.fragment_ids)}",
+            )
+        elif kind == "script_finished":
+            self._note("got", ForwardMsg.ScriptFinishedStatus.Name(msg.script_finished))
+        elif kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
+            element = msg.delta.new_element
+            if element.WhichOneof("type") == "metric" and element.metric.label == "state":
+                self._note("got", f"state {element.metric.body}")
+
     def _handle(self, msg: ForwardMsg) -> None:
         kind = msg.WhichOneof("type")
         now = time.monotonic()
+        self.last_received, self.unanswered = now, 0
+        self._note_received(msg, kind)
         if kind == "new_session":
             run = msg.metadata.run
             self._run = RunRecord(run.script_run_id, tuple(run.fragment_ids), now)
@@ -351,6 +397,7 @@ class Tab:
         if delta.WhichOneof("type") == "new_element":
             element = delta.new_element
             self.elements[path] = element
+            self._points.pop(path, None)
             self._written[path] = run_id
             self._fragment_of[path] = delta.fragment_id
             if element.WhichOneof("type") == "exception":
@@ -402,8 +449,13 @@ class Tab:
     async def _tick(self, fragment_id: str, interval: float) -> None:
         while not self.closed:
             await asyncio.sleep(interval)
-            with contextlib.suppress(websockets.ConnectionClosed):
+            try:
                 await self._send_rerun(fragment_id=fragment_id, auto=True)
+            except websockets.ConnectionClosed:
+                pass
+            except Exception as error:
+                self._note("timer", f"{fragment_id[:8]} died: {error!r}")
+                raise
 
     def _cancel_timers(self) -> None:
         for timer in self._timers.values():
@@ -429,6 +481,11 @@ class Tab:
             "texts": self.texts()[:6],
             "timers": self.timers,
             "closed": self.closed,
+            # A server that dropped the session (its send queue full: a client too slow) keeps
+            # the websocket open and ignores what the tab sends: reruns go unanswered.
+            "last_message_s_ago": round(time.monotonic() - self.last_received, 1),
+            "reruns_unanswered": self.unanswered,
+            "dropped": self.dropped(),
             "last_runs": [
                 {
                     "fragments": list(r.fragment_ids),
@@ -437,6 +494,7 @@ class Tab:
                 }
                 for r in self.runs[-4:]
             ],
+            "messages": [list(entry) for entry in self._trace],
         }
 
     def run_count(self) -> int:
@@ -449,6 +507,11 @@ class Tab:
     async def settle(self, timeout: float = 120.0) -> None:
         """Wait until the run in progress (and any rerun it asked for) has finished."""
         if not await self.wait_for(Tab.idle, timeout):
+            if self.dropped():
+                raise TimeoutError(
+                    f"{self.name}: the server stopped answering this tab ({self.unanswered} "
+                    f"reruns unanswered for {self.silent_s:g} s or more: dropped by the server)"
+                )
             raise TimeoutError(f"{self.name}: the page did not finish in {timeout} s")
 
     async def wait_for(self, predicate: Callable[[Tab], bool], timeout: float) -> bool:
@@ -456,12 +519,19 @@ class Tab:
         deadline = time.monotonic() + timeout
         while not predicate(self):
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or self.closed:
+            if remaining <= 0 or self.closed or self.dropped():
                 return predicate(self)
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
+                await asyncio.wait_for(self._changed.wait(), min(remaining, self.silent_s / 4))
         return True
+
+    def dropped(self) -> bool:
+        """Whether the server has stopped answering this tab: reruns sent, nothing received for
+        silent_s. Streamlit drops a session whose client reads too slowly (500 messages waiting
+        to be sent) but leaves its websocket open: a browser's page then stays as it was."""
+        silence = time.monotonic() - self.last_received
+        return self.unanswered >= UNANSWERED_RERUNS and silence >= self.silent_s
 
     def find(self, kind: str, since: int = 0) -> list[Element]:
         """The page's elements of one type (in page order), drawn by run `since` or later."""
@@ -492,9 +562,14 @@ class Tab:
 
     def chart_points(self, key: str, since: int = 0) -> int:
         """Points on the plotly chart with this key= (-1: none on the page, or an older one)."""
-        for element in self.find("plotly_chart", since):
+        for path in sorted(self.elements):
+            element = self.elements[path]
+            if element.WhichOneof("type") != "plotly_chart" or not self._drawn_since(path, since):
+                continue
             if user_key(element.plotly_chart.id) == key:
-                return plotly_points(element.plotly_chart.spec)
+                if path not in self._points:  # a spec is tens of kB of JSON: parse it once
+                    self._points[path] = plotly_points(element.plotly_chart.spec)
+                return self._points[path]
         return -1
 
     @property

@@ -199,6 +199,11 @@ class Student:
         self._read_job(job)
         if not ended:
             job.stuck = self.tab.view()
+        if self.tab.dropped():
+            self.record.problem = (
+                f"the server stopped answering this tab: {self.tab.unanswered} reruns unanswered "
+                f"for {time.monotonic() - self.tab.last_received:.0f} s (dropped by the server)"
+            )
         return job
 
     async def stop(self, timeout: float = 120.0) -> None:
