@@ -346,7 +346,10 @@ with link_col.popover("Share these settings"):
 
 job = current_job()
 active = job is not None and job.state in ACTIVE_STATES
-waiting = active and st.session_state.get("train_first_point") == job.id
+# Only a training job is looked at fast for its first point; a queued one waits for others'
+# runs, and thirty tabs polling their queue positions every 0.3 s would slow those runs down.
+waiting = job is not None and job.state == "running"
+waiting = waiting and st.session_state.get("train_first_point") == job.id
 refresh = FIRST_POINT_REFRESH_S if waiting else paced_refresh_s(LIVE_REFRESH_S)
 st.fragment(live_panel, run_every=refresh if active else None)()
 st.divider()
