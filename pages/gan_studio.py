@@ -107,11 +107,8 @@ def samples_through_training(snap: dict, model, class_names) -> None:
 
 def training_curves(snap: dict) -> None:
     loss_col, d_col = st.columns(2)
-    curves, x_values = {}, None
-    for term, name in (("d_loss", "discriminator loss"), ("g_loss", "generator loss")):
-        steps, values = explore.loss_curve(snap, term)
-        if len(values):
-            curves[name], x_values = explore.smooth(values), steps
+    losses = {"d_loss": "discriminator loss", "g_loss": "generator loss"}
+    curves, x_values = explore.smoothed_curves(snap, losses)
     with loss_col:
         st.plotly_chart(
             figs.curves_figure(
@@ -119,11 +116,8 @@ def training_curves(snap: dict) -> None:
             ),
             key=f"{P}_losses",
         )
-    curves = {}
-    for term, name in (("d_x", "D(x), real images"), ("d_g_z", "D(G(z)), fakes")):
-        steps, values = explore.loss_curve(snap, term)
-        if len(values):
-            curves[name], x_values = explore.smooth(values), steps
+    verdicts = {"d_x": "D(x), real images", "d_g_z": "D(G(z)), fakes"}
+    curves, x_values = explore.smoothed_curves(snap, verdicts)
     with d_col:
         st.plotly_chart(
             figs.curves_figure(
