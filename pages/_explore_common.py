@@ -1,4 +1,5 @@
-"""What the five exploration pages share: picking the job to show, cached model copies and data."""
+"""What the exploration pages share: the run to show and its snapshot (the time slider), cached
+model copies and data."""
 
 from __future__ import annotations
 
@@ -82,6 +83,17 @@ def is_active(job: JobHandle) -> bool:
     return job.state in ACTIVE_STATES
 
 
+def show_chosen_job(
+    view: str, prefix: str, section: Callable[[JobHandle], None]
+) -> JobHandle | None:
+    """The run the view shows (choose_job) with `section` of it drawn live (show_live); None
+    when the session has no run the view can show."""
+    job = choose_job(view, prefix)
+    if job is not None:
+        show_live(job, section)
+    return job
+
+
 def show_live(job: JobHandle, view: Callable[[JobHandle], None]) -> None:
     """Draw a job's view in a fragment that re-runs every second while the job trains."""
     live = is_active(job)
@@ -133,6 +145,30 @@ def status_line(job: JobHandle, live: bool) -> None:
         )
     if snap.get("reason") and snap["state"] in ("failed", "diverged"):
         st.warning(escape_markdown(snap["reason"]))
+
+
+def snapshots_holding(snap: dict[str, Any], field: str, waiting: str) -> list[dict[str, Any]]:
+    """A job's snapshots that hold `field` (what the view draws), oldest first; with none yet
+    (before the first snapshot), says `waiting`."""
+    snapshots = [s for s in snap["snapshots"] if field in s]
+    if not snapshots:
+        st.info(waiting)
+    return snapshots
+
+
+def snapshot_shown(
+    snap: dict[str, Any], field: str, waiting: str, time_key: str | None = None
+) -> dict[str, Any] | None:
+    """The snapshot a view draws, of those holding `field`: the one the time slider `time_key`
+    points at, or the newest for a view without one; None, having said `waiting`, before the
+    first."""
+    snapshots = snapshots_holding(snap, field, waiting)
+    if not snapshots:
+        return None
+    if time_key is None:
+        return snapshots[-1]
+    steps = explore.snapshot_steps(snapshots)
+    return snapshots[steps.index(time_slider(steps, time_key))]
 
 
 LATEST = "latest"  # the time slider's label of the newest snapshot (see step_labels)

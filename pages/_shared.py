@@ -347,18 +347,11 @@ def display_value(spec: FieldSpec, value: Any) -> Any:
 
 def seed_values(specs: Iterable[FieldSpec], prefix: str, values: Mapping[str, Any]) -> list[str]:
     """Put values (from a share link) into the form's widgets; returns the messages of bad ones."""
-    problems = []
-    for spec in specs:
-        if spec.name not in values:
-            continue
-        try:
-            typed = coerce(spec, values[spec.name])
-            check_value(spec, typed)
-        except ConfigError as error:
-            problems.append(str(error))
-            continue
-        st.session_state[widget_key(prefix, spec.name)] = display_value(spec, typed)
-    return problems
+    by_name = {spec.name: spec for spec in specs}
+    typed, errors = typed_overrides(by_name.values(), values)
+    for name, value in typed.items():
+        st.session_state[widget_key(prefix, name)] = display_value(by_name[name], value)
+    return [str(error) for error in errors.values()]
 
 
 def field_widget(spec: FieldSpec, key: str) -> Any:

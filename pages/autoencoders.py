@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from deeparch.data import dataset_info
 from deeparch.errors import DeeparchError
 from deeparch.explore import autoencoders as ae
-from deeparch.explore import views as explore
 from deeparch.figures import explore as figs
 from deeparch.figures.text import escape_markdown
-from pages._explore_common import choose_job, dataset, job_model, show_live, time_slider
+from pages._explore_common import dataset, job_model, show_chosen_job, snapshot_shown
 from pages._shared import keep
 
 P = "ae"  # widget key prefix of this page
@@ -29,11 +29,6 @@ def comparison_cached(dataset_name: str, code_size: int, steps: int) -> ae.Recon
 
 def job_section(job) -> None:
     snap = job.snapshot()
-    snapshots = [s for s in snap["snapshots"] if "reconstructions" in s]
-    if not snapshots:
-        st.info("Reconstructions appear after the first snapshot of training.")
-        return
-    pixels = int(np.prod(snapshots[0]["originals"].shape[1:]))
     if snap["task"] == "denoise":
         skips = snap["config"]["arch_config"].get("skip_connections", True)
         st.caption(
@@ -49,14 +44,16 @@ def job_section(job) -> None:
         )
     else:
         model, _step = job_model(job)
+        pixels = int(np.prod(dataset_info(snap["dataset"]).input_shape))
         st.caption(
             f"{escape_markdown(snap['arch'])} with a code of {model.code_size:d} numbers for "
             f"{pixels:d} pixels; set "
             "the code size on the Train page, or compare code sizes with PCA below."
         )
-    steps = explore.snapshot_steps(snapshots)
-    chosen = time_slider(steps, f"{P}_time")
-    shown = snapshots[steps.index(chosen)]
+    waiting = "Reconstructions appear after the first snapshot of training."
+    shown = snapshot_shown(snap, "reconstructions", waiting, f"{P}_time")
+    if shown is None:
+        return
     originals, inputs = shown["originals"], shown["inputs"]
     columns = len(originals)
     noisy = not np.array_equal(originals, inputs)
@@ -67,7 +64,7 @@ def job_section(job) -> None:
     ]
     for title, images in rows:
         st.plotly_chart(
-            figs.image_grid_figure(images, columns, f"{title} (step {chosen})", 150),
+            figs.image_grid_figure(images, columns, f"{title} (step {shown['step']})", 150),
             key=f"{P}_row_{title}",
         )
 
@@ -125,7 +122,5 @@ st.write(
     "rebuilds the clean image from a noisy one (Vincent et al. 2008), and so does a U-Net "
     "(Ronneberger et al. 2015), whose skip connections bypass the bottleneck."
 )
-job = choose_job("autoencoders", P)
-if job is not None:
-    show_live(job, job_section)
+show_chosen_job("autoencoders", P, job_section)
 comparison_section()

@@ -20,11 +20,10 @@ from deeparch.figures import explore as figs
 from deeparch.figures.text import escape_markdown
 from pages._drawing import drawing_pad
 from pages._explore_common import (
-    choose_job,
     dataset,
     is_active,
     job_model,
-    show_live,
+    show_chosen_job,
 )
 from pages._shared import index_within, keep, keep_fitting, manager
 
@@ -193,32 +192,30 @@ def show_inspection(result, class_names, found: novelty.Novelty | None = None) -
     st.plotly_chart(enlarged, key=f"{P}_enlarged")
 
 
+def feature_view(job) -> None:
+    snap = job.snapshot()
+    data = dataset(snap["dataset"])
+    image = input_image(data.info, data)
+    if image is None:
+        return
+    _model, step = job_model(job)
+    try:
+        result = inspect_cached(job.id, step, image)
+    except DeeparchError as error:
+        st.error(escape_markdown(str(error)))
+        return
+    found = None
+    if st.session_state.get(f"{P}_source") != SOURCES[0]:  # a drawing or an upload
+        refresh = explorer_step(snap, is_active(job))
+        reference = reference_at(job.id, refresh, snap["dataset"])
+        found = novelty.novelty(reference, torch.from_numpy(image), result.probabilities)
+    show_inspection(result, data.info.class_names, found)
+
+
 st.title("Feature maps")
 st.write(
     "What each convolution layer of an image classifier responds to: pick an input and see the "
     "output of every channel of every conv layer (before its activation function), the first "
     "layer's filters and the predicted class probabilities."
 )
-job = choose_job("features", P)
-if job is not None:
-
-    def feature_view(job) -> None:
-        snap = job.snapshot()
-        data = dataset(snap["dataset"])
-        image = input_image(data.info, data)
-        if image is None:
-            return
-        _model, step = job_model(job)
-        try:
-            result = inspect_cached(job.id, step, image)
-        except DeeparchError as error:
-            st.error(escape_markdown(str(error)))
-            return
-        found = None
-        if st.session_state.get(f"{P}_source") != SOURCES[0]:  # a drawing or an upload
-            refresh = explorer_step(snap, is_active(job))
-            reference = reference_at(job.id, refresh, snap["dataset"])
-            found = novelty.novelty(reference, torch.from_numpy(image), result.probabilities)
-        show_inspection(result, data.info.class_names, found)
-
-    show_live(job, feature_view)
+show_chosen_job("features", P, feature_view)

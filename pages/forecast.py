@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from deeparch.explore import views as explore
 from deeparch.figures import explore as figs
 from deeparch.figures import sequence_tasks as seq_figs
 from deeparch.figures.text import escape_markdown
-from pages._explore_common import choose_job, show_live, time_slider
+from pages._explore_common import show_chosen_job, snapshot_shown
 from pages._shared import index_within, keep_fitting
 
 P = "fc"  # widget key prefix of this page
@@ -17,14 +16,12 @@ P = "fc"  # widget key prefix of this page
 
 def job_section(job) -> None:
     snap = job.snapshot()
-    snapshots = [s for s in snap["snapshots"] if "forecast" in s]
-    if not snapshots:
-        st.info("Forecasts appear after the first snapshot of training.")
-        return
     cell = snap["config"]["arch_config"].get("cell", "lstm")
     st.caption(escape_markdown(f"{snap['arch']} with the {cell} cell on {snap['dataset']}"))
-    steps = explore.snapshot_steps(snapshots)
-    shown = snapshots[steps.index(time_slider(steps, f"{P}_time"))]
+    waiting = "Forecasts appear after the first snapshot of training."
+    shown = snapshot_shown(snap, "forecast", waiting, f"{P}_time")
+    if shown is None:
+        return
     count = len(shown["series"])
     index = st.slider(
         "validation window", 0, count - 1, key=keep_fitting(f"{P}_index", index_within(count), 0)
@@ -60,6 +57,4 @@ st.write(
     "value from the true ones before it; the thick one from its own predictions only. The "
     "windows are generated: sums of two or three sines with a trend and noise."
 )
-job = choose_job("forecast", P)
-if job is not None:
-    show_live(job, job_section)
+show_chosen_job("forecast", P, job_section)

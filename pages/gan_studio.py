@@ -18,13 +18,12 @@ from pages._components import (
     refresh_step,
 )
 from pages._explore_common import (
-    choose_job,
     dataset,
     is_active,
     job_model,
     model_at,
-    show_live,
-    time_slider,
+    show_chosen_job,
+    snapshot_shown,
 )
 from pages._shared import forget, index_within, keep, keep_fitting
 
@@ -83,13 +82,11 @@ def label_columns(fig, labels: np.ndarray, columns: int, image_width: int, class
 
 
 def samples_through_training(snap: dict, model, class_names) -> None:
-    snapshots = [s for s in snap["snapshots"] if "grid" in s]
-    if not snapshots:
-        st.info("The first sample grid appears after the first snapshot of training.")
+    waiting = "The first sample grid appears after the first snapshot of training."
+    shown = snapshot_shown(snap, "grid", waiting, f"{P}_time")
+    if shown is None:
         return
-    steps = explore.snapshot_steps(snapshots)
-    chosen = time_slider(steps, f"{P}_time")
-    shown = snapshots[steps.index(chosen)]
+    chosen = int(shown["step"])
     verdicts = []
     for term, name in (("d_x", "D(x)"), ("d_g_z", "D(G(z))")):
         value = explore.mean_before(*explore.loss_curve(snap, term), chosen)
@@ -110,11 +107,8 @@ def samples_through_training(snap: dict, model, class_names) -> None:
 
 def training_curves(snap: dict) -> None:
     loss_col, d_col = st.columns(2)
-    curves, x_values = {}, None
-    for term, name in (("d_loss", "discriminator loss"), ("g_loss", "generator loss")):
-        steps, values = explore.loss_curve(snap, term)
-        if len(values):
-            curves[name], x_values = explore.smooth(values), steps
+    losses = {"d_loss": "discriminator loss", "g_loss": "generator loss"}
+    curves, x_values = explore.smoothed_curves(snap, losses)
     with loss_col:
         st.plotly_chart(
             figs.curves_figure(
@@ -122,11 +116,8 @@ def training_curves(snap: dict) -> None:
             ),
             key=f"{P}_losses",
         )
-    curves = {}
-    for term, name in (("d_x", "D(x), real images"), ("d_g_z", "D(G(z)), fakes")):
-        steps, values = explore.loss_curve(snap, term)
-        if len(values):
-            curves[name], x_values = explore.smooth(values), steps
+    verdicts = {"d_x": "D(x), real images", "d_g_z": "D(G(z)), fakes"}
+    curves, x_values = explore.smoothed_curves(snap, verdicts)
     with d_col:
         st.plotly_chart(
             figs.curves_figure(
@@ -206,31 +197,29 @@ def browser_views(job, model, dataset_name: str) -> None:
     )
 
 
+def gan_view(job) -> None:
+    snap = job.snapshot()
+    model, step = job_model(job)
+    class_names = list(dataset(snap["dataset"]).info.class_names or [])
+    samples_through_training(snap, model, class_names)
+    training_curves(snap)
+    instant = instant_toggle(f"{P}_instant", "the class samples and the walk")
+    if instant:
+        browser_views(job, model, snap["dataset"])
+        return
+    st.caption(
+        f"The views below use the latest weights (step {step:d}): only the fixed-noise grid "
+        "above keeps earlier steps, so the time slider does not move them."
+    )
+    class_index = 0
+    if getattr(model, "conditional", False):
+        class_index = class_picker(job, step, class_names)
+    noise_walk(job, step, class_index)
+
+
 st.title("GAN studio")
 st.write(
     "A generator learns to turn noise into images while a discriminator learns to tell them from "
     "real ones. Watch the same noise vectors become digits, and the two players' scores."
 )
-job = choose_job("gan", P)
-if job is not None:
-
-    def gan_view(job) -> None:
-        snap = job.snapshot()
-        model, step = job_model(job)
-        class_names = list(dataset(snap["dataset"]).info.class_names or [])
-        samples_through_training(snap, model, class_names)
-        training_curves(snap)
-        instant = instant_toggle(f"{P}_instant", "the class samples and the walk")
-        if instant:
-            browser_views(job, model, snap["dataset"])
-            return
-        st.caption(
-            f"The views below use the latest weights (step {step:d}): only the fixed-noise grid "
-            "above keeps earlier steps, so the time slider does not move them."
-        )
-        class_index = 0
-        if getattr(model, "conditional", False):
-            class_index = class_picker(job, step, class_names)
-        noise_walk(job, step, class_index)
-
-    show_live(job, gan_view)
+show_chosen_job("gan", P, gan_view)

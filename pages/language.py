@@ -8,7 +8,7 @@ from deeparch.data.language import decode_characters
 from deeparch.errors import DeeparchError
 from deeparch.explore import sequence_tasks as seq_tasks
 from deeparch.figures.text import escape_markdown
-from pages._explore_common import choose_job, job_model, model_at, show_live
+from pages._explore_common import job_model, model_at, show_chosen_job, snapshots_holding
 from pages._shared import keep
 
 P = "lm"  # widget key prefix of this page
@@ -24,9 +24,9 @@ def generated_cached(
 
 def samples_section(job) -> None:
     snap = job.snapshot()
-    snapshots = [s for s in snap["snapshots"] if "samples" in s]
+    waiting = "Samples appear after the first snapshot of training."
+    snapshots = snapshots_holding(snap, "samples", waiting)
     if not snapshots:
-        st.info("Samples appear after the first snapshot of training.")
         return
     losses = snap.get("epoch_metrics") or []
     if losses:
@@ -67,7 +67,6 @@ st.write(
     "To write, it samples a character from softmax(logits / temperature), reads it back and "
     "samples again (Karpathy 2015; Graves 2013). The text is Python's own help() pages."
 )
-job = choose_job("language", P)
+job = show_chosen_job("language", P, samples_section)
 if job is not None:
-    show_live(job, samples_section)
     writing_section(job)

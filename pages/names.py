@@ -9,7 +9,7 @@ from deeparch.errors import DeeparchError
 from deeparch.explore import names
 from deeparch.figures import sequence_tasks as seq_figs
 from deeparch.figures.text import code_span, escape_markdown
-from pages._explore_common import choose_job, dataset, job_model, show_live
+from pages._explore_common import dataset, job_model, show_chosen_job, snapshot_shown
 from pages._shared import keep
 
 P = "nm"  # widget key prefix of this page
@@ -17,9 +17,10 @@ P = "nm"  # widget key prefix of this page
 
 def accuracy_section(job) -> None:
     snap = job.snapshot()
-    shown = snap["snapshots"][-1] if snap["snapshots"] else None
-    if shown is None or "confusion" not in shown:
-        st.info("The accuracy appears after the first snapshot of training.")
+    shown = snapshot_shown(
+        snap, "confusion", "The accuracy appears after the first snapshot of training."
+    )
+    if shown is None:
         return
     data = dataset("surnames")
     majority = float(data.y_val.bincount().max()) / len(data.y_val)
@@ -72,7 +73,6 @@ st.write(
     "each listed by one language only. Letters reach the cell as one-hot vectors or through a "
     "learned Embedding: set token_input on the Train page and compare."
 )
-job = choose_job("names", P)
+job = show_chosen_job("names", P, accuracy_section)
 if job is not None:
-    show_live(job, accuracy_section)
     name_section(job)

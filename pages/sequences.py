@@ -9,11 +9,10 @@ from deeparch.explore import sequences as seq
 from deeparch.figures import explore as figs
 from deeparch.figures.text import escape_markdown
 from pages._explore_common import (
-    choose_job,
     dataset,
     job_model,
     model_at,
-    show_live,
+    show_chosen_job,
 )
 from pages._shared import index_within, keep, keep_fitting
 
@@ -230,8 +229,6 @@ def speed_section() -> None:
 
 st.title("Sequence models")
 st.write("RNN, LSTM, GRU, QRNN and TCN read a sequence one step at a time (or convolve over it).")
-job = choose_job("sequences", P)
-if job is not None:
-    show_live(job, job_section)
+show_chosen_job("sequences", P, job_section)
 comparison_section()
 speed_section()

@@ -8,10 +8,9 @@ import streamlit as st
 from deeparch.data import dataset_info
 from deeparch.errors import DeeparchError
 from deeparch.explore import sequence_tasks as seq_tasks
-from deeparch.explore import views as explore
 from deeparch.figures import explore as figs
 from deeparch.figures.text import code_span, escape_markdown
-from pages._explore_common import choose_job, job_model, show_live, time_slider
+from pages._explore_common import job_model, show_chosen_job, snapshot_shown
 from pages._shared import keep_fitting
 
 P = "s2s"  # widget key prefix of this page
@@ -19,13 +18,11 @@ P = "s2s"  # widget key prefix of this page
 
 def job_section(job) -> None:
     snap = job.snapshot()
-    snapshots = [s for s in snap["snapshots"] if "position_accuracy" in s]
-    if not snapshots:
-        st.info("Accuracies appear after the first snapshot of training.")
+    waiting = "Accuracies appear after the first snapshot of training."
+    shown = snapshot_shown(snap, "position_accuracy", waiting, f"{P}_time")
+    if shown is None:
         return
     symbols = dataset_info(snap["dataset"]).class_names
-    steps = explore.snapshot_steps(snapshots)
-    shown = snapshots[steps.index(time_slider(steps, f"{P}_time"))]
     accuracy = shown["position_accuracy"]
     st.plotly_chart(
         figs.bar_figure(
@@ -70,7 +67,6 @@ st.write(
     "(teacher forcing) and is measured reading its own. Late positions depend on early "
     "choices: watch which positions are learned first."
 )
-job = choose_job("seq2seq", P)
+job = show_chosen_job("seq2seq", P, job_section)
 if job is not None:
-    show_live(job, job_section)
     typed_section(job)

@@ -9,7 +9,7 @@ from deeparch.errors import DeeparchError
 from deeparch.explore import words
 from deeparch.figures import sequence_tasks as seq_figs
 from deeparch.figures.text import escape_markdown
-from pages._explore_common import choose_job, job_model, show_live
+from pages._explore_common import job_model, show_chosen_job, snapshot_shown
 from pages._shared import keep
 
 P = "w2v"  # widget key prefix of this page
@@ -37,9 +37,9 @@ def pairs_section() -> None:
 
 def job_section(job) -> None:
     snap = job.snapshot()
-    shown = snap["snapshots"][-1] if snap["snapshots"] else None
-    if shown is None or "map_xy" not in shown:
-        st.info("Neighbours and the map appear after the first snapshot of training.")
+    waiting = "Neighbours and the map appear after the first snapshot of training."
+    shown = snapshot_shown(snap, "map_xy", waiting)
+    if shown is None:
         return
     vocabulary = dataset_info(snap["dataset"]).class_names
     st.caption(escape_markdown(f"{snap['arch']} at step {shown['step']}"))
@@ -91,6 +91,4 @@ st.write(
     "'string' has 'byte' and 'substring', 'error' has 'exception'; early on they are noise."
 )
 pairs_section()
-job = choose_job("words", P)
-if job is not None:
-    show_live(job, live_section)
+show_chosen_job("words", P, live_section)

@@ -30,7 +30,9 @@ def job_rows(manager: JobManager) -> list[dict[str, Any]]:
                 "state": snap.get("state"),
                 "step": f"{snap.get('step', 0)}/{snap.get('total_steps', 0)}",
                 "samples/s": round(float(snap.get("samples_per_s") or 0.0)),
-                "queue position": snap.get("queue_position") or "",
+                # text, as "step": a table column has one type (Arrow), and a running job's
+                # position is empty beside a queued job's number
+                "queue position": str(snap.get("queue_position") or ""),
             }
         )
     return rows

@@ -200,6 +200,20 @@ def smooth(values: np.ndarray, window: int = 20) -> np.ndarray:
     return (cumulative[ends] - cumulative[starts]) / (ends - starts)
 
 
+def smoothed_curves(
+    snap: dict[str, Any], names: dict[str, str]
+) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """Moving averages of a job's loss terms for one chart: {name: values} for each term in
+    `names` (term -> the name the chart gives it) the job has logged, and the steps they were
+    logged at (the terms of one chart are logged together); None with none logged."""
+    curves, x_values = {}, None
+    for term, name in names.items():
+        steps, values = loss_curve(snap, term)
+        if len(values):
+            curves[name], x_values = smooth(values), steps
+    return curves, x_values
+
+
 def mean_before(steps: np.ndarray, values: np.ndarray, step: int, window: int = 20) -> float | None:
     """Mean of the values logged at steps in (step - window, step]; None when there are none.
 

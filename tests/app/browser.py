@@ -63,8 +63,9 @@ def start_server(
 
 @contextlib.contextmanager
 def running_app(log_name: str, env: dict[str, str] | None = None) -> Iterator[str]:
-    """A healthy app server for the block; yields its URL and stops it afterwards."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    """A healthy app server on a free port for the block, its output in
+    ARTIFACTS/<log_name>.log; yields its URL and stops it afterwards. The one way the browser,
+    load-test and cold-start tests start a server they only talk to."""
     port = free_port()
     server = start_server(port, ARTIFACTS / f"{log_name}.log", env)
     url = f"http://127.0.0.1:{port}"

@@ -4,9 +4,14 @@ that remember"): set a value, go to another page, come back, the value is still 
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
+import streamlit as st
 
+from deeparch.engine import classroom
+from deeparch.engine.config import TrainConfig
+from deeparch.engine.manager import get_manager
 from pages._shared import KEPT_KEY
 from tests.app.test_explore_pages import new_owner, trained_job
 from tests.app.test_explore_pages import open_page as open_owned_page
@@ -25,6 +30,8 @@ KEPT_OTHERWISE = {
     r"teacher_password": "never kept: a password is not sent back to the browser",
 }
 AWAY = "pages/home.py"
+TEACHER_PAGE = "pages/teacher.py"  # listed only when the class settings set a password
+PASSWORD = "kept widgets"
 
 # page -> the short run it shows (None: the page needs none). The explore pages draw their
 # widgets only with a run of their kind.
@@ -55,7 +62,12 @@ PAGE_RUNS = {
         "arch": "gru", "dataset": "surnames", "arch_config": {"hidden_size": 8}, **TINY,
     },
     "pages/words.py": {"arch": "skipgram", "dataset": "topics_words", **TINY},
+    TEACHER_PAGE: None,  # the class's runs and jobs: teacher_class
 }  # fmt: skip
+# The Teacher page's class: a finished run for the runs side by side, and jobs that train until
+# they are stopped for the Stop picker (it lists active jobs only).
+CLASS_RUN = {"arch": "mlp", "arch_config": {"hidden_sizes": (4,)}, **TINY}
+LONG = TrainConfig(arch="mlp", arch_config={"hidden_sizes": (8,)}, batch_size=32, epochs=200)
 
 # (page, widget kind, key, a value other than its default): the ones a student changes first,
 # each page's free-text boxes and pickers among them.
@@ -94,13 +106,48 @@ CHANGES = [
 ]
 
 
-def open_with_its_run(page: str):
-    """The page in a new session that owns a short finished run of the page's kind."""
+@pytest.fixture
+def teacher_class(monkeypatch):
+    """A class whose settings set a teacher's password, and a student (the owner yielded) with
+    a finished run and two jobs that stay active without using the CPU: one paused after its
+    first step, one queued behind it (a student trains one job at a time; so the finished run
+    comes first). Both jobs are stopped afterwards."""
+    monkeypatch.setenv("DEEPARCH_TEACHER_PASSWORD", PASSWORD)
+    st.cache_resource.clear()  # the app reads the class settings once per server
     owner = new_owner()
+    trained_job(owner, **CLASS_RUN)
+    manager = get_manager()
+    paused = manager.submit(LONG, owner=owner)
+    queued = manager.submit(LONG, owner=owner)
+    for _ in range(1200):  # a job can be paused once it trains
+        if paused.pause():
+            break
+        time.sleep(0.05)
+    assert paused.wait_paused(60), paused.state
+    assert (paused.state, queued.state) == ("paused", "queued")
+    yield owner
+    for job in (paused, queued):
+        job.stop()
+        assert job.wait(60)
+    st.cache_resource.clear()  # read again without the password (monkeypatch restores it next)
+
+
+def class_owner(page: str, request) -> str | None:
+    """The teacher's class's student for the Teacher page; None (a new session) for the rest."""
+    return request.getfixturevalue("teacher_class") if page == TEACHER_PAGE else None
+
+
+def open_with_its_run(page: str, owner: str | None = None):
+    """The page in a new session (of `owner`, else a new one) that owns a short finished run of
+    the page's kind; the Teacher page after its password."""
+    owner = owner or new_owner()
     fields = PAGE_RUNS[page]
     if fields is not None:
         trained_job(owner, **fields)
     at = open_owned_page(page, owner)
+    if page == TEACHER_PAGE:
+        at.text_input(key="teacher_password").set_value(PASSWORD)
+        next(button for button in at.button if button.label == "Enter").click().run()
     if page == "pages/inspect.py":  # Inspect runs only its open tab: open the conv helper's
         at.session_state["inspect_view"] = "Convolution arithmetic"  # what a tab click sends
     for toggle in at.main.get("toggle"):  # the server-drawn fallback draws every widget
@@ -123,8 +170,8 @@ def drawn_widgets(at) -> dict:
 
 
 @pytest.mark.parametrize("page", list(PAGE_RUNS))
-def test_every_widget_a_page_draws_is_kept(page):
-    at = open_with_its_run(page)
+def test_every_widget_a_page_draws_is_kept(page, request):
+    at = open_with_its_run(page, class_owner(page, request))
     widgets = drawn_widgets(at)
     assert widgets, "the page drew no widget: the run it needs is missing"
     kept = at.session_state[KEPT_KEY]
@@ -140,12 +187,11 @@ def test_every_widget_a_page_draws_is_kept(page):
     assert not at.exception, [e.value for e in at.exception]
     after = {key: widget.value for key, widget in drawn_widgets(at).items()}
     assert after == before
+    assert not any("password" in key for key in at.session_state[KEPT_KEY])  # the Teacher's
 
 
-@pytest.mark.parametrize("page", sorted({change[0] for change in CHANGES}))
-def test_a_changed_value_stays_after_another_page(page):
-    at = open_with_its_run(page)
-    changes = [(kind, key, value) for where, kind, key, value in CHANGES if where == page]
+def changed_values_stay(at, page: str, changes: list[tuple[str, str, object]]) -> None:
+    """Set each (widget kind, key, value), then go to other pages and back: each value stays."""
     for kind, key, value in changes:
         getattr(at, kind)(key=key).set_value(value).run()
         assert not at.exception, [e.value for e in at.exception]
@@ -156,3 +202,26 @@ def test_a_changed_value_stays_after_another_page(page):
         at.switch_page(page).run()
         assert not at.exception, [e.value for e in at.exception]
         assert {key: getattr(at, kind)(key=key).value for kind, key, _v in changes} == chosen
+
+
+@pytest.mark.parametrize("page", sorted({change[0] for change in CHANGES}))
+def test_a_changed_value_stays_after_another_page(page):
+    at = open_with_its_run(page)
+    changes = [(kind, key, value) for where, kind, key, value in CHANGES if where == page]
+    changed_values_stay(at, page, changes)
+
+
+def test_the_teachers_choices_stay_after_another_page(teacher_class):
+    """The job to stop and the configuration shown: their options are the class's jobs and
+    runs, so each is changed to an option it did not start at."""
+    at = open_with_its_run(TEACHER_PAGE, teacher_class)
+    jobs = at.selectbox(key="teacher_stop_pick")  # its options are its values: job labels
+    assert len(jobs.options) >= 2, jobs.options  # the paused job and the queued one at least
+    configurations = list(classroom.class_runs(get_manager()))  # the picker shows them counted
+    assert len(configurations) >= 2, configurations  # the finished run's and the paused job's
+    shown = at.selectbox(key="teacher_group").value
+    changes = [
+        ("selectbox", "teacher_stop_pick", next(o for o in jobs.options if o != jobs.value)),
+        ("selectbox", "teacher_group", next(c for c in configurations if c != shown)),
+    ]
+    changed_values_stay(at, TEACHER_PAGE, changes)

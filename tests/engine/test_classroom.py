@@ -8,10 +8,13 @@ import platform
 import time
 import weakref
 
+import pandas
+import pyarrow
 import pytest
 import torch
 
 from deeparch.checkpoint import files as checkpoint
+from deeparch.engine import classroom
 from deeparch.engine import manager as manager_module
 from deeparch.engine import store as store_module
 from deeparch.engine.config import TrainConfig
@@ -54,6 +57,25 @@ def test_the_owner_stops_their_own_job():
     manager = held_manager()
     job = manager.submit(TINY, owner=ALICE)
     assert manager.stop(job.id, ALICE) and job.state == "stopped"
+
+
+def test_the_teachers_job_table_has_one_type_per_column():
+    """Streamlit sends a table as Arrow, one type a column: a running job's empty queue position
+    beside a queued job's number failed that, and logged a traceback at every refresh."""
+    manager = held_manager()
+    running = manager.submit(LONG, owner=ALICE)
+    waiting = manager.submit(LONG, owner=BOB)
+    manager.set_max_running(1)
+    assert (running.state, waiting.state) == ("running", "queued")
+    rows = classroom.job_rows(manager)
+    assert [(row["id"], row["queue position"]) for row in rows] == [
+        (running.id, ""),
+        (waiting.id, "1"),
+    ]
+    pyarrow.Table.from_pandas(pandas.DataFrame(rows))  # raises ArrowTypeError on a mixed column
+    for job in (running, waiting):
+        job.stop()
+        assert job.wait(30)
 
 
 # ---- fair scheduling -----------------------------------------------------------------------------

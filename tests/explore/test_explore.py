@@ -375,6 +375,18 @@ def test_smoothing_is_a_trailing_mean_and_curves_come_from_snapshots():
     assert len(explore.loss_curve({"losses": {}}, "g_loss")[0]) == 0
 
 
+def test_smoothed_curves_name_each_logged_term_and_leave_out_the_rest():
+    losses = {"d_loss": [[1, 1.0], [2, 3.0], [3, 5.0]], "g_loss": [[1, 2.0], [2, 0.0], [3, 1.0]]}
+    snap = {"losses": losses}
+    names = {"d_loss": "discriminator", "g_loss": "generator", "d_x": "D(x)"}
+    curves, steps = explore.smoothed_curves(snap, names)
+    assert list(curves) == ["discriminator", "generator"]  # d_x was never logged
+    np.testing.assert_allclose(curves["discriminator"], [1.0, 2.0, 3.0])  # trailing means
+    np.testing.assert_allclose(curves["generator"], [2.0, 1.0, 1.0])
+    np.testing.assert_array_equal(steps, [1, 2, 3])
+    assert explore.smoothed_curves({"losses": {}}, names) == ({}, None)
+
+
 def test_bench_explore_reports_every_budgeted_view(capsys):
     from deeparch.bench import explore as bench_explore
 

@@ -7,8 +7,7 @@ import time
 from streamlit.proto.BackMsg_pb2 import BackMsg
 
 from scripts.loadtest.student import Student, progress_text, state_of
-from tests.app.browser import BROWSER_TEST, chromium, shoot
-from tests.loadtest.servers import app_server
+from tests.app.browser import BROWSER_TEST, chromium, running_app, shoot
 
 pytestmark = BROWSER_TEST
 
@@ -124,7 +123,7 @@ async def protocol_session(url: str) -> dict:
 
 
 def test_the_protocol_client_sends_what_chromium_sends_on_start():
-    with app_server("parity") as (url, _log):
+    with running_app("loadtest-parity") as url:
         real = browser_session(url)
         simulated = asyncio.run(protocol_session(url))
     real_values, simulated_values = widget_values(real["start"]), widget_values(simulated["start"])

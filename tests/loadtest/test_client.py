@@ -12,14 +12,14 @@ from deeparch.models import get_arch
 from deeparch.models.registry import compatible_datasets
 from scripts.loadtest.protocol import Tab, user_key
 from scripts.loadtest.student import Student, job_id_of, progress_text, state_of
-from tests.loadtest.servers import app_server
+from tests.app.browser import running_app
 
 MAX_STEPS = 50  # long enough that the live panel still polls when Start returns
 
 
 @pytest.fixture(scope="module")
 def server_url():
-    with app_server("client") as (url, _log):
+    with running_app("loadtest-client") as url:
         yield url
 
 
