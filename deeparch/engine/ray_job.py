@@ -86,7 +86,7 @@ class RayJob(StateView):
         scheduler: Scheduler | None,
         pool: Pool,
         described: dict[str, Any],
-        resume_ref: Any = None,
+        start_ref: Any = None,
     ) -> None:
         self.id = job_id
         self.owner = owner
@@ -99,7 +99,7 @@ class RayJob(StateView):
         self.last_seen = time.monotonic()
         self.machine = StateMachine(job_id)
         self._pool = pool
-        self._resume_ref = resume_ref
+        self._start_ref = start_ref  # ObjectRef of a ray_worker.Start; None: the seed alone
         self._mirror = SnapshotMirror()
         self._mirror.apply(changes_since(described, {}))
         self._lock = threading.Lock()  # guards the fields below up to _pending_stop
@@ -163,7 +163,7 @@ class RayJob(StateView):
             self._failed(error)
         finally:
             self._settled.set()
-            self._resume_ref = None
+            self._start_ref = None
             if self._worker_lost:
                 self._pool.discard(self._worker)
             else:
@@ -179,7 +179,7 @@ class RayJob(StateView):
             self._sent = True
             hooks = list(self._hooks)
         for attempt in (1, 2):
-            call = self._worker.begin.remote(self.id, self.config, self._resume_ref, hooks)
+            call = self._worker.begin.remote(self.id, self.config, self._start_ref, hooks)
             try:
                 answer = ray.get(call)
                 break
@@ -363,9 +363,11 @@ class RayJob(StateView):
         return self._mirror.latest_snapshot()
 
     def model_copy(self) -> nn.Module:
-        """A CPU copy of the current weights in eval mode (a queued job's: its seed's)."""
+        """A CPU copy of the current weights in eval mode (a queued job's: its seed's, with what
+        it starts from)."""
         if self._final_model is None and self.state is JobState.QUEUED:
-            return ray_module().get(self._pool.any().initial_model.remote(self.config))
+            call = self._pool.any().initial_model.remote(self.config, self._start_ref)
+            return ray_module().get(call)
         if self._final_model is None and self._wait_begun() and not self._worker_lost:
             try:
                 return ray_module().get(self._worker.model_copy.remote(self.id))
