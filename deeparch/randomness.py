@@ -87,6 +87,19 @@ def randn_like(tensor: torch.Tensor) -> torch.Tensor:
     return torch.randn(tensor.shape, generator=generator, device=tensor.device, dtype=tensor.dtype)
 
 
+def drop_with(
+    x: torch.Tensor, p: float, generator: torch.Generator, inplace: bool = False
+) -> torch.Tensor:
+    """Dropout in training mode, its mask drawn from `generator`: each value zeroed with
+    probability p, the survivors scaled by 1 / (1 - p) (deeparch.randomness; an exported script
+    copies it, so that its masks are the engine's, draw for draw)."""
+    if p == 1.0:
+        return x.mul(0.0) if not inplace else x.zero_()
+    keep = torch.empty_like(x).bernoulli_(1.0 - p, generator=generator)
+    scaled = keep.div_(1.0 - p)
+    return x.mul_(scaled) if inplace else x * scaled
+
+
 class Dropout(nn.Dropout):
     """nn.Dropout (Srivastava et al. 2014) that draws its mask from the current job's generator.
 
@@ -98,11 +111,7 @@ class Dropout(nn.Dropout):
         generator = current_generator(x.device)
         if not self.training or self.p == 0.0 or generator is None:
             return F.dropout(x, self.p, self.training, self.inplace)
-        if self.p == 1.0:
-            return x.mul(0.0) if not self.inplace else x.zero_()
-        keep = torch.empty_like(x).bernoulli_(1.0 - self.p, generator=generator)
-        scaled = keep.div_(1.0 - self.p)
-        return x.mul_(scaled) if self.inplace else x * scaled
+        return drop_with(x, self.p, generator, self.inplace)
 
 
 def use_job_dropout(model: nn.Module) -> nn.Module:

@@ -26,6 +26,9 @@ TOML_TABLE = "class"
 # (0 did not mean "automatic" then), so it must be 1 or more.
 ENV_ALIASES = {"DEEPARCH_MAX_JOBS": "max_running"}
 ALIAS_MINIMUM = {"DEEPARCH_MAX_JOBS": 1}
+# A lesson's budgets (deeparch.lessons.registry.BUDGETS is this tuple; the lessons import the
+# settings, never the other way round).
+LESSON_BUDGETS = ("ci", "full")
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,12 @@ class ClassSettings:
         max=1_000_000,
     )
     run_store: str = hp("runs", "Folder of the run store (relative to the working directory)")
+    lesson_budget: str = hp(
+        "full",
+        "The budget the Lessons page runs each lesson at: full shows the claim with a margin; "
+        "ci is the test suite's, minutes shorter, for a slow machine or a short class",
+        choices=LESSON_BUDGETS,
+    )
     teacher_password: str = hp(
         "", "Shows the Teacher page to whoever enters it; empty: no Teacher page"
     )

@@ -10,6 +10,7 @@ from deeparch.lessons import get_lesson, list_lessons, present
 from deeparch.lessons.counting import FORMULA_LAYERS, layer_formula
 from deeparch.lessons.registry import Lesson, parse_number, parse_shape
 from deeparch.lessons.runner import LessonRun, run_lesson
+from deeparch.settings import load_settings
 from pages._shared import keep, keep_fitting, manager, paced_refresh_s, session_owner
 
 RUNS_KEY = "lessons_runs"  # lesson name -> this session's LessonRun
@@ -18,9 +19,14 @@ REFRESH_S = 1.0
 
 
 @st.cache_data(show_spinner="Computing once for the whole class...", max_entries=64)
-def exact_outcome(name: str):
+def exact_outcome(name: str, budget: str):
     """An exact computation gives everyone the same numbers: computed once per server."""
-    return run_lesson(name, "full")
+    return run_lesson(name, budget)
+
+
+def lesson_budget() -> str:
+    """The class's budget for lessons: full, or ci for a slow machine or a short class."""
+    return load_settings().lesson_budget
 
 
 def chosen_lesson(names: list[str]) -> str:
@@ -64,7 +70,7 @@ def start(lesson: Lesson, guess) -> None:
     if previous is not None and previous.is_active():
         previous.stop()
     try:
-        runs[lesson.name] = LessonRun(lesson, "full", manager(), session_owner())
+        runs[lesson.name] = LessonRun(lesson, lesson_budget(), manager(), session_owner())
     except ConfigError as error:
         st.error(escape_markdown(str(error)))
         return
@@ -101,7 +107,7 @@ def experiment(lesson: Lesson) -> None:
     """The lesson's run, refreshed on its own while it trains or is judged."""
     if lesson.exact:
         if lesson.name in st.session_state.get(PREDICTIONS_KEY, {}):
-            verdict(lesson, exact_outcome(lesson.name))
+            verdict(lesson, exact_outcome(lesson.name, lesson_budget()))
         return
     run = st.session_state.get(RUNS_KEY, {}).get(lesson.name)
     if run is None:
@@ -220,7 +226,7 @@ with link_col.popover("Links for the class"):
     if setup:
         st.markdown("Its one-click setup on Train:")
         st.code(setup, language=None)
-    comparison = present.comparison_link(base, lesson)
+    comparison = present.comparison_link(base, lesson, lesson_budget())
     if comparison:
         st.markdown("Its runs, to train side by side:")
         st.code(comparison, language=None)

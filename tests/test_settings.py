@@ -2,7 +2,9 @@
 
 import pytest
 
+from deeparch.config import field_specs
 from deeparch.errors import ConfigError
+from deeparch.lessons.registry import BUDGETS
 from deeparch.settings import ClassSettings, load_settings
 
 
@@ -24,6 +26,13 @@ def test_environment_wins_over_the_file(tmp_path):
     assert settings.to_dict()["teacher_password"] == "set"  # never the password itself
 
 
+def test_the_lessons_budget_is_one_of_the_lessons_own():
+    assert load_settings({}).lesson_budget == "full"  # what the Lessons page runs by default
+    assert load_settings({"DEEPARCH_LESSON_BUDGET": "ci"}).lesson_budget == "ci"
+    choices = next(s.choices for s in field_specs(ClassSettings) if s.name == "lesson_budget")
+    assert tuple(choices) == BUDGETS
+
+
 def test_the_old_variable_name_still_works():
     assert load_settings({"DEEPARCH_MAX_JOBS": "4"}).max_running == 4
 
@@ -40,6 +49,7 @@ def test_the_old_variable_name_still_works():
         ({"DEEPARCH_HEARTBEAT_S": "abc"}, "DEEPARCH_HEARTBEAT_S", "a number from 0 to 86400"),
         ({"DEEPARCH_JOBS_PER_STUDENT": "0"}, "DEEPARCH_JOBS_PER_STUDENT", "an integer from 1"),
         ({"DEEPARCH_BACKEND": "spark"}, "DEEPARCH_BACKEND", "one of 'threads', 'ray'"),
+        ({"DEEPARCH_LESSON_BUDGET": "quick"}, "DEEPARCH_LESSON_BUDGET", "one of 'ci', 'full'"),
         ({"DEEPARCH_SETTINGS": "/no/such.toml"}, "DEEPARCH_SETTINGS", "an existing TOML file"),
     ],
 )

@@ -250,12 +250,26 @@ class WeightsFrom:
     parts: str  # comma-separated part names: a top-level child or a dotted sub-module name
 
 
-def load_weights_from(model: torch.nn.Module, source: WeightsFrom, arch: str) -> int:
-    """Copy the named parts' weights from the checkpoint into `model`; returns how many tensor
-    elements were copied. A checkpoint of another architecture is a ConfigError naming arch, an
-    unknown part one naming weights_from, a shape that differs a CheckpointMismatchError."""
+def read_weights(source: WeightsFrom, arch: str) -> dict[str, torch.Tensor]:
+    """The checkpoint's model weights (no optimizer state), checked on reading; a checkpoint of
+    another architecture is a ConfigError naming arch. What a Ray worker is handed (it may not
+    see the server's files)."""
     tensors, _meta = read_resume(source.path, arch)
-    saved, _optimizer = checkpoint.split_tensors(tensors)
+    return checkpoint.split_tensors(tensors)[0]
+
+
+def load_weights_from(
+    model: torch.nn.Module,
+    source: WeightsFrom,
+    arch: str,
+    saved: dict[str, torch.Tensor] | None = None,
+) -> int:
+    """Copy the named parts' weights from the checkpoint into `model`; returns how many tensor
+    elements were copied. `saved` is the checkpoint's weights when already read (read_weights),
+    else they are read from source.path. A checkpoint of another architecture is a ConfigError
+    naming arch, an unknown part one naming weights_from, a shape that differs a
+    CheckpointMismatchError."""
+    saved = read_weights(source, arch) if saved is None else saved
     names = parse_part_names(source.parts)
     modules = dict(model.named_modules())
     if not names:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from deeparch.data import default_data_root
-from deeparch.engine.checkpointing import WeightsFrom, read_resume
+from deeparch.engine.checkpointing import WeightsFrom
 from deeparch.engine.config import TrainConfig
 from deeparch.engine.handle import JobHandle
 from deeparch.engine.job import Scheduler
@@ -38,10 +38,11 @@ from deeparch.engine.ray_job import (
     first_line,
     is_worker_lost,
     ray_module,
+    read_start,
 )
 from deeparch.engine.ray_worker import Worker
 from deeparch.engine.recipe import JobRecipe
-from deeparch.errors import ConfigError, DeeparchError
+from deeparch.errors import DeeparchError
 
 logger = logging.getLogger(__name__)
 
@@ -296,25 +297,22 @@ class RayBackend:
         resume: str | Path | None = None,
         weights_from: WeightsFrom | None = None,
     ) -> RayJob:
-        """Check the job on a worker (validation, model, one dry-run batch) and return it
-        queued; its errors are raised here, as the thread backend raises them."""
-        if weights_from is not None:
-            raise ConfigError(
-                "weights_from", str(weights_from.path), "none on a Ray cluster",
-                "starting from a checkpoint's parts runs on the thread backend only, so far",
-            )  # fmt: skip
-        ray = ray_module()
-        resume_ref = ray.put(read_resume(resume, config.arch)) if resume is not None else None
-        described = self._describe(job_id, config, resume_ref)
-        recipe = JobRecipe(config, resume)
-        return RayJob(job_id, config, owner, scheduler, self.pool, described, resume_ref, recipe)
+        """Check the job on a worker (validation, model, one dry-run batch, the parts it takes
+        from a checkpoint) and return it queued; its errors are raised here, as the thread
+        backend raises them. A checkpoint it starts from is read here, once, and travels to the
+        workers as a Ray object (ray_worker.Start); the recipe lets a waiting job give it back."""
+        start = read_start(resume, weights_from, config.arch)
+        start_ref = ray_module().put(start) if start is not None else None
+        described = self._describe(job_id, config, start_ref)
+        recipe = JobRecipe(config, resume, weights_from)
+        return RayJob(job_id, config, owner, scheduler, self.pool, described, start_ref, recipe)
 
-    def _describe(self, job_id: str, config: TrainConfig, resume_ref: Any) -> dict[str, Any]:
+    def _describe(self, job_id: str, config: TrainConfig, start_ref: Any) -> dict[str, Any]:
         ray = ray_module()
         for attempt in (1, 2):
             worker = self.pool.any()
             try:
-                call = worker.describe.remote(job_id, config, resume_ref)
+                call = worker.describe.remote(job_id, config, start_ref)
                 described = ray.get(call, timeout=DESCRIBE_WAIT_S)
             except ray.exceptions.GetTimeoutError:
                 why = self.pool.room() or "the cluster is busy"

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from torch import nn
 
 from deeparch.checkpoint import files as checkpoint
-from deeparch.engine.checkpointing import read_resume
+from deeparch.engine.checkpointing import WeightsFrom, read_resume, read_weights
 from deeparch.engine.config import TrainConfig
 from deeparch.engine.job import (
     Scheduler,
@@ -29,7 +29,7 @@ from deeparch.engine.job import (
     waiting_reason,
 )
 from deeparch.engine.mirror import SnapshotMirror, changes_since
-from deeparch.engine.ray_worker import Status, WorkerJob
+from deeparch.engine.ray_worker import Start, Status, WorkerJob
 from deeparch.engine.recipe import JobRecipe
 from deeparch.engine.state import JobState, StateMachine, StateView
 from deeparch.errors import DeeparchError
@@ -49,6 +49,18 @@ def ray_module() -> Any:
     import ray  # late import: ray is large and optional
 
     return ray
+
+
+def read_start(
+    resume: str | Path | None, weights_from: WeightsFrom | None, arch: str
+) -> Start | None:
+    """What a job starts from besides its seed, read on the server for its worker (which may not
+    see the server's files); None for the seed alone."""
+    if resume is not None:
+        return Start(resume=read_resume(resume, arch))
+    if weights_from is not None:
+        return Start(weights_from=weights_from, weights=read_weights(weights_from, arch))
+    return None
 
 
 def is_worker_lost(error: BaseException) -> bool:
@@ -88,11 +100,12 @@ class RayJob(StateView):
         scheduler: Scheduler | None,
         pool: Pool,
         described: dict[str, Any],
-        resume_ref: Any = None,
+        start_ref: Any = None,
         recipe: JobRecipe | None = None,
     ) -> None:
-        """`resume_ref`: the checkpoint it resumes, in Ray's object store; `recipe` says where it
-        was read from, so that a queued job can let go of it (set_aside)."""
+        """`start_ref`: what it starts from besides its seed (a ray_worker.Start: the checkpoint
+        it resumes or the parts it takes), in Ray's object store; `recipe` says where that was
+        read from, so that a queued job can let go of it (set_aside)."""
         self.id = job_id
         self.owner = owner
         self.config = config
@@ -104,7 +117,7 @@ class RayJob(StateView):
         self.last_seen = time.monotonic()
         self.machine = StateMachine(job_id)
         self._pool = pool
-        self._resume_ref = resume_ref
+        self._start_ref = start_ref  # ObjectRef of a ray_worker.Start; None: the seed alone
         self._recipe = recipe
         self._mirror = SnapshotMirror()
         self._mirror.apply(changes_since(described, {}))
@@ -149,14 +162,14 @@ class RayJob(StateView):
         read again from its own copy when it starts. False when there is none."""
         with self.machine.condition:
             waiting = self.state is JobState.QUEUED and self._recipe is not None
-            if not waiting or self._resume_ref is None:
+            if not waiting or self._start_ref is None:
                 return False
             try:
                 self._recipe = self._recipe.staged()
             except (OSError, DeeparchError) as error:  # no room for the copy: keep the object
                 logger.warning("job %s waits holding its checkpoint: %s", self.id, error)
                 return False
-            self._resume_ref = None
+            self._start_ref = None
         return True
 
     def start(self) -> bool:
@@ -185,7 +198,7 @@ class RayJob(StateView):
             self._failed(error)
         finally:
             self._settled.set()
-            self._resume_ref = None
+            self._start_ref = None
             self._release_recipe()
             if self._worker_lost:
                 self._pool.discard(self._worker)
@@ -200,28 +213,29 @@ class RayJob(StateView):
         if self._recipe is not None:
             self._recipe.release()
 
-    def _read_resume_again(self) -> bool:
+    def _read_start_again(self) -> bool:
         """Put a set-aside job's checkpoint back into the object store; False (the job failed,
         its healthy worker kept) when its copy cannot be read."""
-        resume = self._recipe.resume if self._recipe is not None else None
-        if self._resume_ref is not None or resume is None:
+        recipe = self._recipe
+        if self._start_ref is not None or recipe is None:
             return True
         try:
-            self._resume_ref = ray_module().put(read_resume(resume, self.config.arch))
+            start = read_start(recipe.resume, recipe.weights_from, self.config.arch)
         except (OSError, DeeparchError) as error:
-            self._end(JobState.FAILED, f"could not read the checkpoint it resumes: {error}")
+            self._end(JobState.FAILED, f"could not read the checkpoint it starts from: {error}")
             return False
+        self._start_ref = ray_module().put(start) if start is not None else None
         return True
 
     def _begin(self) -> Status | None:
         ray = ray_module()
-        if not self._read_resume_again():
+        if not self._read_start_again():
             return None
         with self._lock:
             self._sent = True
             hooks = list(self._hooks)
         for attempt in (1, 2):
-            call = self._worker.begin.remote(self.id, self.config, self._resume_ref, hooks)
+            call = self._worker.begin.remote(self.id, self.config, self._start_ref, hooks)
             try:
                 answer = ray.get(call)
                 break
@@ -406,9 +420,15 @@ class RayJob(StateView):
         return self._mirror.latest_snapshot()
 
     def model_copy(self) -> nn.Module:
-        """A CPU copy of the current weights in eval mode (a queued job's: its seed's)."""
+        """A CPU copy of the current weights in eval mode (a queued job's: its seed's, with what
+        it starts from)."""
         if self._final_model is None and self.state is JobState.QUEUED:
-            return ray_module().get(self._pool.any().initial_model.remote(self.config))
+            start_ref = self._start_ref
+            if start_ref is None and self._recipe is not None:  # set aside: from its own copy
+                start = read_start(self._recipe.resume, self._recipe.weights_from, self.config.arch)
+                start_ref = ray_module().put(start) if start is not None else None
+            call = self._pool.any().initial_model.remote(self.config, start_ref)
+            return ray_module().get(call)
         if self._final_model is None and self._wait_begun() and not self._worker_lost:
             try:
                 return ray_module().get(self._worker.model_copy.remote(self.id))

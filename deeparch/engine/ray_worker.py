@@ -17,7 +17,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from deeparch.engine.checkpointing import checkpoint_contents
+from deeparch.checkpoint import files as checkpoint
+from deeparch.engine.checkpointing import WeightsFrom, checkpoint_contents, load_weights_from
 from deeparch.engine.config import TrainConfig
 from deeparch.engine.job import ThreadJob
 from deeparch.engine.mirror import changes_since
@@ -29,6 +30,21 @@ from deeparch.errors import DeeparchError
 # (tensors, description) of a checkpoint to continue from, as deeparch.checkpoint reads them.
 Resume = tuple[dict[str, torch.Tensor], dict[str, Any]]
 CONTROLS = ("pause", "resume", "step", "stop")
+
+
+class Start(NamedTuple):
+    """What a job starts from besides its seed, read on the server and handed to the worker by
+    Ray (ray.put, then an argument): a worker of a cluster may not see the server's files, and a
+    lesson's checkpoint of its first stage lives in a temporary folder only until the submit.
+
+    `resume` continues a checkpoint (weights, optimizer state, counters, history); `weights_from`
+    names the parts a new run takes from one, `weights` are that checkpoint's model weights
+    (deeparch.engine.checkpointing.read_weights).
+    """
+
+    resume: Resume | None = None
+    weights_from: WeightsFrom | None = None
+    weights: dict[str, torch.Tensor] | None = None
 
 
 class Status(NamedTuple):
@@ -65,11 +81,15 @@ class WorkerJob(ThreadJob):
             return self.status()
 
 
-def build_job(job_id: str, config: TrainConfig, resume: Resume | None) -> WorkerJob:
-    """Prepare (one dry-run batch included) and restore a job, as the thread backend does."""
-    job = WorkerJob(job_id, prepare(config))
-    if resume is not None:
-        job.restore(*resume)
+def build_job(job_id: str, config: TrainConfig, start: Start | None) -> WorkerJob:
+    """Prepare (one dry-run batch included) a job, take a checkpoint's parts or restore one, as
+    the thread backend does."""
+    prepared = prepare(config)
+    if start is not None and start.weights_from is not None:
+        load_weights_from(prepared.model, start.weights_from, config.arch, start.weights)
+    job = WorkerJob(job_id, prepared)
+    if start is not None and start.resume is not None:
+        job.restore(*start.resume)
     return job
 
 
@@ -98,17 +118,17 @@ class Worker:
             return self._jobs[job_id]
 
     @staticmethod
-    def _build(job_id: str, config: TrainConfig, resume: Resume | None) -> WorkerJob:
+    def _build(job_id: str, config: TrainConfig, start: Start | None) -> WorkerJob:
         # In a thread that ends afterwards: the actor's call threads live on, and one that ran
         # torch's parallel kernels would keep an OpenMP team (deeparch.engine.threads explains).
-        return run_in_fresh_thread(build_job, job_id, config, resume, name="deeparch-prepare")
+        return run_in_fresh_thread(build_job, job_id, config, start, name="deeparch-prepare")
 
     def describe(
-        self, job_id: str, config: TrainConfig, resume: Resume | None
+        self, job_id: str, config: TrainConfig, start: Start | None
     ) -> dict[str, Any] | DeeparchError:
         """Build the job as `begin` will, and return its first snapshot; keep nothing."""
         try:
-            return self._build(job_id, config, resume).snapshot()
+            return self._build(job_id, config, start).snapshot()
         except DeeparchError as error:
             return error
 
@@ -116,12 +136,12 @@ class Worker:
         self,
         job_id: str,
         config: TrainConfig,
-        resume: Resume | None,
+        start: Start | None,
         hooks: list[Callable[[WorkerJob], Any]],
     ) -> Status | DeeparchError:
         """Build the job, call each hook on it, and start its training thread."""
         try:
-            job = self._build(job_id, config, resume)
+            job = self._build(job_id, config, start)
         except DeeparchError as error:
             return error
         for hook in hooks:
@@ -158,10 +178,17 @@ class Worker:
         job = self._job(job_id)
         return checkpoint_contents(job.trainer, job.log, job.state, job.dataset)
 
-    def initial_model(self, config: TrainConfig) -> nn.Module:
-        """A queued job's weights: the model its seed builds, in eval mode, on the CPU."""
+    def initial_model(self, config: TrainConfig, start: Start | None = None) -> nn.Module:
+        """A queued job's weights: the model its seed builds, with the parts or the checkpoint
+        it starts from, in eval mode, on the CPU (what the thread backend's queued job holds)."""
         prepared = run_in_fresh_thread(prepare, config, False, name="deeparch-prepare")
-        return prepared.template
+        model = prepared.template
+        if start is not None and start.weights_from is not None:
+            load_weights_from(model, start.weights_from, config.arch, start.weights)
+        if start is not None and start.resume is not None:
+            state, _optimizer = checkpoint.split_tensors(start.resume[0])
+            checkpoint.load_model_state(model, state, config.arch)
+        return model
 
     def call(self, job_id: str, function: Callable[[WorkerJob], Any]) -> Any:
         """function(job) here, for tests and diagnostics."""

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from deeparch.errors import ConfigError
+from deeparch.randomness import Dropout
 
 INDENT = "    "
 
@@ -18,10 +19,12 @@ def module_code(module: nn.Module, depth: int = 1) -> str:
     """The constructor call that builds `module`: a leaf's own repr (nn.Linear(...)), or a
     Sequential of its children in order."""
     children = list(module.named_children())
+    if isinstance(module, Dropout):
+        # deeparch's Dropout draws its masks from the job's generator: the script defines a
+        # Dropout of the same name that draws them from the run's own (script_options.dropout_code).
+        return repr(module)
     if not children:
-        # A PyTorch layer's repr is its constructor call; deeparch's Dropout subclass reads the
-        # same as nn.Dropout.
-        return f"nn.{module!r}"
+        return f"nn.{module!r}"  # a PyTorch layer's repr is its constructor call
     pad = INDENT * depth
     lines = [f'{pad}("{name}", {module_code(child, depth + 1)}),' for name, child in children]
     return "nn.Sequential(OrderedDict([\n" + "\n".join(lines) + f"\n{INDENT * (depth - 1)}]))"
@@ -29,7 +32,7 @@ def module_code(module: nn.Module, depth: int = 1) -> str:
 
 def build_from_code(code: str) -> nn.Module:
     """Evaluate generated model code as the exported script will."""
-    namespace = {"nn": nn, "torch": torch, "OrderedDict": OrderedDict}
+    namespace = {"nn": nn, "torch": torch, "OrderedDict": OrderedDict, "Dropout": Dropout}
     return eval(code, namespace)  # noqa: S307  (code we generated ourselves, never user input)
 
 

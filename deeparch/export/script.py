@@ -23,12 +23,24 @@ from deeparch.engine.config import TrainConfig
 from deeparch.engine.loop import SHUFFLE_SEED_OFFSET
 from deeparch.engine.optim import OPTIMIZERS, optimizer_arguments
 from deeparch.engine.prepare import training_subset
-from deeparch.engine.schedule import LR_FLOOR, LR_SCHEDULES, scheduled_lr
 from deeparch.errors import ConfigError
 from deeparch.export.model_code import build_from_code, checked_model_code, original_source
+from deeparch.export.script_options import (
+    device_code,
+    dropout_code,
+    early_stopping_code,
+    schedule_code,
+)
 from deeparch.models import create_model, get_arch
 from deeparch.models.parts import freeze_parts, parse_part_names
-from deeparch.randomness import _SEED_MODULUS, _STEP_MULTIPLIER, borrowed_global_generator
+from deeparch.randomness import (
+    _SEED_MODULUS,
+    _STEP_MULTIPLIER,
+    Dropout,
+    borrowed_global_generator,
+    draws_from_global_generator,
+    use_job_dropout,
+)
 
 # The datasets a script can load on its own, each as the lines that give (pixels, labels) as
 # deeparch reads them before the split, and the packages those lines need.
@@ -88,6 +100,8 @@ def export_parts(config: TrainConfig) -> dict[str, str]:
     seed = int(config.seed)
     with borrowed_global_generator(seed):  # the initial weights the engine starts from
         model, _ = create_model(config.arch, config.arch_config, data.info)
+    refuse_kernel_dropout(model)
+    use_job_dropout(model)  # as prepare does, so the code names the script's own Dropout
     code = checked_model_code(model, config.arch, data.x_val[:4])
     with borrowed_global_generator(seed):
         fresh = build_from_code(code)
@@ -108,8 +122,8 @@ def export_parts(config: TrainConfig) -> dict[str, str]:
     return {
         "header": header(config, dataset, package),
         "data": data_section(loader, split, int(config.train_subset), seed),
-        "model": model_section(code, seed, config.freeze),
-        "training": training_section(config, optimizer_cls, optimizer_args),
+        "model": model_section(code, seed, config.freeze, has_dropout(model)),
+        "training": training_section(config, optimizer_cls, optimizer_args, has_dropout(model)),
         "original_source": source,
     }
 
@@ -126,6 +140,24 @@ def refuse_unwritten_fields(config: TrainConfig) -> None:
                 field.name, value, f"{default!r} (the default) for an exported run",
                 REFUSED_BECAUSE.get(field.name, f"the script does not write {field.name} yet"),
             )  # fmt: skip
+
+
+def refuse_kernel_dropout(model: torch.nn.Module) -> None:
+    """ConfigError naming dropout for a stacked nn.LSTM/GRU/RNN with dropout: PyTorch's kernel
+    draws that dropout between the layers from the global generator (it takes no other), so no
+    script could draw the engine's masks, and its losses would not be the engine's."""
+    if not draws_from_global_generator(model):
+        return
+    value = next(m.dropout for m in model.modules() if isinstance(m, torch.nn.RNNBase))
+    raise ConfigError(
+        "dropout", value, "0 for an exported run of a stacked recurrent layer",
+        "PyTorch's recurrent kernel draws the dropout between its layers from the global "
+        "generator, so the script's masks could not be the engine's",
+    )  # fmt: skip
+
+
+def has_dropout(model: torch.nn.Module) -> bool:
+    return any(isinstance(module, Dropout) for module in model.modules())
 
 
 def export_script(config: TrainConfig) -> str:
@@ -186,7 +218,7 @@ x_val, y_val = torch.from_numpy(images[val_index]), torch.from_numpy(labels[val_
 {subset_lines}"""
 
 
-def model_section(code: str, seed: int, freeze: str) -> str:
+def model_section(code: str, seed: int, freeze: str, dropout: bool) -> str:
     frozen = ""
     if freeze:
         names = parse_part_names(freeze)
@@ -196,13 +228,15 @@ for name in {names!r}:
     model.get_submodule(name).requires_grad_(False)
 """
     return f"""# ---- model: the architecture's layers, named as in deeparch (its weights load here)
-
+{dropout_code() if dropout else ""}
 torch.manual_seed({seed})  # the initial weights come from the seed alone
 model = {code}
 {frozen}"""
 
 
-def training_section(config: TrainConfig, optimizer_cls: Any, optimizer_args: dict) -> str:
+def training_section(
+    config: TrainConfig, optimizer_cls: Any, optimizer_args: dict, dropout: bool
+) -> str:
     args = ", ".join(f"{k}={v!r}" for k, v in optimizer_args.items())
     optimizer = f"torch.optim.{optimizer_cls.__name__}(trained, {args})"
     seed = int(config.seed)
@@ -217,6 +251,19 @@ def training_section(config: TrainConfig, optimizer_cls: Any, optimizer_args: di
     schedule = config.lr_schedule != "constant"
     patience = int(config.early_stopping)
     set_rate = "            set_learning_rate(step, total, steps_per_epoch)\n" if schedule else ""
+    masks = (
+        "# dropout's masks: a generator of the run's own, on the device, reseeded each step\n"
+        "MASKS = torch.Generator(DEVICE)\n"
+        if dropout else ""
+    )  # fmt: skip
+    rate_and_stopping = (schedule_code(config) if schedule else "") + (
+        early_stopping_code(patience) if patience else ""
+    )
+    reseed = (
+        "            # this step's masks from (SEED, step) alone, as deeparch's step_seed\n"
+        f"            MASKS.manual_seed((SEED * {_STEP_MULTIPLIER} + step) % {_SEED_MODULUS})\n"
+        if dropout else ""
+    )  # fmt: skip
     stop_early = (
         "        if stopping.should_stop(epoch + 1, val_loss):\n"
         '            print(f"early stopping at epoch {epoch + 1}: the best was epoch '
@@ -240,7 +287,7 @@ model = model.to(DEVICE)
 x_train, y_train, x_val, y_val = (t.to(DEVICE) for t in (x_train, y_train, x_val, y_val))
 trained = [p for p in model.parameters() if p.requires_grad]  # all but the frozen ones
 optimizer = {optimizer}
-{schedule_code(config) if schedule else ""}{early_stopping_code(patience) if patience else ""}
+{masks}{rate_and_stopping}
 
 def epoch_order(epoch, n):
     """The shuffled order of one epoch, from a generator of its own (deeparch's step_seed)."""
@@ -292,7 +339,7 @@ def main(max_steps):
         for index in range(steps_this_epoch):
 {set_rate}            chosen = order[index * batch : (index + 1) * batch].to(DEVICE)
             x, y = x_train.index_select(0, chosen), y_train.index_select(0, chosen)
-            loss = train_step(x, y)
+{reseed}            loss = train_step(x, y)
             step += 1
             print(f"step {{step}} loss {{loss!r}}")
         if steps_this_epoch < steps_per_epoch:
@@ -307,71 +354,4 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-steps", type=int, default=MAX_STEPS, help="0: every epoch")
     main(parser.parse_args().max_steps)
-'''
-
-
-def device_code(device: str) -> str:
-    """The lines that choose the device as deeparch does (device=auto: CUDA, MPS, then CPU)."""
-    if device != "auto":
-        return f'DEVICE = torch.device("{device}")'
-    return """# device=auto: a CUDA GPU, then Apple's MPS, then the CPU
-if torch.cuda.is_available():
-    DEVICE = torch.device("cuda")
-elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-    DEVICE = torch.device("mps")
-else:
-    DEVICE = torch.device("cpu")"""
-
-
-def schedule_code(config: TrainConfig) -> str:
-    """deeparch's schedule function and the lines that set each step's rate from it."""
-    return f'''
-LR_SCHEDULES, LR_FLOOR = {LR_SCHEDULES!r}, {LR_FLOOR!r}
-LR, LR_SCHEDULE = {float(config.lr)!r}, {config.lr_schedule!r}
-LR_STEP_EPOCHS, LR_GAMMA = {int(config.lr_step_epochs)!r}, {float(config.lr_gamma)!r}
-
-
-{inspect.getsource(scheduled_lr)}
-
-def set_learning_rate(step, total, steps_per_epoch):
-    """The rate of this step from the schedule (never below LR_FLOOR), as deeparch sets it."""
-    factor = scheduled_lr(LR_SCHEDULE, 1.0, step, total, steps_per_epoch, LR_STEP_EPOCHS, LR_GAMMA)
-    for group in optimizer.param_groups:
-        group["lr"] = max(LR * factor, LR_FLOOR)
-'''
-
-
-def early_stopping_code(patience: int) -> str:
-    """An early stopper that keeps the best epoch's weights, as deeparch's EarlyStopping does."""
-    return f'''
-
-class EarlyStopping:
-    """Stop when val_loss has not improved for `patience` epochs, and end with the weights of
-    the best epoch (Keras' EarlyStopping with restore_best_weights; Prechelt 1998)."""
-
-    def __init__(self, patience):
-        self.patience, self.waited = patience, 0
-        self.best, self.best_epoch, self.best_state = None, None, None
-
-    def should_stop(self, epoch, val_loss):
-        if not math.isfinite(val_loss):
-            return False
-        if self.best is None or val_loss < self.best:
-            self.best, self.best_epoch, self.waited = val_loss, epoch, 0
-            self.best_state = {{k: v.detach().clone() for k, v in model.state_dict().items()}}
-        else:
-            self.waited += 1
-        return self.waited >= self.patience
-
-    def restore(self, final_val_loss):
-        """Load the best epoch's weights, unless the last ones are as good."""
-        if self.best_state is None:
-            return False
-        if math.isfinite(final_val_loss) and final_val_loss <= self.best:
-            return False
-        model.load_state_dict(self.best_state)
-        return True
-
-
-stopping = EarlyStopping({patience})  # early_stopping: the patience, in epochs
 '''

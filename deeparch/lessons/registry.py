@@ -21,10 +21,12 @@ from typing import Any
 from deeparch.engine.config import TrainConfig
 from deeparch.engine.handle import JobHandle
 from deeparch.errors import ConfigError, UnknownNameError
+from deeparch.settings import LESSON_BUDGETS
 
 # How much a lesson's check may spend: "ci" runs in seconds (the test suite and `lesson run
-# --budget ci`), "full" is what the page runs, big enough to show the claim clearly.
-BUDGETS = ("ci", "full")
+# --budget ci`), "full" is what the page runs (unless the class's lesson_budget says ci), big
+# enough to show the claim clearly.
+BUDGETS = LESSON_BUDGETS
 PREDICTION_KINDS = ("number", "shape", "choice")
 LESSONS_PACKAGE = __name__.rpartition(".")[0]
 

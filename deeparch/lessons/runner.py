@@ -22,6 +22,7 @@ from deeparch.engine.config import TrainConfig
 from deeparch.engine.handle import JobHandle
 from deeparch.engine.manager import JobManager
 from deeparch.engine.state import JobState
+from deeparch.errors import UnknownJobError
 from deeparch.lessons.registry import Lesson, Outcome, check_budget, get_lesson
 
 logger = logging.getLogger(__name__)
@@ -64,13 +65,22 @@ class LessonJobs:
         return 1 if self.lesson.second_stage is None else 2
 
     def jobs(self, stage: int | None = None) -> dict[str, JobHandle]:
-        """A copy of the jobs by label (of one stage, or all), in the order submitted."""
+        """A copy of the jobs by label (of one stage, or all), in the order submitted: each the
+        manager's handle of it now. Once an ended run is in the run store the manager holds it
+        as an EndedRun (its weights on disk), and the lesson lets go of the trained job too."""
         with self._lock:
-            return {
-                label: job
-                for label, job in self._jobs.items()
-                if stage is None or self._stages[label] == stage
-            }
+            chosen = [
+                label for label in self._jobs if stage is None or self._stages[label] == stage
+            ]
+            for label in chosen:
+                self._jobs[label] = self._current(self._jobs[label])
+            return {label: self._jobs[label] for label in chosen}
+
+    def _current(self, job: JobHandle) -> JobHandle:
+        try:
+            return self.manager.get(job.id)
+        except UnknownJobError:  # out of the manager's memory: what the lesson holds stays
+            return job
 
     def submit_first(self) -> None:
         for label, config in self.lesson.runs(self.budget).items():

@@ -22,6 +22,7 @@ import torch
 from deeparch.checkpoint import files as checkpoint
 from deeparch.engine import ray_backend
 from deeparch.engine.backends import ThreadBackend, make_backend
+from deeparch.engine.checkpointing import WeightsFrom
 from deeparch.engine.config import TrainConfig
 from deeparch.engine.ended import EndedRun
 from deeparch.engine.manager import JobManager
@@ -29,8 +30,10 @@ from deeparch.engine.prepare import prepare
 from deeparch.engine.ray_job import RayJob, RayJobError
 from deeparch.engine.store import RunStore
 from deeparch.errors import ConfigError
+from deeparch.lessons.runner import LessonRun
 from deeparch.settings import ClassSettings
 from tests.engine.jobs import SMALL, held, instrument, patch_train_step
+from tests.lessons.test_lesson_stages import OWN, STAGED, TAKEN
 
 WAIT_S = 120  # generous: the machine may be busy; nothing asserts on time
 BACKENDS = ("threads", "ray")
@@ -160,6 +163,56 @@ def test_resuming_from_another_architecture_names_arch(backend, tmp_path):
         manager.submit(TrainConfig(arch="cnn", max_steps=2), resume=job.save_checkpoint(tmp_path))
     assert (raised.value.field, raised.value.value) == ("arch", "cnn")
     assert "'mlp', the checkpoint's" in str(raised.value)
+
+
+PRETRAINED = TrainConfig.from_dict(
+    {"arch": "cnn", "dataset": "mnist", "arch_config": {"dense_width": 16}, "classes": "0,1,2",
+     "max_steps": 3, "batch_size": 16, "seed": 1}
+)  # fmt: skip
+TAKEN_PARTS = ("features.", "classifier.fc1.")  # what WeightsFrom(path, "features,classifier.fc1")
+
+
+def test_a_new_run_takes_a_checkpoints_parts_and_the_frozen_ones_stay(backend, tmp_path):
+    manager = JobManager(max_running=1, heartbeat_timeout=0, backend=backend)
+    source = manager.submit(PRETRAINED)
+    assert source.wait(WAIT_S) and source.state == "finished", source.reason
+    path = source.save_checkpoint(tmp_path / "first")
+    old = source.model_copy().state_dict()
+    second = dataclasses.replace(PRETRAINED, classes="3,4,5", seed=2, freeze="features")
+    with pytest.raises(ConfigError) as refused:  # checked at submit, on a Ray worker too
+        manager.submit(second, weights_from=WeightsFrom(path, "nosuch"))
+    assert refused.value.field == "weights_from" and "features" in str(refused.value)
+    job = held(manager, second, weights_from=WeightsFrom(path, "features,classifier.fc1"))
+    for file in checkpoint.checkpoint_paths(path):  # read at submit: the job needs no file
+        file.unlink()
+    fresh = prepare(second, dry_run=False).model.state_dict()  # what seed 2 alone builds
+    queued = job.model_copy().state_dict()  # what it will start from
+    assert set(queued) == set(old) == set(fresh)
+    for key in old:
+        expected = old[key] if key.startswith(TAKEN_PARTS) else fresh[key]
+        assert torch.equal(queued[key], expected), key
+    manager.set_max_running(1)
+    assert job.wait(WAIT_S) and job.state == "finished", job.reason
+    trained = job.model_copy().state_dict()
+    for key in old:
+        if key.startswith("features."):  # taken and frozen: the source's, exactly
+            assert torch.equal(trained[key], old[key]), key
+        else:  # taken or new, then trained 3 steps
+            assert not torch.equal(trained[key], queued[key]), key
+
+
+def test_a_lesson_in_two_stages_runs_and_its_second_takes_the_first_ones_weights(backend):
+    manager = JobManager(max_running=1, heartbeat_timeout=0, backend=backend)
+    run = LessonRun(STAGED, "ci", manager, owner="student")
+    assert run.wait(WAIT_S)
+    assert run.status == "done", run.error
+    outcome = run.outcome
+    assert outcome.held  # the taken hidden layers are the first stage's, exactly; its own differ
+    assert {label: r["stage"] for label, r in outcome.runs.items()} == {
+        "pretrained": 1, TAKEN: 2, OWN: 2,
+    }  # fmt: skip
+    assert [outcome.runs[label]["steps"] for label in ("pretrained", TAKEN, OWN)] == [5, 3, 3]
+    assert {job.owner for job in run.jobs.values()} == {"student"}
 
 
 # ---- states and control -------------------------------------------------------------------------
@@ -519,7 +572,7 @@ def test_a_queued_resume_holds_no_copy_of_its_checkpoint_in_memory_until_it_star
     late = held(manager, longer, resume=path)
     # Threads: no model, optimizer or restored trainer; Ray: no object in its store. It keeps a
     # copy of the checkpoint on disk, so the file it was given may go.
-    assert (late._resume_ref if isinstance(late, RayJob) else late.trainer) is None
+    assert (late._start_ref if isinstance(late, RayJob) else late.trainer) is None
     for file in checkpoint.checkpoint_paths(path):
         file.unlink()
     manager.set_max_running(1)

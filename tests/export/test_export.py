@@ -7,13 +7,14 @@ import sys
 
 import nbformat
 import pytest
+from torch import nn
 
 from deeparch.cli.main import main
 from deeparch.engine.config import TrainConfig
 from deeparch.engine.manager import JobManager
 from deeparch.errors import ConfigError
 from deeparch.export.notebook import export_notebook
-from deeparch.export.script import export_script
+from deeparch.export.script import export_script, refuse_kernel_dropout
 from deeparch.models import list_archs
 
 STEPS = 6
@@ -24,7 +25,13 @@ RUNS = {
     "softmax regression, sgd momentum 0.5, l1, clipping": {
         "arch": "softmax_regression", "dataset": "digits", "optimizer": "sgd", "lr": 0.05,
         "l1": 1e-3, "grad_clip": 0.5, "weight_decay": 1e-3, "batch_size": 16, "momentum": 0.5},
+    # Dropout's masks, step by step, from the run's own generator as the engine draws them.
+    "mlp, dropout 0.3": {"arch": "mlp", "dataset": "digits", "batch_size": 32,
+                         "arch_config": {"hidden_sizes": (32,), "dropout": 0.3}, "seed": 3},
+    "cnn, dropout 0.5": {"arch": "cnn", "dataset": "mnist", "batch_size": 16,
+                         "arch_config": {"dense_width": 16, "dropout": 0.5}, "seed": 1},
 }  # fmt: skip
+ENGINE_MASKS = "return drop_with(x, self.p, MASKS, self.inplace)"
 
 
 def engine_losses(config: TrainConfig) -> list[float]:
@@ -56,6 +63,34 @@ def test_the_exported_script_trains_as_the_engine_does(label, tmp_path):
     got = script_losses(source, tmp_path, STEPS)
     assert len(got) == len(expected) == STEPS
     assert got == pytest.approx(expected, rel=1e-5, abs=1e-6)
+
+
+def test_with_the_global_generators_masks_the_losses_would_differ(tmp_path):
+    """The check above can fail: nn.Dropout's masks (torch's global generator) train otherwise."""
+    config = TrainConfig.from_dict({**RUNS["mlp, dropout 0.3"], "max_steps": STEPS})
+    source = export_script(config)
+    assert source.count(ENGINE_MASKS) == 1 and source.count("MASKS.manual_seed(") == 1
+    global_masks = source.replace(
+        ENGINE_MASKS, "return nn.functional.dropout(x, self.p, True, self.inplace)"
+    )
+    got = script_losses(global_masks, tmp_path, STEPS)
+    assert len(got) == STEPS and got != pytest.approx(engine_losses(config), rel=1e-5, abs=1e-6)
+
+
+def test_a_stacked_recurrent_layers_dropout_is_refused_naming_dropout():
+    """PyTorch's recurrent kernel draws it from the global generator, which takes no seed of the
+    run's: no script could draw the engine's masks, so export refuses it."""
+    stacked = nn.Sequential(nn.LSTM(8, 16, num_layers=2, dropout=0.3))
+    with pytest.raises(ConfigError) as refused:
+        refuse_kernel_dropout(stacked)
+    assert (refused.value.field, refused.value.value) == ("dropout", 0.3)
+    assert "0 for an exported run of a stacked recurrent layer" in str(refused.value)
+    refuse_kernel_dropout(nn.Sequential(nn.LSTM(8, 16, num_layers=2)))  # no dropout: no obstacle
+    # The registry's stacked recurrent layers train sequence tasks, which export refuses first.
+    lstm = TrainConfig.from_dict({"arch": "lstm", "arch_config": {"num_layers": 2, "dropout": 0.3}})
+    with pytest.raises(ConfigError) as refused:
+        export_script(lstm)
+    assert refused.value.field == "arch" and "sequence task" in str(refused.value)
 
 
 def test_the_notebook_runs_the_same_code(tmp_path):
