@@ -13,7 +13,9 @@ from __future__ import annotations
 import logging
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ from deeparch.engine.config import TrainConfig
 from deeparch.engine.handle import JobHandle
 from deeparch.engine.manager import JobManager
 from deeparch.engine.state import JobState
-from deeparch.errors import UnknownJobError
+from deeparch.errors import ConfigError, UnknownJobError
 from deeparch.lessons.registry import Lesson, Outcome, check_budget, get_lesson
 
 logger = logging.getLogger(__name__)
@@ -53,6 +55,10 @@ class LessonJobs:
         self._jobs: dict[str, JobHandle] = {}
         self._stages: dict[str, int] = {}
         self._stage = 0
+        # Runs not yet submitted: the class lets a student hold jobs_per_student + queue_per_student
+        # jobs (3 by default) and a lesson may have more (the optimisers: 6), so the rest wait
+        # here and are submitted as the lesson's earlier runs end.
+        self._waiting: list[tuple[int, str, Callable[[], JobHandle]]] = []
 
     @property
     def stage(self) -> int:
@@ -84,9 +90,27 @@ class LessonJobs:
 
     def submit_first(self) -> None:
         for label, config in self.lesson.runs(self.budget).items():
-            self._add(1, label, self.manager.submit(config, owner=self.owner))
+            self._waiting.append((1, label, partial(self.manager.submit, config, owner=self.owner)))
         with self._lock:
             self._stage = 1
+        self._submit_what_fits()
+
+    def _submit_what_fits(self) -> None:
+        """Submit waiting runs in order until the class's limit for this student refuses one
+        while a run of the lesson is still active (it goes once that ends)."""
+        while self._waiting:
+            stage, label, submit = self._waiting[0]
+            try:
+                job = submit()
+            except ConfigError as error:
+                if error.field != "jobs" or not self._any_active():
+                    raise  # not the per-student limit, or no run of ours will free a place
+                return
+            self._waiting.pop(0)
+            self._add(stage, label, job)
+
+    def _any_active(self) -> bool:
+        return any(job.is_active() for job in self.jobs().values())
 
     def submit_second(self) -> None:
         """The second stage's runs, from the finished first stage's weights where they ask."""
@@ -102,10 +126,16 @@ class LessonJobs:
                             Path(folder) / f"stage-1-{len(saved)}"
                         )
                     weights_from = WeightsFrom(saved[source], parts)
-                job = self.manager.submit(run.config, owner=self.owner, weights_from=weights_from)
-                self._add(2, label, job)
-        with self._lock:
-            self._stage = 2
+                submit = partial(
+                    self.manager.submit, run.config, owner=self.owner, weights_from=weights_from
+                )
+                self._waiting.append((2, label, submit))
+            # Within the folder's life: a queued job copies its checkpoint, a waiting one not yet.
+            self._submit_what_fits()
+            with self._lock:
+                self._stage = 2
+            while self._waiting:
+                self._wait_for_a_place()
 
     def _add(self, stage: int, label: str, job: JobHandle) -> None:
         with self._lock:
@@ -114,14 +144,27 @@ class LessonJobs:
                 raise ValueError(f"lesson {self.lesson.name}: two runs are labelled {label!r}")
             self._jobs[label], self._stages[label] = job, stage
 
+    def _wait_for_a_place(self) -> None:
+        """Until one of the lesson's active runs ends, then submit what now fits."""
+        active = [job for job in self.jobs().values() if job.is_active()]
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        while active and not any(job.wait(0.2) for job in active):
+            if time.monotonic() > deadline:
+                break
+        self._submit_what_fits()
+
     def wait(self, stage: int) -> None:
-        """Until every job of the stage has ended; one past RUN_TIMEOUT_S is stopped."""
+        """Until every job of the stage has ended (its waiting runs submitted as places free up);
+        one past RUN_TIMEOUT_S is stopped."""
+        while any(waiting_stage == stage for waiting_stage, _, _ in self._waiting):
+            self._wait_for_a_place()
         for job in self.jobs(stage).values():
             if not job.wait(RUN_TIMEOUT_S):
                 job.stop(f"the lesson's run took longer than {RUN_TIMEOUT_S:g} s")
                 job.wait()
 
     def stop(self, reason: str) -> None:
+        self._waiting.clear()  # a stopped lesson submits nothing more
         for job in self.jobs().values():
             job.stop(reason)
 

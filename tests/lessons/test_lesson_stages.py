@@ -116,3 +116,35 @@ def test_a_lesson_stopped_in_its_first_stage_never_starts_the_second():
         blocker.stop()
     finally:
         manager.shutdown()
+
+
+def five_runs(budget):
+    return {
+        f"run {seed}": TrainConfig.from_dict({**TINY, "max_steps": 3, "seed": seed})
+        for seed in range(5)
+    }
+
+
+def judge_all(budget, jobs):
+    steps = [job.snapshot()["step"] for job in jobs.values()]
+    return Outcome("five_runs", held=True, verdict="trained", measured={"steps": steps})
+
+
+FIVE = Lesson(
+    name="five_runs", title="Five runs", claim="More runs than a student may hold at once.",
+    source="this test", prediction=Prediction("choice", "?", choices=("yes", "no")),
+    judge=judge_all, runs=five_runs,
+)  # fmt: skip
+
+
+def test_a_lesson_with_more_runs_than_a_student_may_hold_submits_the_rest_as_places_free_up():
+    # The class default: 1 training and 2 waiting per student; the lesson has 5 runs.
+    manager = JobManager(max_running=1, heartbeat_timeout=0, jobs_per_student=1,
+                         queue_per_student=2)  # fmt: skip
+    run = LessonRun(FIVE, "ci", manager, owner="a student")
+    submitted_at_first = len(run.jobs)
+    wait_for(lambda: run.outcome is not None or run.error, "the lesson's outcome")
+    assert run.error == "", run.error
+    assert run.outcome.measured["steps"] == [3, 3, 3, 3, 3]
+    assert list(run.outcome.runs) == [f"run {seed}" for seed in range(5)]
+    assert submitted_at_first in (3, 4)  # what fitted (3, or 4 if the first ended meanwhile)
