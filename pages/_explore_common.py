@@ -152,7 +152,7 @@ def snapshots_holding(snap: dict[str, Any], field: str, waiting: str) -> list[di
     (before the first snapshot), says `waiting`."""
     snapshots = [s for s in snap["snapshots"] if field in s]
     if not snapshots:
-        st.info(waiting)
+        st.info(escape_markdown(waiting))
     return snapshots
 
 
