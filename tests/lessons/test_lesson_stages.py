@@ -141,10 +141,12 @@ def test_a_lesson_with_more_runs_than_a_student_may_hold_submits_the_rest_as_pla
     # The class default: 1 training and 2 waiting per student; the lesson has 5 runs.
     manager = JobManager(max_running=1, heartbeat_timeout=0, jobs_per_student=1,
                          queue_per_student=2)  # fmt: skip
+    blocker = hold_the_slot(manager)  # so that none of the lesson's runs can end meanwhile
     run = LessonRun(FIVE, "ci", manager, owner="a student")
-    submitted_at_first = len(run.jobs)
+    assert list(run.jobs) == ["run 0", "run 1", "run 2"]  # what fits: 1 + 2 per student
+    assert all(job.state is JobState.QUEUED for job in run.jobs.values())
+    blocker.stop("the test's blocker is done")
     wait_for(lambda: run.outcome is not None or run.error, "the lesson's outcome")
     assert run.error == "", run.error
     assert run.outcome.measured["steps"] == [3, 3, 3, 3, 3]
     assert list(run.outcome.runs) == [f"run {seed}" for seed in range(5)]
-    assert submitted_at_first in (3, 4)  # what fitted (3, or 4 if the first ended meanwhile)
