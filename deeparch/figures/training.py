@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -35,17 +36,36 @@ def _thin(points: Sequence[Sequence[float]], max_points: int) -> tuple[np.ndarra
     return array[:, 0], array[:, 1]
 
 
-def _base_layout(fig: go.Figure, title: str, x_title: str, y_title: str, height: int) -> go.Figure:
-    fig.update_layout(
-        title={"text": title, "x": 0.0, "xanchor": "left"},
-        height=height,
-        margin={"l": 50, "r": 50, "t": 40, "b": 90},
-        # Below the axis: a long legend (a GAN's six validation metrics) would cover the title.
-        legend={"orientation": "h", "yanchor": "top", "y": -0.22, "xanchor": "left", "x": 0.0},
-        xaxis_title=x_title,
-        yaxis_title=y_title,
-        uirevision="keep",  # keep the student's zoom while the chart refreshes
+def charted(
+    traces: Sequence[go.Scatter | go.Heatmap],
+    title: str,
+    x_title: str,
+    y_title: str,
+    height: int,
+    xaxis: Mapping[str, Any] | None = None,
+    yaxis: Mapping[str, Any] | None = None,
+    **layout: Any,
+) -> go.Figure:
+    """The traces in a figure with the charts' common layout (and any more of it).
+
+    The layout is given before the traces: plotly's update_layout on a figure that holds traces
+    relays the change to them, which made the live loss chart 12 ms to build against 3 ms this
+    way (the same figure), and a class's live panels build it for every student every refresh.
+    """
+    fig = go.Figure(
+        layout=go.Layout(
+            title={"text": title, "x": 0.0, "xanchor": "left"},
+            height=height,
+            margin={"l": 50, "r": 50, "t": 40, "b": 90},
+            # Below the axis: a long legend (a GAN's six validation metrics) would cover the title.
+            legend={"orientation": "h", "yanchor": "top", "y": -0.22, "xanchor": "left", "x": 0.0},
+            xaxis={"title": {"text": x_title}, **(xaxis or {})},
+            yaxis={"title": {"text": y_title}, **(yaxis or {})},
+            uirevision="keep",  # keep the student's zoom while the chart refreshes
+            **layout,
+        )
     )
+    fig.add_traces(list(traces))
     return fig
 
 
@@ -58,7 +78,7 @@ def loss_figure(
 
     A term identical to the total "loss" (a task with a single term) is drawn once, as "loss".
     """
-    fig = go.Figure()
+    traces = []
     total = losses.get("loss")
     # A GAN's "loss" is d_loss + g_loss, two players' losses added: not a quantity to watch.
     adversarial = "d_loss" in losses and "g_loss" in losses
@@ -71,7 +91,7 @@ def loss_figure(
         steps, values = _thin(points, max_points)
         probability = term in PROBABILITY_TERMS
         has_probabilities = has_probabilities or probability
-        fig.add_trace(
+        traces.append(
             go.Scatter(
                 x=steps,
                 y=values,
@@ -82,20 +102,19 @@ def loss_figure(
                       "dash": "dot" if probability else None},
             )
         )  # fmt: skip
-    _base_layout(fig, title, "step", "loss", 380)
+    more = {}
     if has_probabilities:
-        fig.update_layout(
-            yaxis2={"title": "D output", "overlaying": "y", "side": "right", "showgrid": False,
-                    "range": [0, 1.02], "tickmode": "linear", "dtick": 0.25}
-        )  # fmt: skip
-    return fig
+        more["yaxis2"] = {"title": "D output", "overlaying": "y", "side": "right",
+                          "showgrid": False, "range": [0, 1.02], "tickmode": "linear",
+                          "dtick": 0.25}  # fmt: skip
+    return charted(traces, title, "step", "loss", 380, **more)
 
 
 def epoch_metrics_figure(
     epoch_metrics: Sequence[Mapping[str, float]], title: str = "Per-epoch metrics"
 ) -> go.Figure:
     """Every metric of every epoch; losses on the left axis, the others (accuracy) on the right."""
-    fig = go.Figure()
+    traces = []
     names: list[str] = []
     for row in epoch_metrics:
         names.extend(k for k in row if k not in NOT_METRICS and k not in names)
@@ -106,7 +125,7 @@ def epoch_metrics_figure(
         on_right = "loss" not in name
         has_right_axis = has_right_axis or on_right
         right_values.extend(values if on_right else [])
-        fig.add_trace(
+        traces.append(
             go.Scatter(
                 x=epochs,
                 y=values,
@@ -116,8 +135,7 @@ def epoch_metrics_figure(
                 line={"color": PALETTE[index % len(PALETTE)], "dash": "dot" if on_right else None},
             )
         )
-    _base_layout(fig, title, "epoch", "loss", 380)
-    _epoch_ticks(fig, len(epoch_metrics))
+    more = {}
     if has_right_axis:
         right = {"title": "metric", "overlaying": "y", "side": "right", "showgrid": False,
                  "rangemode": "tozero"}  # fmt: skip
@@ -125,14 +143,14 @@ def epoch_metrics_figure(
             # Fractions (accuracy): a fixed 0-100 % axis shows how close to perfect a run gets,
             # and keeps round ticks (plotly otherwise aligns them with the loss axis: 0.072, ...).
             right.update(range=[0, 1.02], tickformat=".0%", tickmode="linear", dtick=0.2)
-        fig.update_layout(yaxis2=right)
-    return fig
+        more["yaxis2"] = right
+    xaxis = _epoch_ticks(len(epoch_metrics))
+    return charted(traces, title, "epoch", "loss", 380, xaxis=xaxis, **more)
 
 
-def _epoch_ticks(fig: go.Figure, epochs: int) -> None:
+def _epoch_ticks(epochs: int) -> dict[str, Any]:
     """One tick per epoch while they fit; plotly's own spacing for longer runs."""
-    if epochs <= MAX_EPOCH_TICKS:
-        fig.update_xaxes(dtick=1)
+    return {"dtick": 1} if epochs <= MAX_EPOCH_TICKS else {}
 
 
 def spans_decades(
@@ -151,10 +169,10 @@ def compare_figure(
     log_y: bool = False,
 ) -> go.Figure:
     """One loss term of several runs overlaid; `runs` maps a run label to its losses dict."""
-    fig = go.Figure()
+    traces = []
     for index, (label, losses) in enumerate(runs.items()):
         steps, values = _thin(losses.get(term, []), max_points)
-        fig.add_trace(
+        traces.append(
             go.Scatter(
                 x=steps,
                 y=values,
@@ -163,20 +181,19 @@ def compare_figure(
                 line={"color": PALETTE[index % len(PALETTE)]},
             )
         )
-    _base_layout(fig, f"{term} per step", "step", term + (" (log scale)" if log_y else ""), 400)
-    if log_y:
-        fig.update_yaxes(type="log", exponentformat="power")
-    return fig
+    y_title = term + (" (log scale)" if log_y else "")
+    yaxis = {"type": "log", "exponentformat": "power"} if log_y else None
+    return charted(traces, f"{term} per step", "step", y_title, 400, yaxis=yaxis)
 
 
 def compare_epoch_figure(
     runs: Mapping[str, Sequence[Mapping[str, float]]], metric: str
 ) -> go.Figure:
     """One per-epoch metric (val_loss, val_accuracy, ...) of several runs overlaid."""
-    fig = go.Figure()
+    traces = []
     for index, (label, rows) in enumerate(runs.items()):
         rows = [r for r in rows if r.get(metric) is not None]
-        fig.add_trace(
+        traces.append(
             go.Scatter(
                 x=[r["epoch"] for r in rows],
                 y=[r[metric] for r in rows],
@@ -185,12 +202,11 @@ def compare_epoch_figure(
                 line={"color": PALETTE[index % len(PALETTE)]},
             )
         )
-    fig = _base_layout(fig, f"{metric} per epoch", "epoch", metric, 360)
-    _epoch_ticks(fig, max((len(rows) for rows in runs.values()), default=0))
     if "accuracy" in metric:
         # Accuracy on its whole 0-100 % scale: a run stuck at chance (10 %) stays a flat line
         # low down instead of filling the chart with ticks like 0.0999999992.
-        fig.update_yaxes(range=[0, 1.02], tickformat=".0%", tickmode="linear", dtick=0.2)
+        yaxis = {"range": [0, 1.02], "tickformat": ".0%", "tickmode": "linear", "dtick": 0.2}
     else:
-        fig.update_yaxes(tickformat=".4~g")
-    return fig
+        yaxis = {"tickformat": ".4~g"}
+    xaxis = _epoch_ticks(max((len(rows) for rows in runs.values()), default=0))
+    return charted(traces, f"{metric} per epoch", "epoch", metric, 360, xaxis=xaxis, yaxis=yaxis)

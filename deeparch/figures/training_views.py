@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from deeparch.figures.training import PALETTE, _base_layout
+from deeparch.figures.training import PALETTE, charted
 
 MAX_HISTOGRAM_CURVES = 12  # more curves than this on one chart are a smear
 
@@ -35,13 +35,13 @@ def decision_boundary_figure(
     predicted = np.asarray(boundary["predicted"])
     k = probabilities.shape[2]
     names = list(class_names) or [str(i) for i in range(k)]
-    fig = go.Figure()
+    traces = []
     confidence = probabilities.max(axis=2)
     for label in range(k):
         # One heatmap per class: its cells where it is predicted, opacity from the confidence.
         z = np.where(predicted == label, confidence, np.nan)
         colour = PALETTE[label % len(PALETTE)]
-        fig.add_trace(
+        traces.append(
             go.Heatmap(
                 x=xs,
                 y=ys,
@@ -57,7 +57,7 @@ def decision_boundary_figure(
     points, labels = np.asarray(boundary["points"]), np.asarray(boundary["labels"])
     for label in range(k):
         chosen = points[labels == label]
-        fig.add_trace(
+        traces.append(
             go.Scatter(
                 x=chosen[:, 0],
                 y=chosen[:, 1],
@@ -70,9 +70,7 @@ def decision_boundary_figure(
                 },
             )
         )
-    _base_layout(fig, title, "x1", "x2", 420)
-    fig.update_yaxes(scaleanchor="x", scaleratio=1)
-    return fig
+    return charted(traces, title, "x1", "x2", 420, yaxis={"scaleanchor": "x", "scaleratio": 1})
 
 
 def histogram_series(
@@ -103,13 +101,13 @@ def histogram_over_time_figure(
     """One curve per snapshot of the layer's histogram, light (early) to dark (late), as
     TensorBoard's overlay of histograms: whether weights spread, shrink or saturate."""
     series = histogram_series(snapshots, layer, kind)
-    fig = go.Figure()
+    traces = []
     for index, (step, centres, counts) in enumerate(series):
         shade = 0.15 + 0.85 * (index + 1) / len(series)
         colour = _tint(PALETTE[0] if kind == "weight" else PALETTE[1], shade)
-        fig.add_trace(_line(centres, counts, f"step {step}", colour))
+        traces.append(_line(centres, counts, f"step {step}", colour))
     what = "weights" if kind == "weight" else "gradients"
-    return _base_layout(fig, f"{layer}: {what} over time", "value", "count", 320)
+    return charted(traces, f"{layer}: {what} over time", "value", "count", 320)
 
 
 def gradient_norms_figure(snapshots: Sequence[Mapping[str, Any]]) -> go.Figure:
@@ -122,16 +120,15 @@ def gradient_norms_figure(snapshots: Sequence[Mapping[str, Any]]) -> go.Figure:
             layers["names"] if layers else (), layers["grad_norm"] if layers else (), strict=True
         ):
             norms.setdefault(name, {})[int(snapshot.get("step", 0))] = float(value)
-    fig = go.Figure()
+    traces = []
     for index, (name, by_step) in enumerate(norms.items()):
         steps = sorted(by_step)
         values = [by_step[step] for step in steps]
         if not np.isfinite(values).any():
             continue  # a frozen layer has no gradient
-        fig.add_trace(_line(steps, values, name, PALETTE[index % len(PALETTE)], markers=True))
-    _base_layout(fig, "Gradient norm per layer", "step", "||gradient||", 320)
-    fig.update_yaxes(type="log")
-    return fig
+        traces.append(_line(steps, values, name, PALETTE[index % len(PALETTE)], markers=True))
+    log_axis = {"type": "log"}
+    return charted(traces, "Gradient norm per layer", "step", "||gradient||", 320, yaxis=log_axis)
 
 
 def layer_names(snapshot: Mapping[str, Any] | None) -> list[str]:
