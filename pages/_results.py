@@ -50,6 +50,38 @@ def chosen_cell(job_id: str, confusion) -> tuple[int, int] | None:
     return confusion_figs.most_confused_cell(confusion)
 
 
+# Built once per snapshot and chosen cell, for the whole class: a live panel refreshes every second
+# or few while the matrix changes once an epoch, and building its two figures took more than half
+# of the server's interpreter time with 29 students training (py-spy, arrival scenario). Keyed by
+# the job's id, so two students never share an entry; the figures are not changed by drawing them.
+FIGURES_KEPT = 64
+
+
+@st.cache_resource(max_entries=FIGURES_KEPT, show_spinner=False)
+def confusion_figures(
+    job_id: str, step: int, epoch: int, cell: tuple[int, int] | None, _payload: dict, _data
+) -> tuple:
+    """(matrix figure, the cell's caption, its examples' figure or None, its examples); a
+    snapshot is known by its job, step and epoch."""
+    confusion, info = _payload["confusion"], _data.info
+    names = confusion_figs.class_labels(confusion.shape[0], info.class_names)
+    matrix = confusion_figs.confusion_figure(
+        confusion, names, cell, f"Confusion matrix at step {step}"
+    )
+    if cell is None:
+        return matrix, "", None, None
+    true_class, predicted = cell
+    examples = cell_examples(_payload, _data.x_val, true_class, predicted).numpy()
+    count = int(confusion[true_class, predicted])
+    text = (
+        f"true {names[true_class]}, predicted {names[predicted]}: {count} of the "
+        f"{int(confusion.sum())} validation examples"
+    )
+    if count > len(examples):
+        text += f"; the first {len(examples)} shown"
+    return matrix, text, confusion_figs.cell_examples_figure(examples, info.kind), examples
+
+
 def confusion_section(job: JobHandle, snap: dict[str, Any]) -> None:
     """The latest snapshot's confusion matrix; a click on a cell shows that cell's examples."""
     payload = job.latest_snapshot()
@@ -60,16 +92,14 @@ def confusion_section(job: JobHandle, snap: dict[str, Any]) -> None:
     except DeeparchError as error:
         st.warning(escape_markdown(f"The examples cannot be shown: {error}"))
         return
-    confusion, info = payload["confusion"], data.info
-    names = confusion_figs.class_labels(confusion.shape[0], info.class_names)
-    cell = chosen_cell(job.id, confusion)
+    cell = chosen_cell(job.id, payload["confusion"])
+    matrix, text, examples_figure, examples = confusion_figures(
+        job.id, int(payload.get("step", 0)), int(payload.get("epoch", 0)), cell, payload, data
+    )
     chart_col, examples_col = st.columns([3, 4])
     with chart_col:
-        figure = confusion_figs.confusion_figure(
-            confusion, names, cell, f"Confusion matrix at step {payload.get('step', 0)}"
-        )
         st.plotly_chart(
-            figure,
+            matrix,
             key=CONFUSION_KEY,
             on_select="rerun",
             selection_mode="points",
@@ -81,18 +111,8 @@ def confusion_section(job: JobHandle, snap: dict[str, Any]) -> None:
         if cell is None:
             st.caption("No validation example is misclassified.")
             return
-        true_class, predicted = cell
-        examples = cell_examples(payload, data.x_val, true_class, predicted).numpy()
-        count = int(confusion[true_class, predicted])
-        text = (
-            f"true {names[true_class]}, predicted {names[predicted]}: {count} of the "
-            f"{int(confusion.sum())} validation examples"
-        )
-        if count > len(examples):
-            text += f"; the first {len(examples)} shown"
         st.caption(escape_markdown(text))
-        figure = confusion_figs.cell_examples_figure(examples, info.kind)
-        if figure is not None:
-            st.plotly_chart(figure, key="train_cell_examples")
+        if examples_figure is not None:
+            st.plotly_chart(examples_figure, key="train_cell_examples")
         elif len(examples):
             st.code("\n".join(" ".join(map(str, row.tolist())) for row in examples), language=None)

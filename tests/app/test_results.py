@@ -9,6 +9,7 @@ import pytest
 
 from deeparch.data import load_dataset
 from deeparch.engine.manager import get_manager
+from deeparch.figures import classification
 from deeparch.figures.classification import most_confused_cell
 from tests.app.test_pages import metric, open_page, run_until
 from tests.explore.pictures import png
@@ -42,7 +43,7 @@ def train_on_page(arch: str, settings: dict, epochs: int):
     return at, job
 
 
-def test_train_shows_the_final_and_best_accuracy_and_the_confusion_matrix():
+def test_train_shows_the_final_and_best_accuracy_and_the_confusion_matrix(monkeypatch):
     at, job = train_on_page("mlp", {"train_mlp_hidden_sizes": "16"}, epochs=3)
     rows = job.snapshot()["epoch_metrics"]
     assert [row["epoch"] for row in rows] == [1, 2, 3]
@@ -78,9 +79,23 @@ def test_train_shows_the_final_and_best_accuracy_and_the_confusion_matrix():
     # one row of 28x28 images with a pixel between them
     assert decoded(examples["z"]).shape == (28, len(shown) * 29 - 1)
 
+    # Built once per snapshot and cell: refreshes draw the kept figures (the live panel of a
+    # class refreshes every few seconds while the matrix changes once an epoch).
+    builds = []
+    build = classification.confusion_figure
+    monkeypatch.setattr(
+        classification, "confusion_figure", lambda *a, **k: builds.append(a) or build(*a, **k)
+    )
+    shown_before = chart_spec(at, "train_confusion_chart")
+    at.run()
+    at.run()
+    assert builds == []
+    assert chart_spec(at, "train_confusion_chart") == shown_before
+
     # The cell a student clicked (kept in the session) is the one shown after a refresh.
     at.session_state[f"train_cell_{job.id}"] = (true_class, true_class)
     at.run()
+    assert len(builds) == 1  # a new cell: the matrix drawn again, with that cell marked
     diagonal = int(confusion[true_class, true_class])
     caption = f"true {true_class}, predicted {true_class}: {diagonal} of the 500"
     assert any(c.value.startswith(caption) for c in at.caption), [c.value for c in at.caption]
