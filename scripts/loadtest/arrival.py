@@ -134,8 +134,21 @@ async def arrival(options: Options) -> dict:
 
         async def join(index: int) -> None:
             logs[index] = await _start_long_run(crowd[index], options)
+            jobs = crowd[index].record.jobs
+            first_points = options.so_far.setdefault("crowd_first_point_s", [])
+            first_points.append(jobs[0].first_point_s if jobs else None)
 
-        await asyncio.gather(*(_guarded(join(i), s) for i, s in enumerate(crowd)))
+        try:
+            await asyncio.gather(*(_guarded(join(i), s) for i, s in enumerate(crowd)))
+        except asyncio.CancelledError:
+            # Cancelled at the plan's cap while some of the crowd never drew their first point:
+            # what those tabs showed says why (queued, dropped by the server, a page not done).
+            options.so_far["crowd_not_ready"] = [
+                {"student": s.record.name, "problem": s.record.problem, **s.tab.view()}
+                for s, log in zip(crowd, logs, strict=True)
+                if log is None
+            ]
+            raise
         crowd_ready_s = round(time.monotonic() - t0, 2)
         training_at_start = sum(state_of(s.tab) == "running" for s in crowd)
         options.so_far.update(crowd_ready_s=crowd_ready_s, crowd_training=training_at_start)
