@@ -268,6 +268,13 @@ export default function (component) {
   const s = root.__state;
   s.setStateValue = setStateValue;
   const [session, shared] = unpackAll(data, false);
-  if (s.name === shared.header.name && s.serial === session.header.serial) return;  // nothing new
-  configure(s, session.header, unpackAll(data)[1]);
+  if (s.drawn === `${shared.header.name}:${session.header.serial}`) return;  // nothing new
+  try {
+    configure(s, session.header, unpackAll(data)[1]);
+    s.drawn = `${shared.header.name}:${session.header.serial}`;  // only once drawn: else retried
+  } catch (error) {
+    s.title.textContent = "The explorer could not draw this model";
+    s.note.textContent = `${error}: turn "answer in the browser" off to decode on the server.`;
+    throw error;
+  }
 }

@@ -19,6 +19,10 @@ pytestmark = BROWSER_TEST
 def page():
     SHOTS.mkdir(parents=True, exist_ok=True)
     with app_tab("streamlit_explore") as tab:
+        # The page's own errors, quoted when a component never draws (a JS exception is silent).
+        tab.console_errors = []
+        tab.on("console", lambda m: m.type == "error" and tab.console_errors.append(m.text))
+        tab.on("pageerror", lambda error: tab.console_errors.append(str(error)))
         yield tab
 
 
@@ -69,9 +73,19 @@ def open_explore_page(tab, page_name: str, arch: str, min_step: int) -> None:
 
 def open_latent_explorer(tab):
     """The Latent space page's browser explorer on a briefly trained 2-D VAE."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     open_explore_page(tab, "Latent space", "vae", min_step=60)
     title = tab.locator(".da-lat-title")
-    title.wait_for()
+    try:
+        title.wait_for()
+    except PlaywrightTimeout:
+        tab.screenshot(path=SHOTS / "latent_not_drawn.png", full_page=True)
+        main = tab.get_by_test_id("stMain").inner_text()
+        raise AssertionError(
+            f"the latent explorer drew nothing; the page's errors: {tab.console_errors}; "
+            f"its text: {main[:1500]!r}"
+        ) from None
     # The z sliders start at the median validation mean; read where, from the title.
     deadline = time.monotonic() + 60
     while not (start := re.search(r"^decode\((-?[\d.]+), (-?[\d.]+)\)", title.inner_text())):
