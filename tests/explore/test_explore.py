@@ -593,15 +593,22 @@ def test_remember_first_labels_are_the_sign_of_the_first_value():
     )
 
 
-def test_only_the_lstm_with_forget_bias_one_gets_the_gradient_to_t0_and_learns():
-    """The page's claim, measured: at init and after 300 steps of remember-the-first-value."""
+def test_only_the_lstm_with_forget_bias_one_gets_the_gradient_to_t0():
+    """The page's claim, measured: at init and after 300 steps of remember-the-first-value.
+
+    Whether the forget-bias-one LSTM then also learns the task in 300 steps depends on the seed
+    and the machine (here 69%, 55% and 52% for seeds 0-2; on CI's machine seed 0's gradient at
+    t = 0 came out 180 times smaller than here), so only the gradient and the plain LSTM's
+    chance accuracy are asserted; the page says so.
+    """
     labels = ("rnn (tanh)", "lstm", "lstm (forget bias 1)")
     fresh = seq.compare_gradient_norms(seq.REMEMBER_FIRST, labels, 0)
     assert fresh.norms["lstm (forget bias 1)"][0] > 1e3 * fresh.norms["lstm"][0]
     assert fresh.norms["lstm"][0] < 1e-8 and fresh.norms["rnn (tanh)"][0] < 1e-8
     trained = seq.compare_gradient_norms(seq.REMEMBER_FIRST, labels[1:], 300)
-    assert trained.norms["lstm (forget bias 1)"][0] > 1e-4 > 1e-8 > trained.norms["lstm"][0]
-    assert trained.val_accuracy["lstm (forget bias 1)"] > 0.6
+    # seeds 0-3 at 300 and 600 steps: 8e3 to 3e9 times the plain LSTM's
+    assert trained.norms["lstm (forget bias 1)"][0] > 1e3 * trained.norms["lstm"][0]
+    assert trained.norms["lstm"][0] < 1e-8
     assert trained.val_accuracy["lstm"] < 0.56 and 0.45 < trained.chance < 0.55
 
 
