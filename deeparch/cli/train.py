@@ -22,7 +22,7 @@ from deeparch.config import check_count, parse_assignments
 from deeparch.engine.checkpointing import WeightsFrom
 from deeparch.engine.config import TrainConfig, train_defaults, train_field_specs
 from deeparch.engine.evaluate import evaluate_checkpoint
-from deeparch.engine.manager import JobManager
+from deeparch.engine.manager import JobManager, terminal_manager
 from deeparch.errors import ConfigError, DeeparchError
 from deeparch.models import get_arch
 
@@ -245,9 +245,15 @@ def parse_threads(text: str | None) -> int | None:
 
 
 def _train(args: argparse.Namespace, config: Any) -> int:
+    # A manager of its own: one job, never expired, on the class settings' backend.
+    manager = terminal_manager()
+    try:
+        return _train_on(manager, args, config)
+    finally:
+        manager.shutdown()  # the job has ended; a local Ray this started stops with it
 
-    # A manager of its own: one job, never expired (nobody sends heartbeats from a terminal).
-    manager = JobManager(max_running=1, heartbeat_timeout=0)
+
+def _train_on(manager: JobManager, args: argparse.Namespace, config: Any) -> int:
     try:
         source = weights_source(args.weights_from)
         with naming_the_checkpoint(args.resume or (source and str(source.path))):

@@ -588,6 +588,14 @@ def manager_from_settings(settings: ClassSettings, backend: Backend | None = Non
     return manager
 
 
+def terminal_manager(settings: ClassSettings | None = None, max_running: int = 1) -> JobManager:
+    """A manager for a command in a terminal (`train`, `lesson run`): on the backend the class
+    settings name (DEEPARCH_BACKEND=ray trains on Ray there too), `max_running` slots, and no
+    heartbeat expiry (nobody sends heartbeats from a terminal). Shut it down when done."""
+    settings = settings if settings is not None else load_settings()
+    return JobManager(max_running=max_running, heartbeat_timeout=0, backend=make_backend(settings))
+
+
 def backend_capacity(backend: Backend) -> int:
     """How many jobs may train at once when the settings leave it to the server: what the
     backend reports (a Ray cluster: its CPUs / cpus per job), else the thread backend's default."""

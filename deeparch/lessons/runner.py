@@ -22,7 +22,7 @@ from typing import Any
 from deeparch.engine.checkpointing import WeightsFrom
 from deeparch.engine.config import TrainConfig
 from deeparch.engine.handle import JobHandle
-from deeparch.engine.manager import JobManager
+from deeparch.engine.manager import JobManager, terminal_manager
 from deeparch.engine.state import JobState
 from deeparch.errors import ConfigError, UnknownJobError
 from deeparch.lessons.registry import Lesson, Outcome, check_budget, get_lesson
@@ -36,8 +36,9 @@ RUN_TIMEOUT_S = 1800.0  # a run that has not ended by then is stopped and the le
 
 
 def private_manager() -> JobManager:
-    """A manager of one training slot and no heartbeat expiry, for a blocking run."""
-    return JobManager(max_running=1, heartbeat_timeout=0)
+    """A manager of one training slot and no heartbeat expiry, for a blocking run, on the
+    backend the class settings name (threads unless DEEPARCH_BACKEND=ray)."""
+    return terminal_manager()
 
 
 class LessonJobs:
@@ -231,13 +232,16 @@ def run_lesson(name: str, budget: str = "ci", manager: JobManager | None = None)
     outcome is known."""
     lesson = get_lesson(name)
     check_budget(budget)
-    manager = manager if manager is not None else private_manager()
+    own = manager is None
+    manager = private_manager() if own else manager
     staged = LessonJobs(lesson, budget, manager, owner=None)
     try:
         staged.submit_first()
         return train_and_judge(staged)
     finally:
         staged.remove()
+        if own:
+            manager.shutdown()  # its backend too: a local Ray it started, a pool of workers
 
 
 def engine_run(

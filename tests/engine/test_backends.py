@@ -30,7 +30,7 @@ from deeparch.engine.prepare import prepare
 from deeparch.engine.ray_job import RayJob, RayJobError
 from deeparch.engine.store import RunStore
 from deeparch.errors import ConfigError
-from deeparch.lessons.runner import LessonRun
+from deeparch.lessons.runner import LessonRun, run_lesson
 from deeparch.settings import ClassSettings
 from tests.engine.jobs import SMALL, held, instrument, patch_train_step
 from tests.lessons.test_lesson_stages import OWN, STAGED, TAKEN
@@ -93,6 +93,34 @@ def test_make_backend_follows_the_settings_and_threads_never_load_ray(local_ray)
     finally:
         made.shutdown()  # its workers only: Ray was already running
     assert ray_backend.ray_module().is_initialized()
+
+
+def test_a_lesson_run_from_the_terminal_trains_on_the_backend_the_settings_name(
+    local_ray, monkeypatch
+):
+    # `python -m deeparch lesson run` (and `train`) used to build a thread manager whatever
+    # DEEPARCH_BACKEND said. Now its jobs are Ray jobs, and its backend is shut down after.
+    monkeypatch.setenv("DEEPARCH_BACKEND", "ray")
+    monkeypatch.setenv("DEEPARCH_RAY_CPUS_PER_JOB", "0.5")
+    created, shut = [], []
+    create, shutdown = ray_backend.RayBackend.create, ray_backend.RayBackend.shutdown
+
+    def recording_create(self, *args, **kwargs):
+        created.append(create(self, *args, **kwargs))
+        return created[-1]
+
+    def recording_shutdown(self):
+        shut.append(self)
+        shutdown(self)
+
+    monkeypatch.setattr(ray_backend.RayBackend, "create", recording_create)
+    monkeypatch.setattr(ray_backend.RayBackend, "shutdown", recording_shutdown)
+    outcome = run_lesson("exploding_gradients", "ci")
+    assert outcome.held, outcome.verdict
+    assert len(created) == 2 and all(isinstance(job, RayJob) for job in created)
+    assert {job.config.grad_clip for job in created} == {0.0, 1.0}
+    assert len(shut) == 1 and shut[0].pool.size() == (0, 0)  # its workers are gone
+    assert ray_backend.ray_module().is_initialized()  # the class's Ray stays up
 
 
 def test_ray_is_started_from_a_thread_that_outlives_a_short_lived_caller():
