@@ -60,6 +60,7 @@ class LessonJobs:
         # jobs (3 by default) and a lesson may have more (the optimisers: 6), so the rest wait
         # here and are submitted as the lesson's earlier runs end.
         self._waiting: list[tuple[int, str, Callable[[], JobHandle]]] = []
+        self._stopped = False
 
     @property
     def stage(self) -> int:
@@ -90,25 +91,43 @@ class LessonJobs:
             return job
 
     def submit_first(self) -> None:
-        for label, config in self.lesson.runs(self.budget).items():
-            self._waiting.append((1, label, partial(self.manager.submit, config, owner=self.owner)))
         with self._lock:
+            for label, config in self.lesson.runs(self.budget).items():
+                submit = partial(self.manager.submit, config, owner=self.owner)
+                self._waiting.append((1, label, submit))
             self._stage = 1
         self._submit_what_fits()
 
+    def _has_waiting(self, stage: int | None = None) -> bool:
+        with self._lock:
+            return any(stage in (None, waiting[0]) for waiting in self._waiting)
+
     def _submit_what_fits(self) -> None:
         """Submit waiting runs in order until the class's limit for this student refuses one
-        while a run of the lesson is still active (it goes once that ends)."""
-        while self._waiting:
-            stage, label, submit = self._waiting[0]
+        while a run of the lesson is still active (it goes once that ends).
+
+        The page's thread may stop the lesson meanwhile (stop() empties the waiting list): the
+        lock is held to read and pop the list, never across a submit (it prepares a model), and
+        a run submitted as the lesson stopped is stopped at once."""
+        while True:
+            with self._lock:
+                if not self._waiting:
+                    return
+                stage, label, submit = self._waiting[0]
             try:
                 job = submit()
             except ConfigError as error:
                 if error.field != "jobs" or not self._any_active():
                     raise  # not the per-student limit, or no run of ours will free a place
                 return
-            self._waiting.pop(0)
+            with self._lock:
+                stopped = self._stopped
+                if self._waiting and self._waiting[0][1] == label:
+                    self._waiting.pop(0)
             self._add(stage, label, job)
+            if stopped:
+                job.stop("stopped from the lesson")
+                return
 
     def _any_active(self) -> bool:
         return any(job.is_active() for job in self.jobs().values())
@@ -130,12 +149,14 @@ class LessonJobs:
                 submit = partial(
                     self.manager.submit, run.config, owner=self.owner, weights_from=weights_from
                 )
-                self._waiting.append((2, label, submit))
+                with self._lock:
+                    if not self._stopped:  # a lesson stopped meanwhile submits nothing more
+                        self._waiting.append((2, label, submit))
             # Within the folder's life: a queued job copies its checkpoint, a waiting one not yet.
             self._submit_what_fits()
             with self._lock:
                 self._stage = 2
-            while self._waiting:
+            while self._has_waiting():
                 self._wait_for_a_place()
 
     def _add(self, stage: int, label: str, job: JobHandle) -> None:
@@ -157,7 +178,7 @@ class LessonJobs:
     def wait(self, stage: int) -> None:
         """Until every job of the stage has ended (its waiting runs submitted as places free up);
         one past RUN_TIMEOUT_S is stopped."""
-        while any(waiting_stage == stage for waiting_stage, _, _ in self._waiting):
+        while self._has_waiting(stage):
             self._wait_for_a_place()
         for job in self.jobs(stage).values():
             if not job.wait(RUN_TIMEOUT_S):
@@ -165,7 +186,9 @@ class LessonJobs:
                 job.wait()
 
     def stop(self, reason: str) -> None:
-        self._waiting.clear()  # a stopped lesson submits nothing more
+        with self._lock:
+            self._stopped = True
+            self._waiting.clear()  # a stopped lesson submits nothing more
         for job in self.jobs().values():
             job.stop(reason)
 

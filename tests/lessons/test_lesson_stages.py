@@ -150,3 +150,39 @@ def test_a_lesson_with_more_runs_than_a_student_may_hold_submits_the_rest_as_pla
     assert run.error == "", run.error
     assert run.outcome.measured["steps"] == [3, 3, 3, 3, 3]
     assert list(run.outcome.runs) == [f"run {seed}" for seed in range(5)]
+
+
+class StoppedWhileSubmitting:
+    """A manager whose `at`-th submit stops the lesson first, as a student pressing Stop while
+    the lesson's thread submits a waiting run does."""
+
+    def __init__(self, manager, at):
+        self.manager, self.at, self.calls, self.lesson = manager, at, 0, None
+
+    def submit(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls == self.at:
+            self.lesson.stop()
+        return self.manager.submit(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.manager, name)
+
+
+def test_a_lesson_stopped_while_its_thread_submits_a_waiting_run_stops_that_run_too():
+    manager = JobManager(max_running=1, heartbeat_timeout=0, jobs_per_student=1,
+                         queue_per_student=2)  # fmt: skip
+    try:
+        blocker = hold_the_slot(manager)
+        stopping = StoppedWhileSubmitting(manager, at=5)  # 0-2 fit, 3 refused (call 4), waits
+        run = stopping.lesson = LessonRun(FIVE, "ci", stopping, owner="a student")
+        assert list(run.jobs) == ["run 0", "run 1", "run 2"]
+        blocker.stop("the test's blocker is done")
+        assert run.wait(DEADLINE_S)
+        assert (run.status, run.error, run.outcome) == ("stopped", "", None)
+        assert stopping.calls == 5  # run 3 again, then run 4 never
+        assert list(run.jobs) == ["run 0", "run 1", "run 2", "run 3"]
+        assert run.jobs["run 3"].state is JobState.STOPPED
+        assert not any(job.is_active() for job in manager.jobs())
+    finally:
+        manager.shutdown()
