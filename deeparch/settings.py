@@ -60,7 +60,7 @@ class ClassSettings:
         max=32,
     )
     slice_s: float = hp(
-        0.05,
+        0.5,
         "Seconds a job trains before the next admitted job takes its turn on the cores "
         "(0: a job keeps the cores until it ends)",
         min=0.0,

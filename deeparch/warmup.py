@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from deeparch.engine.threads import freeze_loaded_objects
 from deeparch.introspection.shared import shared_graph, shared_table
 
 INSPECT_DEFAULT_ARCH = "cnn"  # what Inspect opens on (pages/inspect.py)
@@ -43,10 +44,17 @@ def inspect_default() -> None:
     shared_graph(INSPECT_DEFAULT_ARCH)
 
 
+def freeze_what_is_loaded() -> None:
+    """Last: what the imports and the steps above made stays for the process's life, so the
+    garbage collector stops walking it (deeparch.engine.threads.freeze_loaded_objects)."""
+    freeze_loaded_objects()
+
+
 # In the order a student meets them: Home's Inspect is the first click, Start comes later.
 STEPS: tuple[tuple[str, Callable[[], None]], ...] = (
     ("inspect_default", inspect_default),
     ("optimizer", import_optimizer_machinery),
+    ("freeze", freeze_what_is_loaded),
 )
 
 

@@ -4,7 +4,9 @@ jobs and shutdown, on the thread backend."""
 import dataclasses
 import gc
 import json
+import math
 import platform
+import threading
 import time
 import weakref
 
@@ -17,6 +19,7 @@ from deeparch.checkpoint import files as checkpoint
 from deeparch.engine import classroom
 from deeparch.engine import manager as manager_module
 from deeparch.engine import store as store_module
+from deeparch.engine import threads as threads_module
 from deeparch.engine.config import TrainConfig
 from deeparch.engine.ended import EndedRun
 from deeparch.engine.manager import TEACHER, JobManager, NotYourJobError
@@ -205,6 +208,31 @@ def test_time_slices_serve_the_waiting_in_order():
     assert not slices.acquire("b", lambda: True)  # gives up at once: asked to stop
     slices.release("a")
     assert slices.acquire("b", lambda: False) and slices.computing() == ["b"]
+
+
+def test_a_first_turn_goes_ahead_of_later_turns_behind_other_first_turns():
+    slices = TimeSlices(turns=1, slice_s=0.5)
+    assert slices.acquire("training", lambda: False)
+    served, threads = [], []
+
+    def take_a_turn(job_id: str, first: bool) -> None:
+        assert slices.acquire(job_id, lambda: False, poll_s=0.01, first=first)
+        served.append(job_id)
+        slices.release(job_id)
+
+    # two jobs back for another turn, then two new ones, then one more back: queued in turn
+    for job_id, first in (("back 1", False), ("back 2", False), ("new 1", True),
+                          ("new 2", True), ("back 3", False)):  # fmt: skip
+        threads.append(threading.Thread(target=take_a_turn, args=(job_id, first)))
+        threads[-1].start()
+        deadline = time.monotonic() + 30
+        while slices.waiting() < len(threads):
+            assert time.monotonic() < deadline, f"{job_id} never queued"
+            time.sleep(0.005)
+    slices.release("training")
+    for thread in threads:
+        thread.join(30)
+    assert served == ["new 1", "new 2", "back 1", "back 2", "back 3"]
 
 
 # ---- memory and the run store --------------------------------------------------------------------
@@ -434,3 +462,46 @@ def test_a_run_dropped_from_memory_is_freed_and_the_heap_trimmed(tmp_path, monke
 
 def test_freed_memory_goes_back_where_the_c_library_allows():
     assert give_freed_memory_back() is (platform.libc_ver()[0] == "glibc")
+
+
+def test_a_full_collection_runs_at_most_every_30_s_and_the_heap_is_trimmed_every_time(
+    monkeypatch,
+):
+    # A full collection holds the interpreter lock (0.2-0.9 s): every page and job waits.
+    collections, trims, clock = [], [], [1000.0]
+    monkeypatch.setattr(threads_module.gc, "collect", lambda: collections.append(clock[0]))
+    monkeypatch.setattr(threads_module, "trim_heap", lambda: trims.append(clock[0]) or True)
+    monkeypatch.setattr(threads_module.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(threads_module, "_last_full_collection", -math.inf)
+    for at in (1000.0, 1001.0, 1029.9, 1030.0, 1031.0):  # five runs end
+        clock[0] = at
+        assert give_freed_memory_back()
+    assert collections == [1000.0, 1030.0] and trims == [1000.0, 1001.0, 1029.9, 1030.0, 1031.0]
+    assert threads_module.FULL_COLLECTION_EVERY_S == 30.0
+
+
+class Cycle:
+    """An object that refers to itself: only a garbage collection frees it."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_frozen_objects_are_left_out_of_later_collections():
+    alive_at_the_freeze = Cycle()
+    frozen_ref = weakref.ref(alive_at_the_freeze)
+    try:
+        frozen = threads_module.freeze_loaded_objects()
+        assert frozen == gc.get_freeze_count() > 10_000  # torch and the rest, imported here
+        del alive_at_the_freeze
+        gc.collect()
+        assert frozen_ref() is not None  # frozen: no collection looks at it again
+        made_later = Cycle()
+        later_ref = weakref.ref(made_later)
+        del made_later
+        gc.collect()
+        assert later_ref() is None  # what sessions and runs make afterwards is collected
+    finally:
+        gc.unfreeze()  # the rest of the test session collects as before
+    gc.collect()
+    assert frozen_ref() is None
