@@ -45,13 +45,26 @@ class ProgressLog:
         if steps is not None and (not self.readings or steps != self.readings[-1][1]):
             self.readings.append((time.monotonic(), steps))
 
+    def steps_at(self, when: float) -> float | None:
+        """The steps trained at `when`, between the readings either side of it (linearly); None
+        outside the readings."""
+        for (t0, s0), (t1, s1) in zip(self.readings, self.readings[1:]):
+            if t0 <= when <= t1:
+                return s0 + (s1 - s0) * (when - t0) / (t1 - t0) if t1 > t0 else float(s1)
+        return None
+
     def samples_per_s(self, start: float, end: float, batch_size: int) -> float | None:
-        """Samples trained per second between the first and last readings inside [start, end]."""
-        inside = [(t, steps) for t, steps in self.readings if start <= t <= end]
-        if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
+        """Samples trained per second over [start, end]: the steps at its two ends (between the
+        readings around each) over its length. Not the steps between the first and last reading
+        inside it over their own time: a tab that reads two updates in one burst (its messages
+        queued while the server or the client was busy) gave a gap of milliseconds, and one
+        crowd tab 94 million samples/s."""
+        if end <= start:
             return None
-        (t0, s0), (t1, s1) = inside[0], inside[-1]
-        return (s1 - s0) * batch_size / (t1 - t0)
+        first, last = self.steps_at(start), self.steps_at(end)
+        if first is None or last is None:
+            return None
+        return (last - first) * batch_size / (end - start)
 
 
 async def _start_long_run(student: Student, options: Options) -> ProgressLog:

@@ -63,11 +63,16 @@ def test_a_plan_goes_on_past_a_failing_and_a_stuck_scenario(tmp_path, monkeypatc
     assert "streamlit exited" in text and "cancelled after" in text
 
 
-def test_a_tabs_rate_is_steps_between_its_readings_over_their_time():
+def test_a_tabs_rate_is_its_steps_at_the_window_ends_over_the_windows_length():
     log = ProgressLog([(0.0, 0), (1.0, 10), (2.0, 30), (5.0, 40)])
-    assert log.samples_per_s(0.5, 2.5, 64) == pytest.approx(20 * 64 / 1.0)
+    assert log.steps_at(0.5) == pytest.approx(5) and log.steps_at(3.5) == pytest.approx(35)
+    assert log.samples_per_s(0.5, 2.5, 64) == pytest.approx((30 + 10 / 6 - 5) * 64 / 2.0)
     assert log.samples_per_s(0.0, 5.0, 64) == pytest.approx(40 * 64 / 5.0)
-    assert log.samples_per_s(2.5, 4.0, 64) is None  # one reading or none: no rate
+    assert log.samples_per_s(2.5, 4.0, 64) == pytest.approx(5 * 64 / 1.5)  # between readings
+    assert log.samples_per_s(4.0, 6.0, 64) is None  # no reading after its end: unknown
+    # Two readings in one burst inside the window: the rate is the window's, not the burst's.
+    burst = ProgressLog([(0.0, 0), (9.999, 100), (10.0, 200), (20.0, 300)])
+    assert burst.samples_per_s(5.0, 15.0, 1) == pytest.approx((250 - 50) / 10.0, rel=1e-3)
 
 
 def test_a_ramp_cancelled_in_a_later_stage_keeps_the_stages_it_finished(tmp_path, monkeypatch):
