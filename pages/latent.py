@@ -19,12 +19,11 @@ from pages._components import (
     refresh_step,
 )
 from pages._explore_common import (
-    choose_job,
     dataset,
     is_active,
     job_model,
     model_at,
-    show_live,
+    show_chosen_job,
 )
 from pages._shared import forget, index_within, keep, keep_fitting
 
@@ -309,29 +308,28 @@ def interpolation(job, step: int, dataset_name: str, count: int, instant: bool) 
     )
 
 
+def latent_view(job) -> None:
+    """The job's latent space: the explorer (or the sliders), the grid and an interpolation."""
+    snap = job.snapshot()
+    model, step = job_model(job)
+    data = dataset(snap["dataset"])
+    instant = instant_toggle(f"{P}_instant", "decoding")
+    st.subheader(escape_markdown(latent.latent_space_heading(model.latent_dim)))
+    explorer = instant and show_explorer(job, model.latent_dim, snap["dataset"])
+    means = means_cached(job.id, step, snap["dataset"])
+    labels = data.y_val[: len(means)].numpy()
+    names = data.info.class_names
+    if model.latent_dim == 2:
+        explore_2d(job, step, means, labels, names, sliders=not explorer)
+    elif not explorer:
+        explore_nd(job, step, model.latent_dim, means, labels, names)
+    interpolation(job, step, snap["dataset"], len(data.x_val), instant)
+
+
 st.title("VAE latent space")
 st.write(
     "A VAE encodes each image as a Gaussian in latent space; the decoder turns any point z back "
     "into an image. Move through the space and watch the digits morph, as in the learned MNIST "
     "manifold of Kingma & Welling (2014)."
 )
-job = choose_job("latent", P)
-if job is not None:
-
-    def latent_view(job) -> None:
-        snap = job.snapshot()
-        model, step = job_model(job)
-        data = dataset(snap["dataset"])
-        instant = instant_toggle(f"{P}_instant", "decoding")
-        st.subheader(escape_markdown(latent.latent_space_heading(model.latent_dim)))
-        explorer = instant and show_explorer(job, model.latent_dim, snap["dataset"])
-        means = means_cached(job.id, step, snap["dataset"])
-        labels = data.y_val[: len(means)].numpy()
-        names = data.info.class_names
-        if model.latent_dim == 2:
-            explore_2d(job, step, means, labels, names, sliders=not explorer)
-        elif not explorer:
-            explore_nd(job, step, model.latent_dim, means, labels, names)
-        interpolation(job, step, snap["dataset"], len(data.x_val), instant)
-
-    show_live(job, latent_view)
+show_chosen_job("latent", P, latent_view)
