@@ -33,16 +33,18 @@ SETTLE_S = 2.0
 
 @dataclass
 class ProgressLog:
-    """(time, steps) each time a tab's progress bar showed a new step count."""
+    """(time, steps) each time a tab's page changed and showed a step count (the same count
+    again too: a run stopped after the window still gives a reading after its end)."""
 
     readings: list[tuple[float, int]] = field(default_factory=list)
 
     def watch(self, tab: Tab) -> None:
+        self._seen(tab)  # what it shows now: a reading before any window that opens later
         tab.on_change = self._seen
 
     def _seen(self, tab: Tab) -> None:
         steps = steps_done(progress_text(tab))
-        if steps is not None and (not self.readings or steps != self.readings[-1][1]):
+        if steps is not None:
             self.readings.append((time.monotonic(), steps))
 
     def steps_at(self, when: float) -> float | None:
@@ -88,8 +90,9 @@ async def _solo(url: str, options: Options, settings: dict) -> dict:
     await asyncio.sleep(SETTLE_S)
     started = time.monotonic()
     await asyncio.sleep(options.window_s)
-    rate = log.samples_per_s(started, time.monotonic(), _batch(student))
-    await _guarded(_stop(student, options), student)
+    ended = time.monotonic()
+    await _guarded(_stop(student, options), student)  # its page after the window: a reading
+    rate = log.samples_per_s(started, ended, _batch(student))
     await student.close()
     job = student.record.jobs[0] if student.record.jobs else None
     return {
@@ -172,15 +175,16 @@ async def arrival(options: Options) -> dict:
             options.so_far["arrivals"] = [_arrival_figures(a) for a in arrivals]
         window_end = time.monotonic()
         training_at_end = sum(state_of(s.tab) == "running" for s in crowd)
+        arrived_samples = sum(
+            (j.steps or 0) * (j.batch_size or 0) for a in arrivals for j in a.record.jobs
+        )
+        # Stopped first, so that each tab has a reading after the window's end to read it from.
+        await asyncio.gather(*(_guarded(_stop(s, options), s) for s in crowd))
         rates = [
             log.samples_per_s(window_start, window_end, _batch(s))
             for s, log in zip(crowd, logs, strict=True)
             if log is not None
         ]
-        arrived_samples = sum(
-            (j.steps or 0) * (j.batch_size or 0) for a in arrivals for j in a.record.jobs
-        )
-        await asyncio.gather(*(_guarded(_stop(s, options), s) for s in crowd))
         for student in crowd:
             await student.close()
         if sampler:
