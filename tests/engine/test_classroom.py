@@ -210,6 +210,31 @@ def test_time_slices_serve_the_waiting_in_order():
     assert slices.acquire("b", lambda: False) and slices.computing() == ["b"]
 
 
+def test_a_first_turn_is_short_and_later_turns_last_the_slice():
+    slices = TimeSlices(turns=1, slice_s=5.0)
+
+    def wait_behind(job_id: str) -> threading.Thread:
+        waiter = threading.Thread(target=slices.acquire, args=(job_id, lambda: False, 0.01))
+        waiter.start()  # someone waits: a used-up turn is then given up
+        while slices.waiting() == 0:
+            time.sleep(0.005)
+        return waiter
+
+    assert slices.acquire("new", lambda: False, first=True)
+    waiter = wait_behind("back")
+    time.sleep(TimeSlices.FIRST_SLICE_S + 0.01)
+    assert slices.expired("new")  # its first loss point is drawn by now: the next one's turn
+    slices.release("new")
+    waiter.join(30)
+    assert slices.computing() == ["back"]  # a later turn: 5 s
+    waiter = wait_behind("third")
+    time.sleep(TimeSlices.FIRST_SLICE_S + 0.01)
+    assert not slices.expired("back")
+    slices.release("back")
+    waiter.join(30)
+    assert slices.computing() == ["third"]
+
+
 def test_a_first_turn_goes_ahead_of_later_turns_behind_other_first_turns():
     slices = TimeSlices(turns=1, slice_s=0.5)
     assert slices.acquire("training", lambda: False)
