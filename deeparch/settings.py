@@ -43,7 +43,7 @@ class ClassSettings:
     max_running: int = hp(
         0,
         "Jobs admitted to train at once in the whole class (0: 32 taking turns on the thread "
-        "backend; a Ray cluster's CPUs over ray_cpus_per_job)",
+        "backend; on Ray, the cluster's CPUs over ray_cpus_per_job, times ray_jobs_per_worker)",
         min=0,
         max=1024,
     )
@@ -110,9 +110,24 @@ class ClassSettings:
         "", "Shows the Teacher page to whoever enters it; empty: no Teacher page"
     )
     ray_address: str = hp("", "An existing Ray cluster to join (empty: start a local one)")
-    ray_cpus_per_job: float = hp(1.0, "CPU cores Ray reserves for each job", min=0.0, max=256.0)
+    ray_cpus_per_job: float = hp(
+        1.0,
+        "CPU cores Ray reserves for each worker, whose jobs take turns on them "
+        "(ray_jobs_per_worker)",
+        min=0.0,
+        max=256.0,
+    )
     ray_gpus_per_job: float = hp(
         0.0, "GPUs Ray reserves for each job (fractions share one)", min=0.0, max=16.0
+    )
+    # 16: measured on 2 cores (README, "Beyond one machine: Ray"), thirty students training on
+    # two workers took turns at 1.12x one job alone, where one job a worker would queue 28.
+    ray_jobs_per_worker: int = hp(
+        16,
+        "Jobs one Ray worker trains, taking turns of slice_s on the CPUs and GPUs it reserves "
+        "(ray_cpus_per_job, ray_gpus_per_job); 1: one job a worker, the others queue",
+        min=1,
+        max=64,
     )
 
     def to_dict(self) -> dict[str, Any]:

@@ -108,7 +108,7 @@ class ThreadBackend:
 def make_backend(settings: ClassSettings) -> Backend:
     """The backend the class settings ask for: threads of this process, or a Ray cluster's
     workers (ray_address or RAY_ADDRESS, else a local Ray), ray_cpus_per_job and
-    ray_gpus_per_job reserved for each job."""
+    ray_gpus_per_job reserved for each worker, ray_jobs_per_worker jobs taking turns on one."""
     if settings.backend != "ray":
         return ThreadBackend()
     # late import: ray is large and optional; a server on the thread backend never loads it
@@ -119,4 +119,6 @@ def make_backend(settings: ClassSettings) -> Backend:
         cpus_per_job=settings.ray_cpus_per_job,
         gpus_per_job=settings.ray_gpus_per_job,
         address=settings.ray_address,
+        jobs_per_worker=settings.ray_jobs_per_worker,
+        slice_s=settings.slice_s,
     )

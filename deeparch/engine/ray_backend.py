@@ -5,13 +5,17 @@ RayBackend: it joins the cluster at ClassSettings.ray_address or RAY_ADDRESS, or
 local Ray on 127.0.0.1. Ray is imported by this module's functions only, so a server on the
 thread backend never loads it.
 
-Workers are a pool of reusable Ray actors (deeparch.engine.ray_worker.Worker), each reserving one
-job's resources (ray_cpus_per_job, a fraction of a GPU with ray_gpus_per_job) and training one job
-at a time: measured here, a fresh actor trains its first step about 4 s after it is asked for
-(Python, torch and the dataset loaded), a warm one about 20 ms after (README, "Beyond one
-machine: Ray"). A queued job holds no worker: it is built once on a worker when submitted (so a
-ConfigError from its dry run comes back at once, as the same error), and built again from its
-seed on the worker that trains it when the manager starts it. A queued job that resumes a
+Workers are a pool of reusable Ray actors (deeparch.engine.ray_worker.Worker), each reserving
+ray_cpus_per_job cores (and a fraction of a GPU with ray_gpus_per_job) and training up to
+ray_jobs_per_worker jobs, which take turns on them (slice_s each, as on the thread backend): a
+class on few cores then trains away from the web server's interpreter, and an arriving student's
+job starts at once on a warm worker. Measured here, a fresh actor trains its first step about 4 s
+after it is asked for (Python, torch and the dataset loaded), a warm one about 20 ms after
+(README, "Beyond one machine: Ray"), so the pool keeps a spare warm.
+
+A queued job holds no worker: it is built once on a worker when submitted (so a ConfigError from
+its dry run comes back at once, as the same error), and built again from its seed on the worker
+that trains it when the manager starts it. A queued job that resumes a
 checkpoint keeps it on disk, not in Ray's object store, until it starts (RayJob.set_aside).
 
 On the server, a job is a RayJob (deeparch.engine.ray_job), the JobHandle pages use.
@@ -158,49 +162,86 @@ def disconnect() -> None:
 
 
 class WorkerPool:
-    """Reusable worker actors; the backend trains one job at a time on each."""
+    """Reusable worker actors, each training up to `jobs_per_worker` jobs (taking turns on its
+    cores when more than one, `slice_s` each: ray_worker.Worker)."""
 
-    def __init__(self, cpus_per_job: float, gpus_per_job: float, prestart: int = 0) -> None:
+    def __init__(
+        self,
+        cpus_per_job: float,
+        gpus_per_job: float,
+        prestart: int = 0,
+        jobs_per_worker: int = 1,
+        slice_s: float = 0.0,
+    ) -> None:
         self.cpus_per_job = float(cpus_per_job)
         self.gpus_per_job = float(gpus_per_job)
+        self.jobs_per_worker = max(1, int(jobs_per_worker))
+        self.slice_s = float(slice_s)
         options = {"num_cpus": self.cpus_per_job, "num_gpus": self.gpus_per_job}
         self._actor = (
             ray_module().remote(Worker).options(max_concurrency=WORKER_CONCURRENCY, **options)
         )
         self._lock = threading.Lock()
-        self._idle: list[Any] = []
-        self._busy: list[Any] = []
+        self._load: dict[Any, int] = {}  # worker -> jobs it trains now, in the order created
         self._where: dict[Any, Any] = {}  # worker -> ObjectRef of Worker.where()
         self._turn = 0
         self.closed = False
         for _ in range(prestart):
-            self._idle.append(self._new())
+            self._load[self._new()] = 0
+
+    @property
+    def shared(self) -> bool:
+        """Whether a worker trains several jobs at once (so one job's failure must not end it)."""
+        return self.jobs_per_worker > 1
 
     def _new(self) -> Any:
-        worker = self._actor.remote(int(self.cpus_per_job))  # answers once created (seconds)
+        # answers once created (seconds)
+        worker = self._actor.remote(int(self.cpus_per_job), self.jobs_per_worker, self.slice_s)
         self._where[worker] = worker.where.remote()
         return worker
 
     def acquire(self) -> Any:
-        """A worker to train a job on: an idle one, else a new one (Ray creates it when the
-        cluster has the resources)."""
+        """A worker to train a job on: of those with room for another job, the one with the
+        fewest (a started one before one still starting), else a new one (Ray creates it when
+        the cluster has the resources). Workers that take turns keep one spare: once none is
+        idle and the cluster has room for one more, another starts, so the next job spreads to
+        a warm worker instead of sharing a busy one's cores or waiting seconds for a new one."""
         with self._lock:
-            worker = self._idle.pop() if self._idle else self._new()
-            self._busy.append(worker)
-            return worker
+            room = [worker for worker, jobs in self._load.items() if jobs < self.jobs_per_worker]
+            started = [worker for worker in room if self._started(worker)]
+            worker = min(started or room, key=self._load.__getitem__) if room else self._new()
+            self._load[worker] = self._load.get(worker, 0) + 1
+            spare = self.shared and all(self._load.values())
+        if spare and len(self._load) < self.workers_that_fit():
+            with self._lock:
+                if all(self._load.values()) and not self.closed:
+                    self._load[self._new()] = 0
+        return worker
+
+    def _started(self, worker: Any) -> bool:
+        """Whether the worker's process is up (it answered where())."""
+        ready, _ = ray_module().wait([self._where[worker]], timeout=0)
+        return bool(ready)
+
+    def workers_that_fit(self) -> int:
+        """Workers the cluster can hold now: its CPUs (or GPUs) over one worker's share."""
+        resources = ray_module().cluster_resources()
+        fits = []
+        if self.cpus_per_job:
+            fits.append(resources.get("CPU", 0.0) / self.cpus_per_job)
+        if self.gpus_per_job:
+            fits.append(resources.get("GPU", 0.0) / self.gpus_per_job)
+        return max(1, int(min(fits))) if fits else 1
 
     def release(self, worker: Any) -> None:
         with self._lock:
-            if worker in self._busy:
-                self._busy.remove(worker)
-                self._idle.append(worker)
+            if self._load.get(worker, 0) > 0:
+                self._load[worker] -= 1
 
     def discard(self, worker: Any) -> None:
         """Forget a worker (it died, or is not to be trusted) and make sure it is gone."""
         with self._lock:
-            for group in (self._idle, self._busy):
-                if worker in group:
-                    group.remove(worker)
+            self._load.pop(worker, None)
             self._where.pop(worker, None)
         try:
             ray_module().kill(worker, no_restart=True)
@@ -208,16 +249,21 @@ class WorkerPool:
             logger.debug("killing a worker failed", exc_info=True)
 
     def any(self) -> Any:
-        """A worker for a short piece of work: an idle one, else the busy ones in turn, else a
-        new idle one."""
+        """A worker for a short piece of work (checking a job, a queued job's weights): an idle
+        one, else the busy ones in turn, else a new idle one; one whose process is up before
+        one still starting (a submit would wait seconds for it)."""
         with self._lock:
-            if self._idle:
-                return self._idle[-1]
-            if self._busy:
-                self._turn = (self._turn + 1) % len(self._busy)
-                return self._busy[self._turn]
+            workers = list(self._load)
+            started = [worker for worker in workers if self._started(worker)]
+            for group in (started, workers):
+                idle = [worker for worker in group if self._load[worker] == 0]
+                if idle:
+                    return idle[-1]
+                if group:
+                    self._turn = (self._turn + 1) % len(group)
+                    return group[self._turn]
             worker = self._new()
-            self._idle.append(worker)
+            self._load[worker] = 0
             return worker
 
     def where(self, worker: Any, timeout: float = CONTROL_WAIT_S) -> tuple[str, int]:
@@ -246,19 +292,20 @@ class WorkerPool:
     def jobs_held(self) -> int:
         """Jobs the pool's workers hold, all together (a released worker holds none)."""
         with self._lock:
-            workers = self._idle + self._busy
+            workers = list(self._load)
         calls = [worker.jobs_held.remote() for worker in workers]
         return sum(ray_module().get(calls, timeout=CONTROL_WAIT_S))
 
     def size(self) -> tuple[int, int]:
         """(idle, busy) workers."""
         with self._lock:
-            return len(self._idle), len(self._busy)
+            idle = sum(1 for jobs in self._load.values() if jobs == 0)
+            return idle, len(self._load) - idle
 
     def close(self) -> None:
         with self._lock:
             self.closed = True
-            workers = self._idle + self._busy
+            workers = list(self._load)
         for worker in workers:
             self.discard(worker)
 
@@ -278,12 +325,15 @@ class RayBackend:
         gpus_per_job: float = 0.0,
         address: str = "",
         prestart: int = 1,
+        jobs_per_worker: int = 1,
+        slice_s: float = 0.0,
     ) -> None:
         """`local` loads finished checkpoints (a ThreadBackend): they train nothing, so they hold
-        no worker; `prestart` workers are created at once so the first job finds one warm."""
+        no worker; `prestart` workers are created at once so the first job finds one warm; each
+        worker trains up to `jobs_per_worker` jobs, taking turns of `slice_s` seconds."""
         self.local = local
         self._started_ray = connect(address)
-        self.pool = WorkerPool(cpus_per_job, gpus_per_job, prestart)
+        self.pool = WorkerPool(cpus_per_job, gpus_per_job, prestart, jobs_per_worker, slice_s)
         room = self.pool.room()
         if room:  # lab machines may still join; until one that fits does, jobs wait
             logger.warning("no Ray node can train a job yet: %s", room)
@@ -338,14 +388,9 @@ class RayBackend:
         return self.local.load(job_id, path, owner)
 
     def capacity(self) -> int:
-        """Jobs the cluster can train at once now: its CPUs (or GPUs) over one job's share."""
-        resources = ray_module().cluster_resources()
-        fits = []
-        if self.pool.cpus_per_job:
-            fits.append(resources.get("CPU", 0.0) / self.pool.cpus_per_job)
-        if self.pool.gpus_per_job:
-            fits.append(resources.get("GPU", 0.0) / self.pool.gpus_per_job)
-        return max(1, int(min(fits))) if fits else 1
+        """Jobs the cluster can train at once now: the workers it can hold, times the jobs a
+        worker trains."""
+        return self.pool.workers_that_fit() * self.pool.jobs_per_worker
 
     def shutdown(self) -> None:
         """Stop every worker (their jobs end) and Ray itself if this backend started it."""

@@ -77,6 +77,7 @@ class Pool(Protocol):
     """What a job asks of the backend's workers (deeparch.engine.ray_backend.WorkerPool)."""
 
     closed: bool
+    shared: bool  # a worker trains several jobs: one job's failure must not end it
 
     def acquire(self) -> Any: ...
 
@@ -275,7 +276,8 @@ class RayJob(StateView):
 
     def _failed(self, error: Exception) -> None:
         step = self._step
-        self._worker_lost = True
+        # A worker that failed unexpectedly is not reused, unless other jobs train on it.
+        self._worker_lost = is_worker_lost(error) or not self._pool.shared
         if not is_worker_lost(error):
             logger.warning("job %s failed on the Ray backend", self.id, exc_info=True)
             message = f"{type(error).__name__} at step {step}: {first_line(error)}"

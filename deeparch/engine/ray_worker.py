@@ -1,9 +1,12 @@
-"""The Ray backend's worker: a process that trains the jobs a RayBackend hands it, one at a time.
+"""The Ray backend's worker: a process that trains the jobs a RayBackend hands it.
 
 Worker is a plain class; deeparch.engine.ray_backend makes it a threaded Ray actor, so that reads
 and controls are answered while a job trains. Each job it trains is a WorkerJob: the thread
 backend's ThreadJob (prepare, the Trainer and its callbacks, JobControl, checkpointing), whose
-training thread runs here, in the worker's process. Nothing in this module imports ray.
+training thread runs here, in the worker's process. A worker trains one job at a time, or, with
+`jobs_at_once` above one, that many taking turns on its cores as the thread backend's jobs do
+(deeparch.engine.threads: TimeSlices, ThreadBudget), away from the web server's interpreter.
+Nothing in this module imports ray.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from deeparch.engine.job import ThreadJob
 from deeparch.engine.mirror import changes_since
 from deeparch.engine.prepare import prepare
 from deeparch.engine.state import JobState
-from deeparch.engine.threads import run_in_fresh_thread
+from deeparch.engine.threads import BudgetedGate, ThreadBudget, TimeSlices, run_in_fresh_thread
 from deeparch.errors import DeeparchError
 
 # (tensors, description) of a checkpoint to continue from, as deeparch.checkpoint reads them.
@@ -95,13 +98,22 @@ def build_job(job_id: str, config: TrainConfig, start: Start | None) -> WorkerJo
 
 class Worker:
     """One worker process's jobs by id. A DeeparchError is returned, not raised, so that it
-    reaches the server as itself rather than wrapped in Ray's RayTaskError."""
+    reaches the server as itself rather than wrapped in Ray's RayTaskError.
 
-    def __init__(self, threads: int) -> None:
+    With `jobs_at_once` above one, its jobs take turns: one computes at a time, with all of the
+    worker's threads, for `slice_s` seconds (a first turn shorter and ahead of the others, so a
+    newly started job shows its first loss point at once).
+    """
+
+    def __init__(self, threads: int, jobs_at_once: int = 1, slice_s: float = 0.0) -> None:
         # Ray reserves num_cpus for this actor; torch uses as many threads, at least one.
-        torch.set_num_threads(max(1, threads))
+        threads = max(1, threads)
+        torch.set_num_threads(threads)
         self._jobs: dict[str, WorkerJob] = {}
         self._lock = threading.Lock()
+        self.jobs_at_once = max(1, int(jobs_at_once))
+        self._slices = TimeSlices(1, slice_s) if self.jobs_at_once > 1 else None
+        self._budget = ThreadBudget(threads)
 
     def where(self) -> tuple[str, int]:
         """(host name, process id): which machine and process train here."""
@@ -146,10 +158,30 @@ class Worker:
             return error
         for hook in hooks:
             hook(job)
+        if self._slices is not None:
+            control = job.control
+            job.gate = BudgetedGate(
+                job.gate, job_id, self._slices, self._budget, lambda: control.stop_requested
+            )
+            job.scheduler = self  # its turn is given back when it ends (job_ended)
         with self._lock:
             self._jobs[job_id] = job
         job.start()
         return job.status()
+
+    # The jobs' scheduler on the worker (deeparch.engine.job.Scheduler); the server's manager
+    # queues them.
+
+    def queue_position(self, job: WorkerJob) -> int:
+        """0: a job on a worker has left the manager's queue (a wait for a turn is no queue)."""
+        return 0
+
+    def job_ended(self, job: WorkerJob) -> None:
+        """Called by a job of this worker as it ends, however it ends: its turn goes to the next
+        (the manager does the same for the thread backend's jobs)."""
+        if self._slices is not None:
+            self._slices.release(job.id)
+        self._budget.leave(job.id)
 
     def watch(self, job_id: str, version: int, timeout: float) -> Status:
         return self._job(job_id).wait_for_change(version, timeout)

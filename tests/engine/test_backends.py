@@ -1,10 +1,13 @@
 """The engine's behaviour on every backend: threads of this process, and Ray workers.
 
 Each test runs once per backend (BACKENDS). The Ray backend runs on one local Ray for the module
-(2 CPUs, 127.0.0.1 only, token authentication with this run's own token), with a pool of workers
-of half a CPU each, reused from test to test as a server reuses them.
+(4 logical CPUs, 127.0.0.1 only, token authentication with this run's own token), with a pool of
+workers of half a CPU each, reused from test to test as a server reuses them; "ray-turns" is a
+second pool on the same Ray whose workers train up to four jobs each, taking turns
+(ray_jobs_per_worker).
 """
 
+import collections
 import dataclasses
 import gc
 import math
@@ -14,6 +17,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import weakref
 
 import pytest
@@ -36,7 +40,9 @@ from tests.engine.jobs import SMALL, held, instrument, patch_train_step
 from tests.lessons.test_lesson_stages import OWN, STAGED, TAKEN
 
 WAIT_S = 120  # generous: the machine may be busy; nothing asserts on time
-BACKENDS = ("threads", "ray")
+BACKENDS = ("threads", "ray", "ray-turns")
+JOBS_PER_WORKER = 4
+RAY_CPUS = 4  # logical: what the pools' workers reserve between them, not cores
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +53,7 @@ def local_ray():
             patch.setenv(name, value)
         # Token authentication stays on, with a token of this run's (none is written to ~/.ray).
         patch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(16))
-        started = ray_backend.connect(num_cpus=2, log_to_driver=False)
+        started = ray_backend.connect(num_cpus=RAY_CPUS, log_to_driver=False)
         backend = ray_backend.RayBackend(local=ThreadBackend(), cpus_per_job=0.5)
         yield backend
         backend.shutdown()
@@ -55,10 +61,22 @@ def local_ray():
             ray_backend.disconnect()
 
 
+@pytest.fixture(scope="module")
+def ray_turns(local_ray):
+    """A second pool on the same Ray: workers of a quarter CPU, four jobs each taking turns."""
+    backend = ray_backend.RayBackend(
+        local=ThreadBackend(), cpus_per_job=0.25, jobs_per_worker=JOBS_PER_WORKER, slice_s=0.02
+    )
+    yield backend
+    backend.shutdown()  # its workers only: Ray is local_ray's
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request):
     if request.param == "ray":
         return request.getfixturevalue("local_ray")
+    if request.param == "ray-turns":
+        return request.getfixturevalue("ray_turns")
     return ThreadBackend()
 
 
@@ -84,11 +102,15 @@ def test_make_backend_follows_the_settings_and_threads_never_load_ray(local_ray)
     run = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "False"
-    settings = ClassSettings(backend="ray", ray_cpus_per_job=0.5, ray_gpus_per_job=0.0)
+    settings = ClassSettings(
+        backend="ray", ray_cpus_per_job=0.5, ray_gpus_per_job=0.0, ray_jobs_per_worker=3
+    )
     made = make_backend(settings)
     try:
         assert isinstance(made, ray_backend.RayBackend)
         assert (made.pool.cpus_per_job, made.pool.gpus_per_job) == (0.5, 0.0)
+        assert (made.pool.jobs_per_worker, made.pool.slice_s) == (3, settings.slice_s)
+        assert made.capacity() == int(RAY_CPUS / 0.5) * 3
         assert made.pool.size() == (1, 0)  # one worker started ahead of the first job
     finally:
         made.shutdown()  # its workers only: Ray was already running
@@ -176,7 +198,7 @@ def test_a_job_no_node_has_room_for_is_refused_saying_why(local_ray, monkeypatch
             manager.submit(SMALL)
         assert str(raised.value).endswith(
             "each job asks for 1 CPU and 0.5 GPU (ray_cpus_per_job, ray_gpus_per_job); the "
-            "cluster's largest node has 2 CPU and 0 GPU"
+            f"cluster's largest node has {RAY_CPUS} CPU and 0 GPU"
         )
         assert manager.jobs() == []
     finally:
@@ -437,20 +459,26 @@ def test_a_finite_loss_that_explodes_ends_the_job_as_diverged_within_one_step(ba
     )
 
 
-def test_a_failing_job_leaves_its_neighbour_running(backend):
-    manager = JobManager(max_running=2, heartbeat_timeout=0, backend=backend)
+def explode(job):
+    raise RuntimeError("boom in the forward pass")
+
+
+def fail_one_of_two(manager):
+    """A healthy job and one that raises in its third step, started together: (failing,
+    healthy) once both ended, checked."""
     healthy = held(manager, SMALL)
     failing = manager.submit(SMALL)
-
-    def explode(job):
-        raise RuntimeError("boom in the forward pass")
-
     instrument(failing, 3, explode)
     manager.set_max_running(2)
     assert failing.wait(WAIT_S) and healthy.wait(WAIT_S)
     assert failing.state == "failed"
     assert failing.reason == "RuntimeError at step 2: boom in the forward pass"
     assert healthy.state == "finished" and healthy.snapshot()["step"] == 40
+    return failing, healthy
+
+
+def test_a_failing_job_leaves_its_neighbour_running(backend):
+    fail_one_of_two(JobManager(max_running=2, heartbeat_timeout=0, backend=backend))
 
 
 def test_out_of_memory_fails_the_job_with_advice(backend):
@@ -492,6 +520,82 @@ def test_a_killed_worker_fails_its_job_with_a_message_and_the_app_goes_on(local_
     again = manager.submit(SMALL)  # the app goes on: the pool replaced the dead worker
     assert again.wait(WAIT_S) and again.state == "finished", again.reason
     assert again.worker_process()[1] != pid
+
+
+@pytest.fixture
+def one_worker_with_turns(local_ray):
+    """A pool of its own, one warm worker of a quarter CPU training up to four jobs in turns."""
+    backend = ray_backend.RayBackend(
+        local=ThreadBackend(), cpus_per_job=0.25, jobs_per_worker=JOBS_PER_WORKER, slice_s=0.02
+    )
+    yield backend
+    backend.shutdown()
+
+
+def computing_on_its_worker(job):
+    """(jobs computing now, jobs waiting for a turn, turns) on the worker training `job`."""
+    slices = job.gate.slices
+    return len(slices.computing()), slices.waiting(), slices.turns
+
+
+def until(condition, what):
+    deadline = time.monotonic() + WAIT_S
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert condition(), what
+
+
+def all_started(pool):
+    """Wait until every worker of the pool has its process up; how many there are."""
+    workers = list(pool._load)
+    for worker in workers:
+        pool.where(worker)
+    return len(workers)
+
+
+def test_workers_with_turns_spread_the_jobs_keep_a_spare_and_train_one_job_at_a_time(
+    one_worker_with_turns,
+):
+    backend, pool = one_worker_with_turns, one_worker_with_turns.pool
+    assert backend.capacity() == int(RAY_CPUS / 0.25) * JOBS_PER_WORKER  # workers that fit x 4
+    manager = JobManager(max_running=10, heartbeat_timeout=0, backend=backend)
+    # 25,000 steps of a wider MLP each: stopped long before they end
+    long = dataclasses.replace(
+        SMALL, epochs=200, max_steps=0, arch_config={"hidden_sizes": (256, 256)}
+    )
+    first = manager.submit(long)
+    until(lambda: pool.size() == (1, 1), "the busy worker and a spare")
+    assert all_started(pool) == 2
+    second = manager.submit(long)  # goes to the warm spare, not to share the busy worker
+    assert second.worker_process() != first.worker_process()
+    jobs = [first, second] + [manager.submit(long) for _ in range(2 * JOBS_PER_WORKER - 2)]
+    until(lambda: min(job.snapshot()["step"] for job in jobs) >= 1, "every job trains, in turns")
+    processes = collections.Counter(job.worker_process() for job in jobs)
+    assert max(processes.values()) <= JOBS_PER_WORKER  # never more jobs on a worker than it takes
+    idle, busy = pool.size()
+    assert busy == len(processes) and idle <= 1  # at most one spare kept warm
+    for job in (first, second):
+        computing, waiting, turns = job.call_in_worker(computing_on_its_worker)
+        assert turns == 1 and computing <= 1 and computing + waiting <= JOBS_PER_WORKER
+    for job in jobs:
+        job.stop("enough")
+    for job in jobs:
+        assert job.wait(WAIT_S) and job.state == "stopped", job.reason
+    assert pool.size() == (idle + busy, 0) and pool.jobs_held() == 0
+
+
+def test_a_job_failing_on_a_shared_worker_leaves_the_worker_to_the_others(
+    one_worker_with_turns, monkeypatch
+):
+    backend = one_worker_with_turns
+    monkeypatch.setattr(backend.pool, "workers_that_fit", lambda: 1)  # one worker, no spare
+    manager = JobManager(max_running=2, heartbeat_timeout=0, backend=backend)
+    failing, healthy = fail_one_of_two(manager)
+    assert failing.worker_process() == healthy.worker_process()  # one worker, taking turns
+    assert backend.pool.size() == (1, 0)  # kept: the failure was the job's, not the worker's
+    again = manager.submit(SMALL)
+    assert again.wait(WAIT_S) and again.state == "finished", again.reason
+    assert again.worker_process() == healthy.worker_process()
 
 
 def test_a_sessions_ray_jobs_are_released_when_it_ends_and_their_workers_hold_nothing(
