@@ -60,7 +60,9 @@ LOCAL_RAY_ENVIRONMENT = {
     # on it (Ray's security page). Ray then keeps a generated token in ~/.ray/auth_token.
     "RAY_AUTH_MODE": "token",
 }
-WORKER_CONCURRENCY = 32  # calls one worker answers at once (watch, controls, reads, a describe)
+# Calls one worker answers at once besides its jobs' watch calls (each job's follower keeps one
+# waiting for up to WATCH_S): controls, reads, a describe.
+WORKER_CONCURRENCY = 32
 # How long a submit waits for a worker to check its job: a fresh one takes seconds (a few here);
 # longer means the cluster has no room for one (every page would hang on it otherwise).
 DESCRIBE_WAIT_S = 120.0
@@ -177,10 +179,12 @@ class WorkerPool:
         self.gpus_per_job = float(gpus_per_job)
         self.jobs_per_worker = max(1, int(jobs_per_worker))
         self.slice_s = float(slice_s)
-        options = {"num_cpus": self.cpus_per_job, "num_gpus": self.gpus_per_job}
-        self._actor = (
-            ray_module().remote(Worker).options(max_concurrency=WORKER_CONCURRENCY, **options)
-        )
+        options = {
+            "num_cpus": self.cpus_per_job,
+            "num_gpus": self.gpus_per_job,
+            "max_concurrency": WORKER_CONCURRENCY + self.jobs_per_worker,
+        }
+        self._actor = ray_module().remote(Worker).options(**options)
         self._lock = threading.Lock()
         self._load: dict[Any, int] = {}  # worker -> jobs it trains now, in the order created
         self._where: dict[Any, Any] = {}  # worker -> ObjectRef of Worker.where()

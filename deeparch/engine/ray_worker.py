@@ -27,7 +27,13 @@ from deeparch.engine.job import ThreadJob
 from deeparch.engine.mirror import changes_since
 from deeparch.engine.prepare import prepare
 from deeparch.engine.state import JobState
-from deeparch.engine.threads import BudgetedGate, ThreadBudget, TimeSlices, run_in_fresh_thread
+from deeparch.engine.threads import (
+    BudgetedGate,
+    ThreadBudget,
+    TimeSlices,
+    give_freed_memory_back,
+    run_in_fresh_thread,
+)
 from deeparch.errors import DeeparchError
 
 # (tensors, description) of a checkpoint to continue from, as deeparch.checkpoint reads them.
@@ -237,4 +243,8 @@ class Worker:
         }
         with self._lock:
             del self._jobs[job_id]
+        del job
+        # As the server does when a run ends: freed pages back to the system, or a worker that
+        # trains a class's runs all hour only grows (measured: 1.3 to 2.3 GB in 410 runs).
+        give_freed_memory_back()
         return ended
