@@ -99,15 +99,24 @@ def resident_memory_bytes() -> int:
 
 
 def server_usage(manager: JobManager) -> dict[str, Any]:
-    """Memory and cores: what the server holds and how its cores are shared now."""
+    """Memory and cores: what the server holds and how its cores are shared now; on Ray, its
+    workers instead of the server's turns (the jobs take their turns there)."""
     load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
-    return {
+    usage: dict[str, Any] = {
         "resident memory (MB)": round(resident_memory_bytes() / 1e6),
         "jobs in memory": manager.jobs_held(),
         "jobs training (holding a slot)": manager.running_count(),
-        "jobs computing now (holding a turn)": len(manager.slices.computing()),
-        "torch threads of computing jobs": manager.budget.total(),
-        "cores for training": manager.budget.cores,
-        "CPU cores": os.cpu_count() or 0,
-        "load average (1 min)": round(load[0], 2),
     }
+    pool = getattr(manager.backend, "pool", None)
+    if pool is None:
+        usage["jobs computing now (holding a turn)"] = len(manager.slices.computing())
+        usage["torch threads of computing jobs"] = manager.budget.total()
+        usage["cores for training"] = manager.budget.cores
+    else:
+        idle, busy = pool.size()
+        usage["Ray workers training / idle"] = f"{busy} / {idle}"
+        usage["jobs a Ray worker trains, in turns"] = pool.jobs_per_worker
+        usage["CPU cores a Ray worker reserves"] = pool.cpus_per_job
+    usage["CPU cores"] = os.cpu_count() or 0
+    usage["load average (1 min)"] = round(load[0], 2)
+    return usage

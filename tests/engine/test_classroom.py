@@ -84,6 +84,33 @@ def test_the_teachers_job_table_has_one_type_per_column():
 # ---- fair scheduling -----------------------------------------------------------------------------
 
 
+def test_the_servers_usage_counts_its_jobs_and_turns_or_its_ray_workers():
+    manager = JobManager(max_running=2, heartbeat_timeout=0, cores=1, slice_s=0.5)
+    jobs = [manager.submit(LONG, owner=owner) for owner in (ALICE, BOB, CAROL)]
+    try:
+        usage = classroom.server_usage(manager)
+        assert usage["jobs in memory"] == 3 and usage["jobs training (holding a slot)"] == 2
+        assert usage["jobs computing now (holding a turn)"] <= 1  # one core: one turn
+        assert usage["torch threads of computing jobs"] <= 1 and usage["cores for training"] == 1
+    finally:
+        for job in jobs:
+            job.stop("enough")
+            job.wait(60)
+
+    class RayLikePool:  # what the Ray backend's WorkerPool tells (ray_backend.WorkerPool)
+        jobs_per_worker, cpus_per_job = 16, 1.0
+
+        def size(self):
+            return 1, 2  # (idle, busy)
+
+    manager.backend = type("RayLike", (), {"pool": RayLikePool()})()
+    usage = classroom.server_usage(manager)
+    assert usage["Ray workers training / idle"] == "2 / 1"
+    assert usage["jobs a Ray worker trains, in turns"] == 16
+    assert usage["CPU cores a Ray worker reserves"] == 1.0
+    assert "jobs computing now (holding a turn)" not in usage  # the server holds no turns then
+
+
 def test_a_student_has_at_most_one_job_training_and_the_rest_wait_behind_their_own():
     manager = held_manager(jobs_per_student=1, queue_per_student=2)
     jobs = [manager.submit(SMALL, owner=ALICE) for _ in range(3)]
