@@ -202,6 +202,7 @@ class WorkerPool:
         # answers once created (seconds)
         worker = self._actor.remote(int(self.cpus_per_job), self.jobs_per_worker, self.slice_s)
         self._where[worker] = worker.where.remote()
+        worker.warm.remote()  # the data and torch's first optimizer, before a job asks
         return worker
 
     def acquire(self) -> Any:

@@ -125,6 +125,14 @@ class Worker:
         """(host name, process id): which machine and process train here."""
         return socket.gethostname(), os.getpid()
 
+    def warm(self) -> str:
+        """Build the default run once and keep nothing of it but what later jobs reuse (the
+        parsed dataset, torch.optim's first import of torch._dynamo: deeparch.warmup), so that
+        a student's first Start on a new worker does not wait for them; its architecture."""
+        config = TrainConfig()
+        run_in_fresh_thread(prepare, config, False, name="deeparch-warm")
+        return config.arch
+
     def jobs_held(self) -> int:
         """Jobs this worker holds: the one it trains, or one whose end has not reached the
         server yet (final() forgets it)."""

@@ -189,6 +189,13 @@ def test_a_config_error_while_preparing_reaches_the_caller_as_itself(backend, co
     assert manager.jobs() == []  # nothing was queued
 
 
+def test_a_new_worker_warms_up_on_the_default_run_and_keeps_no_job_of_it(local_ray):
+    worker = local_ray.pool.any()
+    ray = ray_backend.ray_module()
+    assert ray.get(worker.warm.remote(), timeout=WAIT_S) == TrainConfig().arch
+    assert ray.get(worker.jobs_held.remote(), timeout=WAIT_S) == 0
+
+
 def test_a_job_no_node_has_room_for_is_refused_saying_why(local_ray, monkeypatch):
     monkeypatch.setattr(ray_backend, "DESCRIBE_WAIT_S", 3.0)
     greedy = ray_backend.RayBackend(local=ThreadBackend(), gpus_per_job=0.5, prestart=0)
